@@ -1,0 +1,75 @@
+# lossbench: thin wrappers over `python -m benchmark`. Every target installs what it needs
+# into .venv from requirements.lock (exact versions + sha256 hashes; torch and torchvision
+# pinned as one matching pair) the first time it runs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.lock-installed
+
+RECIPE ?= s3net
+PROFILE ?= auto
+SEED ?= 0
+DATA ?=
+RESULTS ?= results
+RECIPES ?=
+SEEDS ?=
+EXECUTOR ?= local
+JOBS ?= 1
+BASELINE ?= l1
+
+DATA_ARG := $(if $(DATA),--data $(DATA),)
+
+.PHONY: venv test test-fast bench sweep compare plots report data list weights lint bench-losses bench-train clean
+
+venv: $(STAMP)
+
+# --require-hashes also keeps pip from taking a locally cached torch build of another
+# flavour (e.g. a +cpu wheel) in place of the pinned PyPI one.
+$(STAMP): requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements.lock
+	$(PY) -c "import torch, torchvision; print('torch', torch.__version__, '| torchvision', torchvision.__version__)"
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+bench: $(STAMP)
+	$(PY) -m benchmark run $(RECIPE) --profile $(PROFILE) --seed $(SEED) --results $(RESULTS) $(DATA_ARG)
+
+sweep: $(STAMP)
+	$(PY) -m benchmark sweep $(RECIPES) $(if $(SEEDS),--seeds $(SEEDS),) --profile $(PROFILE) --executor $(EXECUTOR) --jobs $(JOBS) --results $(RESULTS) $(DATA_ARG)
+
+compare: $(STAMP)
+	$(PY) -m benchmark compare --results $(RESULTS) --baseline $(BASELINE)
+
+plots: $(STAMP)
+	$(PY) -m benchmark plots --results $(RESULTS) --baseline $(BASELINE)
+
+report: $(STAMP)
+	$(PY) -m benchmark report --results $(RESULTS) --baseline $(BASELINE)
+
+data: $(STAMP)
+	$(PY) -m benchmark data synth
+
+list: $(STAMP)
+	$(PY) -m benchmark list
+
+weights: $(STAMP)
+	$(PY) -m benchmark weights
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check benchmark tests benchmarks
+
+bench-losses: $(STAMP)
+	$(PY) benchmarks/bench_losses.py
+
+bench-train: $(STAMP)
+	$(PY) benchmarks/bench_train.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

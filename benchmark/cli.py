@@ -1,0 +1,133 @@
+"""Command line: ``python -m benchmark <command> ...``.
+
+Parsing and dispatch only. Each sub-command is handled by a ``command_*`` function in the
+module that owns the work (imported lazily so ``list`` does not pay for torch start-up of
+modules it does not use). Handlers return an exit code; a :class:`UserError` anywhere
+becomes a one-paragraph message on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from benchmark.errors import UserError
+
+PROFILES = ("smoke", "quick", "paper", "auto")
+
+# sub-command -> (module, handler function)
+HANDLERS: dict[str, tuple[str, str]] = {
+    "run": ("benchmark.train", "command_run"),
+    "sweep": ("benchmark.sweep", "command_sweep"),
+    "compare": ("benchmark.results", "command_compare"),
+    "plots": ("benchmark.report", "command_plots"),
+    "report": ("benchmark.report", "command_report"),
+    "data": ("benchmark.synth", "command_data"),
+    "list": ("benchmark.recipes", "command_list"),
+    "weights": ("benchmark.weights", "command_weights"),
+}
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return value
+
+
+def _pos_int(text: str) -> int:
+    value = _nonneg_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("expected a number >= 1, got 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmark",
+        description="lossbench: train one fixed UNet per loss recipe and compare PSNR/SSIM/LPIPS.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("run", help="train and evaluate one recipe with one seed")
+    p.add_argument("recipe", help="a recipe name from recipes/ or a path to a YAML file")
+    p.add_argument("--profile", choices=PROFILES, default="auto")
+    p.add_argument("--seed", type=_nonneg_int, default=0)
+    p.add_argument("--data", default=None, help="LOL-style dataset folder (default: synthetic)")
+    p.add_argument("--results", default="results", help="results folder (default: results)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default=None)
+    p.add_argument("--force", action="store_true", help="redo a run that already finished")
+    p.add_argument(
+        "--check-repro",
+        action="store_true",
+        help="rerun a finished run in a scratch folder and report whether it reproduced",
+    )
+    p.add_argument(
+        "--deterministic",
+        choices=("on", "off"),
+        default=None,
+        help="override the profile's CUDA determinism setting (recorded in the run)",
+    )
+    p.add_argument("--compile", action="store_true", help="opt-in torch.compile of the UNet")
+
+    p = sub.add_parser("sweep", help="run recipes x seeds locally or on Slurm")
+    p.add_argument("recipes", nargs="*", help="recipe names (default: every recipe)")
+    p.add_argument("--seeds", nargs="+", type=_nonneg_int, default=None)
+    p.add_argument("--profile", choices=PROFILES, default="auto")
+    p.add_argument("--data", default=None)
+    p.add_argument("--results", default="results")
+    p.add_argument("--executor", choices=("local", "slurm"), default="local")
+    p.add_argument("--jobs", type=_pos_int, default=1)
+    p.add_argument("--force", action="store_true")
+    p.add_argument("--status", action="store_true", help="show the state of a sweep in flight")
+    p.add_argument("--config", default=None, help="sweep.yaml with executor settings")
+    p.add_argument("--partition", default=None)
+    p.add_argument("--gpus-per-job", type=_nonneg_int, default=None)
+    p.add_argument("--cpus-per-job", type=_pos_int, default=None)
+    p.add_argument("--mem-gb", type=_pos_int, default=None)
+    p.add_argument("--time-min", type=_pos_int, default=None)
+    p.add_argument("--account", default=None)
+    p.add_argument("--array-parallelism", type=_pos_int, default=None)
+
+    for name, text in (
+        ("compare", "summary table with confidence intervals and paired tests"),
+        ("plots", "regenerate every figure from the run folders"),
+        ("report", "write results/report.md"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--results", default="results")
+        p.add_argument("--baseline", default="l1")
+
+    p = sub.add_parser("data", help="dataset tools")
+    data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    s = data_sub.add_parser("synth", help="generate the embedded default dataset")
+    s.add_argument("--out", default=None, help="output folder (default: datasets/synth)")
+    s.add_argument("--force", action="store_true", help="regenerate even if it exists")
+
+    sub.add_parser("list", help="list recipes and losses")
+    p = sub.add_parser("weights", help="pre-fetch the pretrained backbones (needs a network)")
+    p.add_argument("--check", action="store_true", help="only check the cache, download nothing")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    module_name, func_name = HANDLERS[args.command]
+    try:
+        handler = getattr(importlib.import_module(module_name), func_name)
+        return int(handler(args) or 0)
+    except UserError as exc:
+        print(f"lossbench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lossbench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
