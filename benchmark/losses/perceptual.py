@@ -1,9 +1,194 @@
-"""PLACEHOLDER: being written (scaffold only, replaced by the real implementation)."""
+"""VGG19 perceptual loss: the variants of source documents 000, 002 and 004 as presets."""
 
-from benchmark.losses.base import Loss
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from benchmark import weights
+from benchmark.errors import did_you_mean
+from benchmark.losses.base import Loss, check_pair
+
+#: ImageNet statistics of torchvision's VGG19 (EDSR's MeanShift with rgb_range 1)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+#: indices of ``vgg19().features`` by layer name (0 conv1_1, 1 relu1_1, 4 pool1, ...)
+VGG19_DEPTH = 37
+
+
+@dataclass(frozen=True)
+class Preset:
+    layers: tuple[int, ...]
+    layer_weights: tuple[float, ...]
+    criterion: str
+    normalize: bool
+
+
+_FIVE = (1, 6, 11, 20, 29)  # relu1_1, relu2_1, relu3_1, relu4_1, relu5_1
+_FIVE_W = (1.0 / 32, 1.0 / 16, 1.0 / 8, 1.0 / 4, 1.0)
+
+PRESETS: dict[str, Preset] = {
+    "lol5": Preset(_FIVE, _FIVE_W, "l1", False),
+    "lol5_l2": Preset(_FIVE, _FIVE_W, "l2", False),
+    "drn": Preset(_FIVE[:3], _FIVE_W[:3], "l1", False),
+    "edsr22": Preset((7,), (1.0,), "l2", True),  # conv2_2, before its ReLU
+    "edsr54": Preset((34,), (1.0,), "l2", True),  # conv5_4, before its ReLU
+    "srgan": Preset((15,), (1.0,), "l2", False),  # features[:16] ends at relu3_3
+}
+CRITERIA = ("l1", "l2")
 
 
 class PerceptualLoss(Loss):
-    def __init__(self) -> None:
+    r"""Weighted distance between VGG19 feature maps of ``pred`` and ``target``.
+
+    .. math:: L = \sum_i w_i \, \mathrm{mean}\,\rho(\phi_{k_i}(N(x)) - \phi_{k_i}(N(y)))
+
+    where :math:`\phi_k` is the output of module ``k`` of torchvision's ``vgg19().features``
+    (ImageNet weights, :func:`benchmark.weights.vgg19_features`), :math:`\rho` is ``|.|`` (``l1``)
+    or ``(.)^2`` (``l2``) and :math:`N` is either the identity or the ImageNet shift
+    ``(x - mean) / std``. Presets (``layers`` = feature indices compared after):
+
+    - ``lol5`` (default; doc 000, first VGG19 class): slices ending at relu1_1, relu2_1, relu3_1,
+      relu4_1, relu5_1 (``layers=(1, 6, 11, 20, 29)``), weights 1/32, 1/16, 1/8, 1/4, 1, L1, no
+      normalisation. The default because it is the catalogue's main perceptual loss and its
+      ``criterion='l1'`` default.
+    - ``lol5_l2``: the same with ``criterion='l2'`` (MSE), the other option of that code.
+    - ``drn`` (doc 002, S3Net using DRN / DeepRelight's ``networks.py``): only the first three
+      slices (its ``forward`` returns three maps, so only weights 1/32, 1/16, 1/8 are used), L1.
+    - ``edsr22`` / ``edsr54`` (doc 000, second class, EDSR's ``loss/vgg.py``): ``features[:8]``
+      / ``features[:35]``, i.e. conv2_2 / conv5_4 *before* their ReLU (``layers=(7,)`` /
+      ``(34,)``), ImageNet MeanShift with rgb_range 1, MSE.
+    - ``srgan`` (doc 004, ContentLoss): ``features[:16]`` (ends at relu3_3, ``layers=(15,)``),
+      MSE, no normalisation.
+
+    ``layers``, ``layer_weights``, ``criterion`` and ``normalize`` override the preset. Given
+    ``layers`` without ``layer_weights``, every layer weighs 1.
+
+    Deliberate differences from the sources (same numbers, less work): the trunk runs once per
+    input up to the deepest layer needed, the target side runs under ``torch.no_grad()`` (the
+    sources detach it or build no graph for it), the trunk's ReLUs run out of place (stored
+    pre-ReLU maps cannot be overwritten), and one VGG19 is shared by every instance on a device
+    and is not a sub-module (not in ``state_dict()``, not moved by ``.to()``; fetched for the
+    input's device). The EDSR source's ``self.vgg.requires_grad = False`` sets a plain attribute
+    and leaves the VGG parameters trainable there; here they are frozen (no effect on the value or
+    on the gradient with respect to ``pred``).
+    """
+
+    source = "000, 002, 004"
+    paper = (
+        "Johnson et al., ECCV 2016 (perceptual losses); Ledig et al., CVPR 2017 (SRGAN); "
+        "Lim et al., CVPRW 2017 (EDSR); Wang et al., CVPRW 2020 (DRN); "
+        "Yang et al., CVPRW 2021 (S3Net)"
+    )
+    backbones: tuple[str, ...] = ("vgg19",)
+
+    def __init__(
+        self,
+        preset: str = "lol5",
+        layers: Sequence[int] | None = None,
+        layer_weights: Sequence[float] | None = None,
+        criterion: str | None = None,
+        normalize: bool | None = None,
+    ) -> None:
         super().__init__()
-        raise NotImplementedError("PerceptualLoss is not written yet")
+        if preset not in PRESETS:
+            raise ValueError(
+                f"perceptual: unknown preset '{preset}'{did_you_mean(str(preset), PRESETS)}"
+                f" (presets: {', '.join(PRESETS)})"
+            )
+        base = PRESETS[preset]
+        self.preset = preset
+        self.layers = _check_layers(layers) if layers is not None else base.layers
+        if layer_weights is None:
+            layer_weights = base.layer_weights if layers is None else (1.0,) * len(self.layers)
+        self.layer_weights = _check_weights(layer_weights, len(self.layers))
+        self.criterion = base.criterion if criterion is None else criterion
+        if self.criterion not in CRITERIA:
+            raise ValueError(
+                f"perceptual: criterion must be one of {', '.join(CRITERIA)}, got "
+                f"{self.criterion!r}{did_you_mean(str(self.criterion), CRITERIA)}"
+            )
+        self.normalize = base.normalize if normalize is None else normalize
+        if not isinstance(self.normalize, bool):
+            raise ValueError(f"perceptual: normalize must be true or false, got {normalize!r}")
+        # MeanShift as EDSR builds it: weight 1/std, bias -mean/std (rgb_range 1)
+        std = torch.tensor(IMAGENET_STD)
+        self.register_buffer("_scale", (1.0 / std).view(1, 3, 1, 1), persistent=False)
+        mean = torch.tensor(IMAGENET_MEAN)
+        self.register_buffer("_shift", (-mean / std).view(1, 3, 1, 1), persistent=False)
+        # fails now (UserError with instructions), not at the first training step
+        weights.ensure("vgg19")
+        self._deepest = max(self.layers)
+
+    def min_input_size(self) -> int:
+        """2 ** (number of max-pools before the deepest compared layer)."""
+        pools = sum(1 for i in (4, 9, 18, 27, 36) if i < self._deepest)
+        return 2**pools
+
+    def trunk(self, device: torch.device) -> nn.Sequential:
+        """The shared VGG19 trunk on ``device``."""
+        return weights.vgg19_features(device)
+
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Maps after each of ``self.layers``, one pass through the trunk."""
+        if self.normalize:
+            x = x * self._scale.to(x) + self._shift.to(x)
+        wanted = set(self.layers)
+        out: list[torch.Tensor] = []
+        for index, module in enumerate(self.trunk(x.device)):
+            if index > self._deepest:
+                break
+            x = F.relu(x) if isinstance(module, nn.ReLU) else module(x)
+            if index in wanted:
+                out.append(x)
+        return out
+
+    def forward(
+        self, pred: torch.Tensor, target: torch.Tensor, *, low: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        check_pair("perceptual", pred, target, channels=3)
+        size = self.min_input_size()
+        if min(pred.shape[-2:]) < size:
+            raise ValueError(
+                f"perceptual: layers {list(self.layers)} need inputs of at least {size}x{size}, "
+                f"got {pred.shape[-2]}x{pred.shape[-1]}"
+            )
+        dist = F.l1_loss if self.criterion == "l1" else F.mse_loss
+        pred_maps = self.features(pred)
+        with torch.no_grad():
+            target_maps = self.features(target)
+        loss = pred.new_zeros(())
+        for w, a, b in zip(self.layer_weights, pred_maps, target_maps, strict=True):
+            loss = loss + w * dist(a, b)
+        return loss
+
+
+def _check_layers(layers: Sequence[int]) -> tuple[int, ...]:
+    if isinstance(layers, (str, bytes)) or not isinstance(layers, Sequence) or not layers:
+        raise ValueError(f"perceptual: layers must be a non-empty list of indices, got {layers!r}")
+    for item in layers:
+        if isinstance(item, bool) or not isinstance(item, int) or not 0 <= item < VGG19_DEPTH:
+            raise ValueError(
+                f"perceptual: layers holds {item!r}; each must be a whole number from 0 to "
+                f"{VGG19_DEPTH - 1} (an index of torchvision's vgg19().features)"
+            )
+    if any(b <= a for a, b in zip(layers, layers[1:], strict=False)):
+        raise ValueError(f"perceptual: layers must be strictly increasing, got {list(layers)}")
+    return tuple(layers)
+
+
+def _check_weights(values: Sequence[float], count: int) -> tuple[float, ...]:
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise ValueError(f"perceptual: layer_weights must be a list of numbers, got {values!r}")
+    if len(values) != count:
+        raise ValueError(
+            f"perceptual: layer_weights has {len(values)} values but there are {count} layers"
+        )
+    for item in values:
+        if isinstance(item, bool) or not isinstance(item, (int, float)) or not item >= 0:
+            raise ValueError(f"perceptual: layer_weights must be numbers >= 0, got {item!r}")
+    return tuple(float(v) for v in values)
