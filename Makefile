@@ -15,7 +15,7 @@ RESULTS ?= results
 RECIPES ?=
 SEEDS ?=
 EXECUTOR ?= local
-JOBS ?= 1
+JOBS ?=
 BASELINE ?= l1
 
 DATA_ARG := $(if $(DATA),--data $(DATA),)
@@ -42,7 +42,7 @@ bench: $(STAMP)
 	$(PY) -m benchmark run $(RECIPE) --profile $(PROFILE) --seed $(SEED) --results $(RESULTS) $(DATA_ARG)
 
 sweep: $(STAMP)
-	$(PY) -m benchmark sweep $(RECIPES) $(if $(SEEDS),--seeds $(SEEDS),) --profile $(PROFILE) --executor $(EXECUTOR) --jobs $(JOBS) --results $(RESULTS) $(DATA_ARG)
+	$(PY) -m benchmark sweep $(RECIPES) $(if $(SEEDS),--seeds $(SEEDS),) --profile $(PROFILE) --executor $(EXECUTOR) $(if $(JOBS),--jobs $(JOBS),) --results $(RESULTS) $(DATA_ARG)
 
 compare: $(STAMP)
 	$(PY) -m benchmark compare --results $(RESULTS) --baseline $(BASELINE)

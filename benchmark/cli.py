@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None)
     p.add_argument("--results", default="results")
     p.add_argument("--executor", choices=("local", "slurm"), default="local")
-    p.add_argument("--jobs", type=_pos_int, default=1)
+    p.add_argument("--jobs", type=_pos_int, default=None, help="parallel local jobs (default 1)")
     p.add_argument("--force", action="store_true")
     p.add_argument("--status", action="store_true", help="show the state of a sweep in flight")
     p.add_argument("--config", default=None, help="sweep.yaml with executor settings")

@@ -6,7 +6,9 @@ import torch
 from torch import nn
 
 
-def check_pair(name: str, pred: torch.Tensor, target: torch.Tensor, channels: int | None = None) -> None:
+def check_pair(
+    name: str, pred: torch.Tensor, target: torch.Tensor, channels: int | None = None
+) -> None:
     """Raise a clear ``ValueError`` unless ``pred`` and ``target`` are matching NCHW tensors."""
     if pred.dim() != 4:
         raise ValueError(f"{name}: expected NCHW tensors, got pred of shape {tuple(pred.shape)}")
