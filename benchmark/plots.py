@@ -1,0 +1,334 @@
+"""Figures: one pure function per figure, tidy DataFrame in, matplotlib Figure out.
+
+No pyplot: figures are ``matplotlib.figure.Figure`` objects (Agg canvas when saved), so no
+global figure registry fills up and nothing needs closing. Fonts and sizes are set inside an
+``rc_context`` for a paper column (7 in wide double-column figures, 7-8 pt text). Every
+function takes the frames of one (profile, dataset) group.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from PIL import Image
+
+from benchmark.stats import METRICS
+
+LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "lpips": "LPIPS",
+          "psnr_gtmean": "GT-mean PSNR (dB)", "ssim_gtmean": "GT-mean SSIM"}
+STYLE = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "xtick.labelsize": 7,
+         "ytick.labelsize": 7, "legend.fontsize": 7, "pdf.fonttype": 42, "ps.fonttype": 42,
+         "axes.spines.top": False, "axes.spines.right": False}
+WIDTH = 7.0  # inches: a two-column figure
+
+
+def _arrow(metric: str) -> str:
+    return "↑" if METRICS.get(metric, True) else "↓"
+
+
+def _colors(recipes: Sequence[str]) -> dict[str, tuple]:
+    cmap = mpl.colormaps["tab10" if len(recipes) <= 10 else "tab20"]
+    return {r: cmap(i % cmap.N) for i, r in enumerate(sorted(recipes))}
+
+
+def _one_group(frame: pd.DataFrame) -> None:
+    if {"profile", "dataset"} <= set(frame.columns) and len(
+        frame[["profile", "dataset"]].drop_duplicates()
+    ) > 1:
+        raise ValueError("frame holds several (profile, dataset) groups; plot them one by one")
+
+
+def _empty(fig: Figure, text: str) -> Figure:
+    ax = fig.add_subplot()
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes)
+    ax.set_axis_off()
+    return fig
+
+
+def metrics_figure(summary: pd.DataFrame, metrics: Sequence[str] = tuple(METRICS)) -> Figure:
+    """Mean and 95% CI per recipe, one panel per metric, recipes on the y axis.
+
+    A dashed line marks the baseline's mean; a dagger marks LPIPS from unofficial weights.
+    """
+    _one_group(summary)
+    data = summary.sort_values("recipe", ascending=False).reset_index(drop=True)
+    with mpl.rc_context(STYLE):
+        fig = Figure(figsize=(WIDTH, 0.9 + 0.22 * len(data)), layout="constrained")
+        axes = fig.subplots(1, len(metrics), sharey=True, squeeze=False)[0]
+        y = np.arange(len(data))
+        for ax, metric in zip(axes, metrics, strict=True):
+            mean = data[f"{metric}_mean"].to_numpy(float)
+            err = np.vstack([mean - data[f"{metric}_ci_low"], data[f"{metric}_ci_high"] - mean])
+            ax.errorbar(mean, y, xerr=np.nan_to_num(err), fmt="o", ms=3.5, capsize=2, lw=1)
+            base = data.loc[data["is_baseline"], f"{metric}_mean"]
+            if len(base) and math.isfinite(base.iloc[0]):
+                ax.axvline(base.iloc[0], ls="--", lw=0.8, color="0.5")
+            ax.set_xlabel(f"{LABELS[metric]} {_arrow(metric)}")
+            ax.grid(axis="x", lw=0.3, alpha=0.5)
+        flags = data["lpips_comparable"]
+        names = [r + ("" if c else "†") for r, c in zip(data["recipe"], flags, strict=True)]
+        axes[0].set_yticks(y, names)
+        axes[0].set_ylim(-0.6, len(data) - 0.4)
+        fig.suptitle("Test metrics: mean over seeds, 95% CI (seeds × images bootstrap)")
+    return fig
+
+
+def perception_distortion_figure(summary: pd.DataFrame) -> Figure:
+    """PSNR (x) against LPIPS (y), one point per recipe with 95% CI bars on both axes."""
+    _one_group(summary)
+    data = summary.dropna(subset=["psnr_mean", "lpips_mean"]).sort_values("recipe")
+    colors = _colors(summary["recipe"].unique())
+    with mpl.rc_context(STYLE):
+        fig = Figure(figsize=(3.5, 3.0), layout="constrained")
+        if data.empty:
+            return _empty(fig, "no recipe has both PSNR and LPIPS")
+        ax = fig.add_subplot()
+        for row in data.itertuples():
+            xerr = [[row.psnr_mean - row.psnr_ci_low], [row.psnr_ci_high - row.psnr_mean]]
+            yerr = [[row.lpips_mean - row.lpips_ci_low], [row.lpips_ci_high - row.lpips_mean]]
+            ax.errorbar(row.psnr_mean, row.lpips_mean, xerr=xerr, yerr=yerr, fmt="o", ms=4,
+                        capsize=2, lw=1, color=colors[row.recipe], label=row.recipe)
+            ax.annotate(row.recipe + ("†" if not row.lpips_comparable else ""),
+                        (row.psnr_mean, row.lpips_mean), xytext=(4, 3),
+                        textcoords="offset points", fontsize=7)
+        ax.set_xlabel("PSNR (dB) ↑ (less distortion)")
+        ax.set_ylabel("LPIPS ↓ (better perceptual quality)")
+        ax.set_title("Perception-distortion plane")
+        ax.grid(lw=0.3, alpha=0.5)
+    return fig
+
+
+def _term_order(terms: Sequence[str]) -> list[str]:
+    rest = sorted(t for t in terms if t not in ("total", "d_loss"))
+    return [t for t in ("total",) if t in terms] + rest + [t for t in ("d_loss",) if t in terms]
+
+
+def training_curves_figure(logs: pd.DataFrame) -> Figure:
+    """Loss against iteration, one panel per term: median over seeds, min-max band.
+
+    The y axis is logarithmic for a positive term spanning more than a factor of 20.
+
+    Args:
+        logs: long frame of :func:`benchmark.results.load_train_logs` (recipe, seed,
+            iteration, term, value) for one (profile, dataset).
+    """
+    _one_group(logs)
+    colors = _colors(logs["recipe"].unique()) if len(logs) else {}
+    terms = _term_order(list(logs["term"].unique())) if len(logs) else []
+    with mpl.rc_context(STYLE):
+        ncols = min(3, max(1, len(terms)))
+        nrows = max(1, math.ceil(len(terms) / ncols))
+        fig = Figure(figsize=(WIDTH, 0.4 + 2.0 * nrows), layout="constrained")
+        if not terms:
+            return _empty(fig, "no train_log.csv in these runs")
+        axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+        for ax in axes[len(terms):]:
+            fig.delaxes(ax)
+        for ax, term in zip(axes[: len(terms)], terms, strict=True):
+            sub = logs[logs["term"] == term].dropna(subset=["value"])
+            for recipe, rsub in sorted(sub.groupby("recipe"), key=lambda kv: kv[0]):
+                agg = rsub.groupby("iteration")["value"].agg(["median", "min", "max"])
+                ax.plot(agg.index, agg["median"], lw=1, color=colors[recipe], label=recipe)
+                ax.fill_between(agg.index, agg["min"], agg["max"], color=colors[recipe],
+                                alpha=0.2, lw=0)
+            # log scale only where the loss spans more than a decade (and is positive)
+            v = sub["value"]
+            if len(v) and (v > 0).all() and v.max() > 20 * v.min():
+                ax.set_yscale("log")
+            ax.set_title("total (weighted sum)" if term == "total" else term)
+            ax.set_xlabel("iteration")
+            ax.set_ylabel("loss (unweighted)" if term != "total" else "loss")
+            ax.grid(lw=0.3, alpha=0.5)
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside lower center", ncols=min(6, len(labels)),
+                   frameon=False)
+        fig.suptitle("Training loss: median over seeds, band = min-max over seeds")
+    return fig
+
+
+def _read_rgb(path: str) -> np.ndarray | None:
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+    except (OSError, ValueError):
+        return None
+
+
+def crop_box(reference: np.ndarray, frac: float = 0.25) -> tuple[int, int, int]:
+    """``(top, left, size)`` of the square with the most detail (mean luma gradient) in it."""
+    h, w = reference.shape[:2]
+    size = min(max(8, int(min(h, w) * frac)), h, w)
+    luma = reference[..., :3].mean(axis=-1) if reference.ndim == 3 else reference
+    grad = np.zeros((h, w))
+    grad[:, 1:] += np.abs(np.diff(luma, axis=1))
+    grad[1:, :] += np.abs(np.diff(luma, axis=0))
+    integral = np.pad(grad.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    step = max(1, size // 4)
+    best, box = -1.0, (0, 0, size)
+    for top in range(0, h - size + 1, step):
+        for left in range(0, w - size + 1, step):
+            b, r = top + size, left + size
+            score = integral[b, r] - integral[top, r] - integral[b, left] + integral[top, left]
+            if score > best:
+                best, box = score, (top, left, size)
+    return box
+
+
+def sample_grid_figure(samples: pd.DataFrame, max_images: int = 3) -> Figure:
+    """Low | each recipe | reference, per test image a full row and a zoomed-crop row.
+
+    Args:
+        samples: columns ``image``, ``column`` (``low``, recipe names, ``reference``, in the
+            order they should appear) and ``path`` (a PNG). The crop is the most detailed
+            square of the reference, the same for every column, outlined on the full view.
+        max_images: at most this many test images (rows), sorted by name.
+    """
+    images = sorted(samples["image"].unique())[:max_images]
+    columns = list(dict.fromkeys(samples["column"]))
+    with mpl.rc_context(STYLE):
+        fig = Figure(figsize=(WIDTH, 0.3 + WIDTH / max(1, len(columns)) * 1.6 * len(images)),
+                     layout="constrained")
+        if not images:
+            return _empty(fig, "no samples/ in these runs")
+        axes = fig.subplots(2 * len(images), len(columns), squeeze=False)
+        for i, image in enumerate(images):
+            paths = samples[samples["image"] == image].set_index("column")["path"]
+            ref = _read_rgb(paths["reference"]) if "reference" in paths else None
+            box = crop_box(ref) if ref is not None else None
+            for j, column in enumerate(columns):
+                full, zoom = axes[2 * i, j], axes[2 * i + 1, j]
+                pixels = _read_rgb(paths[column]) if column in paths else None
+                for ax in (full, zoom):
+                    ax.set_xticks([])
+                    ax.set_yticks([])
+                    for spine in ax.spines.values():
+                        spine.set_visible(False)
+                if pixels is None:
+                    full.text(0.5, 0.5, "missing", ha="center", va="center", fontsize=7)
+                    continue
+                full.imshow(pixels, interpolation="nearest")
+                if box is not None:
+                    top, left, size = box
+                    full.add_patch(Rectangle((left - 0.5, top - 0.5), size, size, fill=False,
+                                             ec="yellow", lw=0.8))
+                    zoom.imshow(pixels[top : top + size, left : left + size],
+                                interpolation="nearest")
+                if i == 0:
+                    full.set_title(column)
+            axes[2 * i, 0].set_ylabel(image)
+            axes[2 * i + 1, 0].set_ylabel("zoom")
+    return fig
+
+
+def per_image_difference_figure(
+    per_image: pd.DataFrame, baseline: str, metrics: Sequence[str] = ("psnr", "lpips")
+) -> Figure:
+    """Per (seed, image) difference from the baseline, one box per recipe, one panel per metric.
+
+    Differences are ``recipe - baseline`` on the same seed and test image.
+    """
+    _one_group(per_image)
+    recipes = sorted(r for r in per_image["recipe"].unique() if r != baseline)
+    with mpl.rc_context(STYLE):
+        fig = Figure(figsize=(WIDTH, 0.9 + 0.25 * max(1, len(recipes))), layout="constrained")
+        base = per_image[per_image["recipe"] == baseline]
+        if base.empty or not recipes:
+            return _empty(fig, f"need runs of the baseline '{baseline}' and another recipe")
+        axes = fig.subplots(1, len(metrics), sharey=True, squeeze=False)[0]
+        for ax, metric in zip(axes, metrics, strict=True):
+            b = base[base["metric"] == metric].set_index(["seed", "image"])["value"]
+            data = []
+            for recipe in recipes:
+                r = per_image[(per_image["recipe"] == recipe) & (per_image["metric"] == metric)]
+                d = (r.set_index(["seed", "image"])["value"] - b).dropna()
+                data.append(d.to_numpy() if len(d) else np.array([np.nan]))
+            ax.boxplot(data, orientation="horizontal", patch_artist=True, widths=0.6,
+                       flierprops={"markersize": 2},
+                       boxprops={"facecolor": "0.85", "linewidth": 0.8})
+            ax.axvline(0.0, color="0.3", lw=0.8, ls="--")
+            ax.set_xlabel(f"Δ {LABELS[metric]} vs {baseline} {_arrow(metric)}")
+            ax.grid(axis="x", lw=0.3, alpha=0.5)
+        axes[0].set_yticks(np.arange(1, len(recipes) + 1), recipes)
+        fig.suptitle(f"Per-image difference from {baseline} over (seed, image) pairs")
+    return fig
+
+
+def save(fig: Figure, stem: Path) -> list[Path]:
+    """Write ``stem.png`` (200 dpi) and ``stem.pdf`` with no time stamp (stable bytes)."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    png, pdf = stem.with_suffix(".png"), stem.with_suffix(".pdf")
+    fig.savefig(png, dpi=200, metadata={"Software": None})
+    fig.savefig(pdf, metadata={"CreationDate": None, "Creator": None, "Producer": None})
+    return [png, pdf]
+
+
+FIGURES = (  # kind, caption
+    ("metrics", "Test metrics per recipe, mean and 95% CI"),
+    ("perception_distortion", "Perception-distortion plane (PSNR vs LPIPS)"),
+    ("training_curves", "Training loss per term, median over seeds"),
+    ("samples", "Sample outputs with zoomed crops"),
+    ("per_image_diff", "Per-image difference from the baseline"),
+)
+
+
+def sample_table(runs: pd.DataFrame, baseline: str, max_images: int = 3) -> pd.DataFrame:
+    """Image paths for the sample grid: low | baseline | other recipes | reference.
+
+    Uses each recipe's lowest finished seed that has ``samples/``; low and reference images
+    come from the baseline's run when it has one.
+    """
+    ok = runs[runs["status"] == "ok"].sort_values("seed")
+    chosen = {}
+    for recipe, sub in ok.groupby("recipe", sort=True):
+        dirs = [Path(d) / "samples" for d in sub["run_dir"] if (Path(d) / "samples").is_dir()]
+        if dirs:
+            chosen[recipe] = dirs[0]
+    rows: list[dict] = []
+    if not chosen:
+        return pd.DataFrame(columns=["image", "column", "path"])
+    order = sorted(chosen, key=lambda r: (r != baseline, r))
+    source = chosen[order[0]]
+    images = sorted(p.name[: -len("_output.png")] for p in source.glob("*_output.png"))
+    for image in images[:max_images]:
+        rows.append({"image": image, "column": "low", "path": str(source / f"{image}_low.png")})
+        for recipe in order:
+            rows.append({"image": image, "column": recipe,
+                         "path": str(chosen[recipe] / f"{image}_output.png")})
+        rows.append({"image": image, "column": "reference",
+                     "path": str(source / f"{image}_reference.png")})
+    return pd.DataFrame(rows)
+
+
+def write_figures(
+    results: Path, runs: pd.DataFrame, per_image: pd.DataFrame, summary: pd.DataFrame,
+    baseline: str,
+) -> list[dict]:
+    """Every figure for every (profile, dataset) into ``results/plots``; one dict per figure."""
+    from benchmark.results import load_train_logs  # results imports nothing from here
+
+    logs = load_train_logs(runs)
+    written = []
+    for (profile, dataset), group in summary.groupby(["profile", "dataset"], sort=True):
+        def pick(frame: pd.DataFrame, key: tuple = (profile, dataset)) -> pd.DataFrame:
+            return frame[(frame["profile"] == key[0]) & (frame["dataset"] == key[1])]
+
+        figures = {
+            "metrics": metrics_figure(group),
+            "perception_distortion": perception_distortion_figure(group),
+            "training_curves": training_curves_figure(pick(logs)),
+            "samples": sample_grid_figure(sample_table(pick(runs), baseline)),
+            "per_image_diff": per_image_difference_figure(pick(per_image), baseline),
+        }
+        for kind, caption in FIGURES:
+            stem = results / "plots" / f"{kind}_{profile}_{str(dataset)[:8]}"
+            png, pdf = save(figures[kind], stem)
+            written.append({"profile": profile, "dataset": dataset, "kind": kind,
+                            "caption": caption, "png": png, "pdf": pdf})
+    return written

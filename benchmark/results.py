@@ -1,0 +1,377 @@
+"""Read run folders into tidy frames, summarise them, write the comparison tables.
+
+A run folder is ``<results>/runs/<recipe>/<profile>/seed<N>/`` (see DESIGN.md). Reading is
+strict about what is there (a malformed ``metrics.json`` or CSV is a :class:`UserError`
+naming the file and the field) and lenient about what is not (a failed run may have no
+``per_image.csv``; the ``missing_files`` column says what was absent).
+
+Mixing rule: runs of one recipe on one (profile, dataset manifest) must share one
+configuration. The trainer's ``config_hash`` covers the seed, so it differs between seeds by
+design; configurations are compared through ``config_key`` instead: the sha256 of the run's
+``config.yaml`` without the fields that differ between seeds or machines and do not change
+the recipe (``config_hash``, ``seed``, ``crop_seed``, ``device``, ``compile``, ``data.root``,
+``recipe.description``, ``recipe.source``), or the trainer's ``config_hash`` when
+``config.yaml`` is absent. Two keys in one group are refused with the differing fields,
+rather than shown as two rows, because a paired test against the baseline and a rank are
+only meaningful for one configuration per recipe: move the stale runs aside and rerun.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from benchmark.errors import UserError, did_you_mean
+from benchmark.stats import summarize
+
+__all__ = ["command_compare", "compare_frames", "load_runs", "load_train_logs", "read_config",
+           "summarize"]
+
+PER_IMAGE_METRICS = ("psnr", "ssim", "lpips", "psnr_gtmean", "ssim_gtmean")
+REQUIRED_TEST = ("psnr", "ssim", "psnr_gtmean", "ssim_gtmean")  # lpips may be null
+LOG_SKIP = {"iteration", "lr", "seconds", "grad_norm"}  # train_log.csv columns that are not losses
+# config.yaml fields that legitimately differ between the seeds of one configuration
+RUN_SPECIFIC = {"": ("config_hash", "seed", "crop_seed", "device", "compile"),
+                "data": ("root",), "recipe": ("description", "source")}
+
+
+def _fail(path: Path, field: str, problem: str) -> UserError:
+    return UserError(f"{path}: {field}: {problem}")
+
+
+def _number(value: Any, path: Path, field: str, *, nullable: bool = False) -> float:
+    if value is None and nullable:
+        return math.nan
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _fail(path, field, f"expected a number, got {value!r}")
+    return float(value)
+
+
+def _read_metrics(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(
+            f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    for key in ("status", "recipe", "profile", "seed", "config_hash"):
+        if key not in data:
+            raise _fail(path, key, "missing")
+    if data["status"] not in ("ok", "failed"):
+        raise _fail(path, "status", f"expected 'ok' or 'failed', got {data['status']!r}")
+    for key in ("recipe", "profile", "config_hash"):
+        if not isinstance(data[key], str):
+            raise _fail(path, key, f"expected a string, got {data[key]!r}")
+    if isinstance(data["seed"], bool) or not isinstance(data["seed"], int):
+        raise _fail(path, "seed", f"expected a whole number, got {data['seed']!r}")
+    test = data.get("test")
+    if data["status"] == "ok" or test is not None:  # null values: not finite, or not reached
+        if not isinstance(test, dict):
+            raise _fail(path, "test", f"expected an object with {', '.join(PER_IMAGE_METRICS)}")
+        for key in REQUIRED_TEST:
+            if key not in test:
+                raise _fail(path, f"test.{key}", "missing")
+        for key in PER_IMAGE_METRICS:
+            _number(test.get(key), path, f"test.{key}", nullable=True)
+    for key in ("train_seconds", "eval_seconds", "iterations"):
+        _number(data.get(key), path, key, nullable=True)
+    for key in ("dataset", "env", "weights"):
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            raise _fail(path, key, f"expected an object, got {data[key]!r}")
+    return data
+
+
+def read_config(path: Path) -> dict[str, Any] | None:
+    """The resolved ``config.yaml`` of a run, or None if the file is absent."""
+    if not path.is_file():
+        return None
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping with recipe/protocol/data/seed")
+    return data
+
+
+def _shared_config(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` without the fields that differ between seeds of one configuration."""
+    body = {k: v for k, v in config.items() if k not in RUN_SPECIFIC[""]}
+    for section in ("data", "recipe"):
+        if isinstance(body.get(section), dict):
+            body[section] = {k: v for k, v in body[section].items()
+                             if k not in RUN_SPECIFIC[section]}
+    return body
+
+
+def _config_key(config: dict[str, Any]) -> str:
+    text = json.dumps(_shared_config(config), sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+
+def _read_per_image(path: Path, run_id: str) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(path, dtype={"image": str})  # "001" stays "001"
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not a readable CSV: {str(exc).strip()}") from None
+    missing = [c for c in ("image", *REQUIRED_TEST) if c not in frame.columns]
+    if missing:
+        raise _fail(path, "columns", f"missing {', '.join(missing)} (has {list(frame.columns)})")
+    if frame.empty:
+        raise UserError(f"{path}: no rows (expected one row per test image)")
+    if frame["image"].duplicated().any():
+        dup = frame.loc[frame["image"].duplicated(), "image"].iloc[0]
+        raise _fail(path, "image", f"{dup!r} appears more than once")
+    if "lpips" not in frame.columns:
+        frame["lpips"] = np.nan
+    for col in PER_IMAGE_METRICS:
+        values = pd.to_numeric(frame[col], errors="coerce")
+        bad = values.isna() & frame[col].notna()
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise _fail(path, col, f"row {row + 2}: not a number: {frame[col].iloc[row]!r}")
+        frame[col] = values
+    long = frame.melt(id_vars="image", value_vars=list(PER_IMAGE_METRICS), var_name="metric")
+    long["image"] = long["image"].astype(str)
+    long.insert(0, "run_id", run_id)
+    return long
+
+
+def _nan_if_none(value: Any) -> float:
+    """A value already checked by :func:`_read_metrics` as a float (null -> NaN)."""
+    return math.nan if value is None else float(value)
+
+
+def _weights_flags(data: dict[str, Any], path: Path) -> list[str]:
+    unofficial = []
+    for name, entry in sorted((data.get("weights") or {}).items()):
+        if not isinstance(entry, dict) or not isinstance(entry.get("official", True), bool):
+            raise _fail(path, f"weights.{name}", "expected an object with official: true|false")
+        if entry.get("official") is False:
+            unofficial.append(name)
+    return unofficial
+
+
+def _one_run(run_dir: Path, recipe: str, profile: str, seed: int) -> tuple[dict, pd.DataFrame]:
+    run_id = f"{recipe}/{profile}/seed{seed}"
+    row: dict[str, Any] = {"run_id": run_id, "run_dir": str(run_dir), "recipe": recipe,
+                           "profile": profile, "seed": seed}
+    missing = []
+    metrics_path = run_dir / "metrics.json"
+    config = read_config(run_dir / "config.yaml")
+    if config is None:
+        missing.append("config.yaml")
+    if not metrics_path.is_file():
+        row.update(status="incomplete", error="no metrics.json (still running, or killed)",
+                   config_hash=None)
+        missing.append("metrics.json")
+    else:
+        data = _read_metrics(metrics_path)
+        for field, want in (("recipe", recipe), ("profile", profile), ("seed", seed)):
+            if data[field] != want:
+                raise _fail(metrics_path, field, f"is {data[field]!r} but the folder says {want!r}")
+        test = data.get("test") or {}
+        ds = data.get("dataset") or {}
+        env = data.get("env") or {}
+        row.update(
+            status=data["status"], error=data.get("error"), config_hash=data["config_hash"],
+            dataset=ds.get("manifest_sha256"), dataset_root=ds.get("root"),
+            dataset_layout=ds.get("layout"),
+            train_seconds=_nan_if_none(data.get("train_seconds")),
+            eval_seconds=_nan_if_none(data.get("eval_seconds")),
+            iterations=_nan_if_none(data.get("iterations")),
+            git_commit=env.get("git_commit"), git_dirty=env.get("git_dirty"),
+            torch=env.get("torch"), device=env.get("device"),
+            device_name=env.get("device_name"),
+            started_at=data.get("started_at"), finished_at=data.get("finished_at"),
+            unofficial_weights=",".join(_weights_flags(data, metrics_path)),
+        )
+        for key in PER_IMAGE_METRICS:
+            row[key] = _nan_if_none(test.get(key))
+    row["config_key"] = _config_key(config) if config is not None else row["config_hash"]
+    per_image = pd.DataFrame(columns=["run_id", "image", "metric", "value"])
+    if (run_dir / "per_image.csv").is_file():
+        per_image = _read_per_image(run_dir / "per_image.csv", run_id)
+    else:
+        missing.append("per_image.csv")
+    for name in ("train_log.csv", "samples"):
+        if not (run_dir / name).exists():
+            missing.append(name)
+    row["n_images"] = per_image["image"].nunique()
+    row["missing_files"] = ",".join(missing)
+    return row, per_image
+
+
+RUN_COLUMNS = [
+    "run_id", "run_dir", "recipe", "profile", "seed", "status", "error", "config_hash",
+    "config_key", "dataset", "dataset_root", "dataset_layout", *PER_IMAGE_METRICS,
+    "train_seconds", "eval_seconds", "iterations", "n_images", "unofficial_weights",
+    "git_commit", "git_dirty", "torch", "device", "device_name", "started_at", "finished_at",
+    "missing_files",
+]
+
+
+def _find_run_dirs(results_dir: Path) -> list[tuple[Path, str, str, int]]:
+    if not results_dir.is_dir():
+        raise UserError(f"{results_dir}: results folder does not exist (--results)")
+    found = []
+    for d in sorted((results_dir / "runs").glob("*/*/seed*")):
+        if d.is_dir() and d.name[4:].isdigit():
+            found.append((d, d.parent.parent.name, d.parent.name, int(d.name[4:])))
+    if not found:
+        raise UserError(
+            f"{results_dir}: no run folders found (looked for "
+            f"{results_dir / 'runs'}/<recipe>/<profile>/seed<N>/); train some first with "
+            "`python -m benchmark run RECIPE` or `python -m benchmark sweep`, or pass --results"
+        )
+    return found
+
+
+def _attach_dataset(runs: pd.DataFrame) -> None:
+    """Runs that never recorded a dataset join their profile's only dataset, else 'unknown'."""
+    for _, sub in runs.groupby("profile"):
+        known = sub["dataset"].dropna().unique()
+        fill = known[0] if len(known) == 1 else "unknown"
+        runs.loc[sub.index[sub["dataset"].isna()], "dataset"] = fill
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    if isinstance(value, list):
+        out = {}
+        for i, v in enumerate(value):
+            out.update(_flatten(v, f"{prefix}[{i}]"))
+        return out
+    return {prefix: value}
+
+
+def _check_one_config(runs: pd.DataFrame) -> None:
+    """Refuse a (profile, dataset, recipe) whose runs have different configurations."""
+    keyed = runs.dropna(subset=["config_key"])
+    for (profile, dataset, recipe), sub in keyed.groupby(["profile", "dataset", "recipe"]):
+        if sub["config_key"].nunique() < 2:
+            continue
+        firsts = sub.drop_duplicates("config_key")
+        lines = [f"  {r.run_dir} (config_hash {r.config_hash})" for r in firsts.itertuples()]
+        diff = ""
+        a, b = (read_config(Path(d) / "config.yaml") for d in firsts["run_dir"].iloc[:2])
+        if a is not None and b is not None:
+            fa, fb = _flatten(_shared_config(a)), _flatten(_shared_config(b))
+            keys = sorted(k for k in set(fa) | set(fb) if fa.get(k) != fb.get(k))
+            diff = "; differing fields: " + ", ".join(
+                f"{k}: {fa.get(k)!r} vs {fb.get(k)!r}" for k in keys[:5])
+        raise UserError(
+            f"runs of recipe '{recipe}' (profile {profile}, dataset {str(dataset)[:12]}) were "
+            f"made with {sub['config_key'].nunique()} different configurations{diff}. "
+            "Refusing to average them; move the stale run folders out of runs/ and rerun:\n"
+            + "\n".join(lines)
+        )
+
+
+def load_runs(results_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every run folder under ``<results_dir>/runs`` as tidy frames.
+
+    Returns:
+        ``(runs, per_image)``: ``runs`` has one row per run folder (columns ``RUN_COLUMNS``;
+        status ``ok``, ``failed`` or ``incomplete`` when ``metrics.json`` is absent);
+        ``per_image`` is long: run_id, recipe, profile, dataset, seed, image, metric, value.
+
+    Raises:
+        UserError: no run folders, a malformed file, or one recipe run with two configurations.
+    """
+    results_dir = Path(results_dir)
+    rows, frames = [], []
+    for run_dir, recipe, profile, seed in _find_run_dirs(results_dir):
+        row, per_image = _one_run(run_dir, recipe, profile, seed)
+        rows.append(row)
+        frames.append(per_image)
+    runs = pd.DataFrame(rows).reindex(columns=RUN_COLUMNS)
+    runs["unofficial_weights"] = runs["unofficial_weights"].fillna("")
+    runs["error"] = runs["error"].where(runs["error"].notna(), None)
+    _attach_dataset(runs)
+    _check_one_config(runs)
+    per_image = pd.concat(frames, ignore_index=True)
+    meta = runs[["run_id", "recipe", "profile", "dataset", "seed"]]
+    per_image = per_image.merge(meta, on="run_id", how="left")
+    per_image = per_image[["run_id", "recipe", "profile", "dataset", "seed", "image", "metric",
+                           "value"]].astype({"value": float, "seed": int})
+    return runs, per_image
+
+
+def load_train_logs(runs: pd.DataFrame) -> pd.DataFrame:
+    """Long frame of every ``train_log.csv``: run_id, recipe, profile, dataset, seed,
+    iteration, term, value. ``lr`` and ``seconds`` are not loss terms and are left out."""
+    frames = []
+    for run in runs.itertuples():
+        path = Path(run.run_dir) / "train_log.csv"
+        if not path.is_file():
+            continue
+        try:
+            log = pd.read_csv(path)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise UserError(f"{path}: not a readable CSV: {str(exc).strip()}") from None
+        for col in ("iteration", "total"):
+            if col not in log.columns:
+                raise _fail(path, col, f"missing column (has {list(log.columns)})")
+        terms = [c for c in log.columns if c not in LOG_SKIP]
+        for col in ["iteration", *terms]:
+            if not pd.api.types.is_numeric_dtype(log[col]):
+                raise _fail(path, col, "column holds values that are not numbers")
+        long = log.melt(id_vars="iteration", value_vars=terms, var_name="term")
+        long = long.assign(run_id=run.run_id, recipe=run.recipe, profile=run.profile,
+                           dataset=run.dataset, seed=run.seed)
+        frames.append(long)
+    cols = ["run_id", "recipe", "profile", "dataset", "seed", "iteration", "term", "value"]
+    if not frames:
+        return pd.DataFrame(columns=cols)
+    return pd.concat(frames, ignore_index=True)[cols]
+
+
+def check_baseline(runs: pd.DataFrame, baseline: str) -> None:
+    """Refuse a baseline that names no recipe with runs."""
+    recipes = sorted(runs["recipe"].unique())
+    if baseline not in recipes:
+        raise UserError(
+            f"--baseline: no runs of recipe '{baseline}'{did_you_mean(baseline, recipes)} "
+            f"(recipes with runs: {', '.join(recipes)})"
+        )
+
+
+def compare_frames(
+    results_dir: str | Path, baseline: str = "l1"
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Load, check the baseline, summarise: ``(runs, per_image, summary)``."""
+    runs, per_image = load_runs(results_dir)
+    check_baseline(runs, baseline)
+    return runs, per_image, summarize(runs, per_image, baseline)
+
+
+def command_compare(args: argparse.Namespace) -> int:
+    """``python -m benchmark compare``: write tables/summary.{csv,md,tex}, print the Markdown."""
+    from benchmark.report import markdown_tables, write_tables  # report imports this module
+
+    results = Path(args.results)
+    _, _, summary = compare_frames(results, args.baseline)
+    paths = write_tables(summary, results / "tables")
+    print(markdown_tables(summary))
+    print(f"\nwrote {', '.join(str(p) for p in paths)}")
+    return 0
+

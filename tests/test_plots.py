@@ -1,0 +1,156 @@
+"""Each figure function returns a Figure with the expected axes, labels and series."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.collections import PolyCollection
+from matplotlib.container import ErrorbarContainer
+from matplotlib.figure import Figure
+from matplotlib.patches import PathPatch, Rectangle
+
+from benchmark import plots
+from benchmark.results import load_runs, load_train_logs
+from benchmark.stats import summarize
+from tests.test_results import make_run
+
+RECIPES = ("l1", "s3net", "srgan")
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp_path = tmp_path_factory.mktemp("results")
+    for seed in (0, 1):
+        for k, recipe in enumerate(RECIPES):
+            make_run(tmp_path, recipe, seed, [20.0 + k, 21.0 + k + seed, 22.0 - k],
+                     unofficial=("alexnet",) if recipe == "srgan" else ())
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def frames(results: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    runs, per_image = load_runs(results)
+    return runs, per_image, summarize(runs, per_image, "l1", n_boot=200)
+
+
+def test_no_pyplot_state_leaks(frames) -> None:
+    before = plt.get_fignums()
+    fig = plots.metrics_figure(frames[2])
+    assert isinstance(fig, Figure)
+    assert plt.get_fignums() == before
+
+
+def test_metrics_figure(frames) -> None:
+    summary = frames[2]
+    fig = plots.metrics_figure(summary)
+    assert len(fig.axes) == 4
+    assert [ax.get_xlabel() for ax in fig.axes] == [
+        "PSNR (dB) ↑", "SSIM ↑", "LPIPS ↓", "GT-mean PSNR (dB) ↑"]
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["srgan†", "s3net", "l1"]
+    for ax, metric in zip(fig.axes, ("psnr", "ssim", "lpips", "psnr_gtmean"), strict=True):
+        (container,) = ax.containers
+        assert isinstance(container, ErrorbarContainer)
+        x, y = container.lines[0].get_data()
+        expected = summary.sort_values("recipe", ascending=False)[f"{metric}_mean"]
+        np.testing.assert_allclose(x, expected, rtol=1e-12)
+        assert list(y) == [0, 1, 2]
+        # the dashed baseline line sits at l1's mean
+        base = summary.loc[summary["recipe"] == "l1", f"{metric}_mean"].iloc[0]
+        assert ax.lines[-1].get_xdata()[0] == pytest.approx(base)
+    assert fig.get_size_inches()[0] == pytest.approx(7.0)
+
+
+def test_perception_distortion_figure(frames) -> None:
+    summary = frames[2]
+    fig = plots.perception_distortion_figure(summary)
+    (ax,) = fig.axes
+    assert ax.get_xlabel().startswith("PSNR (dB)") and ax.get_ylabel().startswith("LPIPS")
+    assert len(ax.containers) == 3
+    points = [c.lines[0].get_data() for c in ax.containers]
+    got = sorted((float(x[0]), float(y[0])) for x, y in points)
+    want = sorted(zip(summary["psnr_mean"], summary["lpips_mean"], strict=True))
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert sorted(t.get_text() for t in ax.texts) == ["l1", "s3net", "srgan†"]
+
+
+def test_perception_distortion_without_lpips(frames) -> None:
+    summary = frames[2].assign(lpips_mean=np.nan)
+    fig = plots.perception_distortion_figure(summary)
+    assert len(fig.axes) == 1 and "no recipe has both" in fig.axes[0].texts[0].get_text()
+
+
+def test_training_curves_figure(frames) -> None:
+    logs = load_train_logs(frames[0])
+    extra = logs[logs["recipe"] == "srgan"].assign(term="d_loss", value=0.7)
+    fig = plots.training_curves_figure(pd.concat([logs, extra]))
+    assert [ax.get_title() for ax in fig.axes] == ["total (weighted sum)", "l1", "d_loss"]
+    total, l1, d_loss = fig.axes
+    assert len(total.lines) == 3 and len(d_loss.lines) == 1
+    assert sum(isinstance(c, PolyCollection) for c in total.collections) == 3
+    assert total.get_yscale() == "linear" and total.get_xlabel() == "iteration"  # 1 to 0.14
+    # median over the two seeds: total = exp(-it/50) + 0.01 * seed
+    x, y = total.lines[0].get_data()
+    np.testing.assert_allclose(y, np.exp(-np.asarray(x) / 50) + 0.005, rtol=1e-12)
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == list(RECIPES)
+
+
+def test_training_curves_log_scale_for_wide_ranges() -> None:
+    it = np.arange(0, 101, 10)
+    logs = pd.DataFrame({"recipe": "l1", "seed": 0, "iteration": it, "term": "total",
+                         "value": 10.0 ** (-it / 20)})
+    (ax,) = plots.training_curves_figure(logs).axes
+    assert ax.get_yscale() == "log" and ax.get_ylabel() == "loss"
+
+
+def test_training_curves_empty() -> None:
+    cols = ["run_id", "recipe", "profile", "dataset", "seed", "iteration", "term", "value"]
+    fig = plots.training_curves_figure(pd.DataFrame(columns=cols))
+    assert "no train_log.csv" in fig.axes[0].texts[0].get_text()
+
+
+def test_sample_grid_figure(results: Path, frames) -> None:
+    table = plots.sample_table(frames[0], "l1")
+    assert list(dict.fromkeys(table["column"])) == ["low", "l1", "s3net", "srgan", "reference"]
+    assert table["image"].nunique() == 2 and all(Path(p).is_file() for p in table["path"])
+    fig = plots.sample_grid_figure(table)
+    assert len(fig.axes) == 2 * 2 * 5  # (full + zoom) x images x columns
+    assert [ax.get_title() for ax in fig.axes[:5]] == ["low", "l1", "s3net", "srgan", "reference"]
+    full, zoom = fig.axes[0], fig.axes[5]
+    assert len(full.images) == 1 and len(zoom.images) == 1
+    (box,) = [p for p in full.patches if isinstance(p, Rectangle)]
+    size = box.get_width()
+    assert zoom.images[0].get_array().shape[:2] == (size, size)
+
+
+def test_crop_box_finds_the_detailed_region() -> None:
+    image = np.zeros((64, 64, 3))
+    image[40:56, 8:24] = np.random.default_rng(0).random((16, 16, 3))
+    top, left, size = plots.crop_box(image)
+    assert size == 16 and (top, left) == (40, 8)
+
+
+def test_per_image_difference_figure(frames) -> None:
+    per_image = frames[1]
+    fig = plots.per_image_difference_figure(per_image, "l1")
+    assert len(fig.axes) == 2
+    psnr_ax = fig.axes[0]
+    assert psnr_ax.get_xlabel() == "Δ PSNR (dB) vs l1 ↑"
+    assert sum(isinstance(p, PathPatch) for p in psnr_ax.patches) == 2  # s3net, srgan
+    assert [t.get_text() for t in psnr_ax.get_yticklabels()] == ["s3net", "srgan"]
+    # s3net = l1 + (1, 1, -1) per seed: the median line of its box sits at +1
+    medians = [line for line in psnr_ax.lines if line.get_label() == "_nolegend_"]
+    assert medians and any(np.allclose(m.get_xdata(), 1.0) for m in psnr_ax.lines)
+
+
+def test_save_is_deterministic(tmp_path: Path, frames) -> None:
+    fig = plots.metrics_figure(frames[2])
+    png, pdf = plots.save(fig, tmp_path / "a" / "metrics")
+    assert (png.name, pdf.name) == ("metrics.png", "metrics.pdf")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and pdf.read_bytes()[:5] == b"%PDF-"
+    again = plots.save(plots.metrics_figure(frames[2]), tmp_path / "b" / "metrics")
+    assert again[0].read_bytes() == png.read_bytes()
+    assert again[1].read_bytes() == pdf.read_bytes()

@@ -1,0 +1,157 @@
+"""``report`` and ``plots`` from hand-made run folders: every figure written is linked."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from matplotlib.figure import Figure
+
+from benchmark import plots
+from benchmark.cli import main
+from benchmark.report import latex_tables, markdown_tables
+from benchmark.results import load_runs
+from benchmark.stats import summarize
+from tests.test_results import MANIFEST, _row, make_run
+
+LINK = re.compile(r"\]\(([^)]+)\)")
+
+
+def _make_results(results: Path) -> Path:
+    for seed in (0, 1):
+        make_run(results, "l1", seed, [20.0, 21.0 + seed, 22.0])
+        make_run(results, "s3net", seed, [21.5, 22.0 + seed, 23.5], unofficial=("alexnet",))
+    make_run(results, "flw", 0, [19.0, 20.0, 21.0])
+    make_run(results, "flw", 1, status="failed", error="NaN in term flw at iteration 12")
+    return results
+
+
+def _fake_save(fig: Figure, stem: Path) -> list[Path]:
+    """Rendering is most of the cost (seconds); the fast tests build figures, skip pixels."""
+    assert isinstance(fig, Figure) and fig.axes
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
+    for path in paths:
+        path.write_bytes(b"figure")
+    return paths
+
+
+@pytest.fixture(scope="module")
+def reported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    results = _make_results(tmp_path_factory.mktemp("results"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(plots, "save", _fake_save)
+        assert main(["report", "--results", str(results)]) == 0
+    return results, (results / "report.md").read_text(encoding="utf-8")
+
+
+def test_report_links_every_figure_it_writes(reported) -> None:
+    results, text = reported
+    links = LINK.findall(text)
+    for link in links:
+        assert not Path(link).is_absolute(), link
+        assert (results / link).exists(), link
+    written = sorted(p.relative_to(results).as_posix() for p in (results / "plots").iterdir())
+    assert written == sorted(f"plots/{kind}_smoke_aaaaaaaa.{ext}"
+                             for kind, _ in plots.FIGURES for ext in ("png", "pdf"))
+    assert set(written) <= set(links)
+    images = re.findall(r"!\[[^]]*\]\(([^)]+)\)", text)
+    assert len(images) == len(plots.FIGURES) and all(i.endswith(".png") for i in images)
+    for table in ("tables/summary.csv", "tables/summary.md", "tables/summary.tex"):
+        assert table in links
+
+
+def test_report_sections_and_provenance(reported) -> None:
+    results, text = reported
+    for heading in ("## Warnings", "## Summary", "## Figures", "## Protocol", "## Dataset",
+                    "## Environment", "## Recipes", "## Provenance"):
+        assert heading in text
+    assert f"manifest sha256 `{MANIFEST}`" in text and "layout `lol-v1`" in text
+    assert "iterations: 100" in text  # the protocol from config.yaml
+    assert "| 2.13.0 | cpu | x86_64 | abc1234 | False | 6 |" in text
+    assert "### s3net" in text and "s3net test recipe" in text and "Source: `x.txt`" in text
+    assert "| l1 | 1.0 | - | l1 |" in text
+    for recipe, seed in (("l1", 0), ("s3net", 1), ("flw", 1)):
+        rel = f"runs/{recipe}/smoke/seed{seed}"
+        assert f"| [{rel}]({rel}/) |" in text
+    assert "| [runs/flw/smoke/seed1](runs/flw/smoke/seed1/) | failed | `hash-flw-1.0` |" in text
+
+
+def test_report_warnings(reported) -> None:
+    _, text = reported
+    warnings = text.split("## Warnings")[1].split("## Summary")[0]
+    assert "`flw/smoke/seed1` failed: NaN in term flw at iteration 12" in warnings
+    assert ("unofficial `alexnet` weights in 2 run(s) (recipes: s3net): LPIPS used them"
+            in warnings)
+    assert "`flw` (smoke) has 1 finished seed(s): fewer than 3" in warnings
+    assert "`flw/smoke/seed1` lacks" not in warnings  # a failed run's missing CSV is expected
+    summary = text.split("## Summary")[1]
+    assert "| flw | 1 of 2 (failed: 1)‡ |" in summary
+    assert "† made with unofficial pretrained weights" in summary
+
+
+def test_plots_and_report_refuse_empty_results(tmp_path: Path, capsys) -> None:
+    for command in ("plots", "report"):
+        assert main([command, "--results", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert "no run folders found" in err and "Traceback" not in err
+    assert not (tmp_path / "report.md").exists() and not (tmp_path / "plots").exists()
+
+
+# ---------------------------------------------------------------- tables
+
+
+def test_unofficial_weights_are_marked(tmp_path: Path) -> None:
+    make_run(tmp_path, "l1", 0, unofficial=("alexnet",))
+    make_run(tmp_path, "s3net", 0, [25.0, 25.0, 26.0], unofficial=("alexnet", "vgg19"))
+    summary = summarize(*load_runs(tmp_path), "l1")
+    assert not _row(summary, "l1")["lpips_comparable"]
+    assert _row(summary, "s3net")["unofficial_weights"] == "alexnet,vgg19"
+    md = markdown_tables(summary)
+    lines = {line.split(" | ")[0]: line for line in md.splitlines() if line.startswith("| ")}
+    assert "| l1" in lines and "| s3net†" in lines  # vgg19 touches training: whole row
+    assert lines["| l1"].split(" | ")[4].endswith("]†")  # alexnet: LPIPS cell
+    assert "† made with unofficial pretrained weights" in md
+
+
+def test_tables_bold_best_and_latex(tmp_path: Path) -> None:
+    make_run(tmp_path, "l1", 0, [20.0, 21.0])
+    make_run(tmp_path, "my_mix", 0, [22.0, 23.0])
+    summary = summarize(*load_runs(tmp_path), "l1")
+    md = markdown_tables(summary)
+    assert "| PSNR (dB) ↑ |" in md and "| LPIPS ↓ |" in md
+    assert "**22.50 [22.00, 23.00]**" in md
+    assert "| ΔPSNR vs l1 (dB) |" in md and "+2.00 (p=" in md
+    tex = latex_tables(summary)
+    for token in (r"\toprule", r"\midrule", r"\bottomrule", r"my\_mix",
+                  r"\textbf{22.50 [22.00, 23.00]}", r"PSNR (dB) $\uparrow$", r"[95\% CI"):
+        assert token in tex
+    assert re.search(r"(?<!\\)%", tex) is None  # an unescaped % would comment out the rest
+
+
+@pytest.mark.slow
+def test_plots_command(tmp_path: Path, capsys) -> None:
+    for seed in (0, 1):
+        make_run(tmp_path, "l1", seed)
+        make_run(tmp_path, "zero_dce", seed, [18.0, 19.0, 20.0], profile="quick")
+    assert main(["plots", "--results", str(tmp_path), "--baseline", "l1"]) == 0
+    out = capsys.readouterr().out
+    names = sorted(p.name for p in (tmp_path / "plots").iterdir())
+    assert len(names) == 2 * 2 * len(plots.FIGURES)  # two profiles, PNG + PDF
+    assert "metrics_quick_aaaaaaaa.png" in names and "samples_smoke_aaaaaaaa.pdf" in names
+    assert out.count("wrote ") == 2 * len(plots.FIGURES)
+
+
+@pytest.mark.slow
+def test_report_end_to_end_renders_figures(tmp_path: Path) -> None:
+    results = _make_results(tmp_path)
+    assert main(["report", "--results", str(results), "--baseline", "l1"]) == 0
+    text = (results / "report.md").read_text(encoding="utf-8")
+    images = re.findall(r"!\[[^]]*\]\(([^)]+)\)", text)
+    assert len(images) == len(plots.FIGURES)
+    for link in LINK.findall(text):
+        assert (results / link).exists(), link
+    for image in images:
+        assert (results / image).read_bytes()[:4] == b"\x89PNG"
+        assert (results / image).with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"

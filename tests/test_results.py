@@ -1,0 +1,409 @@
+"""Reading run folders and the summary statistics, on hand-made run folders with known values.
+
+References: scipy.stats.wilcoxon for the paired test, an exhaustive enumeration of the
+two-stage bootstrap distribution for the CI, hand-computed Holm adjustments.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from PIL import Image
+from scipy import stats as sps
+
+from benchmark.cli import main
+from benchmark.errors import UserError
+from benchmark.report import markdown_tables
+from benchmark.results import load_runs, load_train_logs
+from benchmark.stats import hierarchical_bootstrap, holm, paired_test, summarize
+
+MANIFEST = "a" * 64
+PER_IMAGE = ("psnr", "ssim", "lpips", "psnr_gtmean", "ssim_gtmean")
+
+
+def make_run(
+    results: Path,
+    recipe: str,
+    seed: int,
+    psnr: Sequence[float] = (20.0, 21.0, 22.0),
+    *,
+    profile: str = "smoke",
+    status: str = "ok",
+    manifest: str = MANIFEST,
+    unofficial: Sequence[str] = (),
+    weight: float = 1.0,
+    lpips: Sequence[float] | None = None,
+    per_image: bool = True,
+    extra_files: bool = True,
+    error: str | None = None,
+) -> Path:
+    """A run folder laid out like ``benchmark.train`` writes it, with the given per-image PSNRs.
+
+    SSIM = PSNR / 40, LPIPS = 1 - PSNR / 40 unless given, GT-mean PSNR = PSNR + 1. As in the
+    trainer, the config hash covers the seed and config.yaml holds seed-specific fields.
+    """
+    run = results / "runs" / recipe / profile / f"seed{seed}"
+    run.mkdir(parents=True)
+    p = np.asarray(psnr, dtype=float)
+    images = [f"img{i:02d}.png" for i in range(len(p))]
+    lp = np.asarray(lpips, dtype=float) if lpips is not None else 1.0 - p / 40.0
+    table = pd.DataFrame({"image": images, "psnr": p, "ssim": p / 40.0, "lpips": lp,
+                          "psnr_gtmean": p + 1.0, "ssim_gtmean": p / 40.0 + 0.01})
+    config_hash = f"hash-{recipe}-{weight}-seed{seed}"
+    config = {
+        "config_hash": config_hash,
+        "recipe": {"name": recipe, "description": f"{recipe} test recipe", "source": "x.txt",
+                   "losses": [{"name": "l1", "weight": weight, "params": {}, "label": "l1"}]},
+        "protocol": {"name": profile, "iterations": 100, "lr": 2e-4},
+        "data": {"root": f"/data/lol-{seed}", "layout": "lol-v1", "manifest_sha256": manifest},
+        "seed": seed, "crop_seed": seed * 7 + 1, "device": "cpu", "compile": False,
+    }
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    weights = {name: {"file": f"{name}.pth", "sha256": "0" * 64,
+                      "official": name not in unofficial} for name in ("vgg19", "alexnet")}
+    metrics = {
+        "status": status, "error": error, "recipe": recipe, "profile": profile, "seed": seed,
+        "config_hash": config_hash, "train_seconds": 10.0 + seed,
+        "eval_seconds": 1.0, "iterations": 100,
+        "dataset": {"root": "/data/lol", "layout": "lol-v1", "manifest_sha256": manifest},
+        "env": {"torch": "2.13.0", "device": "cpu", "device_name": "x86_64",
+                "git_commit": "abc1234", "git_dirty": False},
+        "weights": weights, "started_at": "2025-01-01T00:00:00", "finished_at": "2025-01-01T01",
+    }
+    metrics["test"] = dict.fromkeys(PER_IMAGE)  # a failed run: every value null
+    if status == "ok":
+        metrics["test"] = {k: float(table[k].mean()) for k in PER_IMAGE}
+        if per_image:
+            table.to_csv(run / "per_image.csv", index=False)
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    if extra_files:
+        it = np.arange(0, 101, 10)
+        log = pd.DataFrame({"iteration": it, "total": np.exp(-it / 50) + 0.01 * seed,
+                            "l1": np.exp(-it / 50), "grad_norm": 0.5, "lr": 2e-4,
+                            "seconds": it * 0.1})
+        log.to_csv(run / "train_log.csv", index=False)
+        (run / "samples").mkdir()
+        rng = np.random.default_rng(seed)
+        for image in images[:2]:
+            for kind in ("low", "output", "reference"):
+                pixels = (rng.random((24, 32, 3)) * 255).astype(np.uint8)
+                Image.fromarray(pixels).save(run / "samples" / f"{image}_{kind}.png")
+    return run
+
+
+def _row(summary: pd.DataFrame, recipe: str, profile: str = "smoke") -> pd.Series:
+    return summary[(summary["recipe"] == recipe) & (summary["profile"] == profile)].iloc[0]
+
+
+# ---------------------------------------------------------------- loading
+
+
+def test_load_runs_frames(tmp_path: Path) -> None:
+    for seed in (0, 1):
+        make_run(tmp_path, "l1", seed)
+        make_run(tmp_path, "s3net", seed, unofficial=("vgg19",))
+    runs, per_image = load_runs(tmp_path)
+    assert len(runs) == 4
+    assert set(runs["status"]) == {"ok"}
+    assert list(runs["seed"]) == [0, 1, 0, 1]
+    assert runs.loc[runs["recipe"] == "s3net", "unofficial_weights"].tolist() == ["vgg19"] * 2
+    assert runs["dataset"].unique().tolist() == [MANIFEST]
+    assert runs.loc[0, "psnr"] == pytest.approx(21.0)
+    assert runs["missing_files"].eq("").all()
+    # the trainer's hash covers the seed (and config.yaml holds seed-specific fields such as
+    # crop_seed and data.root): seeds of one recipe still count as one configuration
+    l1 = runs[runs["recipe"] == "l1"]
+    assert l1["config_hash"].nunique() == 2 and l1["config_key"].nunique() == 1
+    assert len(per_image) == 4 * 3 * 5
+    one = per_image[(per_image["run_id"] == "l1/smoke/seed1") & (per_image["metric"] == "psnr")]
+    assert one["value"].tolist() == [20.0, 21.0, 22.0]
+    logs = load_train_logs(runs)
+    assert set(logs["term"]) == {"total", "l1"}
+    assert len(logs) == 4 * 11 * 2
+
+
+def test_image_names_stay_text(tmp_path: Path) -> None:
+    run = make_run(tmp_path, "l1", 0, [20.0, 22.0])
+    table = pd.read_csv(run / "per_image.csv").assign(image=["001", "002"], lpips="")
+    table.to_csv(run / "per_image.csv", index=False)
+    _, per_image = load_runs(tmp_path)
+    assert sorted(per_image["image"].unique()) == ["001", "002"]
+    assert per_image.loc[per_image["metric"] == "lpips", "value"].isna().all()
+
+
+def test_missing_optional_files_are_reported(tmp_path: Path) -> None:
+    make_run(tmp_path, "l1", 0, per_image=False, extra_files=False)
+    make_run(tmp_path, "l1", 1, status="failed", error="NaN in loss term l1 at iteration 7")
+    (tmp_path / "runs" / "l1" / "smoke" / "seed2").mkdir()
+    runs, per_image = load_runs(tmp_path)
+    by_seed = runs.set_index("seed")
+    assert by_seed.loc[0, "missing_files"] == "per_image.csv,train_log.csv,samples"
+    assert by_seed.loc[1, "status"] == "failed"
+    assert by_seed.loc[1, "missing_files"] == "per_image.csv"
+    assert by_seed.loc[2, "status"] == "incomplete"
+    assert "no metrics.json" in by_seed.loc[2, "error"]
+    # the incomplete run joins the profile's only dataset instead of a group of its own
+    assert by_seed.loc[2, "dataset"] == MANIFEST
+    summary = summarize(runs, per_image, "l1")
+    row = _row(summary, "l1")
+    assert (row["n_ok"], row["n_failed"], row["n_incomplete"]) == (1, 1, 1)
+    # no per_image.csv: the metrics.json value is the one observation of that seed
+    assert row["psnr_mean"] == pytest.approx(21.0)
+    assert row["psnr_ci_low"] == row["psnr_ci_high"] == pytest.approx(21.0)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda r: (r / "metrics.json").write_text("{oops"), "metrics.json: not valid JSON"),
+        (lambda r: (r / "metrics.json").write_text("[1, 2]"), "expected a JSON object"),
+        (lambda r: _edit_json(r, status="done"), "status: expected 'ok' or 'failed'"),
+        (lambda r: _edit_json(r, seed=3), "seed: is 3 but the folder says 0"),
+        (lambda r: _edit_json(r, seed="0"), "seed: expected a whole number"),
+        (lambda r: _edit_json(r, test={"psnr": 1.0}), "test.ssim: missing"),
+        (lambda r: _edit_json(r, weights={"vgg19": {"official": "yes"}}),
+         "weights.vgg19: expected an object with official"),
+        (lambda r: (r / "per_image.csv").write_text("image,psnr\na,1\n"),
+         "per_image.csv: columns: missing ssim, psnr_gtmean, ssim_gtmean"),
+        (lambda r: (r / "per_image.csv").write_text(
+            "image,psnr,ssim,lpips,psnr_gtmean,ssim_gtmean\na,1,x,0,1,1\n"),
+         "per_image.csv: ssim: row 2: not a number: 'x'"),
+        (lambda r: (r / "per_image.csv").write_text(""), "per_image.csv: not a readable CSV"),
+        (lambda r: (r / "config.yaml").write_text("a: [1"), "config.yaml: not valid YAML"),
+    ],
+)
+def test_malformed_files_name_the_file(tmp_path: Path, mutate, message: str) -> None:
+    run = make_run(tmp_path, "l1", 0)
+    mutate(run)
+    with pytest.raises(UserError, match="seed0") as info:
+        load_runs(tmp_path)
+    assert message in str(info.value)
+
+
+def _edit_json(run: Path, **changes: object) -> None:
+    data = json.loads((run / "metrics.json").read_text())
+    data.update(changes)
+    (run / "metrics.json").write_text(json.dumps(data))
+
+
+def test_no_runs_is_a_user_error(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="no run folders found") as info:
+        load_runs(tmp_path)
+    assert str(tmp_path / "runs") in str(info.value)
+    with pytest.raises(UserError, match="results folder does not exist"):
+        load_runs(tmp_path / "nope")
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def test_mean_std_and_paired_test_against_scipy(tmp_path: Path) -> None:
+    base = {0: [20.0, 22.0, 24.0, 21.0], 1: [21.0, 23.0, 25.0, 20.0], 2: [19.0, 22.5, 23.0, 22.0]}
+    diffs = {0: [0.5, 1.0, -0.25, 0.8], 1: [0.3, 0.9, 0.4, -0.1], 2: [1.2, 0.7, 0.6, 0.2]}
+    for seed in base:
+        make_run(tmp_path, "l1", seed, base[seed])
+        make_run(tmp_path, "better", seed, np.add(base[seed], diffs[seed]))
+    runs, per_image = load_runs(tmp_path)
+    summary = summarize(runs, per_image, "l1")
+    seed_means = [np.mean(v) for v in base.values()]
+    row = _row(summary, "l1")
+    assert row["psnr_mean"] == pytest.approx(np.mean(seed_means), abs=1e-12)
+    assert row["psnr_std"] == pytest.approx(np.std(seed_means, ddof=1), abs=1e-12)
+    assert row["psnr_ci_low"] < row["psnr_mean"] < row["psnr_ci_high"]
+    assert row["n_ok"] == 3 and row["seeds_expected"] == "0,1,2"
+    better = _row(summary, "better")
+    d = np.concatenate([diffs[s] for s in (0, 1, 2)])
+    assert better["psnr_diff"] == pytest.approx(d.mean(), abs=1e-12)
+    assert better["psnr_diff"] > 0
+    assert better["psnr_n_pairs"] == 12
+    assert better["psnr_p"] == pytest.approx(sps.wilcoxon(d).pvalue, rel=1e-12)
+    # LPIPS = 1 - PSNR/40 here, so the recipe is better on LPIPS too: a negative difference
+    assert better["lpips_diff"] == pytest.approx(-d.mean() / 40.0, abs=1e-12)
+    # one comparison: Holm leaves p unchanged
+    assert better["psnr_p_holm"] == pytest.approx(better["psnr_p"])
+    assert (better["psnr_rank"], row["psnr_rank"]) == (1, 2)
+    assert (better["lpips_rank"], row["lpips_rank"]) == (1, 2)
+    assert np.isnan(row["psnr_p"])
+
+
+def test_paired_test_known_values() -> None:
+    # eight positive differences: exact two-sided p = 2 / 2**8
+    assert paired_test(np.arange(1.0, 9.0)) == pytest.approx(2 / 256, abs=1e-15)
+    assert paired_test(-np.arange(1.0, 9.0)) == pytest.approx(2 / 256, abs=1e-15)
+    assert paired_test(np.zeros(5)) == 1.0
+    assert np.isnan(paired_test(np.array([])))
+
+
+def test_holm_against_hand_computed_values() -> None:
+    # sorted 0.005, 0.01, 0.03, 0.04 -> x4, x3, x2, x1 = 0.02, 0.03, 0.06, 0.04 -> cummax
+    got = holm([0.01, 0.04, 0.03, 0.005])
+    np.testing.assert_allclose(got, [0.03, 0.06, 0.06, 0.02], rtol=0, atol=1e-15)
+    got = holm([0.2, np.nan, 0.6])  # NaN is not part of the family (m = 2)
+    np.testing.assert_allclose(got, [0.4, np.nan, 0.6], rtol=0, atol=1e-15)
+    np.testing.assert_allclose(holm([0.5, 0.9]), [1.0, 1.0])
+
+
+def test_holm_in_summary_across_recipes(tmp_path: Path) -> None:
+    base = np.array([20.0, 21.0, 22.0, 23.0, 24.0, 25.0])
+    shifts = {"a": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6], "b": [0.3, -0.15, 0.2, -0.25, 0.1, 0.05],
+              "c": [-0.5, -0.4, -0.3, -0.2, -0.6, -0.1]}
+    make_run(tmp_path, "l1", 0, base)
+    for name, s in shifts.items():
+        make_run(tmp_path, name, 0, base + np.array(s))
+    summary = summarize(*load_runs(tmp_path), "l1").set_index("recipe")
+    p = {n: sps.wilcoxon(np.array(s)).pvalue for n, s in shifts.items()}
+    order = sorted(p, key=p.get)
+    expected, running = {}, 0.0
+    for i, name in enumerate(order):
+        running = max(running, min(1.0, (3 - i) * p[name]))
+        expected[name] = running
+    for name in shifts:
+        assert summary.loc[name, "psnr_p_holm"] == pytest.approx(expected[name], rel=1e-12)
+    assert summary.loc["c", "psnr_diff"] < 0 < summary.loc["a", "psnr_diff"]
+
+
+def _exact_bootstrap(groups: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Every outcome of the two-stage bootstrap, enumerated, with its probability."""
+    per_seed = []  # all resampled image means of each seed
+    for g in groups:
+        draws = np.array(list(itertools.product(g, repeat=len(g))))
+        per_seed.append(draws.mean(axis=1))
+    outcomes, probs = [], []
+    combos = list(itertools.product(range(len(groups)), repeat=len(groups)))
+    for seeds in combos:
+        grids = np.meshgrid(*[per_seed[s] for s in seeds], indexing="ij")
+        values = np.mean(grids, axis=0).ravel()
+        outcomes.append(values)
+        probs.append(np.full(values.size, 1.0 / (len(combos) * values.size)))
+    return np.concatenate(outcomes), np.concatenate(probs)
+
+
+def test_bootstrap_matches_exhaustive_enumeration() -> None:
+    groups = [np.array([20.0, 21.5, 23.0]), np.array([19.0, 22.0, 22.5]),
+              np.array([24.0, 20.5, 21.0])]
+    exact, prob = _exact_bootstrap(groups)  # 27 * 27**3 equally likely outcomes
+    assert np.allclose(prob, prob[0])
+    low, high, reps = hierarchical_bootstrap(groups, n_boot=40_000,
+                                             rng=np.random.default_rng(1))
+    spread = exact.max() - exact.min()
+    assert reps.mean() == pytest.approx(exact.mean(), abs=0.005 * spread)
+    assert reps.std() == pytest.approx(exact.std(), rel=0.02)
+    e_low, e_high = np.quantile(exact, [0.025, 0.975])
+    assert low == pytest.approx(e_low, abs=0.01 * spread)
+    assert high == pytest.approx(e_high, abs=0.01 * spread)
+
+
+def test_bootstrap_unequal_image_counts_weights_seeds_equally() -> None:
+    groups = [np.array([10.0]), np.array([20.0, 22.0])]
+    exact, prob = _exact_bootstrap(groups)
+    mean = float(np.sum(prob * exact))
+    std = float(np.sqrt(np.sum(prob * (exact - mean) ** 2)))
+    _, _, reps = hierarchical_bootstrap(groups, n_boot=40_000, rng=np.random.default_rng(2))
+    assert mean == pytest.approx((10.0 + 21.0) / 2)  # seeds weigh the same, not images
+    assert reps.mean() == pytest.approx(mean, abs=0.05)
+    assert reps.std() == pytest.approx(std, rel=0.03)
+
+
+def test_bootstrap_degenerate_and_stable(tmp_path: Path) -> None:
+    low, high, _ = hierarchical_bootstrap([np.full(4, 0.3), np.full(4, 0.3)])
+    assert low == high == 0.3
+    assert np.isnan(hierarchical_bootstrap([])[0])
+    for seed in (0, 1, 2):
+        make_run(tmp_path, "l1", seed, [20.0 + seed, 23.0, 21.0 - seed])
+    first = summarize(*load_runs(tmp_path), "l1")
+    make_run(tmp_path, "other", 0)  # adding a recipe must not move l1's interval
+    second = summarize(*load_runs(tmp_path), "l1")
+    assert _row(second, "l1")["psnr_ci_low"] == _row(first, "l1")["psnr_ci_low"]
+    assert _row(second, "l1")["psnr_ci_high"] == _row(first, "l1")["psnr_ci_high"]
+
+
+# ---------------------------------------------------------------- grouping and marks
+
+
+def test_refuses_two_configurations_of_one_recipe(tmp_path: Path) -> None:
+    make_run(tmp_path, "s3net", 0, weight=1.0)
+    make_run(tmp_path, "s3net", 1, weight=0.5)
+    with pytest.raises(UserError) as info:
+        load_runs(tmp_path)
+    text = str(info.value)
+    assert "runs of recipe 's3net' (profile smoke" in text
+    assert "recipe.losses[0].weight: 1.0 vs 0.5" in text
+    assert "hash-s3net-1.0-seed0" in text and "hash-s3net-0.5-seed1" in text
+
+
+def test_profiles_and_datasets_are_separate_groups(tmp_path: Path) -> None:
+    for seed in (0, 1):
+        make_run(tmp_path, "l1", seed, [20.0, 20.0])
+        make_run(tmp_path, "l1", seed, [30.0, 30.0], profile="quick")
+    make_run(tmp_path, "l1", 0, [25.0, 25.0], profile="paper", manifest="b" * 64)
+    make_run(tmp_path, "l1", 1, [26.0, 26.0], profile="paper", manifest="c" * 64)
+    summary = summarize(*load_runs(tmp_path), "l1")
+    got = summary.set_index(["profile", "dataset"])
+    assert list(got.index) == [("paper", "b" * 64), ("paper", "c" * 64), ("quick", MANIFEST),
+                               ("smoke", MANIFEST)]
+    assert got["psnr_mean"].tolist() == [25.0, 26.0, 30.0, 20.0]
+    # a dataset group only expects the seeds run on that dataset
+    assert got["n_missing"].tolist() == [0, 0, 0, 0]
+    assert got["psnr_std"].iloc[2:].tolist() == [0.0, 0.0]
+    md = markdown_tables(summary)
+    assert md.count("**profile `paper`") == 2 and md.count("| l1 |") == 4
+
+
+def test_failed_and_missing_seeds_are_shown(tmp_path: Path) -> None:
+    for seed in (0, 1, 2):
+        make_run(tmp_path, "l1", seed)
+    make_run(tmp_path, "flw", 0)
+    make_run(tmp_path, "flw", 1, status="failed", error="NaN in term flw at iteration 12")
+    make_run(tmp_path, "gan", 0, status="failed", error="CUDA out of memory")
+    summary = summarize(*load_runs(tmp_path), "l1")
+    flw = _row(summary, "flw")
+    assert (flw["n_ok"], flw["n_failed"], flw["n_missing"]) == (1, 1, 1)
+    assert (flw["failed_seeds"], flw["missing_seeds"]) == ("1", "2")
+    assert "seed1: NaN in term flw at iteration 12" in flw["errors"]
+    gan = _row(summary, "gan")
+    assert gan["n_ok"] == 0 and np.isnan(gan["psnr_mean"]) and np.isnan(gan["psnr_rank"])
+    md = markdown_tables(summary)
+    assert "| flw | 1 of 3 (failed: 1; missing: 2)‡ |" in md
+    assert "| gan | 0 of 3 (failed: 0; missing: 1,2)‡ | n/a |" in md
+    assert "‡ fewer than 3 finished seeds" in md
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def test_cli_compare_writes_tables(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    for seed in (0, 1):
+        make_run(tmp_path, "l1", seed)
+        make_run(tmp_path, "s3net", seed, [21.0, 22.0, 23.0])
+    assert main(["compare", "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "| s3net | 2‡ |" in out
+    for name in ("summary.csv", "summary.md", "summary.tex"):
+        assert (tmp_path / "tables" / name).is_file()
+    csv = pd.read_csv(tmp_path / "tables" / "summary.csv")
+    assert list(csv["recipe"]) == ["l1", "s3net"]
+    assert csv.loc[1, "psnr_mean"] == pytest.approx(22.0)
+    assert (tmp_path / "tables" / "summary.md").read_text() in out
+
+
+@pytest.mark.parametrize("setup", ["empty", "malformed", "baseline"])
+def test_cli_compare_bad_input_exits_2(tmp_path: Path, capsys, setup: str) -> None:
+    expected = {"empty": "no run folders found", "malformed": "not valid JSON",
+                "baseline": "--baseline: no runs of recipe 'l1x'; did you mean 'l1'?"}[setup]
+    if setup != "empty":
+        run = make_run(tmp_path, "l1", 0)
+    if setup == "malformed":
+        (run / "metrics.json").write_text('{"status": ')
+    argv = ["compare", "--results", str(tmp_path)]
+    argv += ["--baseline", "l1x"] if setup == "baseline" else []
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert expected in err
+    assert "Traceback" not in err
