@@ -1,0 +1,204 @@
+"""The fixed training and evaluation protocol: profiles ``smoke``, ``quick`` and ``paper``.
+
+Everything except the loss is fixed here: network width and depth, patch size, batch size,
+iterations, optimiser (Adam, betas 0.9/0.999, no weight decay), learning-rate schedule, the
+validation subset and how often it is scored, evaluation resolution, checkpoint cadence,
+precision and determinism. A profile is a frozen :class:`Protocol`; ``to_dict()`` is what a run
+writes into its ``config.yaml`` and hashes.
+
+Schedule (every profile): linear warm-up from ``lr / warmup`` to ``lr`` over ``warmup``
+iterations, then cosine decay to ``min_lr`` at the last iteration. Discriminators (adversarial
+recipes) use their own Adam at the loss's ``d_lr``, constant.
+
+Profiles (times are on 2 CPU cores unless said):
+
+``smoke``  width 8, 64 px patches, batch 4, 20 iterations, evaluation with the longer side
+           scaled down to 128 px. Tests and CI: <= 60 s per recipe including data load and
+           LPIPS evaluation, VGG recipes included (measured 5-8 s per recipe end to end, Python
+           start-up included, on 2 shared cores). Admits every recipe whose losses accept
+           64 px inputs: ``ms_ssim`` and ``zhao_mix`` (MS-SSIM needs >= 161 px) are refused by
+           the recipe check.
+``quick``  width 16, 176 px patches, batch 4, 160 iterations, full-resolution evaluation. The
+           CPU default, sized for <= 5 minutes per recipe on 2 cores with the costliest shipped
+           recipe. Measured end to end (``python -m benchmark run``, 2 cores shared with other
+           jobs, noisy): l1 49 s, s3net 140 s, srgan 201 s. Admits every recipe, ``ms_ssim``
+           and ``zhao_mix`` included (176 >= 161). A perceptual term reaching relu5_1 costs
+           several times more per step than s3net's relu3_1 and would exceed 5 minutes.
+``paper``  width 32 (7.8 M parameters), 256 px patches, batch 8, 100 000 iterations (about
+           1 700 epochs of LOL-v1's 470 training pairs left after holding out 15 for
+           validation), lr 2e-4 with 1 000 warm-up iterations and cosine decay to 1e-6,
+           validation every 2 000 iterations, full-resolution evaluation, bf16 autocast +
+           channels_last on CUDA, deterministic CUDA algorithms (``--deterministic off`` trades
+           that for cuDNN autotuning; recorded in the run). The GPU protocol; admits every
+           recipe. Time: not measured here (no GPU in this environment); from the step cost of
+           a 7.8 M-parameter UNet and VGG19 to relu3 at this size, roughly 0.3-1 h per recipe
+           on one H100-class GPU. docs/PERFORMANCE.md holds measured figures.
+
+``auto`` resolves to ``paper`` when CUDA is available and to ``quick`` otherwise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from benchmark.errors import UserError, did_you_mean
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """One training + evaluation protocol (see the module docstring for the profiles)."""
+
+    name: str
+    width: int
+    depth: int
+    patch: int
+    batch: int
+    iterations: int
+    lr: float
+    min_lr: float
+    warmup: int
+    val_every: int
+    n_val: int
+    ckpt_every: int
+    log_every: int
+    #: "full", or the longest side (pixels) test/validation images are scaled down to
+    eval_resolution: str | int = "full"
+    #: CUDA only: deterministic algorithms, no cuDNN benchmark (CPU runs are deterministic anyway)
+    deterministic: bool = True
+    #: CUDA only: bf16 autocast for the network's forward pass (losses stay float32)
+    amp: bool = True
+    #: CUDA only: channels_last memory format for the network
+    channels_last: bool = True
+    #: seeds a sweep runs when none are given
+    seeds: tuple[int, ...] = (0, 1, 2)
+    #: test images saved as low | output | reference PNGs
+    n_samples: int = 3
+    schedule: str = field(default="cosine")
+
+    def __post_init__(self) -> None:
+        for name in (
+            "width",
+            "depth",
+            "patch",
+            "batch",
+            "iterations",
+            "val_every",
+            "ckpt_every",
+            "log_every",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"Protocol {self.name}: {name} must be >= 1")
+        if self.schedule != "cosine":
+            raise ValueError(f"Protocol {self.name}: only the 'cosine' schedule exists")
+        if self.eval_resolution != "full" and not (
+            isinstance(self.eval_resolution, int) and self.eval_resolution >= 16
+        ):
+            raise ValueError(
+                f"Protocol {self.name}: eval_resolution must be 'full' or an int >= 16"
+            )
+
+    def lr_at(self, iteration: int) -> float:
+        """Learning rate for (1-based) ``iteration``: linear warm-up, then cosine to ``min_lr``."""
+        if self.warmup > 0 and iteration <= self.warmup:
+            return self.lr * iteration / self.warmup
+        span = max(1, self.iterations - self.warmup)
+        progress = min(1.0, (iteration - self.warmup) / span)
+        return self.min_lr + 0.5 * (self.lr - self.min_lr) * (1.0 + math.cos(math.pi * progress))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain, YAML/JSON-ready dict of every field (what ``config.yaml`` records and hashes)."""
+        out = dataclasses.asdict(self)
+        out["seeds"] = list(self.seeds)
+        return out
+
+
+PROFILES: dict[str, Protocol] = {
+    "smoke": Protocol(
+        name="smoke",
+        width=8,
+        depth=4,
+        patch=64,
+        batch=4,
+        iterations=20,
+        lr=1e-3,
+        min_lr=1e-4,
+        warmup=2,
+        val_every=10,
+        n_val=2,
+        ckpt_every=10,
+        log_every=5,
+        eval_resolution=128,
+        seeds=(0, 1),
+    ),
+    "quick": Protocol(
+        name="quick",
+        width=16,
+        depth=4,
+        patch=176,
+        batch=4,
+        iterations=160,
+        lr=1e-3,
+        min_lr=1e-5,
+        warmup=10,
+        val_every=40,
+        n_val=3,
+        ckpt_every=40,
+        log_every=10,
+        eval_resolution="full",
+        seeds=(0, 1, 2),
+    ),
+    "paper": Protocol(
+        name="paper",
+        width=32,
+        depth=4,
+        patch=256,
+        batch=8,
+        iterations=100_000,
+        lr=2e-4,
+        min_lr=1e-6,
+        warmup=1_000,
+        val_every=2_000,
+        n_val=15,
+        ckpt_every=1_000,
+        log_every=100,
+        eval_resolution="full",
+        seeds=(0, 1, 2, 3, 4),
+    ),
+}
+
+
+def resolve_profile(name: str, device: str | torch.device | None = None) -> tuple[Protocol, str]:
+    """Turn a profile name (or ``auto``) into a :class:`Protocol` and a line to show the user.
+
+    ``auto`` picks ``paper`` when the run's device is CUDA (or, with no device given, when CUDA
+    is available) and ``quick`` otherwise.
+
+    Raises:
+        UserError: unknown profile name.
+    """
+    if name == "auto":
+        cuda = torch.cuda.is_available() if device is None else torch.device(device).type == "cuda"
+        chosen = "paper" if cuda else "quick"
+        why = "CUDA is available" if cuda else "no CUDA device: CPU run"
+        proto = PROFILES[chosen]
+        return proto, (
+            f"profile auto -> {chosen} ({why}; {proto.iterations} iterations, batch {proto.batch}, "
+            f"patch {proto.patch}). Pass --profile to choose."
+        )
+    if name not in PROFILES:
+        raise UserError(
+            f"--profile: unknown profile '{name}'{did_you_mean(name, PROFILES)} "
+            f"(choose from {', '.join([*PROFILES, 'auto'])})"
+        )
+    proto = PROFILES[name]
+    return proto, (
+        f"profile {name}: {proto.iterations} iterations, batch {proto.batch}, patch {proto.patch}"
+    )
+
+
+__all__ = ["PROFILES", "Protocol", "resolve_profile"]

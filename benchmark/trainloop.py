@@ -1,0 +1,341 @@
+"""The training loop and the evaluation of one run (called by :func:`benchmark.train.run`).
+
+Training: the training pairs live in memory on the run's device (uint8 when the files are 8-bit,
+float32 otherwise); every step draws, from one dedicated ``torch.Generator`` on the CPU, the batch's
+image indices, crop positions and one of the 8 flips/transposes of each patch, then slices the
+patches on the device. No DataLoader, no worker processes; the crop stream does not depend on the
+device, so CPU and CUDA runs see the same patches.
+
+One step: forward (bf16 autocast on CUDA when the protocol says so; the losses always get a
+float32 prediction), the recipe's weighted total, backward, a NaN/Inf check of every term and of
+the gradient norms, the Adam step at the scheduled learning rate, then one step of every
+discriminator (its own Adam at the loss's ``d_lr`` and ``d_betas``) on the detached prediction.
+On CPU the check runs before each optimiser step; on CUDA values are collected on the device and
+checked every ``log_every`` steps (no per-step host synchronisation) and always before a
+validation or a checkpoint, so a checkpoint never holds a non-finite state.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from benchmark.evaluation import as_float, autocast, validate
+from benchmark.protocol import Protocol
+
+
+class NonFiniteError(Exception):
+    """A loss term or a gradient became NaN/Inf; ``iteration`` and ``what`` say where."""
+
+    def __init__(self, iteration: int, what: str, value: float) -> None:
+        super().__init__(f"non-finite value ({value}) in {what} at iteration {iteration}")
+        self.iteration = iteration
+        self.what = what
+
+
+def to_storage(images: Sequence[np.ndarray], device: torch.device) -> list[torch.Tensor]:
+    """HxWx3 float arrays in [0, 1] -> 3xHxW tensors on ``device``: uint8 where that is exact."""
+    out = []
+    for img in images:
+        q = np.round(img * 255.0)
+        exact = np.array_equal((q.astype(np.float32) / np.float32(255.0)), img)
+        arr = q.astype(np.uint8) if exact else np.ascontiguousarray(img, dtype=np.float32)
+        out.append(torch.from_numpy(arr).permute(2, 0, 1).contiguous().to(device))
+    return out
+
+
+def sample_batch(
+    lows: list[torch.Tensor],
+    highs: list[torch.Tensor],
+    patch: int,
+    batch: int,
+    gen: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Aligned random ``patch``-px crops, randomly flipped/transposed: float32 N x 3 x P x P."""
+    index = torch.randint(len(lows), (batch,), generator=gen).tolist()
+    uv = torch.rand(batch, 2, generator=gen, dtype=torch.float64).tolist()
+    flips = torch.randint(8, (batch,), generator=gen).tolist()
+    pairs = []
+    for i, (u, v), f in zip(index, uv, flips, strict=True):
+        low, high = lows[i], highs[i]
+        h, w = low.shape[-2:]
+        y, x = int(u * (h - patch + 1)), int(v * (w - patch + 1))
+        # low and high may be stored differently (8-bit vs 16-bit files): convert each
+        pair = torch.stack(
+            [
+                as_float(low[:, y : y + patch, x : x + patch]),
+                as_float(high[:, y : y + patch, x : x + patch]),
+            ]
+        )
+        if f & 1:
+            pair = pair.flip(-1)
+        if f & 2:
+            pair = pair.flip(-2)
+        if f & 4:
+            pair = pair.transpose(-1, -2)
+        pairs.append(pair)
+    both = torch.stack(pairs)
+    return both[:, 0].contiguous(), both[:, 1].contiguous()
+
+
+@dataclass
+class LoopState:
+    """Everything a checkpoint restores besides module and optimiser states."""
+
+    iteration: int = 0
+    train_seconds: float = 0.0
+    train_log: list[dict[str, float]] = field(default_factory=list)
+    val_log: list[dict[str, float]] = field(default_factory=list)
+    best: dict[str, Any] | None = None  # {"iteration", "val_psnr", "model"}
+    window: dict[str, Any] = field(default_factory=lambda: {"sums": None, "count": 0})
+
+
+@dataclass
+class Trainer:
+    """One run's training loop. ``run_steps`` trains from ``state.iteration`` to the end."""
+
+    protocol: Protocol
+    model: nn.Module
+    mix: nn.Module
+    device: torch.device
+    gen: torch.Generator
+    train_data: tuple[list[torch.Tensor], list[torch.Tensor]]
+    val_data: tuple[list[torch.Tensor], list[torch.Tensor]]
+    state: LoopState = field(default_factory=LoopState)
+    forward: Callable[[torch.Tensor], torch.Tensor] | None = None  # e.g. a compiled model
+
+    def __post_init__(self) -> None:
+        p, cuda = self.protocol, self.device.type == "cuda"
+        self.adversarial = list(self.mix.adversarial_terms())
+        self.labels = list(self.mix.terms.keys())
+        self.opt = torch.optim.Adam(
+            self.model.parameters(),
+            lr=p.lr,
+            betas=(0.9, 0.999),
+            **({"fused": True} if cuda else {}),
+        )
+        self.d_opts = {
+            label: torch.optim.Adam(
+                loss.discriminator.parameters(),
+                lr=loss.d_lr,
+                betas=getattr(loss, "d_betas", (0.9, 0.999)),
+            )
+            for label, loss in self.adversarial
+        }
+        single = len(self.adversarial) == 1
+        self.d_labels = ["d_loss" if single else f"d_loss_{lb}" for lb, _ in self.adversarial]
+        # columns of one step's record, in the order non-finite values are reported
+        self.columns = [
+            *self.labels,
+            "total",
+            *self.d_labels,
+            "grad_norm",
+            *[f"{c}_grad_norm" for c in self.d_labels],
+        ]
+        self.log_columns = [
+            "iteration",
+            "total",
+            *self.labels,
+            *self.d_labels,
+            "grad_norm",
+            "lr",
+            "seconds",
+        ]
+        self.sync_every = p.log_every if cuda else 1
+
+    # -- checkpoints -------------------------------------------------------------------------
+
+    def state_dict(self, rng: dict[str, Any]) -> dict[str, Any]:
+        s = self.state
+        return {
+            "iteration": s.iteration,
+            "train_seconds": s.train_seconds,
+            "train_log": s.train_log,
+            "val_log": s.val_log,
+            "best": s.best,
+            "window": s.window,
+            "model": self.model.state_dict(),
+            "opt": self.opt.state_dict(),
+            "discriminators": {
+                lb: loss.discriminator.state_dict() for lb, loss in self.adversarial
+            },
+            "d_opts": {lb: opt.state_dict() for lb, opt in self.d_opts.items()},
+            "rng": rng,
+        }
+
+    def load_state_dict(self, ckpt: dict[str, Any]) -> None:
+        self.model.load_state_dict(ckpt["model"])
+        self.opt.load_state_dict(ckpt["opt"])
+        for label, loss in self.adversarial:
+            loss.discriminator.load_state_dict(ckpt["discriminators"][label])
+            self.d_opts[label].load_state_dict(ckpt["d_opts"][label])
+        self.state = LoopState(
+            iteration=ckpt["iteration"],
+            train_seconds=ckpt["train_seconds"],
+            train_log=ckpt["train_log"],
+            val_log=ckpt["val_log"],
+            best=ckpt["best"],
+            window=ckpt["window"],
+        )
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def _step(self, it: int) -> torch.Tensor:
+        p = self.protocol
+        lr = p.lr_at(it)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        low, high = sample_batch(*self.train_data, p.patch, p.batch, self.gen)
+        if self.device.type == "cuda" and p.channels_last:
+            low = low.contiguous(memory_format=torch.channels_last)
+        with autocast(self.device, p):
+            pred = (self.forward or self.model)(low)
+        pred = pred.float()
+        total, terms = self.mix(pred, high, low=low)
+        self.opt.zero_grad(set_to_none=True)
+        total.backward()
+        grads = [q.grad for q in self.model.parameters() if q.grad is not None]
+        gnorm = torch.nn.utils.get_total_norm(grads) if grads else total.new_zeros(())
+        record = [terms[lb].detach().float() for lb in self.labels] + [total.detach().float()]
+        if self.sync_every == 1:  # CPU: check before the update touches the weights
+            self._check(
+                it, torch.stack([*record, gnorm.float()]), [*self.labels, "total", "grad_norm"]
+            )
+        self.opt.step()
+        d_losses, d_norms = [], []
+        for label, loss in self.adversarial:
+            d_loss = loss.discriminator_loss(pred.detach(), high)
+            opt = self.d_opts[label]
+            opt.zero_grad(set_to_none=True)
+            d_loss.backward()
+            d_grads = [q.grad for q in loss.discriminator.parameters() if q.grad is not None]
+            d_norm = torch.nn.utils.get_total_norm(d_grads) if d_grads else d_loss.new_zeros(())
+            if self.sync_every == 1:
+                self._check(
+                    it,
+                    torch.stack([d_loss.detach().float(), d_norm.float()]),
+                    [
+                        f"discriminator loss of '{label}'",
+                        f"gradient of the '{label}' discriminator",
+                    ],
+                )
+            opt.step()
+            d_losses.append(d_loss.detach().float())
+            d_norms.append(d_norm.float())
+        return torch.stack([*record, *d_losses, gnorm.float(), *d_norms])
+
+    def _check(self, it: int, values: torch.Tensor, names: list[str]) -> None:
+        finite = torch.isfinite(values)
+        if not bool(finite.all()):
+            k = int((~finite).nonzero()[0, 0])
+            raise NonFiniteError(it, _describe(names[k]), float(values[k]))
+
+    def _flush(self, pending: list[tuple[int, torch.Tensor]]) -> None:
+        """Check collected step records (CUDA) and fold them into the log window."""
+        if not pending:
+            return
+        rows = torch.stack([r for _, r in pending]).cpu().double()
+        for (it, _), row in zip(pending, rows, strict=True):
+            if self.sync_every != 1:
+                self._check(it, row, self.columns)
+            w = self.state.window
+            w["sums"] = (
+                row.tolist()
+                if w["sums"] is None
+                else [a + b for a, b in zip(w["sums"], row.tolist(), strict=True)]
+            )
+            w["count"] += 1
+        pending.clear()
+
+    def _log_row(self, it: int, seconds: float) -> dict[str, float]:
+        w = self.state.window
+        mean = {c: s / w["count"] for c, s in zip(self.columns, w["sums"], strict=True)}
+        row = {"iteration": it, "total": mean["total"]}
+        row.update({lb: mean[lb] for lb in self.labels})
+        row.update({lb: mean[lb] for lb in self.d_labels})
+        row.update(
+            {
+                "grad_norm": mean["grad_norm"],
+                "lr": self.protocol.lr_at(it),
+                "seconds": round(seconds, 3),
+            }
+        )
+        self.state.window = {"sums": None, "count": 0}
+        self.state.train_log.append(row)
+        return row
+
+    def run_steps(
+        self,
+        on_log: Callable[[dict[str, float]], None],
+        on_checkpoint: Callable[[int], None],
+        on_step: Callable[[int], None],
+        heartbeat: Callable[[], None],
+    ) -> None:
+        """Train to ``protocol.iterations``; raise :class:`NonFiniteError` on a NaN/Inf."""
+        p = self.protocol
+        self.model.train()
+        self.mix.train()
+        pending: list[tuple[int, torch.Tensor]] = []
+        start_clock, start_seconds = time.perf_counter(), self.state.train_seconds
+        for it in range(self.state.iteration + 1, p.iterations + 1):
+            pending.append((it, self._step(it)))
+            last = it == p.iterations
+            at_val = it % p.val_every == 0 or last
+            at_ckpt = it % p.ckpt_every == 0 or last
+            at_log = it % p.log_every == 0 or last
+            if at_val or at_ckpt or at_log or len(pending) >= self.sync_every:
+                self._flush(pending)
+            elapsed = start_seconds + time.perf_counter() - start_clock
+            if at_log:
+                on_log(self._log_row(it, elapsed))
+                heartbeat()
+            if at_val:
+                val = validate(self.model, *self.val_data, self.device, p)
+                best = self.state.best
+                if best is None or val > best["val_psnr"]:
+                    self.state.best = {
+                        "iteration": it,
+                        "val_psnr": val,
+                        "model": {
+                            k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()
+                        },
+                    }
+                self.state.val_log.append(
+                    {"iteration": it, "val_psnr": val, "best_val_psnr": self.state.best["val_psnr"]}
+                )
+            on_step(it)
+            if at_ckpt:
+                self.state.iteration = it
+                self.state.train_seconds = start_seconds + time.perf_counter() - start_clock
+                on_checkpoint(it)
+
+
+def _describe(column: str) -> str:
+    if column == "total":
+        return "the weighted total loss"
+    if column == "grad_norm":
+        return "the gradient of the network"
+    if column.endswith("_grad_norm"):
+        return f"the gradient of the discriminator ({column[: -len('_grad_norm')]})"
+    if column.startswith("d_loss"):
+        return f"the discriminator loss ({column})"
+    if " " in column:
+        return column
+    return f"loss term '{column}'"
+
+
+__all__ = [
+    "LoopState",
+    "NonFiniteError",
+    "Trainer",
+    "as_float",
+    "sample_batch",
+    "to_storage",
+    "validate",
+]

@@ -1,0 +1,92 @@
+"""Protocol profiles: resolution of ``auto``, the schedule, what each profile admits."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import pytest
+
+from benchmark import recipes
+from benchmark.errors import UserError
+from benchmark.protocol import PROFILES, Protocol, resolve_profile
+
+
+def test_auto_is_quick_on_cpu_and_paper_on_cuda_and_says_so() -> None:
+    proto, message = resolve_profile("auto", "cpu")
+    assert proto is PROFILES["quick"]
+    assert "profile auto -> quick" in message and "no CUDA" in message
+    proto, message = resolve_profile("auto", "cuda")
+    assert proto is PROFILES["paper"]
+    assert "profile auto -> paper (CUDA is available" in message
+
+
+def test_named_profiles_resolve_to_themselves() -> None:
+    for name in ("smoke", "quick", "paper"):
+        proto, message = resolve_profile(name, "cpu")
+        assert proto.name == name
+        assert f"profile {name}: {proto.iterations} iterations" in message
+
+
+def test_unknown_profile_is_a_user_error_with_a_suggestion() -> None:
+    with pytest.raises(UserError, match=r"--profile: unknown profile 'quik'; did you mean 'quick'"):
+        resolve_profile("quik", "cpu")
+
+
+def test_profiles_grow_from_smoke_to_paper() -> None:
+    smoke, quick, paper = PROFILES["smoke"], PROFILES["quick"], PROFILES["paper"]
+    for field in ("width", "patch", "iterations"):
+        assert getattr(smoke, field) < getattr(quick, field) < getattr(paper, field)
+    assert paper.eval_resolution == "full" and quick.eval_resolution == "full"
+    assert paper.deterministic and paper.amp and paper.channels_last
+    assert quick.patch >= 176  # admits ms_ssim (needs > 160 px)
+
+
+@pytest.mark.parametrize("name", ["smoke", "quick", "paper"])
+def test_cadences_line_up(name: str) -> None:
+    p = PROFILES[name]
+    # the last iteration is always validated and checkpointed; intermediate ones divide evenly
+    assert p.iterations % p.ckpt_every == 0
+    assert p.iterations % p.val_every == 0
+    assert p.iterations % p.log_every == 0
+    assert p.warmup < p.iterations
+
+
+def test_schedule_warmup_then_cosine_to_min_lr() -> None:
+    p = PROFILES["quick"]
+    lrs = [p.lr_at(i) for i in range(1, p.iterations + 1)]
+    assert lrs[0] == pytest.approx(p.lr / p.warmup, rel=1e-12)
+    assert lrs[p.warmup - 1] == pytest.approx(p.lr, rel=1e-12)
+    after = lrs[p.warmup - 1 :]
+    assert all(a >= b for a, b in zip(after, after[1:], strict=False))
+    assert lrs[-1] == pytest.approx(p.min_lr, rel=1e-12)
+    # half way through the decay: the cosine midpoint
+    mid = p.warmup + (p.iterations - p.warmup) // 2
+    expect = p.min_lr + 0.5 * (p.lr - p.min_lr) * (1 + math.cos(math.pi * 0.5))
+    assert p.lr_at(mid) == pytest.approx(expect, rel=1e-9)
+
+
+def test_to_dict_is_json_ready_and_round_trips() -> None:
+    for proto in PROFILES.values():
+        d = proto.to_dict()
+        json.dumps(d, allow_nan=False)
+        assert Protocol(**{**d, "seeds": tuple(d["seeds"])}) == proto
+
+
+def test_protocol_is_frozen_and_validated() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        PROFILES["smoke"].iterations = 3  # type: ignore[misc]
+    with pytest.raises(ValueError, match="Protocol smoke: batch must be >= 1"):
+        dataclasses.replace(PROFILES["smoke"], batch=0)
+    with pytest.raises(ValueError, match="eval_resolution must be 'full' or an int >= 16"):
+        dataclasses.replace(PROFILES["smoke"], eval_resolution="half")
+
+
+def test_smoke_refuses_ms_ssim_and_quick_admits_it() -> None:
+    recipe = recipes.load_recipe("ms_ssim")
+    mix = recipes.build_mix(recipe)
+    with pytest.raises(UserError, match=r"recipes/ms_ssim.yaml: losses\[0\] \(ms_ssim\).*64x64"):
+        recipes.check_recipe_for_protocol(recipe, mix, PROFILES["smoke"].patch)
+    recipes.check_recipe_for_protocol(recipe, mix, PROFILES["quick"].patch)
+    recipes.check_recipe_for_protocol(recipe, mix, PROFILES["paper"].patch)
