@@ -170,6 +170,12 @@ class RunLock:
             return not (isinstance(pid, int) and _pid_alive(pid))
         return self._age() > STALE_SECONDS
 
+    def is_held(self) -> bool:
+        """Whether a live process (or a recent heartbeat on another host) holds the lock."""
+        if not self.path.exists():
+            return False
+        return not self._is_stale(read_json(self.path))
+
     def _age(self) -> float:
         try:
             return time.time() - self.path.stat().st_mtime

@@ -1,0 +1,354 @@
+"""Many runs: recipes x seeds on local processes or a Slurm cluster, through submitit.
+
+The results tree is the only state. A sweep expands (recipe, seed) pairs, looks at each run
+folder's ``metrics.json`` and submits only what is missing or failed (finished runs are reported
+as cached; ``--force`` redoes them). Each job calls :func:`benchmark.train.run`, which resumes from
+its own checkpoint, takes the run folder's lock and refuses a folder with another config; so a
+requeued (preempted / timed-out) Slurm job or an interrupted sweep started again simply carries
+on. Scheduling is submitit's: ``LocalExecutor`` (real subprocesses, one per job, at most
+``--jobs`` at a time) or ``AutoExecutor`` for Slurm (one job array).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from benchmark.errors import UserError, did_you_mean
+from benchmark.runstate import RunLock
+
+#: sweep.yaml keys -> submitit Slurm parameters
+SLURM_KEYS: dict[str, str] = {
+    "partition": "slurm_partition",
+    "gpus_per_job": "gpus_per_node",
+    "cpus_per_job": "cpus_per_task",
+    "mem_gb": "mem_gb",
+    "time_min": "timeout_min",
+    "account": "slurm_account",
+    "array_parallelism": "slurm_array_parallelism",
+}
+SLURM_DEFAULTS: dict[str, Any] = {
+    "gpus_per_job": 1,
+    "cpus_per_job": 8,
+    "mem_gb": 32,
+    "time_min": 24 * 60,
+    "array_parallelism": 32,
+}
+DEFAULT_SEEDS = (0, 1, 2)
+#: seconds between two polls of the Slurm queue
+SLURM_POLL_S = 10.0
+
+
+@dataclass(frozen=True)
+class RunKey:
+    recipe: str
+    profile: str
+    seed: int
+    #: what the user named: a recipe name or a path to a YAML file
+    spec: str = field(default="", compare=False)
+
+    def folder(self, results: Path) -> Path:
+        return results / "runs" / self.recipe / self.profile / f"seed{self.seed}"
+
+    def __str__(self) -> str:
+        return f"{self.recipe}/{self.profile}/seed{self.seed}"
+
+
+@dataclass
+class RunState:
+    key: RunKey
+    state: str  # cached | failed | running | pending
+    error: str | None = None
+    log: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def run_state(key: RunKey, results: Path) -> RunState:
+    """What the results tree says about one run."""
+    folder = key.folder(results)
+    metrics = folder / "metrics.json"
+    if metrics.is_file():
+        try:
+            data = json.loads(metrics.read_text())
+        except (OSError, json.JSONDecodeError):
+            data = {}
+        if data.get("status") == "ok":
+            return RunState(key, "cached")
+        if data.get("status") == "failed":
+            return RunState(key, "failed", error=data.get("error"))
+    if RunLock(folder).is_held():
+        return RunState(key, "running")
+    return RunState(key, "pending")
+
+
+def expand(recipes: Sequence[str], seeds: Sequence[int], profile: str) -> list[RunKey]:
+    """recipes x seeds, recipes validated now so a typo fails before anything is submitted."""
+    from benchmark.recipes import load_recipe
+
+    keys = []
+    for name in recipes:
+        recipe = load_recipe(name)
+        keys.extend(RunKey(recipe.name, profile, int(s), spec=name) for s in seeds)
+    return keys
+
+
+def run_job(recipe: str, profile: str, seed: int, data: str | None, results: str,
+            force: bool, threads: int | None) -> dict[str, Any]:
+    """One job (runs in the worker process). Returns the run's metrics dict, never raises for a
+    failed run so one failure cannot stop the sweep."""
+    import torch
+
+    from benchmark.train import run
+
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        return run(recipe, profile=profile, seed=seed, data_dir=data, results_dir=results,
+                   force=force, quiet=True)
+    except UserError as exc:
+        return {"status": "failed", "error": str(exc), "recipe": recipe, "seed": seed}
+
+
+class SlurmRunJob:
+    """Checkpointable wrapper: on preemption or time-out submitit requeues the same call, and
+    the run resumes from its last checkpoint."""
+
+    def __call__(self, *args: Any) -> dict[str, Any]:
+        return run_job(*args)
+
+    def checkpoint(self, *args: Any) -> Any:
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(self, *args)
+
+
+def load_sweep_config(path: str | None) -> dict[str, Any]:
+    """Executor settings from sweep.yaml: keys of SLURM_KEYS plus 'seeds' and 'recipes'."""
+    if path is None:
+        return {}
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except OSError as exc:
+        raise UserError(f"{p}: cannot read sweep config: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"{p}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{p}: expected a mapping of settings, got {type(data).__name__}")
+    allowed = set(SLURM_KEYS) | {"seeds", "recipes", "jobs"}
+    for key in data:
+        if key not in allowed:
+            raise UserError(f"{p}: {key}: unknown key{did_you_mean(str(key), allowed)} "
+                            f"(allowed: {', '.join(sorted(allowed))})")
+    for key in ("gpus_per_job", "cpus_per_job", "mem_gb", "time_min", "array_parallelism", "jobs"):
+        if key in data and (not isinstance(data[key], int) or isinstance(data[key], bool)
+                            or data[key] < 0):
+            raise UserError(f"{p}: {key}: expected a whole number >= 0, got {data[key]!r}")
+    return data
+
+
+def slurm_parameters(args: argparse.Namespace, config: dict[str, Any]) -> dict[str, Any]:
+    """The parameters handed to submitit's executor: flags > sweep.yaml > defaults."""
+    merged = dict(SLURM_DEFAULTS)
+    merged.update({k: v for k, v in config.items() if k in SLURM_KEYS})
+    for key in SLURM_KEYS:
+        value = getattr(args, key, None)
+        if value is not None:
+            merged[key] = value
+    params = {SLURM_KEYS[k]: v for k, v in merged.items() if v is not None}
+    params["name"] = "lossbench"
+    return params
+
+
+def _make_executor(kind: str, log_dir: Path, params: dict[str, Any]):
+    import submitit
+
+    if kind == "slurm":
+        executor = submitit.AutoExecutor(folder=str(log_dir / "%j"), cluster="slurm")
+        executor.update_parameters(**params)
+        return executor
+    executor = submitit.LocalExecutor(folder=str(log_dir / "%j"))
+    executor.update_parameters(timeout_min=params.get("timeout_min", 7 * 24 * 60))
+    return executor
+
+
+def _gpu_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def _threads_per_job(jobs: int) -> int:
+    return max(1, (os.cpu_count() or 1) // jobs)
+
+
+def _job_log(job: Any) -> str | None:
+    try:
+        return str(job.paths.stderr)
+    except Exception:  # noqa: BLE001 - best effort for the summary
+        return None
+
+
+def _collect(job: Any, key: RunKey, results: Path) -> RunState:
+    try:
+        out = job.result()
+    except Exception as exc:  # noqa: BLE001 - a crashed job is a failed run, not a failed sweep
+        msg = str(exc).strip().splitlines()
+        return RunState(key, "failed", error=msg[-1] if msg else repr(exc), log=_job_log(job))
+    status = out.get("status") if isinstance(out, dict) else None
+    if status == "ok":
+        return RunState(key, "done", log=_job_log(job))
+    state = run_state(key, results)
+    return RunState(key, "failed", error=(out or {}).get("error") or state.error, log=_job_log(job))
+
+
+def run_local(todo: list[RunKey], args: argparse.Namespace, results: Path, log_dir: Path,
+              progress: Any) -> list[RunState]:
+    """At most ``args.jobs`` submitit local jobs at a time; GPUs shared out round-robin."""
+    gpus = _gpu_count()
+    threads = None if gpus else _threads_per_job(args.jobs)
+    executor = _make_executor("local", log_dir, {})
+    pending, active, finished = list(todo), {}, []
+    free_gpus = list(range(gpus))
+    while pending or active:
+        while pending and len(active) < args.jobs:
+            key = pending.pop(0)
+            gpu = None
+            if gpus:
+                gpu = free_gpus.pop(0) if free_gpus else len(active) % gpus
+                executor.update_parameters(gpus_per_node=1, visible_gpus=[gpu])
+            job = executor.submit(run_job, key.spec or key.recipe, key.profile, key.seed, args.data,
+                                  str(results), args.force, threads)
+            active[job] = (key, gpu)
+        time.sleep(0.5)
+        for job in [j for j in active if j.done()]:
+            key, gpu = active.pop(job)
+            if gpu is not None and gpu not in free_gpus:
+                free_gpus.append(gpu)
+            state = _collect(job, key, results)
+            finished.append(state)
+            progress.update(state)
+        progress.set_running(len(active))
+    return finished
+
+
+def run_slurm(todo: list[RunKey], args: argparse.Namespace, results: Path, log_dir: Path,
+              progress: Any, params: dict[str, Any]) -> list[RunState]:
+    """One submitit job array; requeue on preemption/time-out resumes from checkpoints."""
+    executor = _make_executor("slurm", log_dir, params)
+    jobs = []
+    with executor.batch():
+        for key in todo:
+            job = executor.submit(SlurmRunJob(), key.spec or key.recipe, key.profile, key.seed,
+                                  args.data, str(results), args.force, None)
+            jobs.append((job, key))
+    print(f"submitted {len(jobs)} Slurm jobs (array); logs in {log_dir}")
+    finished = []
+    remaining = dict((j, k) for j, k in jobs)
+    while remaining:
+        time.sleep(SLURM_POLL_S)
+        for job in [j for j in remaining if j.done()]:
+            state = _collect(job, remaining.pop(job), results)
+            finished.append(state)
+            progress.update(state)
+        progress.set_running(len(remaining))
+    return finished
+
+
+class Progress:
+    """One bar for the whole sweep: runs done / failed / running, ETA."""
+
+    def __init__(self, total: int, cached: int) -> None:
+        from tqdm import tqdm
+
+        self.counts = {"done": 0, "failed": 0, "cached": cached, "running": 0}
+        self.bar = tqdm(total=total, desc="sweep", unit="run", dynamic_ncols=True)
+        self.bar.update(cached)
+        self._show()
+
+    def _show(self) -> None:
+        self.bar.set_postfix(self.counts, refresh=True)
+
+    def update(self, state: RunState) -> None:
+        self.counts[state.state] = self.counts.get(state.state, 0) + 1
+        self.bar.update(1)
+        self._show()
+
+    def set_running(self, n: int) -> None:
+        if self.counts["running"] != n:
+            self.counts["running"] = n
+            self._show()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _resolve(args: argparse.Namespace) -> tuple[list[RunKey], Path, dict[str, Any]]:
+    from benchmark.protocol import resolve_profile
+    from benchmark.recipes import recipe_names
+
+    config = load_sweep_config(args.config)
+    recipes = list(args.recipes) or list(config.get("recipes") or []) or recipe_names()
+    seeds = args.seeds or config.get("seeds") or list(DEFAULT_SEEDS)
+    if args.executor == "slurm":
+        profile = "paper" if args.profile == "auto" else args.profile
+    else:
+        profile = resolve_profile(args.profile, None)[0].name
+    return expand(recipes, seeds, profile), Path(args.results), config
+
+
+def print_states(states: Sequence[RunState]) -> None:
+    counts: dict[str, int] = {}
+    for s in states:
+        counts[s.state] = counts.get(s.state, 0) + 1
+    print("sweep: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) +
+          f" ({len(states)} runs)")
+    for s in states:
+        if s.state == "failed":
+            where = f"\n      log: {s.log}" if s.log else ""
+            print(f"  FAILED {s.key}: {s.error or 'no error recorded'}{where}")
+
+
+def command_sweep(args: argparse.Namespace) -> int:
+    keys, results, config = _resolve(args)
+    if args.status:
+        states = [run_state(k, results) for k in keys]
+        print_states(states)
+        for s in states:
+            if s.state in ("running", "pending"):
+                print(f"  {s.state:8s} {s.key}")
+        return 0
+    states = [run_state(k, results) for k in keys]
+    cached = [s for s in states if s.state == "cached" and not args.force]
+    busy = [s for s in states if s.state == "running"]
+    todo = [s.key for s in states if s not in cached and s not in busy]
+    for s in busy:
+        print(f"  skipping {s.key}: another process holds its lock ({s.key.folder(results)})")
+    print(f"sweep: {len(keys)} runs ({len(cached)} cached, {len(busy)} running elsewhere, "
+          f"{len(todo)} to run) with the {args.executor} executor")
+    log_dir = results / "sweeps" / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    progress = Progress(len(cached) + len(todo), len(cached))
+    try:
+        if args.executor == "slurm":
+            finished = run_slurm(todo, args, results, log_dir, progress,
+                                 slurm_parameters(args, config))
+        else:
+            args.jobs = args.jobs or int(config.get("jobs") or 1)
+            finished = run_local(todo, args, results, log_dir, progress)
+    finally:
+        progress.close()
+    print_states(cached + finished)
+    if any(s.state in ("done", "cached") for s in cached + finished):
+        from benchmark.results import command_compare
+
+        command_compare(argparse.Namespace(results=str(results), baseline="l1"))
+    return 1 if any(s.state == "failed" for s in finished) else 0

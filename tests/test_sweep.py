@@ -1,0 +1,182 @@
+"""Sweeps: expansion, caching, failures that do not stop the others, the Slurm parameters.
+
+The local tests run real subprocesses through submitit's LocalExecutor on the smoke profile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmark import sweep
+from benchmark.cli import main
+from benchmark.errors import UserError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _args(**kw) -> argparse.Namespace:
+    base = dict(recipes=[], seeds=None, profile="smoke", data=None, results="results",
+                executor="local", jobs=None, force=False, status=False, config=None,
+                partition=None, gpus_per_job=None, cpus_per_job=None, mem_gb=None,
+                time_min=None, account=None, array_parallelism=None)
+    base.update(kw)
+    return argparse.Namespace(**base)
+
+
+def test_expand_is_recipes_times_seeds_and_validates_names():
+    keys = sweep.expand(["l1", "mse"], [0, 1], "smoke")
+    assert [str(k) for k in keys] == [
+        "l1/smoke/seed0", "l1/smoke/seed1", "mse/smoke/seed0", "mse/smoke/seed1"]
+    with pytest.raises(UserError, match="l11"):
+        sweep.expand(["l11"], [0], "smoke")
+
+
+def test_run_state_reads_the_results_tree(tmp_path: Path):
+    key = sweep.RunKey("l1", "smoke", 0)
+    assert sweep.run_state(key, tmp_path).state == "pending"
+    folder = key.folder(tmp_path)
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps({"status": "failed", "error": "NaN in l1"}))
+    state = sweep.run_state(key, tmp_path)
+    assert (state.state, state.error) == ("failed", "NaN in l1")
+    (folder / "metrics.json").write_text(json.dumps({"status": "ok"}))
+    assert sweep.run_state(key, tmp_path).state == "cached"
+
+
+def test_run_state_sees_a_live_lock_and_ignores_a_dead_one(tmp_path: Path):
+    import os
+    import socket
+
+    key = sweep.RunKey("l1", "smoke", 0)
+    folder = key.folder(tmp_path)
+    folder.mkdir(parents=True)
+    lock = folder / "run.lock"
+    lock.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+    assert sweep.run_state(key, tmp_path).state == "running"
+    lock.write_text(json.dumps({"pid": 2**22 + 12345, "host": socket.gethostname()}))
+    assert sweep.run_state(key, tmp_path).state == "pending"
+
+
+def test_sweep_config_errors_name_file_and_key(tmp_path: Path):
+    cfg = tmp_path / "sweep.yaml"
+    cfg.write_text("partiton: gpu\n")
+    with pytest.raises(UserError) as err:
+        sweep.load_sweep_config(str(cfg))
+    assert str(err.value).startswith(f"{cfg}: partiton: unknown key; did you mean 'partition'?")
+    cfg.write_text("mem_gb: lots\n")
+    with pytest.raises(UserError, match="mem_gb: expected a whole number >= 0, got 'lots'"):
+        sweep.load_sweep_config(str(cfg))
+    assert main(["sweep", "l1", "--profile", "smoke", "--config", str(cfg)]) == 2
+
+
+def test_slurm_parameters_flags_over_config_over_defaults(tmp_path: Path):
+    cfg = {"partition": "gpu", "mem_gb": 48, "account": "lab"}
+    params = sweep.slurm_parameters(_args(executor="slurm", mem_gb=64, time_min=90), cfg)
+    assert params == {
+        "slurm_partition": "gpu", "gpus_per_node": 1, "cpus_per_task": 8, "mem_gb": 64,
+        "timeout_min": 90, "slurm_account": "lab", "slurm_array_parallelism": 32,
+        "name": "lossbench",
+    }
+
+
+class _FakeJob:
+    def __init__(self, fn, args):
+        self.fn, self.args = fn, args
+
+    def done(self):
+        return True
+
+    def result(self):
+        return {"status": "ok"}
+
+
+class _FakeAutoExecutor:
+    created: list = []
+
+    def __init__(self, folder, cluster=None):
+        self.folder, self.cluster, self.params, self.jobs = folder, cluster, {}, []
+        self.batched = False
+        _FakeAutoExecutor.created.append(self)
+
+    def update_parameters(self, **kw):
+        self.params.update(kw)
+
+    def batch(self):
+        import contextlib
+
+        ex = self
+
+        @contextlib.contextmanager
+        def ctx():
+            ex.batched = True
+            yield
+
+        return ctx()
+
+    def submit(self, fn, *args):
+        assert self.batched, "jobs must be submitted as one array"
+        job = _FakeJob(fn, args)
+        self.jobs.append(job)
+        return job
+
+
+def test_slurm_path_hands_submitit_an_array_with_the_parameters(tmp_path, monkeypatch):
+    import submitit
+
+    monkeypatch.setattr(submitit, "AutoExecutor", _FakeAutoExecutor)
+    monkeypatch.setattr(sweep, "SLURM_POLL_S", 0.0)
+    monkeypatch.setattr("benchmark.results.command_compare", lambda args: 0)
+    cfg = tmp_path / "sweep.yaml"
+    cfg.write_text("partition: gpu\naccount: lab\narray_parallelism: 4\nseeds: [0, 1, 2]\n")
+    code = main(["sweep", "l1", "s3net", "--executor", "slurm", "--profile", "paper",
+                 "--results", str(tmp_path / "res"), "--config", str(cfg), "--gpus-per-job", "2"])
+    assert code == 0
+    ex = _FakeAutoExecutor.created[-1]
+    assert ex.cluster == "slurm"
+    assert ex.params["slurm_partition"] == "gpu"
+    assert ex.params["slurm_account"] == "lab"
+    assert ex.params["slurm_array_parallelism"] == 4
+    assert ex.params["gpus_per_node"] == 2
+    calls = [(j.args[0], j.args[1], j.args[2]) for j in ex.jobs]
+    assert calls == [(r, "paper", s) for r in ("l1", "s3net") for s in (0, 1, 2)]
+    assert all(isinstance(j.fn, sweep.SlurmRunJob) for j in ex.jobs)
+    # preemption / time-out: submitit requeues the same call (the run resumes from its checkpoint)
+    delayed = ex.jobs[0].fn.checkpoint(*ex.jobs[0].args)
+    assert delayed.args == ex.jobs[0].args
+
+
+@pytest.mark.slow
+def test_local_sweep_real_subprocesses_caches_and_survives_a_failure(tmp_path: Path, capsys):
+    results = tmp_path / "results"
+    bad = tmp_path / "blowup.yaml"
+    # a real failure: the weighted total overflows float32 to inf at the first step (every
+    # term itself stays finite)
+    bad.write_text("name: blowup\ndescription: diverges on purpose\nsource: test\nlosses:\n"
+                   + "  - {name: l1, weight: 3.0e+38}\n" * 10)
+    code = main(["sweep", "l1", "charbonnier", str(bad), "--seeds", "0", "1", "--profile",
+                 "smoke", "--jobs", "2", "--results", str(results)])
+    out = capsys.readouterr().out
+    assert code == 1  # one recipe failed ...
+    for recipe in ("l1", "charbonnier"):  # ... and the others finished
+        for seed in (0, 1):
+            m = json.loads((results / "runs" / recipe / "smoke" / f"seed{seed}" /
+                            "metrics.json").read_text())
+            assert m["status"] == "ok"
+    failed = json.loads((results / "runs/blowup/smoke/seed0/metrics.json").read_text())
+    assert failed["status"] == "failed"
+    assert "FAILED blowup/smoke/seed0" in out
+    assert (results / "tables" / "summary.csv").exists()  # compare ran on what finished
+
+    # run again: the finished runs are cached, only the failed ones are retried
+    code = main(["sweep", "l1", "charbonnier", "--seeds", "0", "1", "2", "--profile", "smoke",
+                 "--jobs", "2", "--results", str(results)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "6 runs (4 cached, 0 running elsewhere, 2 to run)" in out
+    assert main(["sweep", "l1", "charbonnier", "--seeds", "0", "1", "2", "--profile", "smoke",
+                 "--status", "--results", str(results)]) == 0
+    assert "6 cached" in capsys.readouterr().out
