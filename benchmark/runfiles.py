@@ -6,8 +6,10 @@ resumed runs are compared byte for byte).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,25 @@ from benchmark.errors import UserError
 
 METRIC_KEYS = ("psnr", "ssim", "lpips", "psnr_gtmean", "ssim_gtmean")
 VAL_COLUMNS = ["iteration", "val_psnr", "best_val_psnr"]
+
+#: files a run writes (``force`` removes exactly these)
+RUN_FILES = (
+    "metrics.json",
+    "per_image.csv",
+    "train_log.csv",
+    "val_log.csv",
+    "checkpoint.pt",
+    "best.pt",
+    "config.yaml",
+)
+
+
+def clear_run(folder: Path) -> None:
+    """Delete the files a run writes (``--force``); the folder and its lock stay."""
+    for name in RUN_FILES:
+        with contextlib.suppress(FileNotFoundError):
+            (folder / name).unlink()
+    shutil.rmtree(folder / "samples", ignore_errors=True)
 
 
 def mean_or_none(values: list[float | None]) -> float | None:
@@ -75,6 +96,82 @@ def write_samples(folder: Path, samples: list) -> None:
             rs.atomic_write_bytes(folder / f"{stem}_{kind}.png", buf.getvalue())
 
 
+def base_metrics(
+    setup: Any, started: str | None, determinism: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The ``metrics.json`` fields known before training (a :class:`~benchmark.runsetup.Setup`)."""
+    d = setup.config["data"]
+    return {
+        "status": None,
+        "error": None,
+        "recipe": setup.recipe.name,
+        "profile": setup.protocol.name,
+        "seed": setup.seed,
+        "crop_seed": setup.config["crop_seed"],
+        "config_hash": setup.config_hash,
+        "test": dict.fromkeys(METRIC_KEYS),
+        "train_seconds": None,
+        "eval_seconds": None,
+        "iterations": None,
+        "dataset": {
+            k: d[k] for k in ("root", "layout", "manifest_sha256", "n_train", "n_val", "n_test")
+        },
+        "env": rs.environment(setup.device),
+        "determinism": determinism,
+        "weights": None,
+        "started_at": started,
+        "finished_at": None,
+    }
+
+
+def _by_image(text: str) -> dict[str, dict[str, str]]:
+    return {row["image"]: row for row in csv.DictReader(io.StringIO(text))}
+
+
+def _delta(old: Any, new: Any) -> str:
+    try:
+        return f"{float(new) - float(old):+.3g}"
+    except (TypeError, ValueError):
+        return f"{old!r} -> {new!r}"
+
+
+def repro_differences(
+    stored: dict[str, Any], rerun: dict[str, Any], stored_csv: str, rerun_csv: str, limit: int = 5
+) -> list[str]:
+    """What differs between a finished run and its rerun (``--check-repro``); [] when identical.
+
+    Compares the ``test`` metrics of both ``metrics.json`` and every value of both
+    ``per_image.csv`` exactly; each line names the metric and the difference, or the images.
+    """
+    if rerun.get("status") != "ok":
+        return [f"the rerun failed: {rerun.get('error')}"]
+    lines = []
+    old_test, new_test = stored.get("test") or {}, rerun.get("test") or {}
+    for key in METRIC_KEYS:
+        a, b = old_test.get(key), new_test.get(key)
+        if a != b:
+            lines.append(f"test {key}: stored {a!r}, rerun {b!r} (difference {_delta(a, b)})")
+    old, new = _by_image(stored_csv), _by_image(rerun_csv)
+    if set(old) != set(new):
+        gone, extra = sorted(set(old) - set(new)), sorted(set(new) - set(old))
+        lines.append(f"per-image rows: only in the stored run {gone}, only in the rerun {extra}")
+    changed = []
+    for image in (i for i in old if i in new):
+        deltas = [
+            f"{k} {_delta(old[image].get(k), new[image].get(k))}"
+            for k in METRIC_KEYS
+            if old[image].get(k) != new[image].get(k)
+        ]
+        if deltas:
+            changed.append(f"{image} ({', '.join(deltas)})")
+    if changed:
+        shown = "; ".join(changed[:limit]) + (
+            f"; ... and {len(changed) - limit} more" if len(changed) > limit else ""
+        )
+        lines.append(f"per-image values: {len(changed)} of {len(old)} image(s) differ: {shown}")
+    return lines
+
+
 def _fmt(value: Any, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
@@ -106,9 +203,13 @@ def print_table(metrics: dict[str, Any], folder: Path, cached: bool = False) -> 
 
 __all__ = [
     "METRIC_KEYS",
+    "RUN_FILES",
+    "base_metrics",
+    "clear_run",
     "csv_text",
     "mean_or_none",
     "print_table",
+    "repro_differences",
     "write_logs",
     "write_per_image",
     "write_samples",

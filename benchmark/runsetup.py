@@ -9,10 +9,22 @@ initialisation), and assembles the resolved configuration and its hash. Every pr
 The config hash covers what changes numbers (:func:`hashed_part`): the recipe's name and losses
 (not its description or source), the protocol, the model, the data's layout, manifest sha256
 and validation names, and the seed. Not hashed, but recorded: dataset root, device, compile.
+
+:func:`configure_determinism` applies the protocol's CUDA determinism setting (deterministic:
+``torch.use_deterministic_algorithms(True, warn_only=True)``, ``CUBLAS_WORKSPACE_CONFIG=:4096:8``,
+cuDNN deterministic and no cuDNN benchmark; fast: cuDNN autotuning, non-deterministic kernels
+allowed) and returns what ``metrics.json`` records under ``determinism``;
+:func:`nondeterminism_alerts` collects the operations torch reports as lacking a deterministic
+implementation (they void the CUDA guarantee and are recorded). docs/REPRODUCIBILITY.md says what
+is guaranteed where.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -23,9 +35,10 @@ import yaml
 from benchmark import data as data_mod
 from benchmark import recipes as recipes_mod
 from benchmark import runstate as rs
+from benchmark import weights as weights_mod
 from benchmark.errors import UserError
 from benchmark.model import UNet, count_parameters
-from benchmark.protocol import Protocol, resolve_profile
+from benchmark.protocol import PROFILES, Protocol, resolve_profile
 
 
 def run_dir(results_dir: str | Path, recipe: str, profile: str, seed: int) -> Path:
@@ -116,6 +129,10 @@ def prepare(
     backbones = sorted(
         {b for m in mix.modules() for b in getattr(m, "backbones", ())} | {"alexnet"}
     )
+    for name in backbones:  # LPIPS needs AlexNet at the end: refuse now, not after training
+        weights_mod.ensure(name)
+    folder = run_dir(results_dir, rec.name, protocol.name, seed)
+    check_writable(folder)
     recipe_dict = rec.to_dict()
     config = {
         "recipe": recipe_dict,
@@ -157,8 +174,136 @@ def prepare(
         config,
         hashed,
         digest,
-        run_dir(results_dir, rec.name, protocol.name, seed),
+        folder,
         backbones,
+    )
+
+
+def check_writable(folder: Path) -> None:
+    """Refuse a run folder that cannot be created: its nearest existing ancestor must be a
+    writable folder (checked before anything is loaded or written).
+
+    Raises:
+        UserError: naming the ancestor that is a file or not writable.
+    """
+    folder = Path(folder)
+    for parent in (folder, *folder.parents):
+        if parent.exists() or parent.is_symlink():
+            break
+    if not parent.is_dir():
+        raise UserError(
+            f"--results: cannot create the run folder {folder}: {parent} is a file, not a "
+            f"folder; choose another --results folder"
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(
+            f"--results: cannot create the run folder {folder}: {parent} is not writable; "
+            f"choose another --results folder or fix its permissions"
+        )
+
+
+def check_sizes(setup: Setup, images: list) -> None:
+    """Refuse training images smaller than the profile's patches (loaded, not yet written)."""
+    patch = setup.protocol.patch
+    small = [
+        (p.name, img.shape)
+        for p, img in zip(setup.train_pairs, images, strict=True)
+        if min(img.shape[:2]) < patch
+    ]
+    if small:
+        listed = ", ".join(f"{n} ({s[1]}x{s[0]})" for n, s in small[:5])
+        raise UserError(
+            f"dataset {setup.dataset.root}: {len(small)} training image(s) are smaller than the "
+            f"profile's {patch}x{patch} patches: {listed}"
+        )
+
+
+def configure_determinism(device: torch.device, deterministic: bool) -> dict[str, Any]:
+    """Apply the CUDA determinism setting (nothing changes on the CPU); return the record.
+
+    ``CUBLAS_WORKSPACE_CONFIG`` is read when cuBLAS starts, so it is set here, before the run's
+    first CUDA operation; a value the user already exported is kept.
+    """
+    if device.type == "cuda":
+        if deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = not deterministic
+        torch.backends.cudnn.deterministic = deterministic
+        torch.use_deterministic_algorithms(deterministic, warn_only=True)
+        guarantee = (
+            "bit-identical reruns on the same GPU model, driver, CUDA/cuDNN and package versions"
+            if deterministic
+            else "not bit-identical: cuDNN autotuning and atomic-add kernels vary between runs"
+        )
+    else:
+        guarantee = "bit-identical reruns on the same CPU type, thread count and package versions"
+    return {
+        "setting": "deterministic" if deterministic else "fast",
+        "device_type": device.type,
+        "guarantee": guarantee,
+        "use_deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
+        "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
+        "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+        "threads": torch.get_num_threads(),
+        "nondeterministic_ops": [],
+    }
+
+
+_ALERT = "does not have a deterministic implementation"
+
+
+@contextlib.contextmanager
+def nondeterminism_alerts(found: list[str]) -> Iterator[None]:
+    """Collect into ``found`` (once each) the ops torch warns have no deterministic kernel.
+
+    Such a warning only appears under ``use_deterministic_algorithms(True, warn_only=True)``;
+    it is recorded in the run instead of being printed at every step. Other warnings pass.
+    """
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+            text = str(message)
+            if _ALERT not in text:
+                shown(message, category, filename, lineno, file, line)
+            elif (op := text.split(_ALERT)[0].strip()) not in found:
+                found.append(op)
+
+        warnings.filterwarnings("always", message=f".*{_ALERT}")
+        warnings.showwarning = show
+        yield
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """CUDA's OutOfMemoryError, or the CPU/MPS allocators' RuntimeError."""
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and (
+        "can't allocate memory" in text or "MPS backend out of memory" in text
+    )
+
+
+def oom_message(setup: Setup, where: str) -> str:
+    """The out-of-memory message: the profile's sizes and what to lower."""
+    p = setup.protocol
+    smaller = [
+        f"{name} (batch {q.batch} of {q.patch}x{q.patch} px, evaluation {q.eval_resolution})"
+        for name, q in sorted(PROFILES.items(), key=lambda kv: -kv[1].batch * kv[1].patch ** 2)
+        if q.batch * q.patch**2 < p.batch * p.patch**2
+    ]
+    lower = (
+        f", or lower them with a smaller profile: {', '.join(smaller)}; numbers of different "
+        f"profiles are not comparable"
+        if smaller
+        else ""
+    )
+    return (
+        f"out of memory on {setup.device} {where} with profile {p.name}: batch {p.batch} of "
+        f"{p.patch}x{p.patch} px patches, UNet width {p.width}, evaluation resolution "
+        f"{p.eval_resolution}. The profile fixes these sizes so that runs stay comparable: "
+        f"free memory on the device (other processes; fewer --jobs in a sweep){lower}"
     )
 
 
@@ -201,8 +346,14 @@ def check_folder(setup: Setup) -> dict[str, Any] | None:
 __all__ = [
     "Setup",
     "check_folder",
+    "check_sizes",
+    "check_writable",
+    "configure_determinism",
     "crop_seed",
     "hashed_part",
+    "is_out_of_memory",
+    "nondeterminism_alerts",
+    "oom_message",
     "prepare",
     "resolve_device",
     "run_dir",

@@ -5,8 +5,8 @@ Used by :mod:`benchmark.train`; nothing here trains anything.
 - Every file a reader may look at while a run is in flight (``metrics.json``, ``config.yaml``,
   checkpoints, CSVs) is written to a temporary file in the same folder, flushed, fsynced and
   renamed over the target (:func:`atomic_write_bytes`), so readers see the old or the new file,
-  never a partial one. A failed write (disk full, read-only folder) is a :class:`UserError`
-  naming the file.
+  never a partial one. A failed write (disk full, read-only folder) is a :class:`WriteError`
+  (a :class:`UserError`) naming the file; the previous version of the file stays intact.
 - The config hash is the sha256 of the canonical JSON (sorted keys, no spaces) of the part of the
   configuration that changes numbers: the recipe's losses, the protocol, the data (layout,
   manifest sha256, validation names) and the seed. Paths, the device, the recipe's description
@@ -59,8 +59,16 @@ _PACKAGES = (
 )
 
 
+class WriteError(UserError):
+    """A run-folder file could not be written (disk full, unwritable folder); names the file."""
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary sibling + fsync + ``os.replace``."""
+    """Write ``data`` to ``path`` through a temporary sibling + fsync + ``os.replace``.
+
+    Raises:
+        WriteError: the write, fsync or rename failed; ``path`` is left as it was.
+    """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
@@ -72,7 +80,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        raise UserError(
+        raise WriteError(
             f"cannot write {path}: {exc.strerror or exc}; check the free space and permissions "
             f"of {path.parent}"
         ) from None
@@ -304,8 +312,11 @@ def environment(device: torch.device) -> dict[str, Any]:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
+    gpu: dict[str, Any] = {}
     if device.type == "cuda":
         device_name = torch.cuda.get_device_name(device)
+        major, minor = torch.cuda.get_device_capability(device)
+        gpu = {"gpu_capability": f"{major}.{minor}", "gpu_driver": _gpu_driver()}
     else:
         device_name = platform.processor() or platform.machine() or "cpu"
     git = git_state()
@@ -320,15 +331,32 @@ def environment(device: torch.device) -> dict[str, Any]:
         "platform": platform.platform(),
         "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        **gpu,
         "git_commit": git["commit"],
         "git_dirty": git["dirty"],
         "packages": versions,
     }
 
 
+def _gpu_driver() -> str | None:
+    """The NVIDIA driver version (``nvidia-smi``), or None when it cannot be asked."""
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        ).stdout.split()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out[0] if out else None
+
+
 __all__ = [
     "LOCK_NAME",
     "RunLock",
+    "WriteError",
     "atomic_torch_save",
     "atomic_write_bytes",
     "atomic_write_json",

@@ -18,15 +18,16 @@ Order of work (every refusal happens before anything is written):
    ``metrics.json`` (last, atomically: its presence with ``status: ok`` means "finished").
 
 A NaN/Inf in a loss term or gradient ends the run with ``status: failed`` and the term and
-iteration in ``error``; the last good ``checkpoint.pt`` is kept; the exit code is 1.
+iteration in ``error``; the last good ``checkpoint.pt`` is kept; the exit code is 1. So does
+running out of memory (the message gives the profile's batch and patch size and what to do) and
+a file of the run folder that cannot be written mid-run (disk full): files are replaced
+atomically, so readers see the previous version or none, never a partial file.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import os
-import shutil
 import sys
 import tempfile
 import time
@@ -47,25 +48,29 @@ from benchmark.evaluation import evaluate_test, finite_or_none
 from benchmark.protocol import Protocol
 from benchmark.runfiles import (
     METRIC_KEYS,
+    base_metrics,
+    clear_run,
     mean_or_none,
     print_table,
+    repro_differences,
     write_logs,
     write_per_image,
     write_samples,
 )
-from benchmark.runsetup import Setup, check_folder, crop_seed, hashed_part, prepare, run_dir
-from benchmark.trainloop import NonFiniteError, Trainer, to_storage
-
-#: files a run writes (``force`` removes exactly these)
-RUN_FILES = (
-    "metrics.json",
-    "per_image.csv",
-    "train_log.csv",
-    "val_log.csv",
-    "checkpoint.pt",
-    "best.pt",
-    "config.yaml",
+from benchmark.runsetup import (
+    Setup,
+    check_folder,
+    check_sizes,
+    configure_determinism,
+    crop_seed,
+    hashed_part,
+    is_out_of_memory,
+    nondeterminism_alerts,
+    oom_message,
+    prepare,
+    run_dir,
 )
+from benchmark.trainloop import NonFiniteError, Trainer, to_storage
 
 
 def run(
@@ -97,7 +102,7 @@ def run(
     else:
         check_folder(setup)  # a different configuration is refused even with force
     train_low, train_high = data_mod.load_pairs(setup.train_pairs)
-    _check_sizes(setup, train_low)
+    check_sizes(setup, train_low)
     val_low, val_high = data_mod.load_pairs(setup.val_pairs)
     try:
         setup.folder.mkdir(parents=True, exist_ok=True)
@@ -109,49 +114,30 @@ def run(
         if note and not quiet:
             print(f"lossbench: {setup.folder}: {note}")
         if force:
-            _clear(setup.folder)
+            clear_run(setup.folder)
         else:
             done = check_folder(setup)  # finished by another process while we waited?
             if done is not None:
                 print_table(done, setup.folder, cached=True)
                 return done
-        return _execute(
-            setup, (train_low, train_high), (val_low, val_high), lock, quiet, on_checkpoint
-        )
+        try:
+            return _execute(
+                setup, (train_low, train_high), (val_low, val_high), lock, quiet, on_checkpoint
+            )
+        except rs.WriteError as exc:  # disk full / folder gone mid-run: a failed run, not bad input
+            error = f"{exc}. Files are replaced atomically: the last complete checkpoint is kept"
+            base = base_metrics(setup, None, None)
+            base.update(status="failed", error=error, finished_at=_now())
+            with contextlib.suppress(rs.WriteError):  # record it if the disk allows
+                rs.atomic_write_json(setup.folder / "metrics.json", base)
+            print(f"lossbench: run FAILED ({setup.folder}): {error}", file=sys.stderr)
+            return base
     finally:
         lock.release()
 
 
-def _check_sizes(setup: Setup, images: list) -> None:
-    patch = setup.protocol.patch
-    small = [
-        (p.name, img.shape)
-        for p, img in zip(setup.train_pairs, images, strict=True)
-        if min(img.shape[:2]) < patch
-    ]
-    if small:
-        listed = ", ".join(f"{n} ({s[1]}x{s[0]})" for n, s in small[:5])
-        raise UserError(
-            f"dataset {setup.dataset.root}: {len(small)} training image(s) are smaller than the "
-            f"profile's {patch}x{patch} patches: {listed}"
-        )
-
-
-def _clear(folder: Path) -> None:
-    for name in RUN_FILES:
-        with contextlib.suppress(FileNotFoundError):
-            (folder / name).unlink()
-    shutil.rmtree(folder / "samples", ignore_errors=True)
-
-
-def _configure_device(setup: Setup) -> None:
-    if setup.device.type != "cuda":
-        return
-    det = setup.protocol.deterministic
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.backends.cudnn.benchmark = not det
-    torch.backends.cudnn.deterministic = det
-    torch.use_deterministic_algorithms(det, warn_only=True)
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
 def _execute(
@@ -163,14 +149,14 @@ def _execute(
     on_checkpoint: Callable[[int], None] | None,
 ) -> dict[str, Any]:
     folder, proto, dev = setup.folder, setup.protocol, setup.device
-    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    started = _now()
     for stale in folder.glob(".*.tmp-*"):  # temporary files of a killed writer (we hold the lock)
         stale.unlink(missing_ok=True)
     previous = rs.read_json(folder / "metrics.json")
     if previous is not None and previous.get("status") != "ok":  # a new attempt of a failed run
         (folder / "metrics.json").unlink(missing_ok=True)
     rs.atomic_write_text(folder / "config.yaml", yaml.safe_dump(setup.config, sort_keys=False))
-    _configure_device(setup)
+    determinism = configure_determinism(dev, proto.deterministic)
     model = setup.model.to(dev)
     if dev.type == "cuda" and proto.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -224,9 +210,16 @@ def _execute(
             refresh=False,
         )
 
-    base = _base_metrics(setup, started)
+    base = base_metrics(setup, started, determinism)
+    stepped = [trainer.state.iteration]  # the last iteration whose step completed
+
+    def on_step(it: int) -> None:
+        stepped[0] = it
+        bar.update(1)
+
     try:
-        trainer.run_steps(on_log, save, lambda it: bar.update(1), lock.heartbeat)
+        with nondeterminism_alerts(determinism["nondeterministic_ops"]):
+            trainer.run_steps(on_log, save, on_step, lock.heartbeat)
     except NonFiniteError as exc:
         bar.close()
         kept = trainer.state.iteration
@@ -237,17 +230,21 @@ def _execute(
             else f"{exc}; no checkpoint was written before it"
         )
         return _fail(setup, base, error, exc.iteration, exc.what, trainer, quiet)
-    except torch.OutOfMemoryError:
+    except rs.WriteError:
         bar.close()
-        error = (
-            f"out of memory on {dev} with batch {proto.batch} and {proto.patch}px patches "
-            f"(profile {proto.name}); free the GPU or use a smaller profile (quick, smoke)"
-        )
-        return _fail(setup, base, error, trainer.state.iteration + 1, None, trainer, quiet)
+        raise
     except Exception as exc:  # a bug or an unexpected failure: record it, then show the traceback
         bar.close()
+        if is_out_of_memory(exc):
+            kept = trainer.state.iteration
+            error = oom_message(setup, f"at iteration {stepped[0] + 1}") + (
+                f". The last good checkpoint (iteration {kept}) is kept; the same command resumes"
+                if ckpt_path.is_file()
+                else ""
+            )
+            return _fail(setup, base, error, stepped[0] + 1, None, trainer, quiet)
         error = f"{type(exc).__name__}: {exc} (after checkpoint {trainer.state.iteration})"
-        _fail(setup, base, error, trainer.state.iteration + 1, None, trainer, quiet)
+        _fail(setup, base, error, stepped[0] + 1, None, trainer, quiet)
         raise
     bar.close()
     best = trainer.state.best
@@ -263,9 +260,19 @@ def _execute(
     model.load_state_dict(best["model"])
     eval_start = time.perf_counter()
     lows, highs = data_mod.load_pairs(setup.dataset.test)  # the one read of the test split
-    lpips_metric = metrics_mod.LPIPSMetric(dev)
     names = [p.name for p in setup.dataset.test]
-    rows, samples = evaluate_test(model, lows, highs, names, dev, proto, lpips_metric)
+    try:
+        with nondeterminism_alerts(determinism["nondeterministic_ops"]):
+            lpips_metric = metrics_mod.LPIPSMetric(dev)
+            rows, samples = evaluate_test(model, lows, highs, names, dev, proto, lpips_metric)
+    except Exception as exc:
+        if not is_out_of_memory(exc):
+            raise
+        error = oom_message(setup, "while evaluating the test split") + (
+            "; training finished (checkpoint.pt, best.pt): the same command only redoes "
+            "the evaluation"
+        )
+        return _fail(setup, base, error, proto.iterations, None, trainer, quiet)
     write_per_image(folder / "per_image.csv", rows)
     write_samples(folder / "samples", samples)
     metrics = {
@@ -278,7 +285,7 @@ def _execute(
         "best_iteration": best["iteration"],
         "best_val_psnr": finite_or_none(best["val_psnr"]),
         "weights": weights_mod.weights_record(setup.backbones),
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "finished_at": _now(),
     }
     rs.atomic_write_json(folder / "metrics.json", metrics)
     if not quiet:
@@ -289,29 +296,6 @@ def _execute(
 def _write_logs(folder: Path, trainer: Trainer) -> None:
     state = trainer.state
     write_logs(folder, state.train_log, trainer.log_columns, state.val_log)
-
-
-def _base_metrics(setup: Setup, started: str) -> dict[str, Any]:
-    d = setup.config["data"]
-    return {
-        "status": None,
-        "error": None,
-        "recipe": setup.recipe.name,
-        "profile": setup.protocol.name,
-        "seed": setup.seed,
-        "config_hash": setup.config_hash,
-        "test": dict.fromkeys(METRIC_KEYS),
-        "train_seconds": None,
-        "eval_seconds": None,
-        "iterations": None,
-        "dataset": {
-            k: d[k] for k in ("root", "layout", "manifest_sha256", "n_train", "n_val", "n_test")
-        },
-        "env": rs.environment(setup.device),
-        "weights": None,
-        "started_at": started,
-        "finished_at": None,
-    }
 
 
 def _fail(
@@ -332,7 +316,7 @@ def _fail(
         "train_seconds": round(trainer.state.train_seconds, 3),
         "iterations": trainer.state.iteration,
         "weights": weights_mod.weights_record(setup.backbones),
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "finished_at": _now(),
     }
     rs.atomic_write_json(setup.folder / "metrics.json", metrics)
     if not quiet:
@@ -349,27 +333,48 @@ def check_repro(
     device: str | None,
     deterministic: bool | None,
 ) -> int:
-    """Rerun a finished run in a scratch folder; 0 when test metrics and per-image values match."""
+    """Rerun a finished run in a scratch folder and compare; 0 reproduced, 1 differs.
+
+    The run folder is only read. The comparison is exact: every ``test`` metric and every
+    per-image value; a difference is reported with the metric, its size and the images, and
+    the environment fields that differ from the stored run's (the usual explanation).
+    """
     setup = prepare(recipe, profile, seed, data_dir, results_dir, device, deterministic)
     done = check_folder(setup)
     if done is None:
         raise UserError(
             f"--check-repro: {setup.folder} holds no finished run to check; run it first"
         )
+    old_rows = (setup.folder / "per_image.csv").read_text(encoding="utf-8")
+    took = done.get("train_seconds") or 0.0
+    print(
+        f"lossbench: --check-repro {setup.folder}: rerunning in a scratch folder "
+        f"(the original took {took:.0f} s to train; its folder is not touched)"
+    )
     with tempfile.TemporaryDirectory(prefix="lossbench-repro-") as scratch:
         again = run(recipe, setup.protocol, seed, data_dir, scratch, device, quiet=True)
-        new_rows = (
-            run_dir(scratch, setup.recipe.name, setup.protocol.name, seed) / "per_image.csv"
-        ).read_text()
-    old_rows = (setup.folder / "per_image.csv").read_text()
-    same = again.get("test") == done.get("test") and old_rows == new_rows
-    print(
-        f"lossbench: --check-repro {setup.folder}: "
-        + ("reproduced bit-identically" if same else "DID NOT reproduce")
-    )
+        new_path = run_dir(scratch, setup.recipe.name, setup.protocol.name, seed) / "per_image.csv"
+        new_rows = new_path.read_text(encoding="utf-8") if new_path.is_file() else ""
+    differences = repro_differences(done, again, old_rows, new_rows)
+    env_changes = rs.diff_configs(done.get("env") or {}, again.get("env") or {}, limit=8)
+    head = f"lossbench: --check-repro {setup.folder}: "
+    if not differences:
+        n = len(old_rows.strip().splitlines()) - 1
+        print(
+            f"{head}reproduced bit-identically ({len(METRIC_KEYS)} test metrics and {n} images' "
+            f"per-image values are equal)"
+        )
+    else:
+        print(f"{head}DID NOT reproduce")
+        for line in differences:
+            print(f"  {line}")
     for key in METRIC_KEYS:
         print(f"  {key:<12} stored {done['test'].get(key)!r}  rerun {again['test'].get(key)!r}")
-    return 0 if same else 1
+    if env_changes:
+        print("  environment of the rerun differs from the stored run's:")
+        for line in env_changes:
+            print(f"    env.{line}")
+    return 1 if differences else 0
 
 
 def command_run(args: argparse.Namespace) -> int:

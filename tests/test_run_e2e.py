@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -182,16 +183,26 @@ def test_resume_after_interruption_is_bit_identical(
     assert again["test"] == l1_run["metrics"]["test"]
 
 
+def _snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    return {
+        str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
 def test_check_repro_reruns_and_compares(l1_run: dict, capsys: pytest.CaptureFixture) -> None:
+    before = _snapshot(l1_run["folder"])
     capsys.readouterr()
     code = main(
         ["run", "l1", "--profile", "smoke", "--results", str(l1_run["results"]), "--check-repro"]
     )
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "reproduced bit-identically" in out
+    assert f"--check-repro {l1_run['folder']}: reproduced bit-identically (5 test metrics" in out
+    assert "DID NOT" not in out and "environment of the rerun differs" not in out
     assert repr(l1_run["metrics"]["test"]["psnr"]) in out
-    assert json.loads((l1_run["folder"] / "metrics.json").read_text()) == l1_run["metrics"]
+    assert _snapshot(l1_run["folder"]) == before  # not a byte, not a timestamp changed
 
 
 def test_check_repro_needs_a_finished_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -246,6 +257,27 @@ def test_nan_term_fails_the_run_and_keeps_the_checkpoint(
     retried = train.run("l1", "smoke", 0, None, tmp_path, "cpu")
     assert "resuming" in capsys.readouterr().out
     assert retried["status"] == "ok" and retried["test"] == l1_run["metrics"]["test"]
+
+
+def test_compare_shows_a_real_failed_run(
+    l1_run: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    results = tmp_path / "results"
+    shutil.copytree(l1_run["folder"], results / "runs" / "l1" / "smoke" / "seed0")
+    _poison(monkeypatch, "charbonnier", at_call=3, mode="value")
+    assert main(["run", "charbonnier", "--profile", "smoke", "--results", str(results)]) == 1
+    failed = json.loads((results / "runs/charbonnier/smoke/seed0/metrics.json").read_text())
+    assert failed["status"] == "failed"
+    capsys.readouterr()
+    assert main(["compare", "--results", str(results), "--baseline", "l1"]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("| charbonnier |"))
+    assert "| 0 of 1 (failed: 0)" in row and "| n/a |" in row, out  # seed 0 failed
+    with open(results / "tables" / "summary.csv", newline="") as fh:
+        rows = {r["recipe"]: r for r in csv.DictReader(fh)}
+    assert (rows["charbonnier"]["n_ok"], rows["charbonnier"]["n_failed"]) == ("0", "1")
+    assert rows["charbonnier"]["errors"] == f"seed0: {failed['error']}"
+    assert "non-finite value (nan) in loss term 'charbonnier' at iteration 3" in failed["error"]
 
 
 def test_an_unexpected_error_is_recorded_then_raised(

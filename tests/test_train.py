@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
@@ -10,15 +11,20 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
 from benchmark import runstate as rs
+from benchmark import train
+from benchmark.cli import main
 from benchmark.errors import UserError
 from benchmark.evaluation import as_float, fit_resolution
+from benchmark.model import UNet
 from benchmark.protocol import PROFILES
+from benchmark.runsetup import is_out_of_memory, oom_message
 from benchmark.trainloop import (
     NonFiniteError,
     _describe,
@@ -199,3 +205,162 @@ def test_non_finite_messages_name_the_term_and_iteration() -> None:
     assert _describe("grad_norm") == "the gradient of the network"
     assert _describe("d_loss") == "the discriminator loss (d_loss)"
     assert PROFILES["smoke"].log_every >= 1
+
+
+# -- failures that explain themselves: out of memory, disk full ---------------------------------
+
+
+def _enospc(*args: object, **kwargs: object) -> None:
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+class _HalfWriter:
+    """A file whose ``write`` stores half the bytes, then reports a full disk."""
+
+    def __init__(self, fh) -> None:  # noqa: ANN001
+        self.fh = fh
+
+    def __enter__(self) -> _HalfWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.fh.close()
+
+    def write(self, data: bytes) -> int:
+        self.fh.write(data[: len(data) // 2])
+        self.fh.flush()
+        _enospc()
+        return 0
+
+
+@pytest.mark.parametrize("where", ["write", "fsync"])
+def test_disk_full_keeps_the_previous_file_whole(
+    where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "metrics.json"
+    rs.atomic_write_json(target, {"status": "ok", "test": {"psnr": 20.5}})
+    before = target.read_bytes()
+    if where == "fsync":
+        monkeypatch.setattr(os, "fsync", _enospc)
+    else:
+        monkeypatch.setattr(rs, "open", lambda p, m: _HalfWriter(open(p, m)), raising=False)  # noqa: SIM115
+    with pytest.raises(rs.WriteError) as err:
+        rs.atomic_write_json(target, {"status": "failed", "error": "x" * 10_000})
+    assert str(err.value) == (
+        f"cannot write {target}: No space left on device; check the free space and permissions "
+        f"of {tmp_path}"
+    )
+    assert isinstance(err.value, UserError)
+    assert target.read_bytes() == before  # readers still see the old, complete file
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]  # no temporary left
+
+
+SMOKE_RUN = ["run", "l1", "--profile", "smoke", "--device", "cpu", "--results"]
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("planted_weights")
+def test_disk_full_at_the_end_of_a_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    real_fsync, failures = os.fsync, [1]
+
+    def fsync(fd: int) -> None:  # the first metrics.json write finds the disk full
+        if ".metrics.json.tmp-" in os.readlink(f"/proc/self/fd/{fd}") and failures[0]:
+            failures[0] -= 1
+            _enospc()
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    folder = tmp_path / "runs" / "l1" / "smoke" / "seed0"
+    capsys.readouterr()
+    assert main([*SMOKE_RUN, str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    expected = (
+        f"cannot write {folder}/metrics.json: No space left on device; check the free space and "
+        f"permissions of {folder}. Files are replaced atomically: the last complete checkpoint "
+        f"is kept"
+    )
+    assert f"lossbench: run FAILED ({folder}): {expected}" in err and "Traceback" not in err
+    m = json.loads((folder / "metrics.json").read_text())  # recorded once space was back
+    assert (m["status"], m["error"]) == ("failed", expected)
+    assert not list(folder.glob(".*.tmp-*")) and not (folder / rs.LOCK_NAME).exists()
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert main([*SMOKE_RUN, str(tmp_path)]) == 0  # the same command: evaluation only
+    assert f"resuming {folder} from iteration 20" in capsys.readouterr().out
+    assert json.loads((folder / "metrics.json").read_text())["status"] == "ok"
+
+
+def test_out_of_memory_is_recognised() -> None:
+    assert is_out_of_memory(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"))
+    assert is_out_of_memory(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried"))
+    assert is_out_of_memory(RuntimeError("MPS backend out of memory (MPS allocated: 1 GB)"))
+    assert not is_out_of_memory(RuntimeError("shape mismatch"))
+    assert not is_out_of_memory(ValueError("can't allocate memory"))
+
+
+def test_out_of_memory_message_says_what_to_lower() -> None:
+    setup = SimpleNamespace(protocol=PROFILES["paper"], device=torch.device("cuda", 0))
+    assert oom_message(setup, "while training") == (
+        "out of memory on cuda:0 while training with profile paper: batch 8 of 256x256 px "
+        "patches, UNet width 32, evaluation resolution full. The profile fixes these sizes so "
+        "that runs stay comparable: free memory on the device (other processes; fewer --jobs in "
+        "a sweep), or lower them with a smaller profile: quick (batch 4 of 176x176 px, "
+        "evaluation full), smoke (batch 4 of 64x64 px, evaluation 128); numbers of different "
+        "profiles are not comparable"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("planted_weights")
+def test_out_of_memory_while_training(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    real, calls = UNet.forward, [0]
+
+    def forward(self: UNet, x: torch.Tensor) -> torch.Tensor:
+        calls[0] += self.training
+        if calls[0] == 13 and self.training:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(self, x)
+
+    monkeypatch.setattr(UNet, "forward", forward)
+    capsys.readouterr()
+    assert main([*SMOKE_RUN, str(tmp_path)]) == 1
+    folder = tmp_path / "runs" / "l1" / "smoke" / "seed0"
+    m = json.loads((folder / "metrics.json").read_text())
+    assert (m["status"], m["failed_iteration"], m["iterations"]) == ("failed", 13, 10)
+    assert m["error"].startswith(
+        "out of memory on cpu at iteration 13 with profile smoke: batch 4 of 64x64 px patches"
+    )
+    assert m["error"].endswith(
+        "The last good checkpoint (iteration 10) is kept; the same command resumes"
+    )
+    assert f"run FAILED ({folder}): {m['error']}" in capsys.readouterr().err
+    assert torch.load(folder / "checkpoint.pt", weights_only=False)["iteration"] == 10
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("planted_weights")
+def test_out_of_memory_while_evaluating(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    def evaluate_test(*args: object) -> None:
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB")
+
+    monkeypatch.setattr(train, "evaluate_test", evaluate_test)
+    assert main([*SMOKE_RUN, str(tmp_path)]) == 1
+    folder = tmp_path / "runs" / "l1" / "smoke" / "seed0"
+    m = json.loads((folder / "metrics.json").read_text())
+    assert m["status"] == "failed" and m["error"].startswith(
+        "out of memory on cpu while evaluating the test split with profile smoke"
+    )
+    assert m["error"].endswith(
+        "training finished (checkpoint.pt, best.pt): the same command only redoes the evaluation"
+    )
+    assert not (folder / "per_image.csv").exists()
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert main([*SMOKE_RUN, str(tmp_path)]) == 0
+    assert f"resuming {folder} from iteration 20" in capsys.readouterr().out
