@@ -136,6 +136,9 @@ def _footnotes(group: pd.DataFrame, s: dict[str, str]) -> list[str]:
                      "samples seed-to-seed variation.")
     if not group["is_baseline"].any():
         notes.append(f"No runs of the baseline {baseline} in this group: no differences.")
+    for recipe, errors in zip(group["recipe"], group["errors"], strict=True):
+        if isinstance(errors, str) and errors:
+            notes.append(f"Failed: {recipe} {errors}")
     return notes
 
 
@@ -167,7 +170,9 @@ def latex_tables(summary: pd.DataFrame) -> str:
     out = []
     for (profile, dataset), group in _groups(summary):
         group = group.assign(recipe=group["recipe"].map(_tex_escape),
-                             baseline=group["baseline"].map(_tex_escape))
+                             baseline=group["baseline"].map(_tex_escape),
+                             errors=group["errors"].map(
+                                 lambda e: _tex_escape(e) if isinstance(e, str) else e))
         header, rows = _group_table(group, _TEX)
         title = _group_title(_tex_escape(profile), _tex_escape(dataset), _TEX)
         out += [r"\begin{table*}[t]", r"\centering", r"\scriptsize",

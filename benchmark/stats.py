@@ -166,7 +166,9 @@ def _one_recipe(
         "incomplete_seeds": _seed_text(runs.loc[runs["status"] == "incomplete", "seed"]),
         "missing_seeds": _seed_text(expected - seen),
         "errors": " | ".join(
-            f"seed{s}: {e}" for s, e in zip(runs["seed"], runs["error"], strict=True) if e
+            f"seed{s}: {e}"
+            for s, e in zip(runs["seed"], runs["error"], strict=True)
+            if isinstance(e, str) and e
         ),
     }
     for metric in METRICS:

@@ -366,13 +366,14 @@ def test_failed_and_missing_seeds_are_shown(tmp_path: Path) -> None:
     flw = _row(summary, "flw")
     assert (flw["n_ok"], flw["n_failed"], flw["n_missing"]) == (1, 1, 1)
     assert (flw["failed_seeds"], flw["missing_seeds"]) == ("1", "2")
-    assert "seed1: NaN in term flw at iteration 12" in flw["errors"]
+    assert flw["errors"] == "seed1: NaN in term flw at iteration 12"  # ok seeds add nothing
     gan = _row(summary, "gan")
     assert gan["n_ok"] == 0 and np.isnan(gan["psnr_mean"]) and np.isnan(gan["psnr_rank"])
     md = markdown_tables(summary)
     assert "| flw | 1 of 3 (failed: 1; missing: 2)‡ |" in md
     assert "| gan | 0 of 3 (failed: 0; missing: 1,2)‡ | n/a |" in md
     assert "‡ fewer than 3 finished seeds" in md
+    assert "Failed: flw seed1: NaN in term flw at iteration 12" in md
 
 
 # ---------------------------------------------------------------- CLI
