@@ -198,6 +198,11 @@ def print_table(metrics: dict[str, Any], folder: Path, cached: bool = False) -> 
         )
     print("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)))
     print("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)))
+    unofficial = sorted(k for k, v in (metrics.get("weights") or {}).items()
+                        if isinstance(v, dict) and v.get("official") is False)
+    if unofficial:
+        print(f"note: made with UNOFFICIAL pretrained weights ({', '.join(unofficial)}): LPIPS"
+              " and perceptual-loss figures are not comparable with published numbers")
     print(f"run folder: {folder}")
 
 

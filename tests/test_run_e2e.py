@@ -135,6 +135,8 @@ def test_rerun_prints_the_cached_result(l1_run: dict, capsys: pytest.CaptureFixt
     assert "already finished" in out and "not redone (--force redoes it)" in out
     assert f"{l1_run['metrics']['test']['psnr']:.2f}" in out
     assert str(l1_run["folder"]) in out
+    # the planted test backbones are not the official files: the table says so
+    assert "UNOFFICIAL pretrained weights (alexnet)" in out
     assert (l1_run["folder"] / "metrics.json").stat().st_mtime_ns == before
 
 
