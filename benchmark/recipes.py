@@ -34,6 +34,7 @@ from torch import nn
 
 from benchmark.errors import UserError, did_you_mean
 from benchmark.losses import LOSSES, build_loss, loss_params
+from benchmark.losses.perceptual import PerceptualLoss, shared_perceptual
 
 RECIPES_DIR: Path = Path(__file__).resolve().parent.parent / "recipes"
 
@@ -350,7 +351,9 @@ class LossMix(nn.Module):
     """The weighted sum of a recipe's losses.
 
     ``forward(pred, target, *, low=None)`` returns ``(total, terms)``: the weighted total and the
-    unweighted value of every term keyed by label (the training loop logs them).
+    unweighted value of every term keyed by label (the training loop logs them). Several VGG
+    perceptual terms share one trunk pass per input
+    (:func:`benchmark.losses.perceptual.shared_perceptual`); the values are those of separate calls.
     """
 
     def __init__(self, terms: dict[str, nn.Module], weights: dict[str, float]) -> None:
@@ -359,11 +362,16 @@ class LossMix(nn.Module):
             raise ValueError("LossMix: terms and weights need the same, non-empty set of labels")
         self.terms = nn.ModuleDict(terms)
         self.weights = {label: float(weights[label]) for label in terms}
+        self._perceptual = sum(isinstance(t, PerceptualLoss) for t in terms.values())
 
     def forward(
         self, pred: torch.Tensor, target: torch.Tensor, *, low: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        values = {label: term(pred, target, low=low) for label, term in self.terms.items()}
+        shared = shared_perceptual(self.terms, pred, target) if self._perceptual > 1 else {}
+        values = {
+            label: shared[label] if label in shared else term(pred, target, low=low)
+            for label, term in self.terms.items()
+        }
         total = sum(self.weights[label] * value for label, value in values.items())
         return total, values
 

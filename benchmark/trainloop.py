@@ -57,31 +57,36 @@ def sample_batch(
     batch: int,
     gen: torch.Generator,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Aligned random ``patch``-px crops, randomly flipped/transposed: float32 N x 3 x P x P."""
+    """Aligned random ``patch``-px crops, randomly flipped/transposed: float32 N x 3 x P x P.
+
+    Crops are sliced and flipped in the stored dtype and each side of the batch is converted to
+    float once (a handful of device kernels per step rather than several per image; conversion
+    is elementwise, so the values are those of converting each crop).
+    """
     index = torch.randint(len(lows), (batch,), generator=gen).tolist()
     uv = torch.rand(batch, 2, generator=gen, dtype=torch.float64).tolist()
     flips = torch.randint(8, (batch,), generator=gen).tolist()
-    pairs = []
+    low_crops, high_crops = [], []
     for i, (u, v), f in zip(index, uv, flips, strict=True):
-        low, high = lows[i], highs[i]
-        h, w = low.shape[-2:]
+        h, w = lows[i].shape[-2:]
         y, x = int(u * (h - patch + 1)), int(v * (w - patch + 1))
-        # low and high may be stored differently (8-bit vs 16-bit files): convert each
-        pair = torch.stack(
-            [
-                as_float(low[:, y : y + patch, x : x + patch]),
-                as_float(high[:, y : y + patch, x : x + patch]),
-            ]
-        )
-        if f & 1:
-            pair = pair.flip(-1)
-        if f & 2:
-            pair = pair.flip(-2)
-        if f & 4:
-            pair = pair.transpose(-1, -2)
-        pairs.append(pair)
-    both = torch.stack(pairs)
-    return both[:, 0].contiguous(), both[:, 1].contiguous()
+        for stored, crops in ((lows[i], low_crops), (highs[i], high_crops)):
+            crop = stored[:, y : y + patch, x : x + patch]
+            if f & 1:
+                crop = crop.flip(-1)
+            if f & 2:
+                crop = crop.flip(-2)
+            if f & 4:
+                crop = crop.transpose(-1, -2)
+            crops.append(crop)
+    return _stack_float(low_crops), _stack_float(high_crops)
+
+
+def _stack_float(crops: list[torch.Tensor]) -> torch.Tensor:
+    # images of one side may be stored differently (8-bit and 16-bit files): convert each then
+    if len({c.dtype for c in crops}) > 1:
+        crops = [as_float(c) for c in crops]
+    return as_float(torch.stack(crops))
 
 
 @dataclass
@@ -109,22 +114,29 @@ class Trainer:
     val_data: tuple[list[torch.Tensor], list[torch.Tensor]]
     state: LoopState = field(default_factory=LoopState)
     forward: Callable[[torch.Tensor], torch.Tensor] | None = None  # e.g. a compiled model
+    #: called with "data", "forward", "loss", "backward", "optimiser", "discriminator" as each
+    #: part of a step ends (benchmarks/bench_train.py times the parts; it synchronises itself)
+    mark: Callable[[str], None] | None = None
 
     def __post_init__(self) -> None:
         p, cuda = self.protocol, self.device.type == "cuda"
         self.adversarial = list(self.mix.adversarial_terms())
         self.labels = list(self.mix.terms.keys())
+        # CUDA: fused Adam. CPU: the multi-tensor (foreach) Adam, bit-identical to the per-tensor
+        # loop and faster for the UNet's many small tensors; CPU fused=True is faster still but
+        # differs in the last bit (docs/PERFORMANCE.md)
         self.opt = torch.optim.Adam(
             self.model.parameters(),
             lr=p.lr,
             betas=(0.9, 0.999),
-            **({"fused": True} if cuda else {}),
+            **({"fused": True} if cuda else {"foreach": True}),
         )
         self.d_opts = {
             label: torch.optim.Adam(
                 loss.discriminator.parameters(),
                 lr=loss.d_lr,
                 betas=getattr(loss, "d_betas", (0.9, 0.999)),
+                foreach=True,
             )
             for label, loss in self.adversarial
         }
@@ -191,15 +203,20 @@ class Trainer:
         lr = p.lr_at(it)
         for group in self.opt.param_groups:
             group["lr"] = lr
+        mark = self.mark or _no_mark
         low, high = sample_batch(*self.train_data, p.patch, p.batch, self.gen)
         if self.device.type == "cuda" and p.channels_last:
             low = low.contiguous(memory_format=torch.channels_last)
+        mark("data")
         with autocast(self.device, p):
             pred = (self.forward or self.model)(low)
         pred = pred.float()
+        mark("forward")
         total, terms = self.mix(pred, high, low=low)
+        mark("loss")
         self.opt.zero_grad(set_to_none=True)
         total.backward()
+        mark("backward")
         grads = [q.grad for q in self.model.parameters() if q.grad is not None]
         gnorm = torch.nn.utils.get_total_norm(grads) if grads else total.new_zeros(())
         record = [terms[lb].detach().float() for lb in self.labels] + [total.detach().float()]
@@ -208,6 +225,7 @@ class Trainer:
                 it, torch.stack([*record, gnorm.float()]), [*self.labels, "total", "grad_norm"]
             )
         self.opt.step()
+        mark("optimiser")
         d_losses, d_norms = [], []
         for label, loss in self.adversarial:
             d_loss = loss.discriminator_loss(pred.detach(), high)
@@ -228,6 +246,8 @@ class Trainer:
             opt.step()
             d_losses.append(d_loss.detach().float())
             d_norms.append(d_norm.float())
+        if self.adversarial:
+            mark("discriminator")
         return torch.stack([*record, *d_losses, gnorm.float(), *d_norms])
 
     def _check(self, it: int, values: torch.Tensor, names: list[str]) -> None:
@@ -314,6 +334,10 @@ class Trainer:
                 self.state.iteration = it
                 self.state.train_seconds = start_seconds + time.perf_counter() - start_clock
                 on_checkpoint(it)
+
+
+def _no_mark(part: str) -> None:
+    return None
 
 
 def _describe(column: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -73,7 +73,9 @@ class PerceptualLoss(Loss):
     sources detach it or build no graph for it), the trunk's ReLUs run out of place (stored
     pre-ReLU maps cannot be overwritten), and one VGG19 is shared by every instance on a device
     and is not a sub-module (not in ``state_dict()``, not moved by ``.to()``; fetched for the
-    input's device). The EDSR source's ``self.vgg.requires_grad = False`` sets a plain attribute
+    input's device). When a recipe holds several perceptual terms, :func:`shared_perceptual`
+    (called by the recipe's ``LossMix``) runs the trunk once per input for all of them. The EDSR
+    source's ``self.vgg.requires_grad = False`` sets a plain attribute
     and leaves the VGG parameters trainable there; here they are frozen (no effect on the value or
     on the gradient with respect to ``pred``).
     """
@@ -133,23 +135,30 @@ class PerceptualLoss(Loss):
         """The shared VGG19 trunk on ``device``."""
         return weights.vgg19_features(device)
 
-    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Maps after each of ``self.layers``, one pass through the trunk."""
+    def feature_maps(self, x: torch.Tensor, layers: Collection[int]) -> dict[int, torch.Tensor]:
+        """Maps after each of ``layers`` (indices), one pass through the trunk, by index.
+
+        ``x`` is normalised first when this loss normalises.
+        """
         if self.normalize:
             x = x * self._scale.to(x) + self._shift.to(x)
-        wanted = set(self.layers)
-        out: list[torch.Tensor] = []
+        deepest = max(layers)
+        out: dict[int, torch.Tensor] = {}
         for index, module in enumerate(self.trunk(x.device)):
-            if index > self._deepest:
+            if index > deepest:
                 break
             x = F.relu(x) if isinstance(module, nn.ReLU) else module(x)
-            if index in wanted:
-                out.append(x)
+            if index in layers:
+                out[index] = x
         return out
 
-    def forward(
-        self, pred: torch.Tensor, target: torch.Tensor, *, low: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Maps after each of ``self.layers``, one pass through the trunk."""
+        maps = self.feature_maps(x, set(self.layers))
+        return [maps[i] for i in self.layers]
+
+    def check_inputs(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        """Raise ValueError for inputs this loss cannot compare (channels, shapes, size)."""
         check_pair("perceptual", pred, target, channels=3)
         size = self.min_input_size()
         if min(pred.shape[-2:]) < size:
@@ -157,14 +166,59 @@ class PerceptualLoss(Loss):
                 f"perceptual: layers {list(self.layers)} need inputs of at least {size}x{size}, "
                 f"got {pred.shape[-2]}x{pred.shape[-1]}"
             )
+
+    def distance(
+        self, pred_maps: dict[int, torch.Tensor], target_maps: dict[int, torch.Tensor]
+    ) -> torch.Tensor:
+        """The weighted sum of per-layer distances between maps keyed by layer index."""
         dist = F.l1_loss if self.criterion == "l1" else F.mse_loss
-        pred_maps = self.features(pred)
-        with torch.no_grad():
-            target_maps = self.features(target)
-        loss = pred.new_zeros(())
-        for w, a, b in zip(self.layer_weights, pred_maps, target_maps, strict=True):
-            loss = loss + w * dist(a, b)
+        first = pred_maps[self.layers[0]]
+        loss = first.new_zeros(())
+        for w, i in zip(self.layer_weights, self.layers, strict=True):
+            loss = loss + w * dist(pred_maps[i], target_maps[i])
         return loss
+
+    def forward(
+        self, pred: torch.Tensor, target: torch.Tensor, *, low: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        self.check_inputs(pred, target)
+        wanted = set(self.layers)
+        pred_maps = self.feature_maps(pred, wanted)
+        with torch.no_grad():
+            target_maps = self.feature_maps(target, wanted)
+        return self.distance(pred_maps, target_maps)
+
+
+def shared_perceptual(
+    terms: dict[str, nn.Module], pred: torch.Tensor, target: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """Values of the :class:`PerceptualLoss` terms that can share trunk passes, by label.
+
+    Terms with the same ``normalize`` setting see the same trunk input, so the trunk runs once
+    for ``pred`` and once (under ``no_grad``) for ``target`` up to the deepest layer any of them
+    compares, and every term measures its distance on those maps. The values equal separate
+    calls exactly; gradients agree to float rounding (the trunk's backward runs once on summed
+    map gradients instead of once per term). Groups of a single term are left out: the caller
+    runs them as usual.
+    """
+    groups: dict[bool, list[tuple[str, PerceptualLoss]]] = {}
+    for label, term in terms.items():
+        if isinstance(term, PerceptualLoss):
+            groups.setdefault(term.normalize, []).append((label, term))
+    out: dict[str, torch.Tensor] = {}
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        for _, term in members:
+            term.check_inputs(pred, target)
+        wanted = {i for _, term in members for i in term.layers}
+        first = members[0][1]
+        pred_maps = first.feature_maps(pred, wanted)
+        with torch.no_grad():
+            target_maps = first.feature_maps(target, wanted)
+        for label, term in members:
+            out[label] = term.distance(pred_maps, target_maps)
+    return out
 
 
 def _check_layers(layers: Sequence[int]) -> tuple[int, ...]:

@@ -1,0 +1,349 @@
+"""The fast paths compute the same numbers as the straightforward ones (issue 7).
+
+- a device-resident crop equals the same crop decoded from disk (PIL / OpenCV, not lossbench);
+- the real training step and a plain PyTorch step on the same batch give the same losses and the
+  same updated weights (exactly, fp32 on CPU);
+- several perceptual terms on one trunk pass equal separate computations;
+- evaluation and validation (device-side, one host copy) equal one-image-at-a-time scoring, per
+  image, exactly on CPU; batches of equal-size images (CUDA's default) agree to float rounding;
+- CUDA (marked ``cuda``, skipped without a GPU): no host synchronisation inside a step, and the
+  bf16/channels_last step within bf16 tolerance of the fp32 CPU step.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from benchmark import data as data_mod
+from benchmark import evaluation
+from benchmark import metrics as metrics_mod
+from benchmark.evaluation import (
+    as_float,
+    enhance,
+    evaluate_test,
+    fit_resolution,
+    size_batches,
+    validate,
+)
+from benchmark.losses.perceptual import PerceptualLoss
+from benchmark.model import UNet
+from benchmark.protocol import Protocol
+from benchmark.recipes import LossMix, build_mix, load_recipe
+from benchmark.trainloop import Trainer, sample_batch, to_storage
+
+CPU = torch.device("cpu")
+TINY = Protocol(
+    name="tiny", width=4, depth=2, patch=48, batch=3, iterations=4, lr=1e-3, min_lr=1e-4,
+    warmup=1, val_every=2, n_val=2, ckpt_every=2, log_every=2, eval_resolution=64,
+)  # fmt: skip
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def _write_pairs(folder: Path, sizes: list[tuple[int, int]], seed: int = 0) -> list:
+    """8-bit PNG pairs (high = a smooth image, low = a dark noisy copy) -> data.Pair objects."""
+    rng = np.random.default_rng(seed)
+    pairs = []
+    for k, (h, w) in enumerate(sizes):
+        yy, xx = np.mgrid[0:h, 0:w]
+        base = np.stack([np.sin(xx / (5 + k)), np.cos(yy / 7), np.sin((xx + yy) / 11)], -1)
+        high = np.clip((base * 0.4 + 0.5) * 255 + rng.normal(0, 6, (h, w, 3)), 0, 255)
+        low = np.clip(high * 0.2 + rng.normal(0, 2, (h, w, 3)), 0, 255)
+        paths = []
+        for side, img in (("low", low), ("high", high)):
+            path = folder / side / f"{k:03d}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(img.astype(np.uint8)).save(path)
+            paths.append(path)
+        pairs.append(data_mod.Pair(name=f"{k:03d}.png", low=paths[0], high=paths[1]))
+    return pairs
+
+
+def _disk(path: Path) -> np.ndarray:
+    """Independent decode (PIL 8-bit, OpenCV 16-bit) as float32 HxWx3 RGB in [0, 1]."""
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img.dtype == np.uint16:
+        return (img[:, :, ::-1].astype(np.float32) / np.float32(65535.0)).copy()
+    return np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / np.float32(255.0)
+
+
+# -- data --------------------------------------------------------------------------------------
+
+
+def test_device_crop_equals_the_crop_decoded_from_disk(tmp_path: Path) -> None:
+    pairs = _write_pairs(tmp_path, [(70, 90), (64, 64), (80, 66)])
+    # one 16-bit low image: stored as float32, still an exact crop of the file
+    rng = np.random.default_rng(3)
+    deep = rng.integers(0, 65536, (64, 64, 3), dtype=np.uint16)
+    cv2.imwrite(str(pairs[1].low), deep)
+    lows, highs = data_mod.load_pairs(pairs)
+    lo, hi = (to_storage(x, CPU) for x in (lows, highs))
+    assert [t.dtype for t in lo] == [torch.uint8, torch.float32, torch.uint8]
+    patch, batch = 40, 16
+    gen = torch.Generator().manual_seed(11)
+    draws = torch.Generator().manual_seed(11)  # the same stream, read the way sample_batch reads it
+    low_b, high_b = sample_batch(lo, hi, patch, batch, gen)
+    index = torch.randint(len(lo), (batch,), generator=draws).tolist()
+    uv = torch.rand(batch, 2, generator=draws, dtype=torch.float64).tolist()
+    flips = torch.randint(8, (batch,), generator=draws).tolist()
+    assert len(set(flips)) > 4 and len(set(index)) == 3
+    for n, (i, (u, v), f) in enumerate(zip(index, uv, flips, strict=True)):
+        for got, path in ((low_b[n], pairs[i].low), (high_b[n], pairs[i].high)):
+            full = _disk(path)
+            y, x = int(u * (full.shape[0] - patch + 1)), int(v * (full.shape[1] - patch + 1))
+            crop = full[y : y + patch, x : x + patch]
+            if f & 1:
+                crop = crop[:, ::-1]
+            if f & 2:
+                crop = crop[::-1]
+            if f & 4:
+                crop = crop.transpose(1, 0, 2)
+            expect = torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))
+            assert torch.equal(got, expect), (n, i, f)
+
+
+# -- the training step -------------------------------------------------------------------------
+
+
+def _plain_step(model, mix, opt, d_opts, low, high) -> list[float]:
+    """A straightforward step: fp32 forward, the mix, backward, Adam, discriminator updates."""
+    pred = model(low)
+    total, terms = mix(pred, high, low=low)
+    opt.zero_grad()
+    total.backward()
+    opt.step()
+    for (_, term), d_opt in zip(mix.adversarial_terms(), d_opts, strict=True):
+        d_loss = term.discriminator_loss(pred.detach(), high)
+        d_opt.zero_grad()
+        d_loss.backward()
+        d_opt.step()
+    return [float(v.detach()) for v in terms.values()] + [float(total.detach())]
+
+
+@pytest.mark.parametrize("recipe", ["flw", "s3net", "srgan"])
+def test_fast_step_equals_a_plain_step_on_the_same_batch(recipe: str, planted_weights) -> None:
+    rng = np.random.default_rng(5)
+    lows = [(rng.integers(0, 256, (60, 72, 3)) / 255.0).astype(np.float32) for _ in range(4)]
+    highs = [np.clip(x * 3.0, 0, 1).astype(np.float32) for x in lows]
+    torch.manual_seed(0)
+    model, mix = UNet(TINY.width, TINY.depth), build_mix(load_recipe(recipe))
+    ref_model, ref_mix = copy.deepcopy(model), copy.deepcopy(mix)
+    parts: list[str] = []
+    trainer = Trainer(
+        TINY, model, mix, CPU, torch.Generator().manual_seed(2),
+        (to_storage(lows, CPU), to_storage(highs, CPU)), ([], []), mark=parts.append,
+    )  # fmt: skip
+    opt = torch.optim.Adam(ref_model.parameters(), lr=TINY.lr, betas=(0.9, 0.999), foreach=False)
+    d_opts = [
+        torch.optim.Adam(t.discriminator.parameters(), lr=t.d_lr, betas=t.d_betas, foreach=False)
+        for _, t in ref_mix.adversarial_terms()
+    ]
+    batches = torch.Generator().manual_seed(2)
+    stored = (to_storage(lows, CPU), to_storage(highs, CPU))
+    for it in (1, 2, 3):
+        for group in opt.param_groups:
+            group["lr"] = TINY.lr_at(it)
+        low, high = sample_batch(*stored, TINY.patch, TINY.batch, batches)
+        expect = _plain_step(ref_model, ref_mix, opt, d_opts, low, high)
+        record = trainer._step(it)
+        n = len(expect)
+        assert record[:n].tolist() == expect, it  # exactly: same fp32 ops on the same batch
+    for a, b in zip(model.parameters(), ref_model.parameters(), strict=True):
+        assert torch.equal(a, b)
+    for (_, t), (_, u) in zip(mix.adversarial_terms(), ref_mix.adversarial_terms(), strict=True):
+        for a, b in zip(t.discriminator.parameters(), u.discriminator.parameters(), strict=True):
+            assert torch.equal(a, b)
+    one = ["data", "forward", "loss", "backward", "optimiser"]
+    one += ["discriminator"] if recipe == "srgan" else []
+    assert parts == one * 3
+
+
+# -- shared VGG trunk --------------------------------------------------------------------------
+
+
+def test_perceptual_terms_share_one_trunk_pass_and_equal_separate_calls(planted_weights) -> None:
+    terms = {
+        "drn": PerceptualLoss(preset="drn"),
+        "content": PerceptualLoss(preset="srgan"),
+        "edsr": PerceptualLoss(preset="edsr22"),  # normalised input: its own pass
+        "deep": PerceptualLoss(layers=[3, 8], criterion="l2", normalize=True),
+    }
+    mix = LossMix(terms, {"drn": 1.0, "content": 0.5, "edsr": 2.0, "deep": 0.25})
+    gen = torch.Generator().manual_seed(0)
+    target = torch.rand(2, 3, 40, 48, generator=gen)
+    pred = (target + 0.1 * torch.randn(2, 3, 40, 48, generator=gen)).requires_grad_(True)
+    first = terms["drn"].trunk(CPU)[0]
+    calls: list[int] = []
+    handle = first.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        total, values = mix(pred, target)
+    finally:
+        handle.remove()
+    assert len(calls) == 4  # (pred, target) x (plain, normalised) instead of 8
+    (grad,) = torch.autograd.grad(total, pred)
+    sep_pred = pred.detach().clone().requires_grad_(True)
+    separate = {label: term(sep_pred, target) for label, term in terms.items()}
+    for label, value in separate.items():
+        assert torch.equal(values[label], value), label
+    sep_total = sum(mix.weights[k] * v for k, v in separate.items())
+    assert torch.equal(total, sep_total)
+    (sep_grad,) = torch.autograd.grad(sep_total, sep_pred)
+    torch.testing.assert_close(grad, sep_grad, rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match=r"perceptual: layers \[1, 6, 11\] need inputs of at "
+                                         r"least 4x4, got 3x3"):  # fmt: skip
+        mix(torch.rand(1, 3, 3, 3), torch.rand(1, 3, 3, 3))
+
+
+# -- evaluation --------------------------------------------------------------------------------
+
+
+def test_size_batches_groups_equal_sizes_within_the_budget() -> None:
+    sizes = [(4, 5), (6, 6), (4, 5), (4, 5), (6, 6), (3, 3)]
+    assert size_batches(sizes, max_pixels=1000) == [[0, 2, 3], [1, 4], [5]]
+    assert size_batches(sizes, max_pixels=40) == [[0, 2], [3], [1], [4], [5]]
+    assert size_batches(sizes, max_pixels=1) == [[0], [2], [3], [1], [4], [5]]
+    assert size_batches([], max_pixels=10) == []
+
+
+def _trained_unet(width: int = 4) -> UNet:
+    torch.manual_seed(3)
+    model = UNet(width, 2)
+    with torch.no_grad():  # away from the identity so that outputs differ from inputs
+        model.head.weight.normal_(0, 0.05)
+        model.head.bias.fill_(0.05)
+    return model.eval()
+
+
+@pytest.mark.parametrize(("resolution", "budget"), [("full", None), (48, None), ("full", 7000)])
+def test_evaluation_equals_one_image_at_a_time(
+    resolution: str | int,
+    budget: int | None,
+    tmp_path: Path,
+    planted_weights,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """CPU default (one image per batch): exactly equal. Forced batches: equal to rounding."""
+    sizes = [(50, 70), (64, 64), (50, 70), (64, 64), (50, 70), (37, 53)]
+    pairs = _write_pairs(tmp_path, sizes, seed=4)
+    lows, highs = data_mod.load_pairs(pairs)
+    names = [p.name for p in pairs]
+    proto = Protocol(**{**TINY.to_dict(), "eval_resolution": resolution, "seeds": (0,)})
+    model, lpips_metric = _trained_unet(), metrics_mod.LPIPSMetric(CPU)
+    if budget is not None:  # batches of 2, 1 of 50x70 and 1 of 64x64, then 37x53 alone
+        monkeypatch.setitem(evaluation.EVAL_BATCH_PIXELS, "cpu", budget)
+    rows, samples = evaluate_test(model, lows, highs, names, CPU, proto, lpips_metric)
+    assert [r["image"] for r in rows] == names
+    assert [s[0] for s in samples] == names[: proto.n_samples]
+    for k, (name, low, high) in enumerate(zip(names, lows, highs, strict=True)):
+        # the one-image-at-a-time path evaluation used before batching
+        x = fit_resolution(torch.from_numpy(low).permute(2, 0, 1)[None], resolution)
+        y = fit_resolution(torch.from_numpy(high).permute(2, 0, 1)[None], resolution)
+        pred = enhance(model, x, CPU, proto).clamp(0.0, 1.0)
+        values = metrics_mod.evaluate(pred, y, lpips_metric)
+        for key, value in values.items():
+            if budget is None:
+                assert rows[k][key] == float(value[0]), (name, key)
+            else:
+                assert rows[k][key] == pytest.approx(float(value[0]), rel=1e-6, abs=1e-7)
+        if k < proto.n_samples:
+            out = np.round(pred[0].permute(1, 2, 0).numpy() * 255.0).astype(np.uint8)
+            if budget is None:
+                assert np.array_equal(samples[k][2], out)
+            else:  # a rounding difference may move a pixel across a .5 boundary
+                assert np.abs(samples[k][2].astype(int) - out).max() <= 1
+    no_lpips, _ = evaluate_test(model, lows, highs, names, CPU, proto, None)
+    assert all(r["lpips"] is None for r in no_lpips)
+    assert [r["psnr"] for r in no_lpips] == [r["psnr"] for r in rows]
+
+
+def test_batched_validation_equals_the_mean_of_per_image_psnr() -> None:
+    rng = np.random.default_rng(8)
+    sizes = [(40, 56), (48, 48), (40, 56), (48, 48), (40, 56)]
+    lows = [(rng.integers(0, 256, (*s, 3)) / 255.0).astype(np.float32) for s in sizes]
+    highs = [np.clip(x * 2.5, 0, 1).astype(np.float32) for x in lows]
+    lo, hi = to_storage(lows, CPU), to_storage(highs, CPU)
+    model = _trained_unet()
+    per_image = []
+    for low, high in zip(lo, hi, strict=True):
+        x = fit_resolution(as_float(low)[None], 32)
+        y = fit_resolution(as_float(high)[None], 32)
+        per_image.append(float(metrics_mod.psnr(enhance(model, x, CPU, TINY).clamp(0, 1), y)[0]))
+    proto = Protocol(**{**TINY.to_dict(), "eval_resolution": 32, "seeds": (0,)})
+    assert validate(model, lo, hi, CPU, proto) == float(np.mean(per_image))
+    assert model.training  # validate leaves the network in training mode
+
+
+# -- CUDA ----------------------------------------------------------------------------------------
+
+
+def _cuda_trainer(recipe: str, protocol: Protocol, lows, highs) -> Trainer:
+    dev = torch.device("cuda")
+    torch.manual_seed(0)
+    model = UNet(protocol.width, protocol.depth).to(dev).to(memory_format=torch.channels_last)
+    return Trainer(
+        protocol, model, build_mix(load_recipe(recipe)).to(dev), dev,
+        torch.Generator().manual_seed(2), (to_storage(lows, dev), to_storage(highs, dev)),
+        ([], []),
+    )  # fmt: skip
+
+
+@pytest.mark.cuda
+@needs_cuda
+@pytest.mark.parametrize("recipe", ["l1", "flw", "s3net", "srgan"])
+def test_cuda_step_never_synchronises_with_the_host(recipe: str, planted_weights) -> None:
+    rng = np.random.default_rng(5)
+    lows = [(rng.integers(0, 256, (60, 72, 3)) / 255.0).astype(np.float32) for _ in range(4)]
+    trainer = _cuda_trainer(recipe, TINY, lows, [np.clip(x * 3, 0, 1) for x in lows])
+    trainer._step(1)  # warm-up: lazy initialisation may synchronise once
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for it in (2, 3):
+            trainer._step(it)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
+@pytest.mark.cuda
+@needs_cuda
+@pytest.mark.parametrize("recipe", ["flw", "s3net"])
+def test_cuda_bf16_step_is_within_bf16_tolerance_of_the_cpu_step(
+    recipe: str, planted_weights
+) -> None:
+    rng = np.random.default_rng(6)
+    lows = [(rng.integers(0, 256, (60, 72, 3)) / 255.0).astype(np.float32) for _ in range(4)]
+    highs = [np.clip(x * 3, 0, 1).astype(np.float32) for x in lows]
+    trainer = _cuda_trainer(recipe, TINY, lows, highs)
+    torch.manual_seed(0)
+    model, mix = UNet(TINY.width, TINY.depth), build_mix(load_recipe(recipe))
+    low, high = sample_batch(
+        to_storage(lows, CPU), to_storage(highs, CPU), TINY.patch, TINY.batch,
+        torch.Generator().manual_seed(2),
+    )  # fmt: skip
+    total, terms = mix(model(low), high, low=low)
+    expect = torch.stack([*terms.values(), total]).detach()
+    record = trainer._step(1)[: len(expect)].cpu()
+    torch.testing.assert_close(record, expect, rtol=2e-2, atol=2e-3)
+
+
+@pytest.mark.cuda
+@needs_cuda
+def test_cuda_batched_evaluation_is_within_bf16_tolerance(tmp_path: Path, planted_weights) -> None:
+    pairs = _write_pairs(tmp_path, [(50, 70), (64, 64), (50, 70)], seed=4)
+    lows, highs = data_mod.load_pairs(pairs)
+    names = [p.name for p in pairs]
+    model = _trained_unet()
+    dev = torch.device("cuda")
+    cpu_rows, _ = evaluate_test(model, lows, highs, names, CPU, TINY, None)
+    gpu_rows, _ = evaluate_test(
+        copy.deepcopy(model).to(dev), lows, highs, names, dev, TINY, None
+    )
+    for a, b in zip(cpu_rows, gpu_rows, strict=True):
+        assert b["psnr"] == pytest.approx(a["psnr"], abs=0.05)
+        assert b["ssim"] == pytest.approx(a["ssim"], abs=2e-3)
