@@ -12,22 +12,18 @@ Pairs match by file stem. A ``low`` prefix in the low folder and a ``normal`` pr
 high folder are ignored when a digit follows (``low00001.png`` <-> ``normal00001.png``, the
 LOL-v2 Real_captured naming); other names must match exactly.
 
-Validation reads every file once as bytes (no pixel decoding for PNG): the sha256 for
-:func:`manifest_hash` is taken from those bytes, PNG files are walked chunk by chunk with their
-CRCs up to ``IEND`` (this catches truncation and corruption without inflating the pixels), JPEG
-files must end with the EOI marker (OpenCV silently decodes a truncated JPEG as grey) and are
-decoded once by Pillow, other formats are decoded once by Pillow. The header (size, mode) comes
-from Pillow. All problems are gathered and raised together in one :class:`UserError`.
+Validation reads every file once as bytes (no pixel decoding for PNG; the checks are in
+:mod:`benchmark.imagefiles`): the sha256 for :func:`manifest_hash` is taken from those bytes,
+PNG chunks are CRC-checked up to ``IEND``, JPEG files must end with the EOI marker, and the
+header (size, mode) comes from Pillow. All problems are gathered and raised together in one
+:class:`UserError`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import re
-import struct
-import zlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,9 +31,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from benchmark.errors import UserError
+from benchmark.imagefiles import file_sha256, inspect_file, integrity_problem
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -63,7 +59,6 @@ _PROBLEM_ORDER = (
 )
 _MAX_PER_KIND = 12
 _THREADS = min(8, os.cpu_count() or 1)
-_HASHES: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256
 
 
 @dataclass(frozen=True)
@@ -83,13 +78,6 @@ class Dataset:
     layout: str
     train: tuple[Pair, ...]
     test: tuple[Pair, ...]
-
-
-@dataclass(frozen=True)
-class _FileInfo:
-    problem: str | None = None
-    size: tuple[int, int] = (0, 0)  # (width, height)
-    mode: str = ""
 
 
 def default_dataset_dir() -> Path:
@@ -139,56 +127,6 @@ class _Problems:
                 lines.append(f"  - ... and {len(texts) - _MAX_PER_KIND} more {kind} problem(s)")
         lines.append("Fix or remove these files and run again.")
         raise UserError("\n".join(lines))
-
-
-def _integrity_problem(data: bytes) -> str | None:
-    """Cheap structural check of an encoded image; ``None`` when it looks complete."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        pos = 8
-        while pos + 12 <= len(data):
-            (length,) = struct.unpack(">I", data[pos : pos + 4])
-            end = pos + 12 + length
-            if end > len(data):
-                break
-            ctype = data[pos + 4 : pos + 8]
-            if zlib.crc32(data[pos + 4 : end - 4]) != struct.unpack(">I", data[end - 4 : end])[0]:
-                return f"corrupt PNG (bad CRC in chunk {ctype.decode('latin-1')!r})"
-            if ctype == b"IEND":
-                return None
-            pos = end
-        return "truncated PNG (no IEND chunk)"
-    if data.startswith(b"\xff\xd8\xff"):
-        return None if data.rstrip(b"\x00").endswith(b"\xff\xd9") else "truncated JPEG (no EOI)"
-    if data.startswith((b"BM", b"II*\x00", b"MM\x00*")):
-        return None
-    return "not a PNG, JPEG, BMP or TIFF image"
-
-
-def _file_sha256(path: Path) -> str:
-    st = path.stat()
-    key = (str(path), st.st_size, st.st_mtime_ns)
-    if key not in _HASHES:
-        _HASHES[key] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return _HASHES[key]
-
-
-def _inspect(path: Path) -> _FileInfo:
-    try:
-        st = path.stat()
-        data = path.read_bytes()
-    except OSError as exc:
-        return _FileInfo(problem=f"cannot be read ({exc.strerror})")
-    _HASHES[(str(path), st.st_size, st.st_mtime_ns)] = hashlib.sha256(data).hexdigest()
-    problem = _integrity_problem(data)
-    if problem:
-        return _FileInfo(problem=problem)
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            if not data.startswith(b"\x89PNG"):
-                im.load()  # JPEG/BMP/TIFF: decode once, catches what the byte checks cannot
-            return _FileInfo(size=im.size, mode=im.mode)
-    except Exception as exc:  # Pillow raises many exception types for broken files
-        return _FileInfo(problem=f"cannot be decoded ({exc})")
 
 
 def _index(folder: Path, prefix: str, problems: _Problems) -> dict[str, Path]:
@@ -269,7 +207,7 @@ def _pair_split(split: str, low_dir: Path, high_dir: Path, problems: _Problems) 
 def _check_files(pairs: list[Pair], problems: _Problems) -> None:
     paths = [p for pair in pairs for p in (pair.low, pair.high)]
     with ThreadPoolExecutor(_THREADS) as pool:
-        info = dict(zip(paths, pool.map(_inspect, paths), strict=True))
+        info = dict(zip(paths, pool.map(inspect_file, paths), strict=True))
     for path in paths:
         if info[path].problem:
             problems.add("unreadable", f"{problems.rel(path)}: {info[path].problem}")
@@ -339,7 +277,7 @@ def read_image(path: Path) -> np.ndarray:
         data = path.read_bytes()
     except OSError as exc:
         raise UserError(f"image {path} cannot be read ({exc.strerror})") from None
-    problem = _integrity_problem(data)
+    problem = integrity_problem(data)
     if problem:
         raise UserError(f"image {path}: {problem}")
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
@@ -400,7 +338,7 @@ def manifest_hash(ds: Dataset) -> str:
     """
     paths = {p for pair in ds.train + ds.test for p in (pair.low, pair.high)}
     try:
-        rows = sorted((p.relative_to(ds.root).as_posix(), _file_sha256(p)) for p in paths)
+        rows = sorted((p.relative_to(ds.root).as_posix(), file_sha256(p)) for p in paths)
     except OSError as exc:
         raise UserError(f"cannot hash dataset file {exc.filename}: {exc.strerror}") from None
     digest = hashlib.sha256()

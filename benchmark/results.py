@@ -250,6 +250,8 @@ def _attach_dataset(runs: pd.DataFrame) -> None:
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a.b[0]": leaf}``; unlike :func:`benchmark.runstate._flatten`, every list is split
+    into its elements (an empty one vanishes), so a message names the one element that differs."""
     if isinstance(value, dict):
         out: dict[str, Any] = {}
         for k, v in value.items():

@@ -8,6 +8,7 @@ called as the FLW training script calls them: ``L(enhanced, ground_truth)``.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 import pytest
@@ -23,6 +24,7 @@ from benchmark.losses.flw import (
     bounded_acos,
     difference_maps,
 )
+from tests.loss_helpers import assert_matches, random_pair, value_and_grad
 
 NAMES = ["flw_color", "flw_brightness", "flw_structure"]
 
@@ -90,19 +92,7 @@ def natural_pair(size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
     return pred.clamp(0.002, 1), target  # no exactly black pixel: see test_zero_norm_*
 
 
-def random_pair(shape=(2, 3, 24, 20), seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    gen = torch.Generator().manual_seed(seed)
-    return torch.rand(shape, generator=gen), torch.rand(shape, generator=gen)
-
-
-PAIRS = {"random": random_pair, "natural": natural_pair}
-
-
-def value_and_grad(fn, pred, target):
-    p = pred.clone().requires_grad_(True)
-    value = fn(p, target)
-    (grad,) = torch.autograd.grad(value, p)
-    return value.detach(), grad
+PAIRS = {"random": partial(random_pair, (2, 3, 24, 20), seed=1), "natural": natural_pair}
 
 
 # ----------------------------------------------------------------------------- equality
@@ -110,11 +100,7 @@ def value_and_grad(fn, pred, target):
 @pytest.mark.parametrize("name", NAMES)
 def test_equals_source_reference(name, inputs):
     pred, target = PAIRS[inputs]()
-    value, grad = value_and_grad(build_loss(name), pred, target)
-    ref_value, ref_grad = value_and_grad(REFERENCES[name], pred, target)
-    assert value.dtype == torch.float32
-    torch.testing.assert_close(value, ref_value, rtol=1e-5, atol=0)
-    torch.testing.assert_close(grad, ref_grad, rtol=1e-4, atol=1e-4 * ref_grad.abs().max())
+    assert_matches(build_loss(name), REFERENCES[name], pred, target)
 
 
 def test_difference_maps_equal_same_padded_kernels_in_source_order():
@@ -262,7 +248,7 @@ def test_mismatched_shapes(name):
 
 
 def test_symmetric_and_provenance():
-    pred, target = random_pair()
+    pred, target = PAIRS["random"]()
     for cls in (FLWColorLoss, FLWBrightnessLoss, FLWStructureLoss):
         loss = cls()
         assert loss.source == "001" and "FLW" in loss.paper

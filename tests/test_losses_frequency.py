@@ -8,32 +8,23 @@ built-in 0.01. Tolerances: values within 1e-5 relative, gradients within 1e-4 re
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import pytest
 import torch
-from skimage import data
 
 from benchmark.losses import build_loss
+from tests.loss_helpers import (
+    GRAD_RTOL,
+    VALUE_RTOL,
+    darkened_pair,
+    random_pair,
+    rel_err,
+    value_and_grad,
+)
 
-VALUE_RTOL = 1e-5
-GRAD_RTOL = 1e-4
-
-
-def natural_pair(size: int = 48) -> tuple[torch.Tensor, torch.Tensor]:
-    """(pred, target): an astronaut crop and a darker, noisy version of it, float32 NCHW."""
-    img = torch.from_numpy(data.astronaut()[300 : 300 + size, 250 : 250 + size + 6]).float() / 255
-    target = img.permute(2, 0, 1).unsqueeze(0)
-    gen = torch.Generator().manual_seed(1)
-    pred = (0.6 * target + 0.03 * torch.randn(target.shape, generator=gen)).clamp(0, 1)
-    return pred, target
-
-
-def random_pair(shape: tuple[int, ...] = (2, 3, 24, 31)) -> tuple[torch.Tensor, torch.Tensor]:
-    gen = torch.Generator().manual_seed(0)
-    return torch.rand(shape, generator=gen), torch.rand(shape, generator=gen)
-
-
-PAIRS = {"random": random_pair, "natural": natural_pair}
+natural_pair = partial(darkened_pair, size=48, top=300, left=250, extra_width=6)
+PAIRS = {"random": partial(random_pair, (2, 3, 24, 31)), "natural": natural_pair}
 
 
 def dft_amplitude(img: torch.Tensor) -> torch.Tensor:
@@ -58,17 +49,6 @@ def dft_amplitude(img: torch.Tensor) -> torch.Tensor:
 def reference(pred: torch.Tensor, target: torch.Tensor, criterion: str = "l1") -> torch.Tensor:
     diff = dft_amplitude(pred) - dft_amplitude(target)
     return diff.abs().mean() if criterion == "l1" else (diff * diff).mean()
-
-
-def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a.double() - b.double()).abs().max() / b.double().abs().max())
-
-
-def value_and_grad(fn, pred: torch.Tensor, target: torch.Tensor):
-    pred = pred.clone().requires_grad_(True)
-    value = fn(pred, target)
-    (grad,) = torch.autograd.grad(value, pred)
-    return value.detach(), grad
 
 
 @pytest.mark.parametrize("criterion", ["l1", "l2"])

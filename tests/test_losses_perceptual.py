@@ -16,6 +16,7 @@ from torchvision.models.vgg import cfgs, make_layers
 from benchmark import weights
 from benchmark.losses import build_loss
 from benchmark.losses.perceptual import PerceptualLoss
+from tests.loss_helpers import value_and_grad
 
 
 @pytest.fixture(scope="module")
@@ -112,18 +113,11 @@ def _pair(seed: int, size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
     return pred, target
 
 
-def _value_and_grad(loss: nn.Module, pred: torch.Tensor, target: torch.Tensor):
-    x = pred.clone().requires_grad_(True)
-    value = loss(x, target)
-    (grad,) = torch.autograd.grad(value, x)
-    return value.detach(), grad
-
-
 @pytest.mark.parametrize("preset", ["lol5", "lol5_l2", "drn", "edsr22", "edsr54", "srgan"])
 def test_preset_matches_source_code(preset: str, ref_features: nn.Sequential) -> None:
     pred, target = _pair(1)
-    value, grad = _value_and_grad(build_loss("perceptual", preset=preset), pred, target)
-    ref_value, ref_grad = _value_and_grad(reference(preset, ref_features), pred, target)
+    value, grad = value_and_grad(build_loss("perceptual", preset=preset), pred, target)
+    ref_value, ref_grad = value_and_grad(reference(preset, ref_features), pred, target)
     assert value.item() > 0
     torch.testing.assert_close(value, ref_value, rtol=1e-5, atol=0)
     scale = ref_grad.abs().max().item()
@@ -242,8 +236,8 @@ def test_bad_params(params: dict, message: str, planted_weights) -> None:
 def test_cuda_equals_cpu(preset: str, planted_weights) -> None:
     pred, target = _pair(6)
     loss = PerceptualLoss(preset)
-    value, grad = _value_and_grad(loss, pred, target)
-    value_gpu, grad_gpu = _value_and_grad(loss, pred.cuda(), target.cuda())
+    value, grad = value_and_grad(loss, pred, target)
+    value_gpu, grad_gpu = value_and_grad(loss, pred.cuda(), target.cuda())
     assert loss.trunk(pred.cuda().device) is weights.vgg19_features("cuda")
     # loose: cuDNN may run the convolutions in TF32; this checks the device plumbing
     torch.testing.assert_close(value_gpu.cpu(), value, rtol=1e-2, atol=0)

@@ -5,44 +5,24 @@ Tolerances: values within 1e-5 relative, gradients within 1e-4 relative (max-nor
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 import torch
-from skimage import data
 
 from benchmark.losses import build_loss
+from tests.loss_helpers import (
+    GRAD_RTOL,
+    VALUE_RTOL,
+    darkened_pair,
+    random_pair,
+    rel_err,
+    value_and_grad,
+)
 
-VALUE_RTOL = 1e-5
-GRAD_RTOL = 1e-4
-
-
-def natural_pair(size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
-    """(pred, target): an astronaut crop and a darker, noisy version of it, float32 NCHW."""
-    img = torch.from_numpy(data.astronaut()[100 : 100 + size, 180 : 180 + size]).float() / 255
-    target = img.permute(2, 0, 1).unsqueeze(0)
-    gen = torch.Generator().manual_seed(1)
-    pred = (0.6 * target + 0.03 * torch.randn(target.shape, generator=gen)).clamp(0, 1)
-    return pred, target
-
-
-def random_pair(shape: tuple[int, ...] = (2, 3, 40, 40)) -> tuple[torch.Tensor, torch.Tensor]:
-    gen = torch.Generator().manual_seed(0)
-    return torch.rand(shape, generator=gen), torch.rand(shape, generator=gen)
-
-
-def rel_err(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> float:
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return float(np.abs(a - b).max() / np.abs(b).max())
-
-
-def value_and_grad(loss: torch.nn.Module, pred: torch.Tensor, target: torch.Tensor):
-    pred = pred.clone().requires_grad_(True)
-    value = loss(pred, target)
-    (grad,) = torch.autograd.grad(value, pred)
-    return value.detach(), grad
-
-
-PAIRS = {"random": random_pair, "natural": natural_pair}
+natural_pair = partial(darkened_pair, top=100, left=180)
+PAIRS = {"random": partial(random_pair, (2, 3, 40, 40)), "natural": natural_pair}
 
 
 @pytest.mark.parametrize("kind", PAIRS)

@@ -11,48 +11,28 @@ cancels, so 1-ulp differences in the window are amplified; see test_float32_nois
 from __future__ import annotations
 
 import warnings
+from functools import partial
 
 import numpy as np
 import pytest
 import pytorch_msssim
 import torch
 import torch.nn.functional as F
-from skimage import data
 
 from benchmark.losses import build_loss
+from tests.loss_helpers import (
+    GRAD_RTOL,
+    VALUE_RTOL,
+    blended_random_pair,
+    darkened_pair,
+    rel_err,
+    value_and_grad,
+)
 
-VALUE_RTOL = 1e-5
-GRAD_RTOL = 1e-4
 C1, C2 = 0.01**2, 0.03**2
 
-
-def natural_pair(size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
-    """(pred, target): an astronaut crop and a darker, noisy version of it, float32 NCHW."""
-    img = torch.from_numpy(data.astronaut()[40 : 40 + size, 120 : 120 + size]).float() / 255
-    target = img.permute(2, 0, 1).unsqueeze(0)
-    gen = torch.Generator().manual_seed(1)
-    pred = (0.6 * target + 0.03 * torch.randn(target.shape, generator=gen)).clamp(0, 1)
-    return pred, target
-
-
-def random_pair(shape: tuple[int, ...] = (2, 3, 48, 48)) -> tuple[torch.Tensor, torch.Tensor]:
-    gen = torch.Generator().manual_seed(0)
-    target = torch.rand(shape, generator=gen)
-    return (0.5 * target + 0.5 * torch.rand(shape, generator=gen)), target
-
-
-PAIRS = {"random": random_pair, "natural": natural_pair}
-
-
-def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a.double() - b.double()).abs().max() / b.double().abs().max())
-
-
-def value_and_grad(fn, pred: torch.Tensor, target: torch.Tensor):
-    pred = pred.clone().requires_grad_(True)
-    value = fn(pred, target)
-    (grad,) = torch.autograd.grad(value, pred)
-    return value.detach(), grad
+natural_pair = partial(darkened_pair, top=40, left=120)
+PAIRS = {"random": blended_random_pair, "natural": natural_pair}
 
 
 def seed_ssim_loss(img1: torch.Tensor, img2: torch.Tensor, size: int = 11, sigma: float = 1.5):
@@ -146,7 +126,7 @@ def test_float32_noise_floor() -> None:
 
 
 def test_ssim_window_params_match_seed_code() -> None:
-    pred, target = random_pair((1, 3, 30, 30))
+    pred, target = blended_random_pair((1, 3, 30, 30))
     ours = build_loss("ssim", win_size=7, win_sigma=1.0)(pred, target)
     ref = seed_ssim_loss(pred, target, size=7, sigma=1.0)
     assert abs(ours.item() - ref.item()) <= VALUE_RTOL * abs(ref.item())
@@ -154,7 +134,9 @@ def test_ssim_window_params_match_seed_code() -> None:
 
 @pytest.mark.parametrize("kind", ["random", "natural"])
 def test_ms_ssim_matches_reference_and_library(kind: str) -> None:
-    pred, target = random_pair((2, 3, 170, 163)) if kind == "random" else natural_pair(176)
+    pred, target = (
+        blended_random_pair((2, 3, 170, 163)) if kind == "random" else natural_pair(176)
+    )
     loss = build_loss("ms_ssim")
     value, grad = value_and_grad(loss, pred, target)
     ref_value, ref_grad = value_and_grad(reference_ms_ssim, pred.double(), target.double())
@@ -165,13 +147,13 @@ def test_ms_ssim_matches_reference_and_library(kind: str) -> None:
 
 
 def test_ms_ssim_custom_weights_match_reference() -> None:
-    pred, target = random_pair((1, 3, 81, 90))
+    pred, target = blended_random_pair((1, 3, 81, 90))
     weights = [0.5, 0.3, 0.2]
     loss = build_loss("ms_ssim", weights=weights)
     assert loss.min_input_size() == 161  # pytorch-msssim's assert ignores the level count
     with pytest.raises(ValueError, match="needs height and width >= 161"):
         loss(pred, target)
-    pred, target = random_pair((1, 3, 161, 170))
+    pred, target = blended_random_pair((1, 3, 161, 170))
     value = loss(pred, target)
     ref = reference_ms_ssim(pred.double(), target.double(), weights=weights)
     assert abs(value.item() - ref.item()) <= VALUE_RTOL * abs(ref.item())
@@ -274,5 +256,5 @@ def test_bad_params(name: str, params: dict, message: str) -> None:
 def test_to_float64_and_no_saved_state() -> None:
     loss = build_loss("ssim").to(torch.float64)
     assert loss.state_dict() == {}
-    pred, target = random_pair((1, 3, 16, 16))
+    pred, target = blended_random_pair((1, 3, 16, 16))
     assert loss(pred.double(), target.double()).dtype == torch.float64

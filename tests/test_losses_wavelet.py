@@ -13,16 +13,21 @@ runs in float32, the reference in float64 (see test_losses_ssim.py for why).
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import pytest
 import torch
 import torch.nn.functional as F
-from skimage import data
 
 from benchmark.losses import build_loss
-
-VALUE_RTOL = 1e-5
-GRAD_RTOL = 1e-4
+from tests.loss_helpers import (
+    GRAD_RTOL,
+    VALUE_RTOL,
+    blended_random_pair,
+    darkened_pair,
+    rel_err,
+    value_and_grad,
+)
 
 # pywt.Wavelet('db1'): dec_lo = [s, s], dec_hi = [-s, s]; Y-Net reverses both
 _S = 0.7071067811865476
@@ -30,22 +35,8 @@ DEC_LO = torch.tensor([_S, _S], dtype=torch.float64).flip(0)
 DEC_HI = torch.tensor([-_S, _S], dtype=torch.float64).flip(0)
 
 
-def natural_pair(size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
-    """(pred, target): an astronaut crop and a darker, noisy version of it, float32 NCHW."""
-    img = torch.from_numpy(data.astronaut()[200 : 200 + size, 60 : 60 + size]).float() / 255
-    target = img.permute(2, 0, 1).unsqueeze(0)
-    gen = torch.Generator().manual_seed(1)
-    pred = (0.6 * target + 0.03 * torch.randn(target.shape, generator=gen)).clamp(0, 1)
-    return pred, target
-
-
-def random_pair(shape: tuple[int, ...] = (2, 3, 48, 48)) -> tuple[torch.Tensor, torch.Tensor]:
-    gen = torch.Generator().manual_seed(0)
-    target = torch.rand(shape, generator=gen)
-    return (0.5 * target + 0.5 * torch.rand(shape, generator=gen)), target
-
-
-PAIRS = {"random": random_pair, "natural": natural_pair}
+natural_pair = partial(darkened_pair, top=200, left=60)
+PAIRS = {"random": blended_random_pair, "natural": natural_pair}
 
 
 def ref_ssim(img1: torch.Tensor, img2: torch.Tensor, padding: int = 5) -> torch.Tensor:
@@ -97,17 +88,6 @@ def y_net_wsloss(x: torch.Tensor, y: torch.Tensor, r: float = 0.7, levels: int =
     return loss
 
 
-def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a.double() - b.double()).abs().max() / b.double().abs().max())
-
-
-def value_and_grad(fn, pred: torch.Tensor, target: torch.Tensor):
-    pred = pred.clone().requires_grad_(True)
-    value = fn(pred, target)
-    (grad,) = torch.autograd.grad(value, pred)
-    return value.detach(), grad
-
-
 def test_haar_filters_are_pywt_db1() -> None:
     from benchmark.losses.wavelet import haar_filters
 
@@ -138,7 +118,7 @@ def test_matches_y_net_wsloss(kind: str) -> None:
     ],
 )
 def test_params_match_y_net_wsloss(params: dict, shape: tuple[int, ...]) -> None:
-    pred, target = random_pair(shape)
+    pred, target = blended_random_pair(shape)
     value, grad = value_and_grad(build_loss("wssim", **params), pred, target)
     ref_params = {"padding": 0 if params.get("padding") == "valid" else 5}
     ref_params.update({k: v for k, v in params.items() if k in ("r", "levels")})
@@ -221,5 +201,5 @@ def test_bad_params(params: dict, message: str) -> None:
 def test_to_float64_and_no_saved_state() -> None:
     loss = build_loss("wssim").to(torch.float64)
     assert loss.state_dict() == {}
-    pred, target = random_pair((1, 3, 16, 16))
+    pred, target = blended_random_pair((1, 3, 16, 16))
     assert loss(pred.double(), target.double()).dtype == torch.float64

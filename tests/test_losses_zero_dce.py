@@ -11,9 +11,7 @@ from skimage import data
 
 from benchmark.losses import build_loss
 from benchmark.losses.zero_dce import safe_sqrt
-
-VALUE_RTOL = 1e-5
-GRAD_RTOL = 1e-4
+from tests.loss_helpers import GRAD_RTOL, VALUE_RTOL, rel_err, value_and_grad
 
 
 def natural_image(size: int = 64) -> torch.Tensor:
@@ -39,17 +37,6 @@ def seed_l_color(x: torch.Tensor) -> torch.Tensor:
     dgb = torch.pow(mb - mg, 2)
     k = torch.pow(torch.pow(drg, 2) + torch.pow(drb, 2) + torch.pow(dgb, 2), 0.5)
     return k.mean()
-
-
-def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a.double() - b.double()).abs().max() / b.double().abs().max())
-
-
-def value_and_grad(fn, pred: torch.Tensor):
-    pred = pred.clone().requires_grad_(True)
-    value = fn(pred)
-    (grad,) = torch.autograd.grad(value, pred)
-    return value.detach(), grad
 
 
 @pytest.mark.parametrize("kind", IMAGES)

@@ -36,6 +36,7 @@ from benchmark.losses.base import Loss, check_pair
 
 #: the constant the FLW code adds to every cosine denominator
 COS_EPS = 1e-5
+PAPER = "FLW-Net: A Fast and Lightweight Network for Low-Light Image Enhancement, arXiv 2023"
 
 
 def safe_sqrt(t: torch.Tensor) -> torch.Tensor:
@@ -116,7 +117,7 @@ class FLWColorLoss(Loss):
     """
 
     source = "001"
-    paper = "FLW-Net: A Fast and Lightweight Network for Low-Light Image Enhancement, arXiv 2023"
+    paper = PAPER
 
     def forward(
         self, pred: torch.Tensor, target: torch.Tensor, *, low: torch.Tensor | None = None
@@ -142,7 +143,7 @@ class FLWBrightnessLoss(Loss):
     """
 
     source = "001"
-    paper = "FLW-Net: A Fast and Lightweight Network for Low-Light Image Enhancement, arXiv 2023"
+    paper = PAPER
 
     def forward(
         self, pred: torch.Tensor, target: torch.Tensor, *, low: torch.Tensor | None = None
@@ -166,7 +167,7 @@ class FLWStructureLoss(Loss):
     """
 
     source = "001"
-    paper = "FLW-Net: A Fast and Lightweight Network for Low-Light Image Enhancement, arXiv 2023"
+    paper = PAPER
 
     def forward(
         self, pred: torch.Tensor, target: torch.Tensor, *, low: torch.Tensor | None = None
