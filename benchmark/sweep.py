@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -186,6 +187,16 @@ def _gpu_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
+def _submit_shielded(executor: Any, *args: Any) -> Any:
+    """Submit with SIGINT ignored, so the job processes inherit that: a Ctrl-C in the terminal
+    reaches only the sweep, which then stops its jobs cleanly (no stray tracebacks)."""
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return executor.submit(*args)
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
 def _threads_per_job(jobs: int) -> int:
     return max(1, (os.cpu_count() or 1) // jobs)
 
@@ -218,25 +229,38 @@ def run_local(todo: list[RunKey], args: argparse.Namespace, results: Path, log_d
     executor = _make_executor("local", log_dir, {})
     pending, active, finished = list(todo), {}, []
     free_gpus = list(range(gpus))
-    while pending or active:
-        while pending and len(active) < args.jobs:
-            key = pending.pop(0)
-            gpu = None
-            if gpus:
-                gpu = free_gpus.pop(0) if free_gpus else len(active) % gpus
-                executor.update_parameters(gpus_per_node=1, visible_gpus=[gpu])
-            job = executor.submit(run_job, key.spec or key.recipe, key.profile, key.seed, args.data,
-                                  str(results), args.force, threads)
-            active[job] = (key, gpu)
-        time.sleep(0.5)
-        for job in [j for j in active if j.done()]:
-            key, gpu = active.pop(job)
-            if gpu is not None and gpu not in free_gpus:
-                free_gpus.append(gpu)
-            state = _collect(job, key, results)
-            finished.append(state)
-            progress.update(state)
-        progress.set_running(len(active))
+    try:
+        while pending or active:
+            while pending and len(active) < args.jobs:
+                key = pending.pop(0)
+                gpu = None
+                if gpus:
+                    gpu = free_gpus.pop(0) if free_gpus else len(active) % gpus
+                    executor.update_parameters(gpus_per_node=1, visible_gpus=[gpu])
+                job = _submit_shielded(executor, run_job, key.spec or key.recipe, key.profile,
+                                       key.seed, args.data, str(results), args.force, threads)
+                active[job] = (key, gpu)
+            progress.set_running(len(active))
+            time.sleep(0.5)
+            for job in [j for j in active if j.done()]:
+                key, gpu = active.pop(job)
+                if gpu is not None and gpu not in free_gpus:
+                    free_gpus.append(gpu)
+                state = _collect(job, key, results)
+                finished.append(state)
+                progress.update(state, running=len(active))
+    except KeyboardInterrupt:
+        # Ctrl-C: stop the jobs in flight too. Each keeps its last (atomically written)
+        # checkpoint; its lock is left by a dead pid, which the next run recovers. The same
+        # command later resumes them and skips what finished.
+        for job in active:
+            proc = getattr(job, "_process", None)  # submitit's job controller
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)  # the controller forwards it to the run
+        deadline = time.time() + 30
+        while any(not j.done() for j in active) and time.time() < deadline:
+            time.sleep(0.2)
+        raise
     return finished
 
 
@@ -253,13 +277,18 @@ def run_slurm(todo: list[RunKey], args: argparse.Namespace, results: Path, log_d
     print(f"submitted {len(jobs)} Slurm jobs (array); logs in {log_dir}")
     finished = []
     remaining = dict((j, k) for j, k in jobs)
-    while remaining:
-        time.sleep(SLURM_POLL_S)
-        for job in [j for j in remaining if j.done()]:
-            state = _collect(job, remaining.pop(job), results)
-            finished.append(state)
-            progress.update(state)
-        progress.set_running(len(remaining))
+    try:
+        while remaining:
+            time.sleep(SLURM_POLL_S)
+            for job in [j for j in remaining if j.done()]:
+                state = _collect(job, remaining.pop(job), results)
+                finished.append(state)
+                progress.update(state, running=len(remaining))
+            progress.set_running(len(remaining))
+    except KeyboardInterrupt:
+        print("\nsweep: stopped watching; the Slurm jobs keep running. Follow them with "
+              "`python -m benchmark sweep ... --status` (same recipes, seeds and profile).")
+        raise
     return finished
 
 
@@ -277,8 +306,9 @@ class Progress:
     def _show(self) -> None:
         self.bar.set_postfix(self.counts, refresh=True)
 
-    def update(self, state: RunState) -> None:
+    def update(self, state: RunState, running: int) -> None:
         self.counts[state.state] = self.counts.get(state.state, 0) + 1
+        self.counts["running"] = running
         self.bar.update(1)
         self._show()
 

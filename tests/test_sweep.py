@@ -150,7 +150,9 @@ def test_slurm_path_hands_submitit_an_array_with_the_parameters(tmp_path, monkey
 
 
 @pytest.mark.slow
-def test_local_sweep_real_subprocesses_caches_and_survives_a_failure(tmp_path: Path, capsys):
+def test_local_sweep_real_subprocesses_caches_and_survives_a_failure(
+    tmp_path: Path, capsys, planted_weights
+):
     results = tmp_path / "results"
     bad = tmp_path / "blowup.yaml"
     # a real failure: the weighted total overflows float32 to inf at the first step (every
@@ -180,3 +182,47 @@ def test_local_sweep_real_subprocesses_caches_and_survives_a_failure(tmp_path: P
     assert main(["sweep", "l1", "charbonnier", "--seeds", "0", "1", "2", "--profile", "smoke",
                  "--status", "--results", str(results)]) == 0
     assert "6 cached" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_interrupted_sweep_started_again_completes_only_the_rest(
+    tmp_path: Path, capsys, planted_weights
+):
+    """Ctrl-C a real sweep (a separate process group, SIGINT like a terminal) after its first run
+    finished, then run the same command: the finished run is cached, the rest completes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    results = tmp_path / "results"
+    cmd = ["sweep", "l1", "charbonnier", "--seeds", "0", "1", "--profile", "smoke", "--jobs", "1",
+           "--results", str(results)]
+    proc = subprocess.Popen([sys.executable, "-m", "benchmark", *cmd], cwd=REPO,
+                            start_new_session=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    first = results / "runs" / "l1" / "smoke" / "seed0" / "metrics.json"
+    deadline = time.time() + 240
+    while not first.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert first.exists(), proc.communicate()[0]
+    os.killpg(proc.pid, signal.SIGINT)
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 130, out
+    assert "interrupted" in out and "Traceback" not in out
+    done_before = [p for p in results.glob("runs/*/smoke/seed*/metrics.json")
+                   if json.loads(p.read_text())["status"] == "ok"]
+    assert 1 <= len(done_before) < 4
+    mtime = first.stat().st_mtime_ns
+
+    assert main(cmd) == 0
+    out = capsys.readouterr().out
+    n = len(done_before)
+    assert f"4 runs ({n} cached, 0 running elsewhere, {4 - n} to run)" in out
+    assert first.stat().st_mtime_ns == mtime  # not redone
+    for recipe in ("l1", "charbonnier"):
+        for seed in (0, 1):
+            m = json.loads((results / "runs" / recipe / "smoke" / f"seed{seed}" /
+                            "metrics.json").read_text())
+            assert m["status"] == "ok"
