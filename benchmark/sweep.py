@@ -43,7 +43,6 @@ SLURM_DEFAULTS: dict[str, Any] = {
     "time_min": 24 * 60,
     "array_parallelism": 32,
 }
-DEFAULT_SEEDS = (0, 1, 2)
 #: seconds between two polls of the Slurm queue
 SLURM_POLL_S = 10.0
 
@@ -128,6 +127,8 @@ class SlurmRunJob:
     def checkpoint(self, *args: Any) -> Any:
         import submitit
 
+        # a requeued job resumes; it must not redo from scratch even if the sweep had --force
+        args = (*args[:5], False, *args[6:])
         return submitit.helpers.DelayedSubmission(self, *args)
 
 
@@ -327,12 +328,12 @@ def _resolve(args: argparse.Namespace) -> tuple[list[RunKey], Path, dict[str, An
 
     config = load_sweep_config(args.config)
     recipes = list(args.recipes) or list(config.get("recipes") or []) or recipe_names()
-    seeds = args.seeds or config.get("seeds") or list(DEFAULT_SEEDS)
-    if args.executor == "slurm":
-        profile = "paper" if args.profile == "auto" else args.profile
+    if args.executor == "slurm" and args.profile == "auto":
+        protocol = resolve_profile("paper")[0]  # the jobs run on the cluster's GPUs
     else:
-        profile = resolve_profile(args.profile, None)[0].name
-    return expand(recipes, seeds, profile), Path(args.results), config
+        protocol = resolve_profile(args.profile, None)[0]
+    seeds = args.seeds or config.get("seeds") or list(protocol.seeds)
+    return expand(recipes, seeds, protocol.name), Path(args.results), config
 
 
 def print_states(states: Sequence[RunState]) -> None:

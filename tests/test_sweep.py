@@ -147,6 +147,20 @@ def test_slurm_path_hands_submitit_an_array_with_the_parameters(tmp_path, monkey
     # preemption / time-out: submitit requeues the same call (the run resumes from its checkpoint)
     delayed = ex.jobs[0].fn.checkpoint(*ex.jobs[0].args)
     assert delayed.args == ex.jobs[0].args
+    # ... and resumes even when the sweep was started with --force
+    forced = ex.jobs[0].fn.checkpoint("l1", "paper", 0, None, "res", True, None)
+    assert forced.args == ("l1", "paper", 0, None, "res", False, None)
+
+
+def test_default_recipes_and_seeds_come_from_recipes_dir_and_protocol():
+    from benchmark.protocol import PROFILES
+    from benchmark.recipes import recipe_names
+
+    keys, _, _ = sweep._resolve(_args(profile="smoke"))
+    assert sorted({k.recipe for k in keys}) == sorted(recipe_names())
+    assert sorted({k.seed for k in keys}) == sorted(PROFILES["smoke"].seeds)
+    keys, _, _ = sweep._resolve(_args(executor="slurm", profile="auto", recipes=["l1"]))
+    assert [(k.profile, k.seed) for k in keys] == [("paper", s) for s in PROFILES["paper"].seeds]
 
 
 @pytest.mark.slow
