@@ -16,7 +16,7 @@ RECIPES ?=
 SEEDS ?=
 EXECUTOR ?= local
 JOBS ?=
-BASELINE ?= l1
+BASELINE ?=
 
 DATA_ARG := $(if $(DATA),--data $(DATA),)
 
@@ -45,13 +45,13 @@ sweep: $(STAMP)
 	$(PY) -m benchmark sweep $(RECIPES) $(if $(SEEDS),--seeds $(SEEDS),) --profile $(PROFILE) --executor $(EXECUTOR) $(if $(JOBS),--jobs $(JOBS),) --results $(RESULTS) $(DATA_ARG)
 
 compare: $(STAMP)
-	$(PY) -m benchmark compare --results $(RESULTS) --baseline $(BASELINE)
+	$(PY) -m benchmark compare --results $(RESULTS) $(if $(BASELINE),--baseline $(BASELINE),)
 
 plots: $(STAMP)
-	$(PY) -m benchmark plots --results $(RESULTS) --baseline $(BASELINE)
+	$(PY) -m benchmark plots --results $(RESULTS) $(if $(BASELINE),--baseline $(BASELINE),)
 
 report: $(STAMP)
-	$(PY) -m benchmark report --results $(RESULTS) --baseline $(BASELINE)
+	$(PY) -m benchmark report --results $(RESULTS) $(if $(BASELINE),--baseline $(BASELINE),)
 
 data: $(STAMP)
 	$(PY) -m benchmark data synth

@@ -101,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         p = sub.add_parser(name, help=text)
         p.add_argument("--results", default="results")
-        p.add_argument("--baseline", default="l1")
+        p.add_argument("--baseline", default=None,
+                       help="recipe the others are compared with (default: l1, if it has runs)")
 
     p = sub.add_parser("data", help="dataset tools")
     data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)

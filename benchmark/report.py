@@ -199,11 +199,12 @@ def write_tables(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
 def command_plots(args: argparse.Namespace) -> int:
     """``python -m benchmark plots``: regenerate every figure (PNG + PDF) into plots/."""
     from benchmark import plots
-    from benchmark.results import compare_frames
+    from benchmark.results import DEFAULT_BASELINE, compare_frames
 
     results = Path(args.results)
     runs, per_image, summary = compare_frames(results, args.baseline)
-    for fig in plots.write_figures(results, runs, per_image, summary, args.baseline):
+    baseline = args.baseline or DEFAULT_BASELINE
+    for fig in plots.write_figures(results, runs, per_image, summary, baseline):
         print(f"wrote {fig['png']} and {fig['pdf'].name}")
     return 0
 
@@ -313,12 +314,13 @@ def _provenance(runs: pd.DataFrame, results: Path) -> list[str]:
     return out + [""]
 
 
-def write_report(results: Path, baseline: str = "l1") -> Path:
+def write_report(results: Path, baseline: str | None = None) -> Path:
     """Regenerate tables and figures, then write ``results/report.md`` linking them."""
     from benchmark.plots import write_figures
-    from benchmark.results import compare_frames
+    from benchmark.results import DEFAULT_BASELINE, compare_frames
 
     runs, per_image, summary = compare_frames(results, baseline)
+    baseline = baseline or DEFAULT_BASELINE
     tables = write_tables(summary, results / "tables")
     figures = write_figures(results, runs, per_image, summary, baseline)
     lines = [

@@ -357,12 +357,22 @@ def check_baseline(runs: pd.DataFrame, baseline: str) -> None:
         )
 
 
+DEFAULT_BASELINE = "l1"
+
+
 def compare_frames(
-    results_dir: str | Path, baseline: str = "l1"
+    results_dir: str | Path, baseline: str | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Load, check the baseline, summarise: ``(runs, per_image, summary)``."""
+    """Load, check the baseline, summarise: ``(runs, per_image, summary)``.
+
+    ``baseline=None`` means ``l1`` where it has runs (tables without differences and a note
+    otherwise); a baseline named explicitly must have runs.
+    """
     runs, per_image = load_runs(results_dir)
-    check_baseline(runs, baseline)
+    if baseline is None:
+        baseline = DEFAULT_BASELINE
+    else:
+        check_baseline(runs, baseline)
     return runs, per_image, summarize(runs, per_image, baseline)
 
 

@@ -381,5 +381,5 @@ def command_sweep(args: argparse.Namespace) -> int:
     if any(s.state in ("done", "cached") for s in cached + finished):
         from benchmark.results import command_compare
 
-        command_compare(argparse.Namespace(results=str(results), baseline="l1"))
+        command_compare(argparse.Namespace(results=str(results), baseline=None))
     return 1 if any(s.state == "failed" for s in finished) else 0

@@ -408,3 +408,17 @@ def test_cli_compare_bad_input_exits_2(tmp_path: Path, capsys, setup: str) -> No
     err = capsys.readouterr().err
     assert expected in err
     assert "Traceback" not in err
+
+
+def test_default_baseline_is_optional_but_an_explicit_one_must_exist(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    make_run(tmp_path, "flw", 0)
+    make_run(tmp_path, "s3net", 0, [21.0, 22.0, 23.0])
+    assert main(["compare", "--results", str(tmp_path)]) == 0  # no l1 runs: no differences
+    out = capsys.readouterr().out
+    assert "No runs of the baseline l1 in this group: no differences." in out
+    assert main(["compare", "--results", str(tmp_path), "--baseline", "l1"]) == 2
+    assert "--baseline: no runs of recipe 'l1'" in capsys.readouterr().err
+    assert main(["compare", "--results", str(tmp_path), "--baseline", "flw"]) == 0
+    assert "ΔPSNR vs flw (dB)" in capsys.readouterr().out
