@@ -27,6 +27,7 @@ venv: $(STAMP)
 # --require-hashes also keeps pip from taking a locally cached torch build of another
 # flavour (e.g. a +cpu wheel) in place of the pinned PyPI one.
 $(STAMP): requirements.lock
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "lossbench: requirements.lock is resolved for CPython 3.11; $(PYTHON) is " + sys.version.split()[0] + ". Run make with PYTHON=python3.11")'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements.lock
 	$(PY) -c "import torch, torchvision; print('torch', torch.__version__, '| torchvision', torchvision.__version__)"
