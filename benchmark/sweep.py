@@ -12,7 +12,6 @@ on. Scheduling is submitit's: ``LocalExecutor`` (real subprocesses, one per job,
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import time
@@ -24,7 +23,7 @@ from typing import Any
 import yaml
 
 from benchmark.errors import UserError, did_you_mean
-from benchmark.runstate import RunLock
+from benchmark.runstate import RunLock, read_json
 
 #: sweep.yaml keys -> submitit Slurm parameters
 SLURM_KEYS: dict[str, str] = {
@@ -74,12 +73,8 @@ class RunState:
 def run_state(key: RunKey, results: Path) -> RunState:
     """What the results tree says about one run."""
     folder = key.folder(results)
-    metrics = folder / "metrics.json"
-    if metrics.is_file():
-        try:
-            data = json.loads(metrics.read_text())
-        except (OSError, json.JSONDecodeError):
-            data = {}
+    data = read_json(folder / "metrics.json")
+    if data is not None:
         if data.get("status") == "ok":
             return RunState(key, "cached")
         if data.get("status") == "failed":
