@@ -17,8 +17,10 @@ SEEDS ?=
 EXECUTOR ?= local
 JOBS ?=
 BASELINE ?=
+PRECISION ?=
 
 DATA_ARG := $(if $(DATA),--data $(DATA),)
+PRECISION_ARG := $(if $(PRECISION),--precision $(PRECISION),)
 
 .PHONY: venv test test-fast bench sweep compare plots report data list weights lint bench-losses bench-train clean
 
@@ -40,10 +42,10 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 
 bench: $(STAMP)
-	$(PY) -m benchmark run $(RECIPE) --profile $(PROFILE) --seed $(SEED) --results $(RESULTS) $(DATA_ARG)
+	$(PY) -m benchmark run $(RECIPE) --profile $(PROFILE) --seed $(SEED) --results $(RESULTS) $(DATA_ARG) $(PRECISION_ARG)
 
 sweep: $(STAMP)
-	$(PY) -m benchmark sweep $(RECIPES) $(if $(SEEDS),--seeds $(SEEDS),) --profile $(PROFILE) --executor $(EXECUTOR) $(if $(JOBS),--jobs $(JOBS),) --results $(RESULTS) $(DATA_ARG)
+	$(PY) -m benchmark sweep $(RECIPES) $(if $(SEEDS),--seeds $(SEEDS),) --profile $(PROFILE) --executor $(EXECUTOR) $(if $(JOBS),--jobs $(JOBS),) --results $(RESULTS) $(DATA_ARG) $(PRECISION_ARG)
 
 compare: $(STAMP)
 	$(PY) -m benchmark compare --results $(RESULTS) $(if $(BASELINE),--baseline $(BASELINE),)

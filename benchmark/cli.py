@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from benchmark.errors import UserError
 
 PROFILES = ("smoke", "quick", "paper", "auto")
+PRECISIONS = ("auto", "bf16", "fp32")  # benchmark.protocol.PRECISIONS (no torch import here)
 
 # sub-command -> (module, handler function)
 HANDLERS: dict[str, tuple[str, str]] = {
@@ -74,6 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="override the profile's CUDA determinism setting (recorded in the run)",
     )
     p.add_argument("--compile", action="store_true", help="opt-in torch.compile of the UNet")
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=None,
+        help="the network's forward precision (default: the profile's auto = bf16 where the "
+        "device computes it natively, else fp32; recorded in the run)",
+    )
 
     p = sub.add_parser("sweep", help="run recipes x seeds locally or on Slurm")
     p.add_argument("recipes", nargs="*", help="recipe names (default: every recipe)")
@@ -84,6 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--executor", choices=("local", "slurm"), default="local")
     p.add_argument("--jobs", type=_pos_int, default=None, help="parallel local jobs (default 1)")
     p.add_argument("--force", action="store_true")
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=None,
+        help="pin the precision of every run (default auto, resolved per machine: pin it on a "
+        "cluster whose nodes differ)",
+    )
     p.add_argument("--status", action="store_true", help="show the state of a sweep in flight")
     p.add_argument("--config", default=None, help="sweep.yaml with executor settings")
     p.add_argument("--partition", default=None)

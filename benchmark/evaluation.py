@@ -2,8 +2,9 @@
 
 Images are scored at the protocol's evaluation resolution: ``"full"``, or the longer side scaled
 down to N pixels with antialiased bilinear filtering (low-light input and reference alike). The
-network's output is clamped to [0, 1] before any metric and before it is saved as a sample. On
-CUDA the forward pass runs under the protocol's bf16 autocast and channels_last setting; metrics
+network's output is clamped to [0, 1] before any metric and before it is saved as a sample. The
+forward pass runs at the protocol's precision and memory format (bf16 autocast and channels_last
+where the run resolved them, on every device: the network is scored as it was trained); metrics
 are computed in float32/float64.
 
 Everything runs on the run's device, LPIPS included, and the per-image values stay there until
@@ -27,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark import metrics as metrics_mod
-from benchmark.protocol import Protocol
+from benchmark.protocol import Protocol, native_bf16
 
 #: pixels (N x H x W) of one evaluation batch by device type (CUDA: 8 LOL images of 600 x 400;
 #: anything else: one image per batch, see the module docstring)
@@ -72,11 +73,24 @@ def fit_resolution(img: torch.Tensor, resolution: str | int) -> torch.Tensor:
     return F.interpolate(img, size=size, mode="bilinear", antialias=True, align_corners=False)
 
 
+def uses_bf16(device: torch.device, protocol: Protocol) -> bool:
+    """Whether the network's forward pass runs under bf16 autocast (an unresolved ``auto``
+    protocol resolves as :func:`benchmark.protocol.resolve_precision` would)."""
+    if protocol.precision == "auto":
+        return native_bf16(device)
+    return protocol.precision == "bf16"
+
+
 def autocast(device: torch.device, protocol: Protocol) -> Any:
-    """bf16 autocast on CUDA when the protocol asks for it, else a no-op context."""
-    return torch.autocast(
-        device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" and protocol.amp
-    )
+    """bf16 autocast when the protocol's precision says so, else a no-op context."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=uses_bf16(device, protocol))
+
+
+def network_input(x: torch.Tensor, protocol: Protocol) -> torch.Tensor:
+    """``x`` in the protocol's memory format (channels_last or contiguous NCHW)."""
+    if protocol.channels_last:
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
 
 
 @torch.no_grad()
@@ -84,12 +98,10 @@ def enhance(
     model: nn.Module, low: torch.Tensor, device: torch.device, protocol: Protocol
 ) -> torch.Tensor:
     """The network's output for one N x 3 x H x W batch as float32 (not clamped)."""
-    x = low.to(device)
-    if device.type == "cuda" and protocol.channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
+    x = network_input(low.to(device), protocol)
     with autocast(device, protocol):
         out = model(x)
-    return out.float()
+    return out.float().contiguous()
 
 
 def validate(
@@ -180,6 +192,8 @@ __all__ = [
     "EVAL_BATCH_PIXELS",
     "as_float",
     "autocast",
+    "network_input",
+    "uses_bf16",
     "enhance",
     "evaluate_test",
     "finite_or_none",

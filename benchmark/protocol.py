@@ -27,14 +27,20 @@ Profiles (times are on 2 CPU cores unless said):
 ``paper``  width 32 (7.8 M parameters), 256 px patches, batch 8, 100 000 iterations (about
            1 700 epochs of LOL-v1's 470 training pairs left after holding out 15 for
            validation), lr 2e-4 with 1 000 warm-up iterations and cosine decay to 1e-6,
-           validation every 2 000 iterations, full-resolution evaluation, bf16 autocast +
-           channels_last on CUDA, deterministic CUDA algorithms (``--deterministic off`` trades
+           validation every 2 000 iterations, full-resolution evaluation, deterministic CUDA
+           algorithms (``--deterministic off`` trades
            that for cuDNN autotuning; recorded in the run). The GPU protocol; admits every
            recipe. Time: not measured here (no GPU in this environment); from the step cost of
            a 7.8 M-parameter UNet and VGG19 to relu3 at this size, roughly 0.3-1 h per recipe
            on one H100-class GPU. docs/PERFORMANCE.md holds measured figures.
 
 ``auto`` resolves to ``paper`` when CUDA is available and to ``quick`` otherwise.
+
+Precision (every profile): the network runs channels_last, its forward pass under bf16 autocast
+where the device computes bf16 natively (Ampere or later GPUs; x86 CPUs with AVX512-BF16 or AMX)
+and in fp32 elsewhere (``precision: auto``, overridden by ``--precision bf16|fp32``). The losses
+always get a float32 prediction and compute in float32, whatever the precision. The resolved
+precision is recorded and hashed with the rest of the protocol.
 """
 
 from __future__ import annotations
@@ -47,6 +53,9 @@ from typing import Any
 import torch
 
 from benchmark.errors import UserError, did_you_mean
+
+#: values of ``Protocol.precision`` (and of ``--precision``)
+PRECISIONS = ("auto", "bf16", "fp32")
 
 
 @dataclass(frozen=True)
@@ -70,9 +79,11 @@ class Protocol:
     eval_resolution: str | int = "full"
     #: CUDA only: deterministic algorithms, no cuDNN benchmark (CPU runs are deterministic anyway)
     deterministic: bool = True
-    #: CUDA only: bf16 autocast for the network's forward pass (losses stay float32)
-    amp: bool = True
-    #: CUDA only: channels_last memory format for the network
+    #: the network's forward precision: "bf16" (autocast; the losses still get float32),
+    #: "fp32", or "auto" (bf16 where the hardware computes it natively, see
+    #: :func:`resolve_precision`). A run records the resolved value, never "auto".
+    precision: str = "auto"
+    #: channels_last memory format for the network and its input (every device)
     channels_last: bool = True
     #: seeds a sweep runs when none are given
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -93,6 +104,10 @@ class Protocol:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"Protocol {self.name}: {name} must be >= 1")
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"Protocol {self.name}: precision must be one of {', '.join(PRECISIONS)}"
+            )
         if self.schedule != "cosine":
             raise ValueError(f"Protocol {self.name}: only the 'cosine' schedule exists")
         if self.eval_resolution != "full" and not (
@@ -201,4 +216,58 @@ def resolve_profile(name: str, device: str | torch.device | None = None) -> tupl
     )
 
 
-__all__ = ["PROFILES", "Protocol", "resolve_profile"]
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 convolutions natively (not emulated through fp32).
+
+    CUDA: ``torch.cuda.is_bf16_supported(including_emulation=False)`` (Ampere and later). CPU:
+    x86 with AVX512-BF16 or AMX tiles (oneDNN's bf16 kernels); any other CPU is treated as
+    without, because oneDNN emulates bf16 there (slower than fp32, or far slower without
+    AVX-512).
+    """
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+    if device.type != "cpu":
+        return False
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+
+
+def resolve_precision(protocol: Protocol, device: torch.device, requested: str | None = None
+                      ) -> tuple[Protocol, str]:
+    """The protocol with its precision resolved for ``device``, and a line for the user.
+
+    ``requested`` (``--precision``) overrides the profile's value. ``auto`` becomes ``bf16`` where
+    :func:`native_bf16` holds and ``fp32`` elsewhere, so the same command may resolve
+    differently on two machines; the resolved value is part of the run's configuration (and
+    hash), and ``compare`` refuses to put runs of different precision in one table.
+
+    Raises:
+        UserError: an unknown value, or ``bf16`` on a CUDA device without bf16 support.
+    """
+    wanted = protocol.precision if requested is None else requested
+    if wanted not in PRECISIONS:
+        raise UserError(
+            f"--precision: unknown precision '{wanted}'{did_you_mean(wanted, PRECISIONS)} "
+            f"(choose from {', '.join(PRECISIONS)})"
+        )
+    native = native_bf16(device)
+    if wanted == "auto":
+        chosen = "bf16" if native else "fp32"
+        why = (f"{device.type} computes bf16 natively" if native
+               else f"no native bf16 on this {device.type}")
+        line = f"precision auto -> {chosen} ({why}; --precision to choose)"
+    else:
+        if wanted == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise UserError(
+                "--precision bf16: this CUDA device does not support bfloat16; use "
+                "--precision fp32"
+            )
+        chosen = wanted
+        line = f"precision {chosen}"
+        if chosen == "bf16" and not native:
+            line += f" (emulated on this {device.type}: slower than fp32)"
+    return dataclasses.replace(protocol, precision=chosen), line
+
+
+__all__ = ["PRECISIONS", "PROFILES", "Protocol", "native_bf16", "resolve_precision",
+           "resolve_profile"]

@@ -14,6 +14,11 @@ the recipe (``config_hash``, ``seed``, ``crop_seed``, ``device``, ``compile``, `
 ``config.yaml`` is absent. Two keys in one group are refused with the differing fields,
 rather than shown as two rows, because a paired test against the baseline and a rank are
 only meaningful for one configuration per recipe: move the stale runs aside and rerun.
+
+Precision rule: every run of one (profile, dataset) must have been trained at one precision
+(``protocol.precision`` of ``config.yaml``: bf16 or fp32, see :mod:`benchmark.protocol`), across
+recipes too, since a bf16 and an fp32 network are not the same protocol. Configurations written
+before the field existed count as fp32 on the CPU and, with ``amp`` set, bf16 on CUDA.
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ import yaml
 from benchmark.errors import UserError, did_you_mean
 from benchmark.stats import summarize
 
-__all__ = ["command_compare", "compare_frames", "load_runs", "load_train_logs", "read_config",
+__all__ = ["command_compare", "compare_frames", "config_precision", "load_runs",
+           "load_train_logs", "read_config",
            "summarize"]
 
 PER_IMAGE_METRICS = ("psnr", "ssim", "lpips", "psnr_gtmean", "ssim_gtmean")
@@ -203,6 +209,7 @@ def _one_run(run_dir: Path, recipe: str, profile: str, seed: int) -> tuple[dict,
         for key in PER_IMAGE_METRICS:
             row[key] = _nan_if_none(test.get(key))
     row["config_key"] = _config_key(config) if config is not None else row["config_hash"]
+    row["precision"] = config_precision(config)
     per_image = pd.DataFrame(columns=["run_id", "image", "metric", "value"])
     if (run_dir / "per_image.csv").is_file():
         per_image = _read_per_image(run_dir / "per_image.csv", run_id)
@@ -218,7 +225,7 @@ def _one_run(run_dir: Path, recipe: str, profile: str, seed: int) -> tuple[dict,
 
 RUN_COLUMNS = [
     "run_id", "run_dir", "recipe", "profile", "seed", "status", "error", "config_hash",
-    "config_key", "dataset", "dataset_root", "dataset_layout", *PER_IMAGE_METRICS,
+    "config_key", "precision", "dataset", "dataset_root", "dataset_layout", *PER_IMAGE_METRICS,
     "train_seconds", "eval_seconds", "iterations", "n_images", "unofficial_weights",
     "git_commit", "git_dirty", "torch", "device", "device_name", "started_at", "finished_at",
     "missing_files",
@@ -263,6 +270,36 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
             out.update(_flatten(v, f"{prefix}[{i}]"))
         return out
     return {prefix: value}
+
+
+def config_precision(config: dict[str, Any] | None) -> str | None:
+    """The precision a run's ``config.yaml`` records (None without a readable protocol)."""
+    protocol = (config or {}).get("protocol")
+    if not isinstance(protocol, dict):
+        return None
+    if "precision" in protocol:
+        return str(protocol["precision"])
+    legacy_cuda = str(config.get("device", "")).startswith("cuda")
+    return "bf16" if legacy_cuda and protocol.get("amp", False) else "fp32"
+
+
+def _check_one_precision(runs: pd.DataFrame) -> None:
+    """Refuse a (profile, dataset) whose runs were trained at different precisions."""
+    known = runs.dropna(subset=["precision"])
+    for (profile, dataset), sub in known.groupby(["profile", "dataset"]):
+        if sub["precision"].nunique() < 2:
+            continue
+        lines = []
+        for precision, part in sub.groupby("precision"):
+            names = sorted(part["run_id"])
+            shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+            lines.append(f"  {precision}: {shown}")
+        raise UserError(
+            f"runs of profile {profile} (dataset {str(dataset)[:12]}) were trained at "
+            f"{sub['precision'].nunique()} precisions; a table never mixes them. Rerun one "
+            "side with --precision bf16 or --precision fp32 (after moving its run folders out "
+            "of runs/):\n" + "\n".join(lines)
+        )
 
 
 def _check_one_config(runs: pd.DataFrame) -> None:
@@ -310,6 +347,7 @@ def load_runs(results_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     runs["error"] = runs["error"].where(runs["error"].notna(), None)
     _attach_dataset(runs)
     _check_one_config(runs)
+    _check_one_precision(runs)
     per_image = pd.concat(frames, ignore_index=True)
     meta = runs[["run_id", "recipe", "profile", "dataset", "seed"]]
     per_image = per_image.merge(meta, on="run_id", how="left")

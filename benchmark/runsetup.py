@@ -1,8 +1,8 @@
 """Everything a run checks and builds before it writes anything; the run folder's state.
 
-:func:`prepare` resolves the device and profile, loads and checks the recipe, validates the
-dataset, carves the validation split, seeds Python/NumPy/torch and builds the UNet (first, so its
-initial weights depend only on the seed and the protocol) and then the loss mix (discriminator
+:func:`prepare` resolves the device, profile and precision, loads and checks the recipe, validates
+the dataset, carves the validation split, seeds Python/NumPy/torch and builds the UNet (first, so
+its initial weights depend only on the seed and the protocol) and then the loss mix (discriminator
 initialisation), and assembles the resolved configuration and its hash. Every problem is a
 :class:`UserError`. :func:`check_folder` compares the request with what a run folder holds.
 
@@ -38,7 +38,7 @@ from benchmark import runstate as rs
 from benchmark import weights as weights_mod
 from benchmark.errors import UserError
 from benchmark.model import UNet, count_parameters
-from benchmark.protocol import PROFILES, Protocol, resolve_profile
+from benchmark.protocol import PROFILES, Protocol, resolve_precision, resolve_profile
 
 
 def run_dir(results_dir: str | Path, recipe: str, profile: str, seed: int) -> Path:
@@ -100,6 +100,7 @@ def prepare(
     deterministic: bool | None = None,
     compile: bool = False,
     quiet: bool = False,
+    precision: str | None = None,
 ) -> Setup:
     """Validate every input and build the model and losses; write nothing but the dataset cache.
 
@@ -113,8 +114,9 @@ def prepare(
         protocol, message = resolve_profile(profile, dev)
     if deterministic is not None:
         protocol = replace(protocol, deterministic=deterministic)
+    protocol, precision_line = resolve_precision(protocol, dev, precision)
     if not quiet:
-        print(f"lossbench: {message}")
+        print(f"lossbench: {message}; {precision_line}")
     rec = recipes_mod.load_recipe(recipe)
     if data_dir is None:
         from benchmark import synth  # noqa: PLC0415 - only needed for the default data

@@ -70,18 +70,33 @@ class RunState:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def run_state(key: RunKey, results: Path) -> RunState:
-    """What the results tree says about one run."""
+def run_state(key: RunKey, results: Path, precision: str | None = None) -> RunState:
+    """What the results tree says about one run. With a pinned ``precision`` (not ``auto``), a
+    finished run recorded at another precision is not cached: it is submitted, and the run
+    refuses its folder naming the differing field (``--force`` redoes it)."""
     folder = key.folder(results)
     data = read_json(folder / "metrics.json")
     if data is not None:
         if data.get("status") == "ok":
+            if precision not in (None, "auto") and _recorded_precision(folder) != precision:
+                return RunState(key, "pending")
             return RunState(key, "cached")
         if data.get("status") == "failed":
             return RunState(key, "failed", error=data.get("error"))
     if RunLock(folder).is_held():
         return RunState(key, "running")
     return RunState(key, "pending")
+
+
+def _recorded_precision(folder: Path) -> str | None:
+    import yaml
+
+    try:
+        config = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    protocol = config.get("protocol") if isinstance(config, dict) else None
+    return protocol.get("precision") if isinstance(protocol, dict) else None
 
 
 def expand(recipes: Sequence[str], seeds: Sequence[int], profile: str) -> list[RunKey]:
@@ -96,7 +111,7 @@ def expand(recipes: Sequence[str], seeds: Sequence[int], profile: str) -> list[R
 
 
 def run_job(recipe: str, profile: str, seed: int, data: str | None, results: str,
-            force: bool, threads: int | None) -> dict[str, Any]:
+            force: bool, threads: int | None, precision: str | None = None) -> dict[str, Any]:
     """One job (runs in the worker process). Returns the run's metrics dict, never raises for a
     failed run so one failure cannot stop the sweep."""
     import torch
@@ -107,7 +122,7 @@ def run_job(recipe: str, profile: str, seed: int, data: str | None, results: str
         torch.set_num_threads(threads)
     try:
         return run(recipe, profile=profile, seed=seed, data_dir=data, results_dir=results,
-                   force=force, quiet=True)
+                   force=force, quiet=True, precision=precision)
     except UserError as exc:
         return {"status": "failed", "error": str(exc), "recipe": recipe, "seed": seed}
 
@@ -234,7 +249,8 @@ def run_local(todo: list[RunKey], args: argparse.Namespace, results: Path, log_d
                     gpu = free_gpus.pop(0) if free_gpus else len(active) % gpus
                     executor.update_parameters(gpus_per_node=1, visible_gpus=[gpu])
                 job = _submit_shielded(executor, run_job, key.spec or key.recipe, key.profile,
-                                       key.seed, args.data, str(results), args.force, threads)
+                                       key.seed, args.data, str(results), args.force, threads,
+                                       getattr(args, "precision", None))
                 active[job] = (key, gpu)
             progress.set_running(len(active))
             time.sleep(0.5)
@@ -268,7 +284,8 @@ def run_slurm(todo: list[RunKey], args: argparse.Namespace, results: Path, log_d
     with executor.batch():
         for key in todo:
             job = executor.submit(SlurmRunJob(), key.spec or key.recipe, key.profile, key.seed,
-                                  args.data, str(results), args.force, None)
+                                  args.data, str(results), args.force, None,
+                                  getattr(args, "precision", None))
             jobs.append((job, key))
     print(f"submitted {len(jobs)} Slurm jobs (array); logs in {log_dir}")
     finished = []
@@ -346,13 +363,13 @@ def print_states(states: Sequence[RunState]) -> None:
 def command_sweep(args: argparse.Namespace) -> int:
     keys, results, config = _resolve(args)
     if args.status:
-        states = [run_state(k, results) for k in keys]
+        states = [run_state(k, results, getattr(args, "precision", None)) for k in keys]
         print_states(states)
         for s in states:
             if s.state in ("running", "pending"):
                 print(f"  {s.state:8s} {s.key}")
         return 0
-    states = [run_state(k, results) for k in keys]
+    states = [run_state(k, results, getattr(args, "precision", None)) for k in keys]
     cached = [s for s in states if s.state == "cached" and not args.force]
     busy = [s for s in states if s.state == "running"]
     todo = [s.key for s in states if s not in cached and s not in busy]

@@ -85,14 +85,17 @@ def run(
     compile: bool = False,
     quiet: bool = False,
     on_checkpoint: Callable[[int], None] | None = None,
+    precision: str | None = None,
 ) -> dict[str, Any]:
     """Train and evaluate one (recipe, profile, seed); return the run's ``metrics.json`` dict.
 
     ``profile`` may be a :class:`Protocol` (tests). ``on_checkpoint(iteration)`` is called after
-    every checkpoint write (tests use it to simulate an interruption).
+    every checkpoint write (tests use it to simulate an interruption). ``precision``
+    (``--precision``) overrides the profile's ``auto``.
     """
     setup = prepare(
-        recipe, profile, seed, data_dir, results_dir, device, deterministic, compile, quiet
+        recipe, profile, seed, data_dir, results_dir, device, deterministic, compile, quiet,
+        precision,
     )
     if not force:
         done = check_folder(setup)
@@ -158,7 +161,7 @@ def _execute(
     rs.atomic_write_text(folder / "config.yaml", yaml.safe_dump(setup.config, sort_keys=False))
     determinism = configure_determinism(dev, proto.deterministic)
     model = setup.model.to(dev)
-    if dev.type == "cuda" and proto.channels_last:
+    if proto.channels_last:
         model = model.to(memory_format=torch.channels_last)
     mix = setup.mix.to(dev)
     gen = torch.Generator().manual_seed(crop_seed(setup.seed))
@@ -332,6 +335,7 @@ def check_repro(
     results_dir: str,
     device: str | None,
     deterministic: bool | None,
+    precision: str | None = None,
 ) -> int:
     """Rerun a finished run in a scratch folder and compare; 0 reproduced, 1 differs.
 
@@ -339,7 +343,9 @@ def check_repro(
     per-image value; a difference is reported with the metric, its size and the images, and
     the environment fields that differ from the stored run's (the usual explanation).
     """
-    setup = prepare(recipe, profile, seed, data_dir, results_dir, device, deterministic)
+    setup = prepare(
+        recipe, profile, seed, data_dir, results_dir, device, deterministic, precision=precision
+    )
     done = check_folder(setup)
     if done is None:
         raise UserError(
@@ -352,7 +358,8 @@ def check_repro(
         f"(the original took {took:.0f} s to train; its folder is not touched)"
     )
     with tempfile.TemporaryDirectory(prefix="lossbench-repro-") as scratch:
-        again = run(recipe, setup.protocol, seed, data_dir, scratch, device, quiet=True)
+        again = run(recipe, setup.protocol, seed, data_dir, scratch, device, quiet=True,
+                    precision=setup.protocol.precision)
         new_path = run_dir(scratch, setup.recipe.name, setup.protocol.name, seed) / "per_image.csv"
         new_rows = new_path.read_text(encoding="utf-8") if new_path.is_file() else ""
     differences = repro_differences(done, again, old_rows, new_rows)
@@ -382,7 +389,8 @@ def command_run(args: argparse.Namespace) -> int:
     det = None if args.deterministic is None else args.deterministic == "on"
     if args.check_repro:
         return check_repro(
-            args.recipe, args.profile, args.seed, args.data, args.results, args.device, det
+            args.recipe, args.profile, args.seed, args.data, args.results, args.device, det,
+            args.precision,
         )
     metrics = run(
         args.recipe,
@@ -394,6 +402,7 @@ def command_run(args: argparse.Namespace) -> int:
         force=args.force,
         deterministic=det,
         compile=args.compile,
+        precision=args.precision,
     )
     return 0 if metrics["status"] == "ok" else 1
 

@@ -6,12 +6,12 @@ image indices, crop positions and one of the 8 flips/transposes of each patch, t
 patches on the device. No DataLoader, no worker processes; the crop stream does not depend on the
 device, so CPU and CUDA runs see the same patches.
 
-One step: forward (bf16 autocast on CUDA when the protocol says so; the losses always get a
-float32 prediction), the recipe's weighted total, backward, a NaN/Inf check of every term and of
-the gradient norms, the Adam step at the scheduled learning rate, then one step of every
-discriminator (its own Adam at the loss's ``d_lr`` and ``d_betas``) on the detached prediction.
-On CPU the check runs before each optimiser step; on CUDA values are collected on the device and
-checked every ``log_every`` steps (no per-step host synchronisation) and always before a
+One step: forward (channels_last, and bf16 autocast where the protocol's precision says so; the
+losses always get a float32 NCHW prediction), the recipe's weighted total, backward, a NaN/Inf check
+of every term and of the gradient norms, the Adam step at the scheduled learning rate, then one step
+of every discriminator (its own Adam at the loss's ``d_lr`` and ``d_betas``) on the detached
+prediction. On CPU the check runs before each optimiser step; on CUDA values are collected on the
+device and checked every ``log_every`` steps (no per-step host synchronisation) and always before a
 validation or a checkpoint, so a checkpoint never holds a non-finite state.
 """
 
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from benchmark.evaluation import as_float, autocast, validate
+from benchmark.evaluation import as_float, autocast, network_input, validate
 from benchmark.protocol import Protocol
 
 
@@ -205,12 +205,10 @@ class Trainer:
             group["lr"] = lr
         mark = self.mark or _no_mark
         low, high = sample_batch(*self.train_data, p.patch, p.batch, self.gen)
-        if self.device.type == "cuda" and p.channels_last:
-            low = low.contiguous(memory_format=torch.channels_last)
         mark("data")
         with autocast(self.device, p):
-            pred = (self.forward or self.model)(low)
-        pred = pred.float()
+            pred = (self.forward or self.model)(network_input(low, p))
+        pred = pred.float().contiguous()  # the losses get float32 NCHW, whatever the network ran
         mark("forward")
         total, terms = self.mix(pred, high, low=low)
         mark("loss")

@@ -4,15 +4,18 @@ Usage::
 
     .venv/bin/python benchmarks/bench_train.py [--device cpu|cuda] [--profile smoke quick]
         [--recipes l1 flw s3net srgan] [--steps N] [--repeats N] [--warmup N]
-        [--threads N] [--ref-workers N] [--data DIR] [--json out.json]
+        [--threads N] [--ref-workers N] [--precision auto|bf16|fp32] [--data DIR]
+        [--json out.json]
 
 For every (profile, recipe) two loops train the same UNet (``benchmark.model.UNet`` at the
 profile's width) with the same loss mix (``benchmark.recipes.build_mix``):
 
 ``fast``  the real training step, :class:`benchmark.trainloop.Trainer` built as
           ``benchmark.train`` builds it (training pairs resident on the device as uint8, crops and
-          flips sliced on the device, bf16 autocast + channels_last + fused Adam on CUDA, NaN
-          checks, discriminator steps); only ``Trainer.mark`` is set, to time the parts of a step.
+          flips sliced on the device, channels_last, the profile's precision resolved for the
+          device as a run resolves it (bf16 autocast where the device computes bf16 natively;
+          ``--precision`` overrides), fused Adam on CUDA and foreach Adam on the CPU, NaN checks,
+          discriminator steps); only ``Trainer.mark`` is set, to time the parts of a step.
 ``ref``   a straightforward loop: a ``torch.utils.data.DataLoader`` over a Dataset that opens both
           PNGs of a pair with PIL every time, converts to float32, takes a random crop and random
           flips/transpose with NumPy; fp32, contiguous NCHW, ``Adam(foreach=False)`` (also for the
@@ -58,7 +61,7 @@ from benchmark import data as data_mod  # noqa: E402
 from benchmark import recipes as recipes_mod  # noqa: E402
 from benchmark import synth  # noqa: E402
 from benchmark.model import UNet  # noqa: E402
-from benchmark.protocol import PROFILES, Protocol  # noqa: E402
+from benchmark.protocol import PRECISIONS, PROFILES, Protocol, resolve_precision  # noqa: E402
 from benchmark.trainloop import Trainer, to_storage  # noqa: E402
 
 PARTS = ("data", "forward", "loss", "backward", "optimiser", "discriminator")
@@ -160,7 +163,7 @@ class FastLoop:
         self, recipe: Any, proto: Protocol, train: tuple, dev: torch.device, compile: bool
     ) -> None:
         model = UNet(proto.width, proto.depth).to(dev)
-        if dev.type == "cuda" and proto.channels_last:
+        if proto.channels_last:
             model = model.to(memory_format=torch.channels_last)
         mix = recipes_mod.build_mix(recipe).to(dev)
         stored = tuple(to_storage(x, dev) for x in train)
@@ -329,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument("--ref-workers", type=int, default=0, help="DataLoader workers of ref")
     parser.add_argument("--compile", action="store_true", help="torch.compile the fast loop")
+    parser.add_argument("--precision", default=None, choices=PRECISIONS,
+                        help="the fast loop's precision (default: the profile's auto)")
     parser.add_argument("--data", default=None, help="dataset (default: the synthetic one)")
     parser.add_argument("--json", default=None, help="also write the figures here")
     args = parser.parse_args(argv)
@@ -356,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         "repeats": args.repeats,
         "ref_workers": args.ref_workers,
         "compile": args.compile,
+        "precision": resolve_precision(PROFILES["smoke"], dev, args.precision)[0].precision,
         "data": str(dataset.root),
         "vgg": note,
     }
@@ -363,12 +369,13 @@ def main(argv: list[str] | None = None) -> int:
         f"device {meta['device']} | torch {meta['torch']} | threads {meta['threads']} | commit "
         f"{meta['commit']} | load {meta['loadavg_before'][0]:.2f} | median of {args.repeats} "
         f"blocks of {steps} steps after {warmup} warm-up | ref DataLoader workers "
-        f"{args.ref_workers}"
+        f"{args.ref_workers} | fast loop precision {meta['precision']}, channels_last; ref "
+        "fp32, NCHW"
     )
     print(note)
     records = []
     for prof in profiles:
-        proto = PROFILES[prof]
+        proto = resolve_precision(PROFILES[prof], dev, args.precision)[0]
         train_pairs, _ = data_mod.split_train_val(dataset.train, proto.n_val)
         train = data_mod.load_pairs(train_pairs)
         for rname in args.recipes:

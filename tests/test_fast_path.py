@@ -2,12 +2,14 @@
 
 - a device-resident crop equals the same crop decoded from disk (PIL / OpenCV, not lossbench);
 - the real training step and a plain PyTorch step on the same batch give the same losses and the
-  same updated weights (exactly, fp32 on CPU);
+  same updated weights (exactly, fp32 on CPU, in either memory format); at bf16 (the CPU default
+  where the CPU computes bf16 natively) within bf16 tolerance of the plain fp32 NCHW step, and the
+  convolutions really run in bf16;
 - several perceptual terms on one trunk pass equal separate computations;
 - evaluation and validation (device-side, one host copy) equal one-image-at-a-time scoring, per
   image, exactly on CPU; batches of equal-size images (CUDA's default) agree to float rounding;
 - CUDA (marked ``cuda``, skipped without a GPU): no host synchronisation inside a step, and the
-  bf16/channels_last step within bf16 tolerance of the fp32 CPU step.
+  bf16/channels_last CUDA step within bf16 tolerance of the fp32 CPU step.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ CPU = torch.device("cpu")
 TINY = Protocol(
     name="tiny", width=4, depth=2, patch=48, batch=3, iterations=4, lr=1e-3, min_lr=1e-4,
     warmup=1, val_every=2, n_val=2, ckpt_every=2, log_every=2, eval_resolution=64,
+    precision="fp32",
 )  # fmt: skip
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -111,9 +114,14 @@ def test_device_crop_equals_the_crop_decoded_from_disk(tmp_path: Path) -> None:
 # -- the training step -------------------------------------------------------------------------
 
 
-def _plain_step(model, mix, opt, d_opts, low, high) -> list[float]:
-    """A straightforward step: fp32 forward, the mix, backward, Adam, discriminator updates."""
-    pred = model(low)
+def _plain_step(model, mix, opt, d_opts, low, high, channels_last=False) -> list[float]:
+    """A straightforward step: fp32 forward, the mix, backward, Adam, discriminator updates.
+    ``channels_last``: the network (already converted by the caller) gets a channels_last input
+    and the losses a contiguous prediction, the protocol's memory format done by hand."""
+    if channels_last:
+        pred = model(low.contiguous(memory_format=torch.channels_last)).contiguous()
+    else:
+        pred = model(low)
     total, terms = mix(pred, high, low=low)
     opt.zero_grad()
     total.backward()
@@ -126,17 +134,24 @@ def _plain_step(model, mix, opt, d_opts, low, high) -> list[float]:
     return [float(v.detach()) for v in terms.values()] + [float(total.detach())]
 
 
+@pytest.mark.parametrize("channels_last", [True, False], ids=["channels_last", "nchw"])
 @pytest.mark.parametrize("recipe", ["flw", "s3net", "srgan"])
-def test_fast_step_equals_a_plain_step_on_the_same_batch(recipe: str, planted_weights) -> None:
+def test_fast_step_equals_a_plain_step_on_the_same_batch(
+    recipe: str, channels_last: bool, planted_weights
+) -> None:
+    proto = Protocol(**{**TINY.to_dict(), "channels_last": channels_last, "seeds": (0,)})
     rng = np.random.default_rng(5)
     lows = [(rng.integers(0, 256, (60, 72, 3)) / 255.0).astype(np.float32) for _ in range(4)]
     highs = [np.clip(x * 3.0, 0, 1).astype(np.float32) for x in lows]
     torch.manual_seed(0)
     model, mix = UNet(TINY.width, TINY.depth), build_mix(load_recipe(recipe))
     ref_model, ref_mix = copy.deepcopy(model), copy.deepcopy(mix)
+    if channels_last:  # as benchmark.train converts the run's network
+        model = model.to(memory_format=torch.channels_last)
+        ref_model = ref_model.to(memory_format=torch.channels_last)
     parts: list[str] = []
     trainer = Trainer(
-        TINY, model, mix, CPU, torch.Generator().manual_seed(2),
+        proto, model, mix, CPU, torch.Generator().manual_seed(2),
         (to_storage(lows, CPU), to_storage(highs, CPU)), ([], []), mark=parts.append,
     )  # fmt: skip
     opt = torch.optim.Adam(ref_model.parameters(), lr=TINY.lr, betas=(0.9, 0.999), foreach=False)
@@ -150,7 +165,7 @@ def test_fast_step_equals_a_plain_step_on_the_same_batch(recipe: str, planted_we
         for group in opt.param_groups:
             group["lr"] = TINY.lr_at(it)
         low, high = sample_batch(*stored, TINY.patch, TINY.batch, batches)
-        expect = _plain_step(ref_model, ref_mix, opt, d_opts, low, high)
+        expect = _plain_step(ref_model, ref_mix, opt, d_opts, low, high, channels_last)
         record = trainer._step(it)
         n = len(expect)
         assert record[:n].tolist() == expect, it  # exactly: same fp32 ops on the same batch
@@ -162,6 +177,57 @@ def test_fast_step_equals_a_plain_step_on_the_same_batch(recipe: str, planted_we
     one = ["data", "forward", "loss", "backward", "optimiser"]
     one += ["discriminator"] if recipe == "srgan" else []
     assert parts == one * 3
+
+
+def _conv_dtypes(model: UNet) -> tuple[list[torch.dtype], object]:
+    seen: list[torch.dtype] = []
+    hook = model.stem[0][0].register_forward_hook(lambda m, i, out: seen.append(out.dtype))
+    return seen, hook
+
+
+@pytest.mark.parametrize("recipe", ["l1", "flw", "s3net"])
+def test_bf16_step_is_within_bf16_tolerance_of_the_plain_fp32_step(
+    recipe: str, planted_weights
+) -> None:
+    proto = Protocol(**{**TINY.to_dict(), "precision": "bf16", "seeds": (0,)})
+    rng = np.random.default_rng(6)
+    lows = [(rng.integers(0, 256, (60, 72, 3)) / 255.0).astype(np.float32) for _ in range(4)]
+    highs = [np.clip(x * 3, 0, 1).astype(np.float32) for x in lows]
+    ref_model = _trained_unet().train()  # not the identity: the head's output matters
+    model = copy.deepcopy(ref_model).to(memory_format=torch.channels_last)
+    mix = build_mix(load_recipe(recipe))
+    ref_mix = copy.deepcopy(mix)
+    stored = (to_storage(lows, CPU), to_storage(highs, CPU))
+    trainer = Trainer(proto, model, mix, CPU, torch.Generator().manual_seed(2), stored, ([], []))
+    low, high = sample_batch(*stored, TINY.patch, TINY.batch, torch.Generator().manual_seed(2))
+    pred = ref_model(low)  # fp32, NCHW
+    total, terms = ref_mix(pred, high, low=low)
+    expect = torch.stack([*terms.values(), total]).detach()
+    seen, hook = _conv_dtypes(model)
+    record = trainer._step(1)[: len(expect)]
+    hook.remove()
+    assert seen == [torch.bfloat16]  # the convolutions really ran in bf16
+    torch.testing.assert_close(record, expect, rtol=2e-2, atol=2e-3)
+    assert not torch.equal(record, expect)  # bf16 moved the values: the tolerance is needed
+    total.backward()
+    ref_grads = [p.grad for p in ref_model.parameters()]
+    # one Adam step moves every weight by about lr; bf16 may flip the sign of a tiny gradient
+    for a, b, g in zip(model.parameters(), ref_model.parameters(), ref_grads, strict=True):
+        assert (a.detach() - b.detach()).abs().max() <= 2.5 * TINY.lr, g.abs().max()
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp32"])
+def test_evaluation_runs_the_network_at_the_protocol_precision(precision: str) -> None:
+    proto = Protocol(**{**TINY.to_dict(), "precision": precision, "seeds": (0,)})
+    model = _trained_unet()
+    x = torch.rand(1, 3, 40, 52, generator=torch.Generator().manual_seed(1))
+    seen, hook = _conv_dtypes(model)
+    out = enhance(model, x, CPU, proto)
+    hook.remove()
+    assert seen == [torch.bfloat16 if precision == "bf16" else torch.float32]
+    assert out.dtype == torch.float32 and out.is_contiguous()
+    fp32 = enhance(model, x, CPU, TINY)
+    torch.testing.assert_close(out, fp32, rtol=0, atol=0 if precision == "fp32" else 2e-2)
 
 
 # -- shared VGG trunk --------------------------------------------------------------------------

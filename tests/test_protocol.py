@@ -7,10 +7,11 @@ import json
 import math
 
 import pytest
+import torch
 
-from benchmark import recipes
+from benchmark import cli, protocol, recipes
 from benchmark.errors import UserError
-from benchmark.protocol import PROFILES, Protocol, resolve_profile
+from benchmark.protocol import PRECISIONS, PROFILES, Protocol, resolve_precision, resolve_profile
 
 
 def test_auto_is_quick_on_cpu_and_paper_on_cuda_and_says_so() -> None:
@@ -39,7 +40,9 @@ def test_profiles_grow_from_smoke_to_paper() -> None:
     for field in ("width", "patch", "iterations"):
         assert getattr(smoke, field) < getattr(quick, field) < getattr(paper, field)
     assert paper.eval_resolution == "full" and quick.eval_resolution == "full"
-    assert paper.deterministic and paper.amp and paper.channels_last
+    for proto in (smoke, quick, paper):
+        assert proto.precision == "auto" and proto.channels_last
+    assert paper.deterministic
     assert quick.patch >= 176  # admits ms_ssim (needs > 160 px)
 
 
@@ -90,3 +93,51 @@ def test_smoke_refuses_ms_ssim_and_quick_admits_it() -> None:
         recipes.check_recipe_for_protocol(recipe, mix, PROFILES["smoke"].patch)
     recipes.check_recipe_for_protocol(recipe, mix, PROFILES["quick"].patch)
     recipes.check_recipe_for_protocol(recipe, mix, PROFILES["paper"].patch)
+
+
+# -- precision ---------------------------------------------------------------------------------
+
+CPU = torch.device("cpu")
+
+
+@pytest.mark.parametrize(("native", "chosen"), [(True, "bf16"), (False, "fp32")])
+def test_auto_precision_follows_native_bf16_and_says_so(monkeypatch, native, chosen) -> None:
+    monkeypatch.setattr(protocol, "native_bf16", lambda device: native)
+    proto, line = resolve_precision(PROFILES["quick"], CPU)
+    assert proto.precision == chosen
+    assert dataclasses.replace(proto, precision="auto") == PROFILES["quick"]  # nothing else moved
+    assert line.startswith(f"precision auto -> {chosen} (")
+    assert ("natively" in line) == native
+
+
+def test_explicit_precision_wins_and_emulated_bf16_is_flagged(monkeypatch) -> None:
+    monkeypatch.setattr(protocol, "native_bf16", lambda device: False)
+    proto, line = resolve_precision(PROFILES["smoke"], CPU, "bf16")
+    assert proto.precision == "bf16" and "emulated" in line
+    monkeypatch.setattr(protocol, "native_bf16", lambda device: True)
+    proto, line = resolve_precision(PROFILES["smoke"], CPU, "fp32")
+    assert (proto.precision, line) == ("fp32", "precision fp32")
+
+
+def test_bad_precision_is_a_user_error(monkeypatch) -> None:
+    with pytest.raises(UserError, match=r"--precision: unknown precision 'bf61'; did you mean"):
+        resolve_precision(PROFILES["smoke"], CPU, "bf61")
+    with pytest.raises(ValueError, match="precision must be one of auto, bf16, fp32"):
+        Protocol(**{**PROFILES["smoke"].to_dict(), "precision": "fp16", "seeds": (0,)})
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    with pytest.raises(UserError, match="does not support bfloat16; use --precision fp32"):
+        resolve_precision(PROFILES["paper"], torch.device("cuda"), "bf16")
+
+
+def test_native_bf16_reads_the_cpu_flags(monkeypatch) -> None:
+    for avx, amx, want in [(True, False, True), (False, True, True), (False, False, False)]:
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx: v)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v)
+        assert protocol.native_bf16(CPU) is want
+    monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported")  # a torch without the probe
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported")
+    assert protocol.native_bf16(CPU) is False
+
+
+def test_cli_precision_choices_match_the_protocol() -> None:
+    assert cli.PRECISIONS == PRECISIONS

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from scipy import stats as sps
 from benchmark.cli import main
 from benchmark.errors import UserError
 from benchmark.report import markdown_tables
-from benchmark.results import load_runs, load_train_logs
+from benchmark.results import config_precision, load_runs, load_train_logs
 from benchmark.stats import hierarchical_bootstrap, holm, paired_test, summarize
 
 MANIFEST = "a" * 64
@@ -43,6 +44,7 @@ def make_run(
     per_image: bool = True,
     extra_files: bool = True,
     error: str | None = None,
+    precision: str | None = None,
 ) -> Path:
     """A run folder laid out like ``benchmark.train`` writes it, with the given per-image PSNRs.
 
@@ -61,7 +63,8 @@ def make_run(
         "config_hash": config_hash,
         "recipe": {"name": recipe, "description": f"{recipe} test recipe", "source": "x.txt",
                    "losses": [{"name": "l1", "weight": weight, "params": {}, "label": "l1"}]},
-        "protocol": {"name": profile, "iterations": 100, "lr": 2e-4},
+        "protocol": {"name": profile, "iterations": 100, "lr": 2e-4,
+                     **({"precision": precision} if precision else {})},
         "data": {"root": f"/data/lol-{seed}", "layout": "lol-v1", "manifest_sha256": manifest},
         "seed": seed, "crop_seed": seed * 7 + 1, "device": "cpu", "compile": False,
     }
@@ -336,6 +339,31 @@ def test_refuses_two_configurations_of_one_recipe(tmp_path: Path) -> None:
     assert "runs of recipe 's3net' (profile smoke" in text
     assert "recipe.losses[0].weight: 1.0 vs 0.5" in text
     assert "hash-s3net-1.0-seed0" in text and "hash-s3net-0.5-seed1" in text
+
+
+def test_refuses_two_precisions_in_one_table_across_recipes(tmp_path: Path) -> None:
+    for seed in (0, 1):
+        make_run(tmp_path, "l1", seed, precision="fp32")
+        make_run(tmp_path, "s3net", seed, precision="bf16")
+        make_run(tmp_path, "s3net", seed, profile="quick", precision="bf16")  # its own table
+    with pytest.raises(UserError) as info:
+        load_runs(tmp_path)
+    text = str(info.value)
+    assert "runs of profile smoke (dataset " in text and "trained at 2 precisions" in text
+    assert "--precision bf16 or --precision fp32" in text
+    assert "  bf16: s3net/smoke/seed0, s3net/smoke/seed1" in text
+    assert "  fp32: l1/smoke/seed0, l1/smoke/seed1" in text
+    shutil.rmtree(tmp_path / "runs" / "l1")
+    runs, _ = load_runs(tmp_path)
+    assert set(runs["precision"]) == {"bf16"}
+
+
+def test_precision_of_configurations_without_the_field() -> None:
+    assert config_precision(None) is None
+    assert config_precision({"protocol": {"precision": "bf16"}, "device": "cpu"}) == "bf16"
+    assert config_precision({"protocol": {"amp": True}, "device": "cpu"}) == "fp32"  # CUDA-only
+    assert config_precision({"protocol": {"amp": True}, "device": "cuda:0"}) == "bf16"
+    assert config_precision({"protocol": {"amp": False}, "device": "cuda"}) == "fp32"
 
 
 def test_profiles_and_datasets_are_separate_groups(tmp_path: Path) -> None:

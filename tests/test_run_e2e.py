@@ -26,7 +26,7 @@ from benchmark import recipes, synth, train
 from benchmark.cli import main
 from benchmark.data import discover
 from benchmark.errors import UserError
-from benchmark.protocol import PROFILES
+from benchmark.protocol import PROFILES, resolve_precision
 from benchmark.runstate import LOCK_NAME, config_hash
 
 pytestmark = pytest.mark.usefixtures("planted_weights")
@@ -120,7 +120,8 @@ def test_logs_and_config(l1_run: dict) -> None:
     config = yaml.safe_load((folder / "config.yaml").read_text())
     assert config["config_hash"] == l1_run["metrics"]["config_hash"]
     assert config["config_hash"] == config_hash(train.hashed_part(config))
-    assert config["protocol"] == SMOKE.to_dict()
+    assert config["protocol"] == resolve_precision(SMOKE, torch.device("cpu"))[0].to_dict()
+    assert config["protocol"]["precision"] in ("bf16", "fp32")  # resolved, never "auto"
     assert config["recipe"]["losses"][0]["name"] == "l1"
     assert len(config["data"]["val_images"]) == SMOKE.n_val
     assert config["model"]["parameters"] > 0
@@ -149,6 +150,20 @@ def test_a_different_configuration_is_refused(l1_run: dict) -> None:
     assert "protocol.iterations: 20 -> 30" in text and "use another --results folder" in text
     with pytest.raises(UserError, match="protocol.iterations: 20 -> 30"):  # --force too
         train.run("l1", longer, 0, None, l1_run["results"], "cpu", force=True, quiet=True)
+    assert json.loads((l1_run["folder"] / "metrics.json").read_text()) == l1_run["metrics"]
+
+
+def test_another_precision_is_refused_through_the_cli(
+    l1_run: dict, capsys: pytest.CaptureFixture
+) -> None:
+    recorded = yaml.safe_load((l1_run["folder"] / "config.yaml").read_text())["protocol"]
+    other = "fp32" if recorded["precision"] == "bf16" else "bf16"
+    capsys.readouterr()
+    code = main(["run", "l1", "--profile", "smoke", "--results", str(l1_run["results"]),
+                 "--precision", other])
+    captured = capsys.readouterr()
+    assert code == 2 and "Traceback" not in captured.err
+    assert f"protocol.precision: '{recorded['precision']}' -> '{other}'" in captured.err
     assert json.loads((l1_run["folder"] / "metrics.json").read_text()) == l1_run["metrics"]
 
 

@@ -45,6 +45,11 @@ def test_run_state_reads_the_results_tree(tmp_path: Path):
     assert (state.state, state.error) == ("failed", "NaN in l1")
     (folder / "metrics.json").write_text(json.dumps({"status": "ok"}))
     assert sweep.run_state(key, tmp_path).state == "cached"
+    # a pinned --precision does not take a run recorded at another precision as cached
+    (folder / "config.yaml").write_text("protocol:\n  precision: bf16\n")
+    assert sweep.run_state(key, tmp_path, "bf16").state == "cached"
+    assert sweep.run_state(key, tmp_path, "auto").state == "cached"
+    assert sweep.run_state(key, tmp_path, "fp32").state == "pending"
 
 
 def test_run_state_sees_a_live_lock_and_ignores_a_dead_one(tmp_path: Path):
@@ -133,7 +138,8 @@ def test_slurm_path_hands_submitit_an_array_with_the_parameters(tmp_path, monkey
     cfg = tmp_path / "sweep.yaml"
     cfg.write_text("partition: gpu\naccount: lab\narray_parallelism: 4\nseeds: [0, 1, 2]\n")
     code = main(["sweep", "l1", "s3net", "--executor", "slurm", "--profile", "paper",
-                 "--results", str(tmp_path / "res"), "--config", str(cfg), "--gpus-per-job", "2"])
+                 "--results", str(tmp_path / "res"), "--config", str(cfg), "--gpus-per-job", "2",
+                 "--precision", "bf16"])
     assert code == 0
     ex = _FakeAutoExecutor.created[-1]
     assert ex.cluster == "slurm"
@@ -144,12 +150,13 @@ def test_slurm_path_hands_submitit_an_array_with_the_parameters(tmp_path, monkey
     calls = [(j.args[0], j.args[1], j.args[2]) for j in ex.jobs]
     assert calls == [(r, "paper", s) for r in ("l1", "s3net") for s in (0, 1, 2)]
     assert all(isinstance(j.fn, sweep.SlurmRunJob) for j in ex.jobs)
+    assert all(j.args[-1] == "bf16" for j in ex.jobs)  # pinned for every node of the cluster
     # preemption / time-out: submitit requeues the same call (the run resumes from its checkpoint)
     delayed = ex.jobs[0].fn.checkpoint(*ex.jobs[0].args)
     assert delayed.args == ex.jobs[0].args
     # ... and resumes even when the sweep was started with --force
-    forced = ex.jobs[0].fn.checkpoint("l1", "paper", 0, None, "res", True, None)
-    assert forced.args == ("l1", "paper", 0, None, "res", False, None)
+    forced = ex.jobs[0].fn.checkpoint("l1", "paper", 0, None, "res", True, None, "bf16")
+    assert forced.args == ("l1", "paper", 0, None, "res", False, None, "bf16")
 
 
 def test_default_recipes_and_seeds_come_from_recipes_dir_and_protocol():
