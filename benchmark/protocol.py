@@ -14,16 +14,18 @@ Profiles (times are on 2 CPU cores unless said):
 
 ``smoke``  width 8, 64 px patches, batch 4, 20 iterations, evaluation with the longer side
            scaled down to 128 px. Tests and CI: <= 60 s per recipe including data load and
-           LPIPS evaluation, VGG recipes included (measured 5-8 s per recipe end to end, Python
+           LPIPS evaluation, VGG recipes included (measured 5-10 s per recipe end to end, Python
            start-up included, on 2 shared cores). Admits every recipe whose losses accept
            64 px inputs: ``ms_ssim`` and ``zhao_mix`` (MS-SSIM needs >= 161 px) are refused by
            the recipe check.
 ``quick``  width 16, 176 px patches, batch 4, 160 iterations, full-resolution evaluation. The
            CPU default, sized for <= 5 minutes per recipe on 2 cores with the costliest shipped
-           recipe. Measured end to end (``python -m benchmark run``, 2 cores shared with other
-           jobs, noisy): l1 49 s, s3net 140 s, srgan 201 s. Admits every recipe, ``ms_ssim``
-           and ``zhao_mix`` included (176 >= 161). A perceptual term reaching relu5_1 costs
-           several times more per step than s3net's relu3_1 and would exceed 5 minutes.
+           recipe. Measured end to end (``python -m benchmark run``, 2 idle cores of an AMD EPYC
+           with native bf16, docs/PERFORMANCE.md): l1 28 s, flw 32 s, s3net 128 s, srgan 178 s
+           (l1 90 s, s3net 259 s, srgan 350 s in fp32 on one thread). Admits every recipe,
+           ``ms_ssim`` and ``zhao_mix`` included (176 >= 161). A perceptual term reaching
+           relu5_1 costs several times more per step than s3net's relu3_1 and would exceed 5
+           minutes.
 ``paper``  width 32 (7.8 M parameters), 256 px patches, batch 8, 100 000 iterations (about
            1 700 epochs of LOL-v1's 470 training pairs left after holding out 15 for
            validation), lr 2e-4 with 1 000 warm-up iterations and cosine decay to 1e-6,

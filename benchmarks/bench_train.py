@@ -61,7 +61,13 @@ from benchmark import data as data_mod  # noqa: E402
 from benchmark import recipes as recipes_mod  # noqa: E402
 from benchmark import synth  # noqa: E402
 from benchmark.model import UNet  # noqa: E402
-from benchmark.protocol import PRECISIONS, PROFILES, Protocol, resolve_precision  # noqa: E402
+from benchmark.protocol import (  # noqa: E402
+    PRECISIONS,
+    PROFILES,
+    Protocol,
+    native_bf16,
+    resolve_precision,
+)
 from benchmark.trainloop import Trainer, to_storage  # noqa: E402
 
 PARTS = ("data", "forward", "loss", "backward", "optimiser", "discriminator")
@@ -289,6 +295,16 @@ def _commit() -> str:
         return "unknown"
 
 
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "cpu"
+
+
 def _fmt(v: float | None, spec: str) -> str:
     return "n/a" if v is None else format(v, spec)
 
@@ -347,7 +363,8 @@ def main(argv: list[str] | None = None) -> int:
     warmup = args.warmup if args.warmup is not None else (10 if dev.type == "cuda" else 2)
     note = prepare_vgg_weights()
     dataset = data_mod.discover(args.data or synth.ensure_default())
-    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu"
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else _cpu_name()
+    name += " (native bf16)" if native_bf16(dev) else " (no native bf16)"
     meta = {
         "device": f"{dev.type}: {name}",
         "cores": os.cpu_count(),

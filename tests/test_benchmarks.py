@@ -1,0 +1,45 @@
+"""The benchmark scripts run end to end on a tiny budget and report what they claim to measure.
+
+Timings are not asserted (a shared machine is too noisy); the structure of the figures, the
+fast loop's precision and the ratio's definition are.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import bench_train  # noqa: E402
+
+from benchmark.protocol import resolve_precision  # noqa: E402
+
+
+@pytest.mark.slow
+def test_bench_train_reports_both_loops_and_their_ratio(
+    tmp_path: Path, planted_weights, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "figures.json"
+    code = bench_train.main(["--profile", "smoke", "--recipes", "l1", "--steps", "1",
+                             "--repeats", "1", "--warmup", "1", "--json", str(out)])
+    assert code == 0
+    report = json.loads(out.read_text())
+    meta, records = report["meta"], report["records"]
+    expected = resolve_precision(bench_train.PROFILES["smoke"], torch.device("cpu"))[0].precision
+    assert meta["precision"] == expected
+    assert [(r["recipe"], r["loop"]) for r in records] == [("l1", "fast"), ("l1", "ref")]
+    fast, ref = records
+    assert fast["ratio"] == pytest.approx(fast["steps_per_s"] / ref["steps_per_s"])
+    for r in records:
+        assert r["images_per_s"] == pytest.approx(r["steps_per_s"] * 4)  # smoke batch
+        assert set(r["parts_ms"]) == set(bench_train.PARTS)
+        assert 0.0 <= r["data_share"] < 1.0
+    table = capsys.readouterr().out
+    assert f"fast loop precision {expected}, channels_last; ref fp32, NCHW" in table
+    assert "| smoke   | l1      | fast |" in table and "x |" in table
