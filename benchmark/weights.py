@@ -252,7 +252,9 @@ def vgg19_features(device: torch.device | str | None = None) -> nn.Sequential:
 
     Eval mode, ``requires_grad=False``, cached per process, weights file and device: every
     perceptual term of a recipe shares ONE trunk. Its ReLUs are out of place (``inplace=False``)
-    so a feature map stored before a ReLU is never overwritten by it.
+    so a feature map stored before a ReLU is never overwritten by it. On CUDA its weights are
+    channels_last (the losses feed it channels_last inputs there); on the CPU everything stays
+    NCHW, so CPU values are those of the straightforward computation.
     """
     dev = canonical_device(device)
     info = ensure("vgg19")
@@ -265,6 +267,8 @@ def vgg19_features(device: torch.device | str | None = None) -> nn.Sequential:
             if isinstance(module, nn.ReLU):
                 module.inplace = False
         trunk = trunk.to(dev).eval().requires_grad_(False)
+        if dev.type == "cuda":  # tensor-core convolutions want NHWC (values: float rounding)
+            trunk = trunk.to(memory_format=torch.channels_last)
         _VGG_CACHE[key] = trunk
     return _VGG_CACHE[key]
 

@@ -138,10 +138,13 @@ class PerceptualLoss(Loss):
     def feature_maps(self, x: torch.Tensor, layers: Collection[int]) -> dict[int, torch.Tensor]:
         """Maps after each of ``layers`` (indices), one pass through the trunk, by index.
 
-        ``x`` is normalised first when this loss normalises.
+        ``x`` is normalised first when this loss normalises. On CUDA the trunk runs channels_last
+        (see :func:`benchmark.weights.vgg19_features`); on the CPU, NCHW.
         """
         if self.normalize:
             x = x * self._scale.to(x) + self._shift.to(x)
+        if x.is_cuda:
+            x = x.contiguous(memory_format=torch.channels_last)
         deepest = max(layers)
         out: dict[int, torch.Tensor] = {}
         for index, module in enumerate(self.trunk(x.device)):
