@@ -30,11 +30,11 @@ Profiles (times are on 2 CPU cores unless said):
            1 700 epochs of LOL-v1's 470 training pairs left after holding out 15 for
            validation), lr 2e-4 with 1 000 warm-up iterations and cosine decay to 1e-6,
            validation every 2 000 iterations, full-resolution evaluation, deterministic CUDA
-           algorithms (``--deterministic off`` trades
-           that for cuDNN autotuning; recorded in the run). The GPU protocol; admits every
-           recipe. Time: not measured here (no GPU in this environment); from the step cost of
-           a 7.8 M-parameter UNet and VGG19 to relu3 at this size, roughly 0.3-1 h per recipe
-           on one H100-class GPU. docs/PERFORMANCE.md holds measured figures.
+           algorithms (``--deterministic off`` trades that for cuDNN autotuning; recorded in the
+           run). The GPU protocol; admits every recipe. Time: not measured here (no GPU in this
+           environment); from the step cost of a 7.8 M-parameter UNet and VGG19 to relu3 at
+           this size, roughly 0.3-1 h per recipe on one H100-class GPU. docs/PERFORMANCE.md
+           holds measured figures.
 
 ``auto`` resolves to ``paper`` when CUDA is available and to ``quick`` otherwise.
 
