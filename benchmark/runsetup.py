@@ -334,10 +334,14 @@ def check_folder(setup: Setup) -> dict[str, Any] | None:
     if digest is not None and digest != setup.config_hash:
         what = rs.diff_configs(hashed_part(stored), setup.hashed) if stored else []
         differs = "; ".join(what) if what else "config.yaml is unreadable"
+        hint = ""
+        stored_precision = ((stored or {}).get("protocol") or {}).get("precision")
+        if stored_precision in ("bf16", "fp32") and stored_precision != setup.protocol.precision:
+            hint = f" To use or resume that run, pass --precision {stored_precision}."
         raise UserError(
             f"{folder} holds a run of a different configuration (config hash {str(digest)[:12]} "
             f"there, {setup.config_hash[:12]} requested): {differs}. Refusing to reuse or "
-            f"overwrite it: use another --results folder, or delete {folder} to redo it."
+            f"overwrite it: use another --results folder, or delete {folder} to redo it.{hint}"
         )
     done = rs.read_json(folder / "metrics.json")
     if done and done.get("status") == "ok" and done.get("config_hash") == setup.config_hash:

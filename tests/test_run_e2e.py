@@ -164,6 +164,7 @@ def test_another_precision_is_refused_through_the_cli(
     captured = capsys.readouterr()
     assert code == 2 and "Traceback" not in captured.err
     assert f"protocol.precision: '{recorded['precision']}' -> '{other}'" in captured.err
+    assert f"To use or resume that run, pass --precision {recorded['precision']}." in captured.err
     assert json.loads((l1_run["folder"] / "metrics.json").read_text()) == l1_run["metrics"]
 
 
