@@ -89,14 +89,12 @@ def run_state(key: RunKey, results: Path, precision: str | None = None) -> RunSt
 
 
 def _recorded_precision(folder: Path) -> str | None:
-    import yaml
+    from benchmark.results import config_precision, read_config
 
     try:
-        config = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        return config_precision(read_config(folder / "config.yaml"))
+    except UserError:  # unreadable: not taken as cached; the run itself reports the file
         return None
-    protocol = config.get("protocol") if isinstance(config, dict) else None
-    return protocol.get("precision") if isinstance(protocol, dict) else None
 
 
 def expand(recipes: Sequence[str], seeds: Sequence[int], profile: str) -> list[RunKey]:

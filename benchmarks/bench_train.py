@@ -378,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
         "repeats": args.repeats,
         "ref_workers": args.ref_workers,
         "compile": args.compile,
-        "precision": resolve_precision(PROFILES["smoke"], dev, args.precision)[0].precision,
+        "precision": resolve_precision(PROFILES[profiles[0]], dev, args.precision)[0].precision,
         "data": str(dataset.root),
         "vgg": note,
     }
