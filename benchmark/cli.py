@@ -20,13 +20,13 @@ PRECISIONS = ("auto", "bf16", "fp32")  # benchmark.protocol.PRECISIONS (no torch
 
 # sub-command -> (module, handler function)
 HANDLERS: dict[str, tuple[str, str]] = {
-    "run": ("benchmark.train", "command_run"),
+    "run": ("benchmark.run.execute", "command_run"),
     "sweep": ("benchmark.sweep", "command_sweep"),
-    "compare": ("benchmark.results", "command_compare"),
-    "plots": ("benchmark.report", "command_plots"),
-    "report": ("benchmark.report", "command_report"),
-    "data": ("benchmark.synth", "command_data"),
-    "list": ("benchmark.recipes", "command_list"),
+    "compare": ("benchmark.analysis.commands", "command_compare"),
+    "plots": ("benchmark.analysis.commands", "command_plots"),
+    "report": ("benchmark.analysis.commands", "command_report"),
+    "data": ("benchmark.data.synth", "command_data"),
+    "list": ("benchmark.recipes.mix", "command_list"),
     "weights": ("benchmark.weights", "command_weights"),
 }
 

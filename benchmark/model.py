@@ -15,7 +15,7 @@ the network behaves the same in train and eval mode and for any batch size.
 Output: ``out = low + head(...)`` (a residual on the input). Because the head starts at zero the
 untrained network is exactly the identity, the same starting point for every recipe. There is no
 sigmoid and no clamp: losses see the raw output (which may leave [0, 1]); evaluation clamps to
-[0, 1] before metrics and saved images (see ``benchmark.train``).
+[0, 1] before metrics and saved images (see ``benchmark.run.execute``).
 
 Any height and width are accepted: the input is padded (reflect, or replicate where reflect is
 impossible) to a multiple of ``2**depth`` and the output cropped back. Transposed convolutions are

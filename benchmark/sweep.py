@@ -2,11 +2,11 @@
 
 The results tree is the only state. A sweep expands (recipe, seed) pairs, looks at each run
 folder's ``metrics.json`` and submits only what is missing or failed (finished runs are reported
-as cached; ``--force`` redoes them). Each job calls :func:`benchmark.train.run`, which resumes from
-its own checkpoint, takes the run folder's lock and refuses a folder with another config; so a
-requeued (preempted / timed-out) Slurm job or an interrupted sweep started again simply carries
-on. Scheduling is submitit's: ``LocalExecutor`` (real subprocesses, one per job, at most
-``--jobs`` at a time) or ``AutoExecutor`` for Slurm (one job array).
+as cached; ``--force`` redoes them). Each job calls :func:`benchmark.run.execute.run`, which
+resumes from its own checkpoint, takes the run folder's lock and refuses a folder with another
+config; so a requeued (preempted / timed-out) Slurm job or an interrupted sweep started again
+simply carries on. Scheduling is submitit's: ``LocalExecutor`` (real subprocesses, one per job,
+at most ``--jobs`` at a time) or ``AutoExecutor`` for Slurm (one job array).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from benchmark.errors import UserError, did_you_mean
-from benchmark.runstate import RunLock, read_json
+from benchmark.run.state import RunLock, read_json
 
 #: sweep.yaml keys -> submitit Slurm parameters
 SLURM_KEYS: dict[str, str] = {
@@ -89,7 +89,7 @@ def run_state(key: RunKey, results: Path, precision: str | None = None) -> RunSt
 
 
 def _recorded_precision(folder: Path) -> str | None:
-    from benchmark.results import config_precision, read_config
+    from benchmark.analysis.frames import config_precision, read_config
 
     try:
         return config_precision(read_config(folder / "config.yaml"))
@@ -99,7 +99,7 @@ def _recorded_precision(folder: Path) -> str | None:
 
 def expand(recipes: Sequence[str], seeds: Sequence[int], profile: str) -> list[RunKey]:
     """recipes x seeds, recipes validated now so a typo fails before anything is submitted."""
-    from benchmark.recipes import load_recipe
+    from benchmark.recipes.mix import load_recipe
 
     keys = []
     for name in recipes:
@@ -114,7 +114,7 @@ def run_job(recipe: str, profile: str, seed: int, data: str | None, results: str
     failed run so one failure cannot stop the sweep."""
     import torch
 
-    from benchmark.train import run
+    from benchmark.run.execute import run
 
     if threads:
         torch.set_num_threads(threads)
@@ -334,7 +334,7 @@ class Progress:
 
 def _resolve(args: argparse.Namespace) -> tuple[list[RunKey], Path, dict[str, Any]]:
     from benchmark.protocol import resolve_profile
-    from benchmark.recipes import recipe_names
+    from benchmark.recipes.mix import recipe_names
 
     config = load_sweep_config(args.config)
     recipes = list(args.recipes) or list(config.get("recipes") or []) or recipe_names()
@@ -389,7 +389,7 @@ def command_sweep(args: argparse.Namespace) -> int:
         progress.close()
     print_states(cached + finished)
     if any(s.state in ("done", "cached") for s in cached + finished):
-        from benchmark.results import command_compare
+        from benchmark.analysis.commands import command_compare
 
         command_compare(argparse.Namespace(results=str(results), baseline=None))
     return 1 if any(s.state == "failed" for s in finished) else 0

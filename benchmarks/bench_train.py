@@ -8,10 +8,11 @@ Usage::
         [--json out.json]
 
 For every (profile, recipe) two loops train the same UNet (``benchmark.model.UNet`` at the
-profile's width) with the same loss mix (``benchmark.recipes.build_mix``):
+profile's width) with the same loss mix (``benchmark.recipes.mix.build_mix``):
 
-``fast``  the real training step, :class:`benchmark.trainloop.Trainer` built as
-          ``benchmark.train`` builds it (training pairs resident on the device as uint8, crops and
+``fast``  the real training step, :class:`benchmark.run.loop.Trainer` built as
+          ``benchmark.run.execute`` builds it (training pairs resident on the device as uint8,
+          crops and
           flips sliced on the device, channels_last, the profile's precision resolved for the
           device as a run resolves it (bf16 autocast where the device computes bf16 natively;
           ``--precision`` overrides), fused Adam on CUDA and foreach Adam on the CPU, NaN checks,
@@ -57,9 +58,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench_losses import prepare_vgg_weights  # noqa: E402
 
-from benchmark import data as data_mod  # noqa: E402
-from benchmark import recipes as recipes_mod  # noqa: E402
-from benchmark import synth  # noqa: E402
+from benchmark.data import pairs as data_mod  # noqa: E402
+from benchmark.data import synth  # noqa: E402
 from benchmark.model import UNet  # noqa: E402
 from benchmark.protocol import (  # noqa: E402
     PRECISIONS,
@@ -68,7 +68,8 @@ from benchmark.protocol import (  # noqa: E402
     native_bf16,
     resolve_precision,
 )
-from benchmark.trainloop import Trainer, to_storage  # noqa: E402
+from benchmark.recipes import mix as recipes_mod  # noqa: E402
+from benchmark.run.loop import Trainer, to_storage  # noqa: E402
 
 PARTS = ("data", "forward", "loss", "backward", "optimiser", "discriminator")
 
@@ -163,7 +164,7 @@ class ReferenceLoop:
 
 
 class FastLoop:
-    """The real :class:`Trainer`, built as ``benchmark.train`` builds it."""
+    """The real :class:`Trainer`, built as ``benchmark.run.execute`` builds it."""
 
     def __init__(
         self, recipe: Any, proto: Protocol, train: tuple, dev: torch.device, compile: bool

@@ -162,7 +162,7 @@ def test_broken_dataset_through_the_cli(
 
 def test_the_good_dataset_is_accepted(good_data: Path, tmp_path: Path) -> None:
     """Guards the corpus: every case above fails because of its one defect."""
-    from benchmark import runsetup
+    from benchmark.run import setup as runsetup
 
     setup = runsetup.prepare("l1", "smoke", 0, good_data, tmp_path / "results", "cpu", quiet=True)
     assert [p.name for p in setup.dataset.test] == ["5"]

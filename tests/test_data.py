@@ -1,4 +1,4 @@
-"""benchmark.data: layout detection, pairing, validation messages, image reading, splits."""
+"""benchmark.data.pairs: layout detection, pairing, validation messages, image reading, splits."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import skimage
 
-from benchmark import data
 from benchmark.cli import main
-from benchmark.data import (
+from benchmark.data import pairs as data
+from benchmark.data.pairs import (
     Pair,
     default_dataset_dir,
     discover,
@@ -247,8 +247,8 @@ def test_long_lists_are_capped_but_counted(tmp_path: Path) -> None:
 
 
 def test_cli_run_with_broken_dataset_exits_2_without_traceback(tmp_path, capsys) -> None:
-    if importlib.util.find_spec("benchmark.train") is None:
-        pytest.skip("benchmark.train is not written yet")
+    if importlib.util.find_spec("benchmark.run.execute") is None:
+        pytest.skip("benchmark.run.execute is not written yet")
     root = make(tmp_path / "lol")
     (root / "our485" / "high" / "2.png").unlink()
     code = main(
@@ -407,4 +407,4 @@ def test_manifest_hash(tmp_path: Path) -> None:
 
 
 def test_default_dataset_dir() -> None:
-    assert default_dataset_dir() == Path(data.__file__).resolve().parents[1] / "datasets" / "synth"
+    assert default_dataset_dir() == Path(data.__file__).resolve().parents[2] / "datasets" / "synth"

@@ -23,10 +23,14 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmark import data as data_mod
-from benchmark import evaluation
 from benchmark import metrics as metrics_mod
-from benchmark.evaluation import (
+from benchmark.data import pairs as data_mod
+from benchmark.losses.perceptual import PerceptualLoss
+from benchmark.model import UNet
+from benchmark.protocol import Protocol
+from benchmark.recipes.mix import LossMix, build_mix, load_recipe
+from benchmark.run import evaluate as evaluation
+from benchmark.run.evaluate import (
     as_float,
     enhance,
     evaluate_test,
@@ -34,11 +38,7 @@ from benchmark.evaluation import (
     size_batches,
     validate,
 )
-from benchmark.losses.perceptual import PerceptualLoss
-from benchmark.model import UNet
-from benchmark.protocol import Protocol
-from benchmark.recipes import LossMix, build_mix, load_recipe
-from benchmark.trainloop import Trainer, sample_batch, to_storage
+from benchmark.run.loop import Trainer, sample_batch, to_storage
 
 CPU = torch.device("cpu")
 TINY = Protocol(
@@ -146,7 +146,7 @@ def test_fast_step_equals_a_plain_step_on_the_same_batch(
     torch.manual_seed(0)
     model, mix = UNet(TINY.width, TINY.depth), build_mix(load_recipe(recipe))
     ref_model, ref_mix = copy.deepcopy(model), copy.deepcopy(mix)
-    if channels_last:  # as benchmark.train converts the run's network
+    if channels_last:  # as benchmark.run.execute converts the run's network
         model = model.to(memory_format=torch.channels_last)
         ref_model = ref_model.to(memory_format=torch.channels_last)
     parts: list[str] = []

@@ -13,9 +13,9 @@ from matplotlib.container import ErrorbarContainer
 from matplotlib.figure import Figure
 from matplotlib.patches import PathPatch, Rectangle
 
-from benchmark import plots
-from benchmark.results import load_runs, load_train_logs
-from benchmark.stats import summarize
+from benchmark.analysis import plots
+from benchmark.analysis.frames import load_runs, load_train_logs
+from benchmark.analysis.stats import summarize
 from tests.test_results import make_run
 
 RECIPES = ("l1", "s3net", "srgan")

@@ -9,9 +9,10 @@ import math
 import pytest
 import torch
 
-from benchmark import cli, protocol, recipes
+from benchmark import cli, protocol
 from benchmark.errors import UserError
 from benchmark.protocol import PRECISIONS, PROFILES, Protocol, resolve_precision, resolve_profile
+from benchmark.recipes import mix as recipes
 
 
 def test_auto_is_quick_on_cpu_and_paper_on_cuda_and_says_so() -> None:

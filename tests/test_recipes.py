@@ -14,7 +14,7 @@ from torch import nn
 import benchmark.losses as losses_pkg
 from benchmark.cli import main
 from benchmark.errors import UserError
-from benchmark.recipes import (
+from benchmark.recipes.mix import (
     RECIPES_DIR,
     LossMix,
     LossSpec,

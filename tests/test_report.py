@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from matplotlib.figure import Figure
 
-from benchmark import plots
+from benchmark.analysis import plots
+from benchmark.analysis.frames import load_runs
+from benchmark.analysis.stats import summarize
+from benchmark.analysis.tables import latex_tables, markdown_tables
 from benchmark.cli import main
-from benchmark.report import latex_tables, markdown_tables
-from benchmark.results import load_runs
-from benchmark.stats import summarize
 from tests.test_results import MANIFEST, _row, make_run
 
 LINK = re.compile(r"\]\(([^)]+)\)")

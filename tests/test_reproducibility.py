@@ -21,10 +21,10 @@ import pytest
 import torch
 import yaml
 
-from benchmark import runsetup
 from benchmark.cli import main
-from benchmark.runfiles import repro_differences
-from benchmark.runstate import LOCK_NAME, config_hash
+from benchmark.run import setup as runsetup
+from benchmark.run.files import repro_differences
+from benchmark.run.state import LOCK_NAME, config_hash
 
 pytestmark = pytest.mark.usefixtures("planted_weights")
 
@@ -284,7 +284,7 @@ def test_ops_without_a_deterministic_kernel_are_recorded(restore_determinism) ->
 
 
 def test_environment_of_a_cuda_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    from benchmark import runstate
+    from benchmark.run import state as runstate
 
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda d=None: "NVIDIA H100 80GB HBM3")
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None: (9, 0))

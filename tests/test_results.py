@@ -19,11 +19,11 @@ import yaml
 from PIL import Image
 from scipy import stats as sps
 
+from benchmark.analysis.frames import config_precision, load_runs, load_train_logs
+from benchmark.analysis.stats import hierarchical_bootstrap, holm, paired_test, summarize
+from benchmark.analysis.tables import markdown_tables
 from benchmark.cli import main
 from benchmark.errors import UserError
-from benchmark.report import markdown_tables
-from benchmark.results import config_precision, load_runs, load_train_logs
-from benchmark.stats import hierarchical_bootstrap, holm, paired_test, summarize
 
 MANIFEST = "a" * 64
 PER_IMAGE = ("psnr", "ssim", "lpips", "psnr_gtmean", "ssim_gtmean")
@@ -46,7 +46,7 @@ def make_run(
     error: str | None = None,
     precision: str | None = None,
 ) -> Path:
-    """A run folder laid out like ``benchmark.train`` writes it, with the given per-image PSNRs.
+    """A run folder laid out as ``benchmark.run.execute`` writes it, with the given per-image PSNR.
 
     SSIM = PSNR / 40, LPIPS = 1 - PSNR / 40 unless given, GT-mean PSNR = PSNR + 1. As in the
     trainer, the config hash covers the seed and config.yaml holds seed-specific fields.

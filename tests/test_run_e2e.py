@@ -22,12 +22,14 @@ import pytest
 import torch
 import yaml
 
-from benchmark import recipes, synth, train
 from benchmark.cli import main
-from benchmark.data import discover
+from benchmark.data import synth
+from benchmark.data.pairs import discover
 from benchmark.errors import UserError
 from benchmark.protocol import PROFILES, resolve_precision
-from benchmark.runstate import LOCK_NAME, config_hash
+from benchmark.recipes import mix as recipes
+from benchmark.run import execute as train
+from benchmark.run.state import LOCK_NAME, config_hash
 
 pytestmark = pytest.mark.usefixtures("planted_weights")
 
@@ -371,7 +373,7 @@ def test_recipe_smoke_end_to_end(recipe: str, tmp_path: Path) -> None:
 
 KILL_SCRIPT = """
 import sys, dataclasses
-from benchmark import train
+from benchmark.run import execute as train
 from benchmark.protocol import PROFILES
 proto = dataclasses.replace(PROFILES["smoke"], name="killed", iterations=40, ckpt_every=10,
                             val_every=20, log_every=5)

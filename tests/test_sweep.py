@@ -134,7 +134,7 @@ def test_slurm_path_hands_submitit_an_array_with_the_parameters(tmp_path, monkey
 
     monkeypatch.setattr(submitit, "AutoExecutor", _FakeAutoExecutor)
     monkeypatch.setattr(sweep, "SLURM_POLL_S", 0.0)
-    monkeypatch.setattr("benchmark.results.command_compare", lambda args: 0)
+    monkeypatch.setattr("benchmark.analysis.commands.command_compare", lambda args: 0)
     cfg = tmp_path / "sweep.yaml"
     cfg.write_text("partition: gpu\naccount: lab\narray_parallelism: 4\nseeds: [0, 1, 2]\n")
     code = main(["sweep", "l1", "s3net", "--executor", "slurm", "--profile", "paper",
@@ -161,7 +161,7 @@ def test_slurm_path_hands_submitit_an_array_with_the_parameters(tmp_path, monkey
 
 def test_default_recipes_and_seeds_come_from_recipes_dir_and_protocol():
     from benchmark.protocol import PROFILES
-    from benchmark.recipes import recipe_names
+    from benchmark.recipes.mix import recipe_names
 
     keys, _, _ = sweep._resolve(_args(profile="smoke"))
     assert sorted({k.recipe for k in keys}) == sorted(recipe_names())

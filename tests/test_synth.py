@@ -1,4 +1,4 @@
-"""benchmark.synth: the embedded default dataset (determinism, scenes, low-light model, CLI)."""
+"""benchmark.data.synth: the embedded default data (determinism, scenes, low-light model, CLI)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
-from benchmark import synth
 from benchmark.cli import main
-from benchmark.data import discover, read_image
+from benchmark.data import synth
+from benchmark.data.pairs import discover, read_image
 from benchmark.errors import UserError
 
 

@@ -17,20 +17,20 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark import runstate as rs
-from benchmark import train
 from benchmark.cli import main
 from benchmark.errors import UserError
-from benchmark.evaluation import as_float, fit_resolution
 from benchmark.model import UNet
 from benchmark.protocol import PROFILES
-from benchmark.runsetup import is_out_of_memory, oom_message
-from benchmark.trainloop import (
+from benchmark.run import execute as train
+from benchmark.run import state as rs
+from benchmark.run.evaluate import as_float, fit_resolution
+from benchmark.run.loop import (
     NonFiniteError,
     _describe,
     sample_batch,
     to_storage,
 )
+from benchmark.run.setup import is_out_of_memory, oom_message
 
 
 def _images(n: int, h: int, w: int, seed: int = 0) -> list[np.ndarray]:

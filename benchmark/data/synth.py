@@ -54,7 +54,7 @@ import skimage
 from PIL import Image
 from PIL import __version__ as PIL_VERSION
 
-from benchmark.data import default_dataset_dir, discover, manifest_hash
+from benchmark.data.pairs import default_dataset_dir, discover, manifest_hash
 from benchmark.errors import UserError
 
 GENERATOR = "lossbench.synth"

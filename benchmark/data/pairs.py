@@ -13,7 +13,7 @@ high folder are ignored when a digit follows (``low00001.png`` <-> ``normal00001
 LOL-v2 Real_captured naming); other names must match exactly.
 
 Validation reads every file once as bytes (no pixel decoding for PNG; the checks are in
-:mod:`benchmark.imagefiles`): the sha256 for :func:`manifest_hash` is taken from those bytes,
+:mod:`benchmark.data.imagefiles`): the sha256 for :func:`manifest_hash` is taken from those bytes,
 PNG chunks are CRC-checked up to ``IEND``, JPEG files must end with the EOI marker, and the
 header (size, mode) comes from Pillow. All problems are gathered and raised together in one
 :class:`UserError`.
@@ -32,8 +32,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from benchmark.data.imagefiles import file_sha256, inspect_file, integrity_problem
 from benchmark.errors import UserError
-from benchmark.imagefiles import file_sha256, inspect_file, integrity_problem
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -82,7 +82,7 @@ class Dataset:
 
 def default_dataset_dir() -> Path:
     """Where the embedded synthetic default lives: ``<repo>/datasets/synth``."""
-    return Path(__file__).resolve().parent.parent / "datasets" / "synth"
+    return Path(__file__).resolve().parents[2] / "datasets" / "synth"
 
 
 def _natural_key(text: str) -> list[object]:

@@ -32,13 +32,13 @@ from typing import Any
 import torch
 import yaml
 
-from benchmark import data as data_mod
-from benchmark import recipes as recipes_mod
-from benchmark import runstate as rs
 from benchmark import weights as weights_mod
+from benchmark.data import pairs as data_mod
 from benchmark.errors import UserError
 from benchmark.model import UNet, count_parameters
 from benchmark.protocol import PROFILES, Protocol, resolve_precision, resolve_profile
+from benchmark.recipes import mix as recipes_mod
+from benchmark.run import state as rs
 
 
 def run_dir(results_dir: str | Path, recipe: str, profile: str, seed: int) -> Path:
@@ -119,7 +119,7 @@ def prepare(
         print(f"lossbench: {message}; {precision_line}")
     rec = recipes_mod.load_recipe(recipe)
     if data_dir is None:
-        from benchmark import synth  # noqa: PLC0415 - only needed for the default data
+        from benchmark.data import synth  # noqa: PLC0415 - only needed for the default data
 
         data_dir = synth.ensure_default()
     dataset = data_mod.discover(data_dir)

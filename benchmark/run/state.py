@@ -1,6 +1,6 @@
 """The run folder's bookkeeping: atomic writes, the config hash, the lock, RNG states, environment.
 
-Used by :mod:`benchmark.train`; nothing here trains anything.
+Used by :mod:`benchmark.run.execute`; nothing here trains anything.
 
 - Every file a reader may look at while a run is in flight (``metrics.json``, ``config.yaml``,
   checkpoints, CSVs) is written to a temporary file in the same folder, flushed, fsynced and
@@ -281,7 +281,7 @@ def set_rng_state(state: dict[str, Any], generator: torch.Generator) -> None:
 
 def git_state() -> dict[str, Any]:
     """``{"commit": sha|None, "dirty": bool|None}`` of the checkout this package runs from."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"],

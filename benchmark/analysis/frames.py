@@ -23,7 +23,6 @@ before the field existed count as fp32 on the CPU and, with ``amp`` set, bf16 on
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
@@ -34,11 +33,10 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from benchmark.analysis.stats import summarize
 from benchmark.errors import UserError, did_you_mean
-from benchmark.stats import summarize
 
-__all__ = ["command_compare", "compare_frames", "config_precision", "load_runs",
-           "load_train_logs", "read_config",
+__all__ = ["compare_frames", "config_precision", "load_runs", "load_train_logs", "read_config",
            "summarize"]
 
 PER_IMAGE_METRICS = ("psnr", "ssim", "lpips", "psnr_gtmean", "ssim_gtmean")
@@ -257,7 +255,7 @@ def _attach_dataset(runs: pd.DataFrame) -> None:
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    """``{"a.b[0]": leaf}``; unlike :func:`benchmark.runstate._flatten`, every list is split
+    """``{"a.b[0]": leaf}``; unlike :func:`benchmark.run.state._flatten`, every list is split
     into its elements (an empty one vanishes), so a message names the one element that differs."""
     if isinstance(value, dict):
         out: dict[str, Any] = {}
@@ -412,16 +410,3 @@ def compare_frames(
     else:
         check_baseline(runs, baseline)
     return runs, per_image, summarize(runs, per_image, baseline)
-
-
-def command_compare(args: argparse.Namespace) -> int:
-    """``python -m benchmark compare``: write tables/summary.{csv,md,tex}, print the Markdown."""
-    from benchmark.report import markdown_tables, write_tables  # report imports this module
-
-    results = Path(args.results)
-    _, _, summary = compare_frames(results, args.baseline)
-    paths = write_tables(summary, results / "tables")
-    print(markdown_tables(summary))
-    print(f"\nwrote {', '.join(str(p) for p in paths)}")
-    return 0
-

@@ -11,7 +11,7 @@ Order of work (every refusal happens before anything is written):
    (``force`` redoes it); a folder holding another configuration is refused, naming what differs;
    ``checkpoint.pt`` of an interrupted run is resumed (bit-identical to an uninterrupted run on
    CPU: model, optimisers, RNG states, crop stream and logs are restored);
-4. take ``run.lock``, write ``config.yaml``, train (see :mod:`benchmark.trainloop`), checkpoint
+4. take ``run.lock``, write ``config.yaml``, train (see :mod:`benchmark.run.loop`), checkpoint
    every ``ckpt_every`` iterations, keep the weights with the best validation PSNR;
 5. read the test split once, evaluate the best-on-validation weights at the protocol's
    evaluation resolution, one image at a time; write ``per_image.csv``, ``samples/`` and
@@ -39,14 +39,14 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from benchmark import data as data_mod
 from benchmark import metrics as metrics_mod
-from benchmark import runstate as rs
 from benchmark import weights as weights_mod
+from benchmark.data import pairs as data_mod
 from benchmark.errors import UserError
-from benchmark.evaluation import evaluate_test, finite_or_none
 from benchmark.protocol import Protocol
-from benchmark.runfiles import (
+from benchmark.run import state as rs
+from benchmark.run.evaluate import evaluate_test, finite_or_none
+from benchmark.run.files import (
     METRIC_KEYS,
     base_metrics,
     clear_run,
@@ -57,7 +57,8 @@ from benchmark.runfiles import (
     write_per_image,
     write_samples,
 )
-from benchmark.runsetup import (
+from benchmark.run.loop import NonFiniteError, Trainer, to_storage
+from benchmark.run.setup import (
     Setup,
     check_folder,
     check_sizes,
@@ -70,7 +71,6 @@ from benchmark.runsetup import (
     prepare,
     run_dir,
 )
-from benchmark.trainloop import NonFiniteError, Trainer, to_storage
 
 
 def run(
@@ -151,15 +151,35 @@ def _execute(
     quiet: bool,
     on_checkpoint: Callable[[int], None] | None,
 ) -> dict[str, Any]:
-    folder, proto, dev = setup.folder, setup.protocol, setup.device
+    """One run's steps in order: prepare the folder, build (or resume) the trainer, train,
+    then select the best checkpoint and read the test split once."""
     started = _now()
-    for stale in folder.glob(".*.tmp-*"):  # temporary files of a killed writer (we hold the lock)
+    _prepare_folder(setup)
+    determinism = configure_determinism(setup.device, setup.protocol.deterministic)
+    trainer, gen = _build_trainer(setup, train, val, quiet)
+    base = base_metrics(setup, started, determinism)
+    failed = _train(setup, trainer, gen, lock, quiet, on_checkpoint, base, determinism)
+    if failed is not None:
+        return failed
+    return _evaluate(setup, trainer, base, determinism, quiet)
+
+
+def _prepare_folder(setup: Setup) -> None:
+    """Clear what a killed or failed attempt left (we hold the lock), write ``config.yaml``."""
+    folder = setup.folder
+    for stale in folder.glob(".*.tmp-*"):  # temporary files of a killed writer
         stale.unlink(missing_ok=True)
     previous = rs.read_json(folder / "metrics.json")
     if previous is not None and previous.get("status") != "ok":  # a new attempt of a failed run
         (folder / "metrics.json").unlink(missing_ok=True)
     rs.atomic_write_text(folder / "config.yaml", yaml.safe_dump(setup.config, sort_keys=False))
-    determinism = configure_determinism(dev, proto.deterministic)
+
+
+def _build_trainer(
+    setup: Setup, train: tuple, val: tuple, quiet: bool
+) -> tuple[Trainer, torch.Generator]:
+    """The model, mix and crop generator on the device; resumed from ``checkpoint.pt`` if any."""
+    folder, proto, dev = setup.folder, setup.protocol, setup.device
     model = setup.model.to(dev)
     if proto.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -188,6 +208,22 @@ def _execute(
         if not quiet:
             print(f"lossbench: resuming {folder} from iteration {trainer.state.iteration}")
     _write_logs(folder, trainer)
+    return trainer, gen
+
+
+def _train(
+    setup: Setup,
+    trainer: Trainer,
+    gen: torch.Generator,
+    lock: rs.RunLock,
+    quiet: bool,
+    on_checkpoint: Callable[[int], None] | None,
+    base: dict[str, Any],
+    determinism: dict[str, Any],
+) -> dict[str, Any] | None:
+    """Train to the end with checkpoints; the failed run's metrics if it stopped, else None."""
+    folder, proto = setup.folder, setup.protocol
+    ckpt_path = folder / "checkpoint.pt"
 
     def save(it: int) -> None:
         state = trainer.state_dict(rs.rng_state(gen))
@@ -213,7 +249,6 @@ def _execute(
             refresh=False,
         )
 
-    base = base_metrics(setup, started, determinism)
     stepped = [trainer.state.iteration]  # the last iteration whose step completed
 
     def on_step(it: int) -> None:
@@ -234,7 +269,6 @@ def _execute(
         )
         return _fail(setup, base, error, exc.iteration, exc.what, trainer, quiet)
     except rs.WriteError:
-        bar.close()
         raise
     except Exception as exc:  # a bug or an unexpected failure: record it, then show the traceback
         bar.close()
@@ -249,7 +283,20 @@ def _execute(
         error = f"{type(exc).__name__}: {exc} (after checkpoint {trainer.state.iteration})"
         _fail(setup, base, error, stepped[0] + 1, None, trainer, quiet)
         raise
-    bar.close()
+    finally:
+        bar.close()  # idempotent: also on the success path and on a write error
+    return None
+
+
+def _evaluate(
+    setup: Setup,
+    trainer: Trainer,
+    base: dict[str, Any],
+    determinism: dict[str, Any],
+    quiet: bool,
+) -> dict[str, Any]:
+    """Save ``best.pt``, load it, read the test split once, write per-image and metrics files."""
+    folder, proto, dev = setup.folder, setup.protocol, setup.device
     best = trainer.state.best
     rs.atomic_torch_save(
         {
@@ -260,6 +307,7 @@ def _execute(
         },
         folder / "best.pt",
     )
+    model = trainer.model
     model.load_state_dict(best["model"])
     eval_start = time.perf_counter()
     lows, highs = data_mod.load_pairs(setup.dataset.test)  # the one read of the test split

@@ -1,4 +1,4 @@
-"""The training loop and the evaluation of one run (called by :func:`benchmark.train.run`).
+"""The training loop and the evaluation of one run (called by :func:`benchmark.run.execute.run`).
 
 Training: the training pairs live in memory on the run's device (uint8 when the files are 8-bit,
 float32 otherwise); every step draws, from one dedicated ``torch.Generator`` on the CPU, the batch's
@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from benchmark.evaluation import as_float, autocast, network_input, validate
 from benchmark.protocol import Protocol
+from benchmark.run.evaluate import as_float, autocast, network_input, validate
 
 
 class NonFiniteError(Exception):

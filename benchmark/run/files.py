@@ -15,8 +15,8 @@ from typing import Any
 
 from PIL import Image
 
-from benchmark import runstate as rs
 from benchmark.errors import UserError
+from benchmark.run import state as rs
 
 METRIC_KEYS = ("psnr", "ssim", "lpips", "psnr_gtmean", "ssim_gtmean")
 VAL_COLUMNS = ["iteration", "val_psnr", "best_val_psnr"]
@@ -99,7 +99,7 @@ def write_samples(folder: Path, samples: list) -> None:
 def base_metrics(
     setup: Any, started: str | None, determinism: dict[str, Any] | None
 ) -> dict[str, Any]:
-    """The ``metrics.json`` fields known before training (a :class:`~benchmark.runsetup.Setup`)."""
+    """The ``metrics.json`` fields known before training (a :class:`~benchmark.run.setup.Setup`)."""
     d = setup.config["data"]
     return {
         "status": None,

@@ -19,7 +19,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from PIL import Image
 
-from benchmark.stats import METRICS
+from benchmark.analysis.frames import load_train_logs
+from benchmark.analysis.stats import METRICS
 
 LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "lpips": "LPIPS",
           "psnr_gtmean": "GT-mean PSNR (dB)", "ssim_gtmean": "GT-mean SSIM"}
@@ -116,7 +117,7 @@ def training_curves_figure(logs: pd.DataFrame) -> Figure:
     The y axis is logarithmic for a positive term spanning more than a factor of 20.
 
     Args:
-        logs: long frame of :func:`benchmark.results.load_train_logs` (recipe, seed,
+        logs: long frame of :func:`benchmark.analysis.frames.load_train_logs` (recipe, seed,
             iteration, term, value) for one (profile, dataset).
     """
     _one_group(logs)
@@ -311,8 +312,6 @@ def write_figures(
     baseline: str,
 ) -> list[dict]:
     """Every figure for every (profile, dataset) into ``results/plots``; one dict per figure."""
-    from benchmark.results import load_train_logs  # results imports nothing from here
-
     logs = load_train_logs(runs)
     written = []
     for (profile, dataset), group in summary.groupby(["profile", "dataset"], sort=True):

@@ -1,7 +1,7 @@
 """Recipes: a YAML mix of losses -> validated :class:`Recipe` -> :class:`LossMix` module.
 
 Reading and validating recipe files (the file format, every check) lives in
-:mod:`benchmark.recipe_schema`; its public names are importable from here too. This module
+:mod:`benchmark.recipes.schema`; its public names are importable from here too. This module
 builds the weighted sum of a recipe's losses, checks it against a protocol and lists recipes.
 """
 
@@ -17,7 +17,7 @@ from torch import nn
 from benchmark.errors import UserError
 from benchmark.losses import LOSSES, build_loss
 from benchmark.losses.perceptual import PerceptualLoss, shared_perceptual
-from benchmark.recipe_schema import (
+from benchmark.recipes.schema import (
     RECIPES_DIR,
     LossSpec,
     Recipe,

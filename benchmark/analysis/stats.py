@@ -2,7 +2,7 @@
 
 The unit of replication is the seed (one training run); the test images are a second,
 nested level. Every number here is computed on the tidy frames of
-:func:`benchmark.results.load_runs` and nothing else.
+:func:`benchmark.analysis.frames.load_runs` and nothing else.
 
 Bootstrap (``hierarchical_bootstrap``): a two-stage (seeds, then images within each seed)
 percentile bootstrap of the grand mean, the scheme of Davison & Hinkley, *Bootstrap Methods
@@ -232,8 +232,8 @@ def summarize(
     """One row per (profile, dataset, recipe): seeds, mean/std/CI, train time, test vs baseline.
 
     Args:
-        runs: the run frame of :func:`benchmark.results.load_runs`.
-        per_image: the long per-image frame of :func:`benchmark.results.load_runs`.
+        runs: the run frame of :func:`benchmark.analysis.frames.load_runs`.
+        per_image: the long per-image frame of :func:`benchmark.analysis.frames.load_runs`.
         baseline: recipe every other recipe of the same (profile, dataset) is tested against.
         n_boot: bootstrap replicates per interval.
 

@@ -33,7 +33,7 @@ from torch import nn
 from benchmark.errors import UserError, did_you_mean
 from benchmark.losses import LOSSES, loss_params
 
-RECIPES_DIR: Path = Path(__file__).resolve().parent.parent / "recipes"
+RECIPES_DIR: Path = Path(__file__).resolve().parents[2] / "recipes"
 
 TOP_KEYS = ("name", "description", "source", "losses")
 ENTRY_KEYS = ("name", "weight", "params", "label")

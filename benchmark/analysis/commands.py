@@ -1,0 +1,41 @@
+"""The analysis commands: ``compare``, ``plots`` and ``report`` (called by :mod:`benchmark.cli`).
+
+Each reads the results tree only (run folders -> frames -> statistics -> tables/figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from benchmark.analysis import plots
+from benchmark.analysis.frames import DEFAULT_BASELINE, compare_frames
+from benchmark.analysis.report import write_report
+from benchmark.analysis.tables import markdown_tables, write_tables
+
+
+def command_compare(args: argparse.Namespace) -> int:
+    """``python -m benchmark compare``: write tables/summary.{csv,md,tex}, print the Markdown."""
+    results = Path(args.results)
+    _, _, summary = compare_frames(results, args.baseline)
+    paths = write_tables(summary, results / "tables")
+    print(markdown_tables(summary))
+    print(f"\nwrote {', '.join(str(p) for p in paths)}")
+    return 0
+
+
+def command_plots(args: argparse.Namespace) -> int:
+    """``python -m benchmark plots``: regenerate every figure (PNG + PDF) into plots/."""
+    results = Path(args.results)
+    runs, per_image, summary = compare_frames(results, args.baseline)
+    baseline = args.baseline or DEFAULT_BASELINE
+    for fig in plots.write_figures(results, runs, per_image, summary, baseline):
+        print(f"wrote {fig['png']} and {fig['pdf'].name}")
+    return 0
+
+
+def command_report(args: argparse.Namespace) -> int:
+    """``python -m benchmark report``: tables, figures and results/report.md."""
+    path = write_report(Path(args.results), args.baseline)
+    print(f"wrote {path}")
+    return 0

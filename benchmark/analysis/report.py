@@ -1,0 +1,165 @@
+"""``results/report.md``: tables, figures, protocol, dataset, environment and provenance.
+
+Regenerated from the run folders alone; it links the tables and figures it (re)writes.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from benchmark.analysis.frames import DEFAULT_BASELINE, compare_frames, read_config
+from benchmark.analysis.plots import write_figures
+from benchmark.analysis.stats import FEW_SEEDS
+from benchmark.analysis.tables import markdown_tables, write_tables
+
+
+def _short(value: object) -> str:
+    """Hashes and commits cut to 12 characters (the full values are in each metrics.json)."""
+    return str(value)[:12] if isinstance(value, str) else str(value)
+
+
+def _rel(path: Path | str, start: Path) -> str:
+    return Path(os.path.relpath(path, start)).as_posix()
+
+
+def _first_config(runs: pd.DataFrame) -> dict | None:
+    ordered = runs.assign(_ok=runs["status"] != "ok").sort_values(["_ok", "seed"])
+    for d in ordered["run_dir"]:
+        config = read_config(Path(d) / "config.yaml")
+        if config is not None:
+            return config
+    return None
+
+
+def _yaml_block(value: object) -> list[str]:
+    return ["```yaml", yaml.safe_dump(value, sort_keys=False).rstrip(), "```", ""]
+
+
+def _warnings(runs: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
+    out = []
+    names = sorted({w for text in runs["unofficial_weights"] for w in text.split(",") if w})
+    for name in names:
+        hit = runs[runs["unofficial_weights"].str.split(",").map(lambda ws, n=name: n in ws)]
+        effect = "LPIPS" if name == "alexnet" else "the perceptual loss during training"
+        out.append(f"unofficial `{name}` weights in {len(hit)} run(s) (recipes: "
+                   f"{', '.join(sorted(hit['recipe'].unique()))}): {effect} used them, so those "
+                   "figures are not comparable with published ones (marked †).")
+    for r in runs[runs["status"] == "failed"].itertuples():
+        out.append(f"`{r.run_id}` failed: {r.error or 'no error recorded'}")
+    for r in runs[runs["status"] == "incomplete"].itertuples():
+        out.append(f"`{r.run_id}` has no metrics.json (still running, or killed).")
+    for r in summary[summary["n_missing"] > 0].itertuples():
+        out.append(f"`{r.recipe}` ({r.profile}) has no run for seed(s) {r.missing_seeds}, "
+                   "which other recipes have.")
+    for r in summary[summary["n_ok"] == 0].itertuples():
+        out.append(f"`{r.recipe}` ({r.profile}) has no finished run: no numbers for it.")
+    for r in summary[summary["n_ok"].between(1, FEW_SEEDS - 1)].itertuples():
+        out.append(f"`{r.recipe}` ({r.profile}) has {r.n_ok} finished seed(s): fewer than "
+                   f"{FEW_SEEDS}, so its CI says little about seed-to-seed variation.")
+    commits = runs["git_commit"].dropna().unique()
+    if len(commits) > 1:
+        out.append(f"the runs come from {len(commits)} different commits "
+                   f"({', '.join(_short(c) for c in sorted(commits))}).")
+    dirty = runs[runs["git_dirty"].eq(True)]
+    if len(dirty):
+        out.append(f"{len(dirty)} run(s) were made from a git tree with uncommitted changes.")
+    ok_missing = runs[(runs["status"] == "ok") & (runs["missing_files"] != "")]
+    for r in ok_missing.itertuples():
+        out.append(f"`{r.run_id}` lacks {r.missing_files.replace(',', ', ')}.")
+    return out
+
+
+def _recipe_notes(runs: pd.DataFrame) -> list[str]:
+    out = []
+    for recipe, sub in runs.groupby("recipe", sort=True):
+        config = _first_config(sub) or {}
+        spec = config.get("recipe") or {}
+        out.append(f"### {recipe}\n")
+        if spec.get("description"):
+            out.append(f"{spec['description']}  ")
+        if spec.get("source"):
+            out.append(f"Source: `{spec['source']}`  ")
+        losses = spec.get("losses") or []
+        if losses:
+            out += ["", "| Loss | Weight | Params | Log label |", "|---|---:|---|---|"]
+            for loss in losses:
+                params = ", ".join(f"{k}={v}" for k, v in (loss.get("params") or {}).items())
+                out.append(f"| {loss.get('name')} | {loss.get('weight')} | {params or '-'} | "
+                           f"{loss.get('label', '-')} |")
+        elif not config:
+            out.append("No config.yaml in any of its runs.")
+        out.append("")
+    return out
+
+
+def _environment(runs: pd.DataFrame) -> list[str]:
+    cols = ["torch", "device", "device_name", "git_commit", "git_dirty"]
+    env = runs[runs["status"] != "incomplete"][cols].astype(str)
+    counts = env.value_counts(sort=False).reset_index(name="runs")
+    out = ["| torch | device | device name | git commit | dirty tree | runs |",
+           "|---|---|---|---|---|---:|"]
+    out += [f"| {r.torch} | {r.device} | {r.device_name} | {_short(r.git_commit)} | "
+            f"{r.git_dirty} | {r.runs} |" for r in counts.itertuples()]
+    return out + [""]
+
+
+def _provenance(runs: pd.DataFrame, results: Path) -> list[str]:
+    out = ["| Run folder | Status | Config hash | Commit | Finished | Missing files |",
+           "|---|---|---|---|---|---|"]
+    for r in runs.sort_values(["profile", "recipe", "seed"]).itertuples():
+        rel = _rel(r.run_dir, results)
+        out.append(f"| [{rel}]({rel}/) | {r.status} | `{_short(r.config_hash)}` | "
+                   f"`{_short(r.git_commit)}` | {r.finished_at or '-'} | "
+                   f"{r.missing_files or '-'} |")
+    return out + [""]
+
+
+def write_report(results: Path, baseline: str | None = None) -> Path:
+    """Regenerate tables and figures, then write ``results/report.md`` linking them."""
+    runs, per_image, summary = compare_frames(results, baseline)
+    baseline = baseline or DEFAULT_BASELINE
+    tables = write_tables(summary, results / "tables")
+    figures = write_figures(results, runs, per_image, summary, baseline)
+    lines = [
+        "# lossbench report", "",
+        f"Generated from {len(runs)} run folder(s) under `runs/` by "
+        f"`python -m benchmark report --results {results.as_posix()} --baseline {baseline}`; "
+        "every number below comes from the run folders listed under Provenance.", "",
+        "## Warnings", "",
+    ]
+    warns = _warnings(runs, summary)
+    lines += [f"- {w}" for w in warns] or ["None."]
+    lines += ["", "## Summary", "", markdown_tables(summary),
+              "Tables: " + ", ".join(f"[{p.name}]({_rel(p, results)})" for p in tables), "",
+              "## Figures", ""]
+    for fig in figures:
+        png, pdf = _rel(fig["png"], results), _rel(fig["pdf"], results)
+        lines += [f"**{fig['caption']}** (profile `{fig['profile']}`, dataset "
+                  f"`{str(fig['dataset'])[:12]}`, [PDF]({pdf}))", "", f"![{fig['caption']}]({png})",
+                  ""]
+    lines += ["## Protocol", ""]
+    for profile, sub in runs.groupby("profile", sort=True):
+        config = _first_config(sub) or {}
+        lines += [f"### {profile}", ""]
+        lines += (_yaml_block(config["protocol"]) if "protocol" in config
+                  else ["No config.yaml found for this profile.", ""])
+    lines += ["## Dataset", ""]
+    for dataset, sub in runs.groupby("dataset", sort=True):
+        first = sub.iloc[0]
+        lines += [f"### `{str(dataset)[:12]}`", "",
+                  f"manifest sha256 `{dataset}`: root `{first['dataset_root']}`, layout "
+                  f"`{first['dataset_layout']}`, {sub['n_images'].max()} test image(s), "
+                  f"{len(sub)} run(s).", ""]
+        config = _first_config(sub) or {}
+        if "data" in config:
+            lines += _yaml_block(config["data"])
+    lines += ["## Environment", ""] + _environment(runs)
+    lines += ["## Recipes", ""] + _recipe_notes(runs)
+    lines += ["## Provenance", ""] + _provenance(runs, results)
+    path = results / "report.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path

@@ -1,0 +1,7 @@
+"""One training run, in the order it happens.
+
+:mod:`.setup` (every check before anything is written) -> :mod:`.state` (lock, atomic files,
+RNG, environment) -> :mod:`.loop` (the training loop) -> :mod:`.evaluate` (validation and the
+one read of the test split) -> :mod:`.files` (the run-folder files). :mod:`.execute` drives them
+and holds ``command_run``.
+"""
