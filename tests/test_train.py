@@ -364,3 +364,18 @@ def test_out_of_memory_while_evaluating(
     capsys.readouterr()
     assert main([*SMOKE_RUN, str(tmp_path)]) == 0
     assert f"resuming {folder} from iteration 20" in capsys.readouterr().out
+
+
+def test_operational_protocol_fields_stay_out_of_the_config_hash() -> None:
+    from benchmark.run.setup import OPERATIONAL_FIELDS, hashed_part
+    from benchmark.run.state import config_hash
+
+    config = {"recipe": {"name": "l1", "losses": []}, "protocol": PROFILES["smoke"].to_dict(),
+              "model": {}, "data": {}, "seed": 0}
+    base = config_hash(hashed_part(config))
+    for name in OPERATIONAL_FIELDS:
+        changed = {**config, "protocol": {**config["protocol"], name: 999}}
+        assert config_hash(hashed_part(changed)) == base, name
+    for name in ("iterations", "lr", "patch", "n_val", "precision"):
+        changed = {**config, "protocol": {**config["protocol"], name: 999}}
+        assert config_hash(hashed_part(changed)) != base, name

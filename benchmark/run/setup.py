@@ -77,13 +77,23 @@ class Setup:
     backbones: list[str]
 
 
+#: protocol fields that never change a run's numbers (how often it logs or checkpoints, which
+#: seeds a sweep runs by default, how many samples it saves): recorded in config.yaml, left out
+#: of the config hash, so changing one never invalidates finished runs. A new operational field
+#: (not one that changes training or evaluation) belongs here too.
+OPERATIONAL_FIELDS = ("ckpt_every", "log_every", "seeds", "n_samples")
+
+
 def hashed_part(config: dict[str, Any]) -> dict[str, Any]:
     """The fields of a ``config.yaml`` that change numbers (what the config hash covers)."""
     recipe = config.get("recipe") or {}
     data = config.get("data") or {}
+    protocol = config.get("protocol")
+    if isinstance(protocol, dict):
+        protocol = {k: v for k, v in protocol.items() if k not in OPERATIONAL_FIELDS}
     return {
         "recipe": {"name": recipe.get("name"), "losses": recipe.get("losses")},
-        "protocol": config.get("protocol"),
+        "protocol": protocol,
         "model": config.get("model"),
         "data": {k: data.get(k) for k in ("layout", "manifest_sha256", "val_images")},
         "seed": config.get("seed"),

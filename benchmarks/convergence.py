@@ -1,0 +1,167 @@
+"""Convergence curves on a real dataset: validation PSNR against iterations (for choosing ``lite``).
+
+For each (recipe, seed) this trains the fixed UNet with one long cosine schedule (the candidate
+``lite`` shapes, ``--iterations`` long) exactly as a run does (:class:`benchmark.run.loop.Trainer`,
+the protocol's precision and crops), and at every ``--every`` iterations scores the current
+weights on
+
+* the validation pairs held out of the training split (``--n-val``, chosen by name hash as a run
+  chooses them: the first k of them are the validation set of any profile with ``n_val = k``),
+  per image, and
+* the test split, per image (a diagnostic for docs/PROTOCOL.md's prediction only; nothing is
+  chosen on it).
+
+Rows go to ``OUT/curve.csv`` (recipe, seed, iteration, split, image, psnr, seconds). A
+(recipe, seed) already in the file is skipped, so a killed invocation resumes by running again;
+``--workers 2`` trains two (recipe, seed) pairs at once, one thread each.
+
+    python benchmarks/convergence.py --data /root/data/LOL-v1 --out /root/lossbench-work/curve \\
+        --recipes l1 flw --seeds 0 1 --iterations 4000 --every 250 --workers 2
+    python benchmarks/convergence.py --out /root/lossbench-work/curve --plot docs/figures/conv.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import multiprocessing as mp
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+FIELDS = ["recipe", "seed", "iteration", "split", "image", "psnr", "seconds"]
+
+
+def curve_protocol(iterations: int, every: int, n_val: int):  # noqa: ANN201
+    from benchmark.protocol import PROFILES
+
+    base = PROFILES["lite"] if "lite" in PROFILES else PROFILES["quick"]
+    return dataclasses.replace(
+        base, name="curve", iterations=iterations, val_every=every, ckpt_every=every,
+        log_every=min(50, every), n_val=n_val, warmup=min(base.warmup, iterations // 10),
+    )
+
+
+def _per_image(model, lows, highs, device, protocol) -> list[float]:  # noqa: ANN001
+    import torch
+
+    from benchmark import metrics
+    from benchmark.run.evaluate import as_float, enhance
+
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for low, high in zip(lows, highs, strict=True):
+            pred = enhance(model, as_float(low)[None], device, protocol).clamp(0, 1)
+            out.append(float(metrics.psnr(pred, as_float(high)[None].to(device))[0]))
+    model.train()
+    return out
+
+
+def train_one(job: tuple) -> list[dict]:
+    recipe, seed, data, iterations, every, n_val, threads = job
+    import torch
+
+    torch.set_num_threads(threads)
+    from benchmark.data import pairs as data_mod
+    from benchmark.model import UNet
+    from benchmark.protocol import resolve_precision
+    from benchmark.recipes import build_mix, load_recipe
+    from benchmark.run import state as rs
+    from benchmark.run.loop import Trainer, to_storage
+    from benchmark.run.setup import crop_seed
+
+    device = torch.device("cpu")
+    proto, _ = resolve_precision(curve_protocol(iterations, every, n_val), device)
+    ds = data_mod.discover(data)
+    train_pairs, val_pairs = data_mod.split_train_val(ds.train, proto.n_val)
+    train = data_mod.load_pairs(train_pairs)
+    val = data_mod.load_pairs(val_pairs)
+    test = data_mod.load_pairs(ds.test)
+    rs.seed_everything(seed)
+    model = UNet(proto.width, proto.depth).to(memory_format=torch.channels_last)
+    mix = build_mix(load_recipe(recipe))
+    gen = torch.Generator().manual_seed(crop_seed(seed))
+    trainer = Trainer(proto, model, mix, device, gen,
+                      tuple(to_storage(x, device) for x in train),
+                      tuple(to_storage(x, device) for x in val))
+    val_t = [to_storage(x, device) for x in val]
+    test_t = [to_storage(x, device) for x in test]
+    rows: list[dict] = []
+    start = time.perf_counter()
+
+    def on_checkpoint(it: int) -> None:
+        seconds = round(time.perf_counter() - start, 1)
+        for split, (lows, highs), pairs in (("val", val_t, val_pairs),
+                                            ("test", test_t, ds.test)):
+            for pair, value in zip(pairs, _per_image(model, lows, highs, device, proto),
+                                   strict=True):
+                rows.append({"recipe": recipe, "seed": seed, "iteration": it, "split": split,
+                             "image": pair.name, "psnr": round(value, 4), "seconds": seconds})
+        val_now = [r["psnr"] for r in rows if r["iteration"] == it and r["split"] == "val"]
+        print(f"{recipe} seed{seed} it {it}: val {sum(val_now) / len(val_now):.2f} dB "
+              f"({seconds:.0f} s)", flush=True)
+
+    trainer.run_steps(lambda row: None, on_checkpoint, lambda it: None, lambda: None)
+    return rows
+
+
+def _done(path: Path) -> set[tuple[str, int]]:
+    if not path.is_file():
+        return set()
+    with path.open(newline="") as f:
+        return {(r["recipe"], int(r["seed"])) for r in csv.DictReader(f)}
+
+
+def plot(out: Path, figure: Path) -> None:
+    import pandas as pd
+
+    from benchmark.analysis.plots import convergence_figure, save
+
+    frame = pd.read_csv(out / "curve.csv")
+    for path in save(convergence_figure(frame), figure.with_suffix("")):
+        print(f"wrote {path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--recipes", nargs="+", default=["l1", "flw"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    parser.add_argument("--iterations", type=int, default=4000)
+    parser.add_argument("--every", type=int, default=250)
+    parser.add_argument("--n-val", type=int, default=50)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--plot", type=Path, help="only draw the figure from OUT/curve.csv")
+    args = parser.parse_args(argv)
+    if args.plot:
+        plot(args.out, args.plot)
+        return 0
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "curve.csv"
+    done = _done(path)
+    threads = max(1, (os.cpu_count() or 1) // args.workers)
+    jobs = [(r, s, args.data, args.iterations, args.every, args.n_val, threads)
+            for s in args.seeds for r in args.recipes if (r, s) not in done]
+    print(f"{len(done)} (recipe, seed) done, {len(jobs)} to train, {threads} thread(s) each")
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(args.workers) as pool:
+        for rows in pool.imap_unordered(train_one, jobs):
+            new = not path.is_file()
+            with path.open("a", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=FIELDS)
+                if new:
+                    writer.writeheader()
+                writer.writerows(rows)
+            print(f"appended {rows[0]['recipe']} seed {rows[0]['seed']} to {path}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
