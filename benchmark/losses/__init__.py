@@ -22,6 +22,7 @@ from benchmark.losses.gradient import (
     LumaGradLoss,
     TVLoss,
 )
+from benchmark.losses.gt_mean import GTMeanLoss
 from benchmark.losses.perceptual import PerceptualLoss
 from benchmark.losses.pixel import CharbonnierLoss, GaussianL1Loss, L1Loss, MSELoss
 from benchmark.losses.ssim import MSSSIMLoss, SSIMLoss
@@ -49,7 +50,10 @@ LOSSES: dict[str, type[nn.Module]] = {
     "luma_grad": LumaGradLoss,
     "tv": TVLoss,
     "adversarial": AdversarialLoss,
+    "gt_mean": GTMeanLoss,
 }
+#: the GT-mean wrapper builds its base loss from this registry (no import cycle)
+GTMeanLoss.registry = LOSSES
 
 
 def loss_params(name: str) -> dict[str, inspect.Parameter]:
