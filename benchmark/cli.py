@@ -20,7 +20,7 @@ PRECISIONS = ("auto", "bf16", "fp32")  # benchmark.protocol.PRECISIONS (no torch
 
 # sub-command -> (module, handler function)
 HANDLERS: dict[str, tuple[str, str]] = {
-    "run": ("benchmark.run.execute", "command_run"),
+    "run": ("benchmark.run.command", "command_run"),
     "sweep": ("benchmark.sweep", "command_sweep"),
     "compare": ("benchmark.analysis.commands", "command_compare"),
     "plots": ("benchmark.analysis.commands", "command_plots"),

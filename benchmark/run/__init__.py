@@ -3,5 +3,6 @@
 :mod:`.setup` (every check before anything is written) -> :mod:`.state` (lock, atomic files,
 RNG, environment) -> :mod:`.loop` (the training loop) -> :mod:`.evaluate` (validation and the
 one read of the test split) -> :mod:`.files` (the run-folder files). :mod:`.execute` drives them
-and holds ``command_run``.
+(:func:`~benchmark.run.execute.run`); :mod:`.command` is the ``run`` sub-command and
+``--check-repro``.
 """

@@ -1,0 +1,99 @@
+"""The ``run`` sub-command: one run (:func:`benchmark.run.execute.run`) or ``--check-repro``.
+
+``--check-repro`` reruns a finished run in a scratch folder and compares every test metric and
+per-image value exactly; the stored run folder is only read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+
+from benchmark.errors import UserError
+from benchmark.run import state as rs
+from benchmark.run.execute import run
+from benchmark.run.files import METRIC_KEYS, repro_differences
+from benchmark.run.setup import check_folder, prepare, run_dir
+
+
+def check_repro(
+    recipe: str,
+    profile: str,
+    seed: int,
+    data_dir: str | None,
+    results_dir: str,
+    device: str | None,
+    deterministic: bool | None,
+    precision: str | None = None,
+) -> int:
+    """Rerun a finished run in a scratch folder and compare; 0 reproduced, 1 differs.
+
+    The run folder is only read. The comparison is exact: every ``test`` metric and every
+    per-image value; a difference is reported with the metric, its size and the images, and
+    the environment fields that differ from the stored run's (the usual explanation).
+    """
+    setup = prepare(
+        recipe, profile, seed, data_dir, results_dir, device, deterministic, precision=precision
+    )
+    done = check_folder(setup)
+    if done is None:
+        raise UserError(
+            f"--check-repro: {setup.folder} holds no finished run to check; run it first"
+        )
+    old_rows = (setup.folder / "per_image.csv").read_text(encoding="utf-8")
+    took = done.get("train_seconds") or 0.0
+    print(
+        f"lossbench: --check-repro {setup.folder}: rerunning in a scratch folder "
+        f"(the original took {took:.0f} s to train; its folder is not touched)"
+    )
+    with tempfile.TemporaryDirectory(prefix="lossbench-repro-") as scratch:
+        again = run(recipe, setup.protocol, seed, data_dir, scratch, device, quiet=True,
+                    precision=setup.protocol.precision)
+        new_path = run_dir(scratch, setup.recipe.name, setup.protocol.name, seed) / "per_image.csv"
+        new_rows = new_path.read_text(encoding="utf-8") if new_path.is_file() else ""
+    differences = repro_differences(done, again, old_rows, new_rows)
+    env_changes = rs.diff_configs(done.get("env") or {}, again.get("env") or {}, limit=8)
+    head = f"lossbench: --check-repro {setup.folder}: "
+    if not differences:
+        n = len(old_rows.strip().splitlines()) - 1
+        print(
+            f"{head}reproduced bit-identically ({len(METRIC_KEYS)} test metrics and {n} images' "
+            f"per-image values are equal)"
+        )
+    else:
+        print(f"{head}DID NOT reproduce")
+        for line in differences:
+            print(f"  {line}")
+    for key in METRIC_KEYS:
+        print(f"  {key:<12} stored {done['test'].get(key)!r}  rerun {again['test'].get(key)!r}")
+    if env_changes:
+        print("  environment of the rerun differs from the stored run's:")
+        for line in env_changes:
+            print(f"    env.{line}")
+    return 1 if differences else 0
+
+
+def command_run(args: argparse.Namespace) -> int:
+    """``python -m benchmark run RECIPE ...``: exit 0 ok (or cached), 1 failed run, 2 bad input."""
+    det = None if args.deterministic is None else args.deterministic == "on"
+    if args.check_repro:
+        return check_repro(
+            args.recipe, args.profile, args.seed, args.data, args.results, args.device, det,
+            args.precision,
+        )
+    metrics = run(
+        args.recipe,
+        args.profile,
+        args.seed,
+        args.data,
+        args.results,
+        args.device,
+        force=args.force,
+        deterministic=det,
+        compile=args.compile,
+        precision=args.precision,
+    )
+    return 0 if metrics["status"] == "ok" else 1
+
+
+__all__ = ["check_repro", "command_run"]
