@@ -1,4 +1,4 @@
-"""Per-image quality metrics on NCHW float tensors in [0, 1] (DESIGN.md, "Conventions").
+"""Per-image quality metrics on NCHW float tensors in [0, 1], RGB (the project's fixed conventions).
 
 - :func:`psnr`: float64, data_range 1, equal to ``skimage.metrics.peak_signal_noise_ratio``.
 - :func:`ssim`: batched float64 torch code equal to ``skimage.metrics.structural_similarity(...,

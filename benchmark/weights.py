@@ -4,7 +4,7 @@ The files are torchvision's published ImageNet weights, kept in the normal torch
 (``torch.hub.get_dir()/checkpoints``, i.e. ``$TORCH_HOME/hub/checkpoints``), under the file names
 of torchvision's weight enums (``VGG19_Weights.IMAGENET1K_V1``, ``AlexNet_Weights.IMAGENET1K_V1``).
 
-Policy (DESIGN.md, "Pretrained weights"):
+Policy:
 
 - A missing file is downloaded from torchvision's URL. If that fails (offline), a
   :class:`UserError` names the file, the exact path it must be placed at, and how to fetch it on a

@@ -1,6 +1,6 @@
 """Read run folders into tidy frames, summarise them, write the comparison tables.
 
-A run folder is ``<results>/runs/<recipe>/<profile>/seed<N>/`` (see DESIGN.md). Reading is
+A run folder is ``<results>/runs/<recipe>/<profile>/seed<N>/`` (docs/ARCHITECTURE.md). Reading is
 strict about what is there (a malformed ``metrics.json`` or CSV is a :class:`UserError`
 naming the file and the field) and lenient about what is not (a failed run may have no
 ``per_image.csv``; the ``missing_files`` column says what was absent).
