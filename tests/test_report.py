@@ -84,10 +84,11 @@ def test_report_warnings(reported) -> None:
     assert "`flw/smoke/seed1` failed: NaN in term flw at iteration 12" in warnings
     assert ("unofficial `alexnet` weights in 2 run(s) (recipes: s3net): LPIPS used them"
             in warnings)
-    assert "`flw` (smoke) has 1 finished seed(s): fewer than 3" in warnings
+    assert "`flw` (smoke) has 1 finished seed(s): fewer than 3, so it gets no p-value" in warnings
+    assert "`flw` (smoke) finished seeds 0 of 0,1: its means are over its own seeds" in warnings
     assert "`flw/smoke/seed1` lacks" not in warnings  # a failed run's missing CSV is expected
     summary = text.split("## Summary")[1]
-    assert "| flw | 1 of 2 (failed: 1)‡ |" in summary
+    assert "| flw | 1 of 2 (failed: 1)‡§ |" in summary
     assert "† made with unofficial pretrained weights" in summary
 
 
@@ -111,21 +112,26 @@ def test_unofficial_weights_are_marked(tmp_path: Path) -> None:
     md = markdown_tables(summary)
     lines = {line.split(" | ")[0]: line for line in md.splitlines() if line.startswith("| ")}
     assert "| l1" in lines and "| s3net†" in lines  # vgg19 touches training: whole row
-    assert lines["| l1"].split(" | ")[4].endswith("]†")  # alexnet: LPIPS cell
+    assert lines["| l1"].split(" | ")[4].endswith("0.475†")  # alexnet: LPIPS cell
     assert "† made with unofficial pretrained weights" in md
 
 
 def test_tables_bold_best_and_latex(tmp_path: Path) -> None:
-    make_run(tmp_path, "l1", 0, [20.0, 21.0])
-    make_run(tmp_path, "my_mix", 0, [22.0, 23.0])
+    for seed in (0, 1, 2):
+        make_run(tmp_path, "l1", seed, [20.0, 21.0 + seed])
+        make_run(tmp_path, "my_mix", seed, [22.0, 23.0 + seed])
     summary = summarize(*load_runs(tmp_path), "l1")
     md = markdown_tables(summary)
     assert "| PSNR (dB) ↑ |" in md and "| LPIPS ↓ |" in md
-    assert "**22.50 [22.00, 23.00]**" in md
-    assert "| ΔPSNR vs l1 (dB) |" in md and "+2.00 (p=" in md
+    # t(2) interval over the per-seed means 22.5, 23, 23.5: 23 -/+ 4.303 * 0.2887
+    assert "**23.00 ± 0.50 [21.76, 24.24]**" in md
+    # a constant +2 dB difference: zero variance, so p = 0 and a zero-width interval
+    assert "| ΔPSNR vs l1 (dB) |" in md and "+2.00 [+2.00, +2.00] (p=0*)" in md
+    assert "| my_mix | PSNR | +2.00 [+2.00, +2.00] | 0* | 0* |" in md
     tex = latex_tables(summary)
     for token in (r"\toprule", r"\midrule", r"\bottomrule", r"my\_mix",
-                  r"\textbf{22.50 [22.00, 23.00]}", r"PSNR (dB) $\uparrow$", r"[95\% CI"):
+                  r"\textbf{23.00 $\pm$ 0.50 [21.76, 24.24]}", r"PSNR (dB) $\uparrow$",
+                  r"[95\% CI", r"lossbench comparisons and ranks"):
         assert token in tex
     assert re.search(r"(?<!\\)%", tex) is None  # an unescaped % would comment out the rest
 

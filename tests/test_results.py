@@ -1,12 +1,12 @@
 """Reading run folders and the summary statistics, on hand-made run folders with known values.
 
-References: scipy.stats.wilcoxon for the paired test, an exhaustive enumeration of the
-two-stage bootstrap distribution for the CI, hand-computed Holm adjustments.
+References: scipy.stats (t intervals, one-sample t-tests, Mann-Whitney U) for the intervals,
+tests and probability of improvement, hand-computed Holm adjustments. The calibration of the
+tests and intervals by simulation is in test_statistics.py.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import shutil
 from collections.abc import Sequence
@@ -20,7 +20,7 @@ from PIL import Image
 from scipy import stats as sps
 
 from benchmark.analysis.frames import config_precision, load_runs, load_train_logs
-from benchmark.analysis.stats import hierarchical_bootstrap, holm, paired_test, summarize
+from benchmark.analysis.stats import holm, paired_test, summarize
 from benchmark.analysis.tables import markdown_tables
 from benchmark.cli import main
 from benchmark.errors import UserError
@@ -159,7 +159,7 @@ def test_missing_optional_files_are_reported(tmp_path: Path) -> None:
     assert (row["n_ok"], row["n_failed"], row["n_incomplete"]) == (1, 1, 1)
     # no per_image.csv: the metrics.json value is the one observation of that seed
     assert row["psnr_mean"] == pytest.approx(21.0)
-    assert row["psnr_ci_low"] == row["psnr_ci_high"] == pytest.approx(21.0)
+    assert np.isnan(row["psnr_ci_low"]) and np.isnan(row["psnr_ci_high"])  # one seed: no CI
 
 
 @pytest.mark.parametrize(
@@ -219,29 +219,36 @@ def test_mean_std_and_paired_test_against_scipy(tmp_path: Path) -> None:
     row = _row(summary, "l1")
     assert row["psnr_mean"] == pytest.approx(np.mean(seed_means), abs=1e-12)
     assert row["psnr_std"] == pytest.approx(np.std(seed_means, ddof=1), abs=1e-12)
-    assert row["psnr_ci_low"] < row["psnr_mean"] < row["psnr_ci_high"]
-    assert row["n_ok"] == 3 and row["seeds_expected"] == "0,1,2"
+    # seed-level interval: Student t over the per-seed means
+    ci = sps.t.interval(0.95, 2, loc=np.mean(seed_means), scale=sps.sem(seed_means))
+    assert (row["psnr_ci_low"], row["psnr_ci_high"]) == pytest.approx(ci, abs=1e-12)
+    # the wider interval also counts the spread of the test images
+    assert row["psnr_ci_crossed_high"] - row["psnr_ci_crossed_low"] > ci[1] - ci[0]
+    assert row["n_ok"] == 3 and row["seeds_expected"] == "0,1,2" and row["full_seeds"]
     better = _row(summary, "better")
-    d = np.concatenate([diffs[s] for s in (0, 1, 2)])
+    d = np.array([diffs[s] for s in (0, 1, 2)])
     assert better["psnr_diff"] == pytest.approx(d.mean(), abs=1e-12)
     assert better["psnr_diff"] > 0
-    assert better["psnr_n_pairs"] == 12
-    assert better["psnr_p"] == pytest.approx(sps.wilcoxon(d).pvalue, rel=1e-12)
+    assert (better["psnr_n_pairs"], better["psnr_n_shared_seeds"], better["psnr_n_images"]) == (
+        12, 3, 4)
+    assert better["psnr_p"] == pytest.approx(paired_test(d), rel=1e-12)
+    assert better["psnr_p_fixed"] == pytest.approx(
+        sps.ttest_1samp(d.mean(axis=1), 0.0).pvalue, rel=1e-12)
+    assert better["psnr_diff_ci_low"] < d.mean() < better["psnr_diff_ci_high"]
+    assert better["psnr_mde"] > 0 and better["psnr_seeds_needed"] >= 2
+    # probability of improvement: Mann-Whitney U of the per-seed means over the 9 seed pairs
+    u = sps.mannwhitneyu(d.mean(axis=1) + seed_means, seed_means).statistic / 9
+    assert better["psnr_p_improve"] == pytest.approx(u, abs=1e-12)
+    assert better["psnr_p_improve_low"] <= better["psnr_p_improve"] <= better[
+        "psnr_p_improve_high"]
     # LPIPS = 1 - PSNR/40 here, so the recipe is better on LPIPS too: a negative difference
     assert better["lpips_diff"] == pytest.approx(-d.mean() / 40.0, abs=1e-12)
+    assert better["lpips_p_improve"] == pytest.approx(u, abs=1e-12)  # lower is better
     # one comparison: Holm leaves p unchanged
     assert better["psnr_p_holm"] == pytest.approx(better["psnr_p"])
     assert (better["psnr_rank"], row["psnr_rank"]) == (1, 2)
     assert (better["lpips_rank"], row["lpips_rank"]) == (1, 2)
     assert np.isnan(row["psnr_p"])
-
-
-def test_paired_test_known_values() -> None:
-    # eight positive differences: exact two-sided p = 2 / 2**8
-    assert paired_test(np.arange(1.0, 9.0)) == pytest.approx(2 / 256, abs=1e-15)
-    assert paired_test(-np.arange(1.0, 9.0)) == pytest.approx(2 / 256, abs=1e-15)
-    assert paired_test(np.zeros(5)) == 1.0
-    assert np.isnan(paired_test(np.array([])))
 
 
 def test_holm_against_hand_computed_values() -> None:
@@ -255,76 +262,78 @@ def test_holm_against_hand_computed_values() -> None:
 
 def test_holm_in_summary_across_recipes(tmp_path: Path) -> None:
     base = np.array([20.0, 21.0, 22.0, 23.0, 24.0, 25.0])
-    shifts = {"a": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6], "b": [0.3, -0.15, 0.2, -0.25, 0.1, 0.05],
-              "c": [-0.5, -0.4, -0.3, -0.2, -0.6, -0.1]}
-    make_run(tmp_path, "l1", 0, base)
-    for name, s in shifts.items():
-        make_run(tmp_path, name, 0, base + np.array(s))
+    rng = np.random.default_rng(3)
+    jitter = rng.normal(0.0, 0.2, (3, 6))  # the baseline's run-to-run deviation
+    shifts = {"a": 0.4, "b": 0.05, "c": -0.3}
+    matrices = {}
+    for seed in range(3):
+        make_run(tmp_path, "l1", seed, base + jitter[seed])
+    for name, shift in shifts.items():
+        own = rng.normal(shift, 0.2, (3, 6))
+        matrices[name] = own - jitter
+        for seed in range(3):
+            make_run(tmp_path, name, seed, base + own[seed])
     summary = summarize(*load_runs(tmp_path), "l1").set_index("recipe")
-    p = {n: sps.wilcoxon(np.array(s)).pvalue for n, s in shifts.items()}
+    p = {n: paired_test(m) for n, m in matrices.items()}
     order = sorted(p, key=p.get)
     expected, running = {}, 0.0
     for i, name in enumerate(order):
         running = max(running, min(1.0, (3 - i) * p[name]))
         expected[name] = running
     for name in shifts:
-        assert summary.loc[name, "psnr_p_holm"] == pytest.approx(expected[name], rel=1e-12)
+        assert summary.loc[name, "psnr_p"] == pytest.approx(p[name], rel=1e-9)
+        assert summary.loc[name, "psnr_p_holm"] == pytest.approx(expected[name], rel=1e-9)
     assert summary.loc["c", "psnr_diff"] < 0 < summary.loc["a", "psnr_diff"]
 
 
-def _exact_bootstrap(groups: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Every outcome of the two-stage bootstrap, enumerated, with its probability."""
-    per_seed = []  # all resampled image means of each seed
-    for g in groups:
-        draws = np.array(list(itertools.product(g, repeat=len(g))))
-        per_seed.append(draws.mean(axis=1))
-    outcomes, probs = [], []
-    combos = list(itertools.product(range(len(groups)), repeat=len(groups)))
-    for seeds in combos:
-        grids = np.meshgrid(*[per_seed[s] for s in seeds], indexing="ij")
-        values = np.mean(grids, axis=0).ravel()
-        outcomes.append(values)
-        probs.append(np.full(values.size, 1.0 / (len(combos) * values.size)))
-    return np.concatenate(outcomes), np.concatenate(probs)
+def test_too_few_shared_seeds_gives_no_test(tmp_path: Path) -> None:
+    for seed in (0, 1):
+        make_run(tmp_path, "l1", seed, [20.0, 21.0, 22.0])
+        make_run(tmp_path, "big", seed, [25.0, 26.0, 27.5 + seed])
+    summary = summarize(*load_runs(tmp_path), "l1")
+    big = _row(summary, "big")
+    assert big["psnr_diff"] == pytest.approx(32.0 / 6.0)
+    assert big["psnr_n_shared_seeds"] == 2
+    for col in ("p", "p_holm", "p_fixed", "diff_ci_low", "mde", "seeds_needed", "p_improve"):
+        assert np.isnan(big[f"psnr_{col}"]), col
+    md = markdown_tables(summary)
+    assert "+5.33 (no test: 2 shared seeds)" in md
+    assert "no p-value with fewer than 3 seeds shared with l1" in md
 
 
-def test_bootstrap_matches_exhaustive_enumeration() -> None:
-    groups = [np.array([20.0, 21.5, 23.0]), np.array([19.0, 22.0, 22.5]),
-              np.array([24.0, 20.5, 21.0])]
-    exact, prob = _exact_bootstrap(groups)  # 27 * 27**3 equally likely outcomes
-    assert np.allclose(prob, prob[0])
-    low, high, reps = hierarchical_bootstrap(groups, n_boot=40_000,
-                                             rng=np.random.default_rng(1))
-    spread = exact.max() - exact.min()
-    assert reps.mean() == pytest.approx(exact.mean(), abs=0.005 * spread)
-    assert reps.std() == pytest.approx(exact.std(), rel=0.02)
-    e_low, e_high = np.quantile(exact, [0.025, 0.975])
-    assert low == pytest.approx(e_low, abs=0.01 * spread)
-    assert high == pytest.approx(e_high, abs=0.01 * spread)
+def test_common_seeds_rank_and_bold_only_full_recipes(tmp_path: Path) -> None:
+    for seed in (0, 1, 2):
+        make_run(tmp_path, "l1", seed, [20.0, 21.0 + 0.1 * seed, 22.0])
+        make_run(tmp_path, "mid", seed, [20.5, 21.5 + 0.1 * seed, 22.5])
+    make_run(tmp_path, "lucky", 0, [30.0, 31.0, 32.0])  # best mean, but one seed of three
+    make_run(tmp_path, "lucky", 1, status="failed", error="NaN")
+    summary = summarize(*load_runs(tmp_path), "l1")
+    lucky, mid = _row(summary, "lucky"), _row(summary, "mid")
+    assert not lucky["full_seeds"] and mid["full_seeds"] and lucky["group_seeds"] == "0,1,2"
+    assert np.isnan(lucky["psnr_rank"]) and (mid["psnr_rank"], _row(summary, "l1")["psnr_rank"]) \
+        == (1, 2)
+    assert lucky["psnr_n_shared_seeds"] == 1 and lucky["psnr_diff"] == pytest.approx(10.0)
+    # a clear winner on every seed keeps its rank in every bootstrap replicate
+    assert mid["psnr_rank_stability"] == 1.0
+    md = markdown_tables(summary)
+    line = next(x for x in md.splitlines() if x.startswith("| lucky"))
+    assert "**" not in line and "§" in line
+    assert "**21.53" in md  # mid is bold among the recipes with every seed
+    assert "§ did not finish every seed of this table (0,1,2)" in md
 
 
-def test_bootstrap_unequal_image_counts_weights_seeds_equally() -> None:
-    groups = [np.array([10.0]), np.array([20.0, 22.0])]
-    exact, prob = _exact_bootstrap(groups)
-    mean = float(np.sum(prob * exact))
-    std = float(np.sqrt(np.sum(prob * (exact - mean) ** 2)))
-    _, _, reps = hierarchical_bootstrap(groups, n_boot=40_000, rng=np.random.default_rng(2))
-    assert mean == pytest.approx((10.0 + 21.0) / 2)  # seeds weigh the same, not images
-    assert reps.mean() == pytest.approx(mean, abs=0.05)
-    assert reps.std() == pytest.approx(std, rel=0.03)
+# ---------------------------------------------------------------- stability
 
 
-def test_bootstrap_degenerate_and_stable(tmp_path: Path) -> None:
-    low, high, _ = hierarchical_bootstrap([np.full(4, 0.3), np.full(4, 0.3)])
-    assert low == high == 0.3
-    assert np.isnan(hierarchical_bootstrap([])[0])
+def test_intervals_are_stable(tmp_path: Path) -> None:
     for seed in (0, 1, 2):
         make_run(tmp_path, "l1", seed, [20.0 + seed, 23.0, 21.0 - seed])
+        make_run(tmp_path, "a", seed, [20.5 + seed, 23.0, 21.2 - seed])
     first = summarize(*load_runs(tmp_path), "l1")
-    make_run(tmp_path, "other", 0)  # adding a recipe must not move l1's interval
+    make_run(tmp_path, "other", 0)  # adding a recipe must not move another's intervals
     second = summarize(*load_runs(tmp_path), "l1")
-    assert _row(second, "l1")["psnr_ci_low"] == _row(first, "l1")["psnr_ci_low"]
-    assert _row(second, "l1")["psnr_ci_high"] == _row(first, "l1")["psnr_ci_high"]
+    for col in ("psnr_ci_low", "psnr_ci_high", "psnr_p_improve_low", "psnr_p_improve_high"):
+        assert _row(second, "a")[col] == _row(first, "a")[col], col
 
 
 # ---------------------------------------------------------------- grouping and marks
@@ -398,7 +407,7 @@ def test_failed_and_missing_seeds_are_shown(tmp_path: Path) -> None:
     gan = _row(summary, "gan")
     assert gan["n_ok"] == 0 and np.isnan(gan["psnr_mean"]) and np.isnan(gan["psnr_rank"])
     md = markdown_tables(summary)
-    assert "| flw | 1 of 3 (failed: 1; missing: 2)‡ |" in md
+    assert "| flw | 1 of 3 (failed: 1; missing: 2)‡§ |" in md
     assert "| gan | 0 of 3 (failed: 0; missing: 1,2)‡ | n/a |" in md
     assert "‡ fewer than 3 finished seeds" in md
     assert "Failed: flw seed1: NaN in term flw at iteration 12" in md

@@ -59,7 +59,12 @@ def _warnings(runs: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
         out.append(f"`{r.recipe}` ({r.profile}) has no finished run: no numbers for it.")
     for r in summary[summary["n_ok"].between(1, FEW_SEEDS - 1)].itertuples():
         out.append(f"`{r.recipe}` ({r.profile}) has {r.n_ok} finished seed(s): fewer than "
-                   f"{FEW_SEEDS}, so its CI says little about seed-to-seed variation.")
+                   f"{FEW_SEEDS}, so it gets no p-value against the baseline and its SD and CI "
+                   "rest on too few runs to say much.")
+    for r in summary[(summary["n_ok"] > 0) & ~summary["full_seeds"]].itertuples():
+        out.append(f"`{r.recipe}` ({r.profile}) finished seeds {r.ok_seeds} of "
+                   f"{r.group_seeds}: its means are over its own seeds, so it is not ranked or "
+                   "bolded against the recipes that finished all of them.")
     commits = runs["git_commit"].dropna().unique()
     if len(commits) > 1:
         out.append(f"the runs come from {len(commits)} different commits "

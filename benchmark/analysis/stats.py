@@ -1,28 +1,31 @@
-"""Summary statistics over run folders: bootstrap CIs, paired tests, Holm, ranks.
+"""Summary statistics over run folders: intervals, paired tests, Holm, power, ranks.
 
-The unit of replication is the seed (one training run); the test images are a second,
-nested level. Every number here is computed on the tidy frames of
-:func:`benchmark.analysis.frames.load_runs` and nothing else.
+The unit of replication is the training run (seed); the test images are a sample too. Every
+number here is computed on the tidy frames of :func:`benchmark.analysis.frames.load_runs`;
+the tests and intervals are in :mod:`.inference`, their calibration in :mod:`.calibration`
+(docs/STATISTICS.md has the method and the simulation results).
 
-Bootstrap (``hierarchical_bootstrap``): a two-stage (seeds, then images within each seed)
-percentile bootstrap of the grand mean, the scheme of Davison & Hinkley, *Bootstrap Methods
-and their Application* (1997), sec. 3.8 ("resample clusters, then units within clusters").
-Each replicate draws ``S`` seeds with replacement from the ``S`` finished runs, then for
-every drawn seed draws that run's ``n`` test images with replacement, and takes the mean
-over seeds of the per-seed image means (so each seed weighs the same however many images it
-has). The 95% interval is the 2.5 and 97.5 percentiles of 2000 replicates. The generator is
-seeded from the (profile, dataset, recipe, metric) key, so a recipe's interval does not move
-when another recipe is added. With fewer than 3 seeds the seed level is barely sampled and
-the interval is too narrow: the tables say so.
+Metric cells: the mean over seeds of each run's mean over the test images, the SD of those
+per-seed means, and a Student-t 95% interval from them (``<metric>_ci_low/high``): it covers
+the expected score *on this test set* over training runs. ``<metric>_ci_crossed_low/high``
+also treats the test images as a sample (crossed seed x image random effects): the expected
+score over training runs and test images like these.
 
-Paired test (``paired_test``): Wilcoxon signed-rank (scipy) over (seed, image) pairs of a
-recipe and the baseline. Chosen over the paired t-test because per-image metric differences
-are skewed and heavy-tailed (a few dark images dominate PSNR gaps) and the signed-rank test
-does not assume normality. scipy's default method: exact null distribution up to 50
-distinct non-zero differences, exhaustive permutations up to 13 with ties, else the normal
-approximation with tie correction; zero differences are dropped (``zero_method="wilcox"``).
-Caveat: the same image under different seeds is not an
-independent pair, so p-values are optimistic; read them together with the seed-level CI.
+Common seeds: within a (profile, dataset) group the seeds are those any recipe finished.
+A recipe that finished all of them (``full_seeds``) is ranked; one that did not is shown on
+its own seeds, never ranked or bolded against the others. A difference to the baseline pairs
+the two recipes by seed (same initialisation and crop order: common random numbers) and by
+image, over the seeds both finished, giving a seeds x images matrix of differences.
+
+Differences (``<metric>_diff`` ...): the grand mean of that matrix; p (``_p``) and the 95%
+interval (``_diff_ci_low/high``) from the crossed random-effects ANOVA with Satterthwaite
+degrees of freedom (calibrated when both the runs and the test images are random);
+``_p_fixed`` and ``_diff_fixed_ci_low/high`` are the fixed-test-set variant (t on the
+per-seed mean differences). With fewer than ``FEW_SEEDS`` shared seeds no test is made.
+``_mde``: the smallest true difference the test detects with 80% power given the observed
+variances; ``_seeds_needed``: seeds for 80% power at the observed difference. ``_p_improve``
+(with ``_low/_high``): rliable's probability that a run of the recipe beats a run of the
+baseline, with its stratified bootstrap interval.
 
 Holm (``holm``): step-down family-wise correction across the recipes compared with the
 baseline (Holm, Scand. J. Statist. 6, 1979), one family per (profile, dataset, metric).
@@ -30,13 +33,16 @@ baseline (Holm, Scand. J. Statist. 6, 1979), one family per (profile, dataset, m
 
 from __future__ import annotations
 
-import warnings
 import zlib
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
+
+from benchmark.analysis import inference
+from benchmark.analysis.inference import paired_test
+
+__all__ = ["FEW_SEEDS", "METRICS", "holm", "paired_test", "rank_frequencies", "summarize"]
 
 # metric -> higher is better?
 METRICS: dict[str, bool] = {"psnr": True, "ssim": True, "lpips": False, "psnr_gtmean": True}
@@ -49,74 +55,6 @@ def stable_rng(*key: object, seed: int = RNG_SEED) -> np.random.Generator:
     """A generator seeded from ``seed`` and a key (stable across processes, unlike hash())."""
     text = "\x1f".join(str(k) for k in key)
     return np.random.default_rng([seed, zlib.crc32(text.encode("utf-8"))])
-
-
-def hierarchical_bootstrap(
-    groups: Sequence[np.ndarray],
-    *,
-    n_boot: int = N_BOOT,
-    level: float = 0.95,
-    rng: np.random.Generator | None = None,
-) -> tuple[float, float, np.ndarray]:
-    """Percentile CI of the mean of per-seed means, resampling seeds then images.
-
-    Args:
-        groups: one 1-D array of per-image values per seed (NaNs are dropped; empty seeds
-            are ignored).
-        n_boot: number of bootstrap replicates.
-        level: coverage of the two-sided interval.
-        rng: random generator (default: seeded with ``RNG_SEED``).
-
-    Returns:
-        ``(low, high, replicates)``; ``(nan, nan, empty)`` when there is no data.
-    """
-    arrays = [np.asarray(g, dtype=np.float64) for g in groups]
-    arrays = [a[np.isfinite(a)] for a in arrays]
-    arrays = [a for a in arrays if a.size]
-    if not arrays:
-        return float("nan"), float("nan"), np.empty(0)
-    rng = rng if rng is not None else np.random.default_rng(RNG_SEED)
-    n_seeds = len(arrays)
-    sizes = np.array([a.size for a in arrays])
-    width = int(sizes.max())
-    table = np.zeros((n_seeds, width))
-    for i, a in enumerate(arrays):
-        table[i, : a.size] = a
-    reps = np.empty(n_boot)
-    chunk = max(1, 2_000_000 // (n_seeds * width))  # bound memory for large test splits
-    for start in range(0, n_boot, chunk):
-        b = min(chunk, n_boot - start)
-        seed_idx = rng.integers(0, n_seeds, size=(b, n_seeds))
-        n_of = sizes[seed_idx]  # (b, S): image count of each drawn seed
-        # draw `width` positions per seed and keep the first n_of: exactly n draws from n
-        u = rng.random((b, n_seeds, width))
-        img_idx = np.minimum((u * n_of[..., None]).astype(np.int64), n_of[..., None] - 1)
-        keep = np.arange(width)[None, None, :] < n_of[..., None]
-        values = table[seed_idx[..., None], img_idx]
-        per_seed = np.where(keep, values, 0.0).sum(axis=2) / n_of
-        reps[start : start + b] = per_seed.mean(axis=1)
-    alpha = (1.0 - level) / 2.0
-    low, high = np.quantile(reps, [alpha, 1.0 - alpha])
-    # a constant input must give a degenerate interval, not one a rounding error wide
-    if np.ptp(np.concatenate(arrays)) == 0.0:
-        low = high = float(arrays[0][0])
-    return float(low), float(high), reps
-
-
-def paired_test(diffs: np.ndarray) -> float:
-    """Two-sided Wilcoxon signed-rank p-value of paired differences (recipe - baseline).
-
-    Returns 1.0 when every difference is zero and NaN when there are no pairs.
-    """
-    d = np.asarray(diffs, dtype=np.float64)
-    d = d[np.isfinite(d)]
-    if d.size == 0:
-        return float("nan")
-    if not np.any(d != 0):
-        return 1.0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return float(sps.wilcoxon(d, alternative="two-sided").pvalue)
 
 
 def holm(pvalues: Sequence[float]) -> np.ndarray:
@@ -141,14 +79,25 @@ def _seed_text(seeds: Sequence[int]) -> str:
     return ",".join(str(s) for s in sorted(seeds))
 
 
+def _matrix(per_image: pd.DataFrame, run_ids: Sequence[str], metric: str) -> pd.DataFrame:
+    """Seeds x images table of one recipe's per-image values (NaN where a cell is missing)."""
+    sub = per_image[per_image["run_id"].isin(run_ids) & (per_image["metric"] == metric)]
+    return sub.pivot_table(index="seed", columns="image", values="value", aggfunc="mean")
+
+
+def _seed_means(ok: pd.DataFrame, table: pd.DataFrame, metric: str) -> pd.Series:
+    """Per-seed mean over the test images; a run without per_image.csv gives its
+    metrics.json value."""
+    means = table.mean(axis=1, skipna=True)
+    fallback = ok.set_index("seed")[metric].astype(float)
+    return means.reindex(fallback.index).fillna(fallback).dropna().sort_index()
+
+
 def _one_recipe(
-    key: tuple[str, str, str],
-    runs: pd.DataFrame,
-    values: dict[tuple[str, str], np.ndarray],
-    expected: set[int],
-    n_boot: int,
-) -> dict:
-    """Seed accounting, mean/std/CI per metric and train time for one (profile, dataset, recipe)."""
+    key: tuple[str, str, str], runs: pd.DataFrame, per_image: pd.DataFrame, expected: set[int]
+) -> tuple[dict, dict[str, tuple[pd.Series, pd.DataFrame]]]:
+    """Seed accounting, mean/std/CIs per metric and train time for one (profile, dataset,
+    recipe); also each metric's per-seed means and seeds x images table."""
     ok = runs[runs["status"] == "ok"]
     seen = set(runs["seed"])
     row: dict = {
@@ -171,55 +120,121 @@ def _one_recipe(
             if isinstance(e, str) and e
         ),
     }
+    data = {}
     for metric in METRICS:
-        # one array of per-image values per ok seed; a run without per_image.csv contributes
-        # its metrics.json value as a single "image"
-        arrays = []
-        for _, run in ok.iterrows():
-            v = values.get((run["run_id"], metric), np.empty(0))
-            if v.size == 0 and np.isfinite(run[metric]):
-                v = np.array([run[metric]])
-            v = v[np.isfinite(v)]
-            if v.size:
-                arrays.append(v)
-        seed_means = np.array([a.mean() for a in arrays])
-        low, high, _ = hierarchical_bootstrap(
-            arrays, n_boot=n_boot, rng=stable_rng(*key, metric)
-        )
-        row[f"{metric}_mean"] = float(seed_means.mean()) if seed_means.size else np.nan
-        row[f"{metric}_std"] = float(seed_means.std(ddof=1)) if seed_means.size > 1 else np.nan
-        row[f"{metric}_ci_low"] = low
-        row[f"{metric}_ci_high"] = high
-        row[f"{metric}_n_seeds"] = len(arrays)
+        table = _matrix(per_image, list(ok["run_id"]), metric)
+        means = _seed_means(ok, table, metric)
+        data[metric] = (means, table)
+        seed_level = inference.fixed_images(means.to_numpy()[:, None])
+        low, high = seed_level.interval()
+        block = inference.complete(table.to_numpy()) if len(table) else np.empty((0, 0))
+        c_low, c_high = (inference.crossed(block).interval() if block.size
+                         else (np.nan, np.nan))
+        row[f"{metric}_mean"] = float(means.mean()) if len(means) else np.nan
+        row[f"{metric}_std"] = float(means.std(ddof=1)) if len(means) > 1 else np.nan
+        row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = float(low), float(high)
+        row[f"{metric}_ci_crossed_low"] = float(c_low)
+        row[f"{metric}_ci_crossed_high"] = float(c_high)
+        row[f"{metric}_n_seeds"] = len(means)
     t = ok["train_seconds"].astype(float)
     row["train_seconds_mean"] = float(t.mean()) if t.notna().any() else np.nan
     row["train_seconds_std"] = float(t.std(ddof=1)) if t.notna().sum() > 1 else np.nan
     unofficial = sorted({w for text in runs["unofficial_weights"] for w in text.split(",") if w})
     row["unofficial_weights"] = ",".join(unofficial)
     row["lpips_comparable"] = "alexnet" not in unofficial
-    return row
+    return row, data
 
 
-def _paired_columns(summary: pd.DataFrame, values: pd.DataFrame, baseline: str) -> None:
-    """Add ``<metric>_diff``, ``_n_pairs``, ``_p``, ``_p_holm`` against the baseline, in place."""
-    for (profile, dataset), idx in summary.groupby(["profile", "dataset"]).groups.items():
-        in_group = values[(values["profile"] == profile) & (values["dataset"] == dataset)]
-        base = in_group[in_group["recipe"] == baseline]
-        for metric in METRICS:
-            b = base[base["metric"] == metric].set_index(["seed", "image"])["value"]
-            for i in idx:
-                recipe = summary.at[i, "recipe"]
-                if recipe == baseline or b.empty:
-                    continue
-                r = in_group[(in_group["recipe"] == recipe) & (in_group["metric"] == metric)]
-                r = r.set_index(["seed", "image"])["value"]
-                pairs = pd.concat([r.rename("r"), b.rename("b")], axis=1, join="inner").dropna()
-                d = (pairs["r"] - pairs["b"]).to_numpy()
-                summary.at[i, f"{metric}_n_pairs"] = len(d)
-                summary.at[i, f"{metric}_diff"] = float(d.mean()) if len(d) else np.nan
-                summary.at[i, f"{metric}_p"] = paired_test(d)
-            p_idx = [i for i in idx if summary.at[i, "recipe"] != baseline]
-            summary.loc[p_idx, f"{metric}_p_holm"] = holm(summary.loc[p_idx, f"{metric}_p"])
+DIFF_COLUMNS = ("diff", "n_shared_seeds", "n_images", "n_pairs", "diff_ci_low", "diff_ci_high",
+                "df", "p", "p_holm", "p_fixed", "p_fixed_holm", "diff_fixed_ci_low",
+                "diff_fixed_ci_high", "mde", "seeds_needed", "p_improve", "p_improve_low",
+                "p_improve_high")
+
+
+def _compare(
+    recipe: tuple[pd.Series, pd.DataFrame], base: tuple[pd.Series, pd.DataFrame],
+    higher: bool, rng: np.random.Generator, n_boot: int,
+) -> dict[str, float]:
+    """Every ``DIFF_COLUMNS`` value (less the Holm ones) of one recipe against the baseline."""
+    out = dict.fromkeys(DIFF_COLUMNS, np.nan)
+    shared = sorted(set(recipe[0].index) & set(base[0].index))
+    images = recipe[1].columns.intersection(base[1].columns)
+    seeds = [s for s in shared if s in recipe[1].index and s in base[1].index]
+    diffs = (recipe[1].reindex(index=seeds, columns=images)
+             - base[1].reindex(index=seeds, columns=images)).to_numpy()
+    rows, cols = inference.complete_block(diffs) if diffs.size else ([], [])
+    block = diffs[np.ix_(rows, cols)] if len(rows) and len(cols) else np.empty((0, 0))
+    if block.size == 0:  # no per-image values in common: the per-seed means alone
+        block = (recipe[0].reindex(shared) - base[0].reindex(shared)).to_numpy()[:, None]
+        block = block[np.isfinite(block[:, 0])]
+    s, n = block.shape
+    out.update(n_shared_seeds=s, n_images=n, n_pairs=s * n)
+    if block.size == 0:
+        return out
+    out["diff"] = float(block.mean())
+    if s < FEW_SEEDS:
+        return out
+    est, fixed = inference.crossed(block), inference.fixed_images(block)
+    out["diff_ci_low"], out["diff_ci_high"] = (float(v) for v in est.interval())
+    out["diff_fixed_ci_low"], out["diff_fixed_ci_high"] = (float(v) for v in fixed.interval())
+    out.update(df=float(est.df), p=float(est.pvalue()), p_fixed=float(fixed.pvalue()))
+    out["mde"] = 0.0 if est.exact() else inference.detectable(float(est.se), float(est.df))
+    out["seeds_needed"] = inference.seeds_needed(block, out["diff"])
+    a = recipe[0].reindex(shared).to_numpy()
+    b = base[0].reindex(shared).to_numpy()
+    a, b = (a, b) if higher else (b, a)
+    pi = inference.prob_improvement_ci(a, b, rng, n_boot=n_boot)
+    out["p_improve"], out["p_improve_low"], out["p_improve_high"] = pi
+    return out
+
+
+def _common_seeds(summary: pd.DataFrame) -> None:
+    """``group_seeds`` (finished by any recipe of the group) and ``full_seeds``, in place."""
+    for _, idx in summary.groupby(["profile", "dataset"]).groups.items():
+        done = [set(filter(None, summary.at[i, "ok_seeds"].split(","))) for i in idx]
+        union = set().union(*done)
+        summary.loc[idx, "group_seeds"] = _seed_text(int(s) for s in union)
+        summary.loc[idx, "full_seeds"] = [bool(d) and d == union for d in done]
+    summary["full_seeds"] = summary["full_seeds"].astype(bool)
+
+
+def _ranks(summary: pd.DataFrame, data: dict, n_boot: int) -> None:
+    """Ranks and rank stability among the recipes that finished every seed, in place."""
+    for metric, higher in METRICS.items():
+        summary[f"{metric}_rank"] = np.nan
+        summary[f"{metric}_rank_stability"] = np.nan
+        full = summary[summary["full_seeds"] & summary[f"{metric}_mean"].notna()]
+        for key, group in full.groupby(["profile", "dataset"]):
+            summary.loc[group.index, f"{metric}_rank"] = group[f"{metric}_mean"].rank(
+                ascending=not higher, method="min")
+            freq = rank_frequencies(data, (*key, metric), list(group["recipe"]), n_boot)
+            if freq is None:
+                continue
+            for i, recipe in zip(group.index, group["recipe"], strict=True):
+                rank = int(summary.at[i, f"{metric}_rank"])
+                summary.at[i, f"{metric}_rank_stability"] = freq.at[recipe, rank]
+
+
+def rank_frequencies(
+    data: dict, key: tuple[str, str, str], recipes: Sequence[str], n_boot: int = N_BOOT
+) -> pd.DataFrame | None:
+    """Fraction of crossed seed x image bootstrap replicates in which each recipe takes each
+    rank (recipes x ranks 1..R), on the seeds and images every recipe has; None when fewer
+    than 2 recipes or 2 seeds are left."""
+    profile, dataset, metric = key
+    tables = [data[(profile, dataset, r)][metric][1] for r in recipes]
+    seeds = sorted(set.intersection(*(set(t.index) for t in tables)))
+    images = tables[0].columns
+    for t in tables[1:]:
+        images = images.intersection(t.columns)
+    cube = np.stack([t.reindex(index=seeds, columns=images).to_numpy() for t in tables])
+    keep = np.isfinite(cube).all(axis=(0, 1))
+    cube = cube[:, :, keep]
+    if len(recipes) < 2 or len(seeds) < 2 or cube.shape[2] == 0:
+        return None
+    freq = inference.rank_stability(cube, METRICS[metric], stable_rng(*key, "ranks"),
+                                    n_boot=n_boot)
+    return pd.DataFrame(freq, index=list(recipes), columns=range(1, len(recipes) + 1))
 
 
 def summarize(
@@ -228,30 +243,30 @@ def summarize(
     baseline: str = "l1",
     *,
     n_boot: int = N_BOOT,
-) -> pd.DataFrame:
-    """One row per (profile, dataset, recipe): seeds, mean/std/CI, train time, test vs baseline.
+    return_data: bool = False,
+) -> pd.DataFrame | tuple[pd.DataFrame, dict]:
+    """One row per (profile, dataset, recipe): seeds, means, intervals, tests vs baseline, ranks.
 
     Args:
         runs: the run frame of :func:`benchmark.analysis.frames.load_runs`.
         per_image: the long per-image frame of :func:`benchmark.analysis.frames.load_runs`.
-        baseline: recipe every other recipe of the same (profile, dataset) is tested against.
-        n_boot: bootstrap replicates per interval.
+        baseline: recipe every other recipe of the same (profile, dataset) is compared with.
+        n_boot: bootstrap replicates (probability of improvement, rank stability).
+        return_data: also return ``{(profile, dataset, recipe): {metric: (per-seed means,
+            seeds x images table)}}`` (for :func:`rank_frequencies`).
 
     Returns:
-        The summary frame (see ``results/README.md`` for the columns). Seeds expected for a
-        group are all the seeds any recipe of that (profile, dataset) has a folder for; a
-        recipe lacking one of them reports it as missing. Ranks (``<metric>_rank``, 1 = best,
-        ties share the best rank) are within the (profile, dataset) group.
+        The summary frame (the module docstring and ``results/README.md`` describe the
+        columns). Seeds expected for a group are all the seeds any recipe of that (profile,
+        dataset) has a folder for; a recipe lacking one of them reports it as missing.
     """
-    by_run = {
-        key: g["value"].to_numpy(dtype=np.float64)
-        for key, g in per_image.groupby(["run_id", "metric"], sort=False)
-    }
-    rows = []
+    rows, data = [], {}
     for (profile, dataset), group in runs.groupby(["profile", "dataset"], sort=True):
         expected = set(group["seed"])
         for recipe, sub in group.groupby("recipe", sort=True):
-            rows.append(_one_recipe((profile, dataset, recipe), sub, by_run, expected, n_boot))
+            key = (profile, dataset, recipe)
+            row, data[key] = _one_recipe(key, sub, per_image, expected)
+            rows.append(row)
     summary = pd.DataFrame(rows)
     # baseline first, then the other recipes by name, within each (profile, dataset)
     summary = summary.sort_values(
@@ -260,12 +275,23 @@ def summarize(
     ).reset_index(drop=True)
     summary["baseline"] = baseline
     summary["is_baseline"] = summary["recipe"] == baseline
-    for metric in METRICS:
-        for col in ("diff", "n_pairs", "p", "p_holm"):
-            summary[f"{metric}_{col}"] = np.nan
-    _paired_columns(summary, per_image, baseline)
+    _common_seeds(summary)
     for metric, higher in METRICS.items():
-        summary[f"{metric}_rank"] = summary.groupby(["profile", "dataset"])[
-            f"{metric}_mean"
-        ].rank(ascending=not higher, method="min")
-    return summary
+        for col in DIFF_COLUMNS:
+            summary[f"{metric}_{col}"] = np.nan
+        for (profile, dataset), idx in summary.groupby(["profile", "dataset"]).groups.items():
+            base = data.get((profile, dataset, baseline))
+            others = [i for i in idx if summary.at[i, "recipe"] != baseline]
+            if base is None:
+                continue
+            for i in others:
+                key = (profile, dataset, summary.at[i, "recipe"])
+                got = _compare(data[key][metric], base[metric], higher,
+                               stable_rng(*key, metric, "improve"), n_boot)
+                for col, value in got.items():
+                    summary.at[i, f"{metric}_{col}"] = value
+            for col in ("p", "p_fixed"):
+                summary.loc[others, f"{metric}_{col}_holm"] = holm(
+                    summary.loc[others, f"{metric}_{col}"])
+    _ranks(summary, data, n_boot)
+    return (summary, data) if return_data else summary

@@ -1,0 +1,204 @@
+"""The tests and intervals of benchmark.analysis.inference: against scipy where scipy computes
+the same thing, and by simulation (type-I error, coverage, power) where nothing does.
+
+Every simulation has a fixed seed and thousands of replicates; the tolerance bands are wide
+enough for the Monte Carlo error (SD of a 5% rate over 4000 replicates: 0.0034).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from benchmark.analysis import calibration, inference
+from benchmark.analysis.inference import paired_test
+
+REPS = 4000
+
+
+def _crossed_matrix(rng, s, n, sa, sb, se, delta=0.0, reps=None):
+    shape = () if reps is None else (reps,)
+    return (delta + rng.normal(0, sa, (*shape, s, 1)) + rng.normal(0, sb, (*shape, 1, n))
+            + rng.normal(0, se, (*shape, s, n)))
+
+
+# ---------------------------------------------------------------- against scipy
+
+
+def test_mean_squares_against_one_way_anova() -> None:
+    d = _crossed_matrix(np.random.default_rng(0), 4, 7, 0.5, 0.3, 0.2)
+    m = inference.mean_squares(d)
+    s, n = d.shape
+    ss_total = ((d - d.mean()) ** 2).sum()
+    ss_a, ss_b, ss_e = m.ms_a * (s - 1), m.ms_b * (n - 1), m.ms_e * (s - 1) * (n - 1)
+    assert ss_a + ss_b + ss_e == pytest.approx(ss_total, rel=1e-12)
+    # scipy's one-way ANOVA by seed: F = MS_A / (within-seed mean square)
+    f_seed = sps.f_oneway(*d).statistic
+    assert f_seed == pytest.approx(m.ms_a / ((ss_b + ss_e) / (s * (n - 1))), rel=1e-12)
+    f_image = sps.f_oneway(*d.T).statistic
+    assert f_image == pytest.approx(m.ms_b / ((ss_a + ss_e) / (n * (s - 1))), rel=1e-12)
+
+
+def test_crossed_reduces_to_t_tests_on_means() -> None:
+    rng = np.random.default_rng(1)
+    # seeds vary, images do not beyond the residual: the t-test on the per-seed means
+    d = 0.2 + rng.normal(0, 1.0, (5, 1)) + rng.normal(0, 0.1, (5, 8))
+    m = inference.mean_squares(d)
+    assert m.ms_a > m.ms_e >= m.ms_b  # the precondition of this case
+    assert paired_test(d) == pytest.approx(sps.ttest_1samp(d.mean(1), 0).pvalue, rel=1e-10)
+    # images vary, seeds do not: the t-test on the per-image means
+    d = 0.1 + rng.normal(0, 1.0, (1, 9)) + rng.normal(0, 0.1, (4, 9))
+    m = inference.mean_squares(d)
+    assert m.ms_b > m.ms_e >= m.ms_a
+    assert paired_test(d) == pytest.approx(sps.ttest_1samp(d.mean(0), 0).pvalue, rel=1e-10)
+    # the fixed-test-set variant is always the t-test on the per-seed means
+    assert paired_test(d, images="fixed") == pytest.approx(
+        sps.ttest_1samp(d.mean(1), 0).pvalue, rel=1e-10)
+
+
+def test_crossed_satterthwaite_by_hand() -> None:
+    d = _crossed_matrix(np.random.default_rng(2), 5, 6, 0.4, 0.4, 0.2, delta=0.3)
+    m = inference.mean_squares(d)
+    assert m.ms_a > m.ms_e and m.ms_b > m.ms_e
+    v = (m.ms_a + m.ms_b - m.ms_e) / 30
+    df = (m.ms_a + m.ms_b - m.ms_e) ** 2 / (m.ms_a**2 / 4 + m.ms_b**2 / 5 + m.ms_e**2 / 20)
+    est = inference.crossed(d)
+    assert est.se == pytest.approx(np.sqrt(v), rel=1e-12)
+    assert est.df == pytest.approx(df, rel=1e-12)
+    assert paired_test(d) == pytest.approx(2 * sps.t.sf(abs(d.mean()) / np.sqrt(v), df),
+                                           rel=1e-10)
+    low, high = est.interval()
+    assert high - d.mean() == pytest.approx(sps.t.ppf(0.975, df) * np.sqrt(v), rel=1e-12)
+    assert low < d.mean() < high
+
+
+def test_degenerate_inputs() -> None:
+    assert np.isnan(paired_test(np.empty((0, 0))))
+    assert np.isnan(paired_test(np.array([[0.5, 0.7, 0.2]])))  # one seed: no run variance
+    assert paired_test(np.zeros((3, 4))) == 1.0
+    assert paired_test(np.full((3, 4), 0.25)) == 0.0  # no variation at all: certain
+    one_image = np.array([[0.1], [0.3], [0.2]])
+    assert paired_test(one_image) == pytest.approx(
+        sps.ttest_1samp(one_image[:, 0], 0).pvalue, rel=1e-12)
+    assert np.isnan(paired_test(np.full((3, 4), np.nan)))
+
+
+def test_missing_cells_use_the_largest_complete_block() -> None:
+    d = _crossed_matrix(np.random.default_rng(3), 4, 6, 0.3, 0.2, 0.1)
+    holed = d.copy()
+    holed[1, 2] = np.nan  # one cell: dropping image 2 keeps all four seeds
+    assert paired_test(holed) == pytest.approx(paired_test(np.delete(d, 2, axis=1)), rel=1e-12)
+    holed = d.copy()
+    holed[3, :4] = np.nan  # a seed missing most images: the seed goes
+    assert paired_test(holed) == pytest.approx(paired_test(d[:3]), rel=1e-12)
+    rows, cols = inference.complete_block(np.array([[np.nan, np.nan], [1.0, np.nan]]))
+    assert (list(rows), list(cols)) == ([1], [0])
+
+
+def test_detectable_difference_against_the_normal_limit() -> None:
+    z = sps.norm.ppf(0.975) + sps.norm.ppf(0.8)
+    assert inference.detectable(0.1, 1e7) == pytest.approx(z * 0.1, rel=1e-4)
+    # small df: the non-central t power at the answer is 80% (checked by simulation below)
+    assert inference.detectable(1.0, 4.0) > z
+
+
+def test_probability_of_improvement_is_mann_whitney() -> None:
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(0.3, 1, 5), rng.normal(0, 1, 4)
+    b[1] = a[2]  # a tie counts half
+    u = sps.mannwhitneyu(a, b).statistic
+    assert inference.prob_improvement(a, b) == pytest.approx(u / 20, abs=1e-15)
+    est, low, high = inference.prob_improvement_ci(a, b, np.random.default_rng(0))
+    assert 0 <= low <= est <= high <= 1
+
+
+def test_rank_stability() -> None:
+    rng = np.random.default_rng(5)
+    clear = np.stack([np.full((4, 10), 30.0), np.full((4, 10), 20.0)]) + rng.normal(
+        0, 0.1, (2, 4, 10))
+    freq = inference.rank_stability(clear, True, rng, n_boot=500)
+    np.testing.assert_array_equal(freq, [[1.0, 0.0], [0.0, 1.0]])
+    assert inference.rank_stability(clear, False, rng, n_boot=500)[0, 1] == 1.0
+    noise = rng.normal(0, 0.1, (4, 10))
+    twins = np.stack([clear[0], clear[0] + noise - noise.mean()])  # equal means
+    freq = inference.rank_stability(twins, True, rng, n_boot=2000)
+    np.testing.assert_allclose(freq.sum(axis=1), 1.0)
+    assert 0.3 < freq[0, 0] < 0.7  # two equal recipes swap ranks about half the time
+
+
+# ---------------------------------------------------------------- calibration by simulation
+
+
+@pytest.mark.parametrize("scenario", calibration.SCENARIOS, ids=lambda s: s.name)
+def test_type_one_error_and_coverage(scenario: calibration.Scenario) -> None:
+    got = calibration.evaluate(scenario, REPS, seed=11, old=False)
+    assert 0.02 <= got["reject_crossed"] <= 0.07, got
+    for key in ("cover_diff", "cover_diff_fixed", "cover_cell", "cover_cell_crossed"):
+        assert 0.92 <= got[key] <= 0.98, (key, got)
+
+
+def test_simulation_detects_miscalibrated_methods() -> None:
+    """The same simulations catch the methods the tool used to use, and the fixed-set test
+    where the images matter: they have the power to show miscalibration."""
+    by_name = {s.name: s for s in calibration.SCENARIOS}
+    run = calibration.evaluate(by_name["run-dominated"], 1000, seed=12)
+    assert run["reject_old"] > 0.3  # independent-pairs Wilcoxon: ~60% instead of 5%
+    similar = calibration.evaluate(by_name["run-dominated, similar images"], 1000, seed=13)
+    assert similar["cover_old_cell"] < 0.9  # the old bootstrap CI with 3 seeds
+    inter = calibration.evaluate(by_name["interaction-dominated"], REPS, seed=14, old=False)
+    assert inter["reject_fixed"] > 0.12  # treating 100 test images as fixed: ~18%
+    assert 0.02 <= inter["reject_crossed"] <= 0.07
+
+
+def test_power_for_a_large_effect() -> None:
+    by_name = {s.name: s for s in calibration.SCENARIOS}
+    for name, delta in (("run, 5 seeds", 0.3), ("interaction-dominated", 0.3)):
+        got = calibration.evaluate(by_name[name], REPS, seed=15, delta=delta, old=False)
+        assert got["reject_crossed"] > 0.8, (name, got)
+        assert 0.92 <= got["cover_diff"] <= 0.98, (name, got)
+
+
+def test_power_calculations_by_simulation() -> None:
+    rng = np.random.default_rng(16)
+    sa, sb, se, n, delta = 0.3, 0.1, 0.2, 20, 0.25
+    # the variance components estimated from a large pilot, then the seed count they imply
+    pilot = _crossed_matrix(rng, 400, n, sa, sb, se)
+    need = int(inference.seeds_needed(pilot, delta))
+    assert 5 <= need <= 30
+    power = {}
+    for s in (need - 1, need):
+        d = _crossed_matrix(rng, s, n, sa, sb, se, delta=delta, reps=REPS)
+        power[s] = float(np.mean(inference.crossed(d).pvalue() < 0.05))
+    assert power[need] >= 0.77 and power[need - 1] < 0.83, power
+    # the detectable difference: simulated power at it is 80%
+    d = _crossed_matrix(rng, need, n, sa, sb, se, reps=REPS)
+    est = inference.crossed(d)
+    mde = inference.detectable(float(np.median(est.se)), float(np.median(est.df)))
+    hit = inference.crossed(d + mde).pvalue() < 0.05
+    assert 0.74 <= hit.mean() <= 0.86, hit.mean()
+    # only the image term left: no number of seeds resolves a difference it hides
+    images_only = _crossed_matrix(rng, 4, 5, 0.0, 1.0, 0.0)
+    assert inference.seeds_needed(images_only, 0.05) == np.inf
+
+
+# ---------------------------------------------------------------- the previous interval
+
+
+def test_old_bootstrap_matches_exhaustive_enumeration() -> None:
+    """The previous two-stage bootstrap (kept to measure it) against its exact distribution."""
+    groups = np.array([[20.0, 21.5, 23.0], [19.0, 22.0, 22.5], [24.0, 20.5, 21.0]])
+    per_seed = [np.array(list(itertools.product(g, repeat=3))).mean(axis=1) for g in groups]
+    exact = []
+    for seeds in itertools.product(range(3), repeat=3):
+        grids = np.meshgrid(*[per_seed[s] for s in seeds], indexing="ij")
+        exact.append(np.mean(grids, axis=0).ravel())
+    exact = np.concatenate(exact)  # 27 * 27**3 equally likely outcomes
+    low, high = calibration.old_bootstrap_ci(groups[None], np.random.default_rng(1),
+                                             n_boot=40_000)
+    spread = exact.max() - exact.min()
+    e_low, e_high = np.quantile(exact, [0.025, 0.975])
+    assert low[0] == pytest.approx(e_low, abs=0.01 * spread)
+    assert high[0] == pytest.approx(e_high, abs=0.01 * spread)
