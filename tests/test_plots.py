@@ -154,3 +154,24 @@ def test_save_is_deterministic(tmp_path: Path, frames) -> None:
     again = plots.save(plots.metrics_figure(frames[2]), tmp_path / "b" / "metrics")
     assert again[0].read_bytes() == png.read_bytes()
     assert again[1].read_bytes() == pdf.read_bytes()
+
+
+def test_rank_stability_figure(frames) -> None:
+    _, per_image, summary = frames
+    freqs = plots.rank_frequency_frame(per_image, summary, n_boot=200)  # as the summary
+    assert sorted(freqs["metric"].unique()) == ["lpips", "psnr", "ssim"]
+    # every recipe takes some rank in every replicate: each row of fractions sums to 1
+    sums = freqs.groupby(["metric", "recipe"])["fraction"].sum()
+    np.testing.assert_allclose(sums, 1.0)
+    fig = plots.rank_stability_figure(freqs)
+    assert [ax.get_title() for ax in fig.axes] == ["PSNR (dB) ↑", "SSIM ↑", "LPIPS ↓"]
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == list(RECIPES)
+    image = fig.axes[0].images[0].get_array()
+    table = freqs[freqs["metric"] == "psnr"].pivot(index="recipe", columns="rank",
+                                                   values="fraction")
+    np.testing.assert_allclose(image, table.to_numpy())
+    # the rank held in the summary is the figure's value at the recipe's observed rank
+    for recipe, rank, held in summary[["recipe", "psnr_rank", "psnr_rank_stability"]].values:
+        assert table.at[recipe, int(rank)] == pytest.approx(held)
+    empty = plots.rank_stability_figure(freqs.iloc[:0])
+    assert "two recipes" in empty.axes[0].texts[0].get_text()

@@ -20,7 +20,7 @@ from matplotlib.patches import Rectangle
 from PIL import Image
 
 from benchmark.analysis.frames import load_train_logs
-from benchmark.analysis.stats import METRICS
+from benchmark.analysis.stats import METRICS, N_BOOT, rank_frequencies
 
 LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "lpips": "LPIPS",
           "psnr_gtmean": "GT-mean PSNR (dB)", "ssim_gtmean": "GT-mean SSIM"}
@@ -261,6 +261,53 @@ def per_image_difference_figure(
     return fig
 
 
+def rank_frequency_frame(
+    per_image: pd.DataFrame, summary: pd.DataFrame,
+    metrics: Sequence[str] = ("psnr", "ssim", "lpips"), n_boot: int = N_BOOT,
+) -> pd.DataFrame:
+    """Long frame (metric, recipe, rank, fraction) of :func:`.stats.rank_frequencies`."""
+    _one_group(summary)
+    rows = []
+    for metric in metrics:
+        freq = rank_frequencies(per_image, summary, metric, n_boot)
+        if freq is None:
+            continue
+        for recipe, ranks in freq.iterrows():
+            rows += [{"metric": metric, "recipe": recipe, "rank": int(k), "fraction": float(v)}
+                     for k, v in ranks.items()]
+    return pd.DataFrame(rows, columns=["metric", "recipe", "rank", "fraction"])
+
+
+def rank_stability_figure(freqs: pd.DataFrame) -> Figure:
+    """Share of bootstrap replicates in which each recipe takes each rank, a panel per metric.
+
+    ``freqs`` is :func:`rank_frequency_frame`'s long frame; seeds and test images are resampled
+    together for all recipes, so a recipe that keeps its rank in most replicates is robustly
+    placed.
+    """
+    metrics = list(dict.fromkeys(freqs["metric"]))
+    with mpl.rc_context(STYLE):
+        n_rec = freqs["recipe"].nunique() if len(freqs) else 0
+        fig = Figure(figsize=(WIDTH, 1.0 + 0.3 * max(2, n_rec)), layout="constrained")
+        if not metrics:
+            return _empty(fig, "ranks need two recipes that finished the same 2+ seeds")
+        axes = fig.subplots(1, len(metrics), squeeze=False)[0]
+        for ax, metric in zip(axes, metrics, strict=True):
+            table = freqs[freqs["metric"] == metric].pivot(index="recipe", columns="rank",
+                                                           values="fraction")
+            ax.imshow(table.to_numpy(), cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
+            for (i, j), value in np.ndenumerate(table.to_numpy()):
+                if value >= 0.005:
+                    ax.text(j, i, f"{100 * value:.0f}%", ha="center", va="center",
+                            color="white" if value > 0.6 else "black", fontsize=6)
+            ax.set_xticks(range(table.shape[1]), [str(c) for c in table.columns])
+            ax.set_yticks(range(table.shape[0]), list(table.index))
+            ax.set_xlabel("rank")
+            ax.set_title(f"{LABELS[metric]} {_arrow(metric)}")
+        fig.suptitle("How often each recipe takes each rank (bootstrap over seeds and images)")
+    return fig
+
+
 def save(fig: Figure, stem: Path) -> list[Path]:
     """Write ``stem.png`` (200 dpi) and ``stem.pdf`` with no time stamp (stable bytes)."""
     stem.parent.mkdir(parents=True, exist_ok=True)
@@ -276,6 +323,7 @@ FIGURES = (  # kind, caption
     ("training_curves", "Training loss per term, median over seeds"),
     ("samples", "Sample outputs with zoomed crops"),
     ("per_image_diff", "Per-image difference from the baseline"),
+    ("rank_stability", "Rank stability over bootstrap replicates of seeds and test images"),
 )
 
 
@@ -324,6 +372,8 @@ def write_figures(
             "training_curves": training_curves_figure(pick(logs)),
             "samples": sample_grid_figure(sample_table(pick(runs), baseline)),
             "per_image_diff": per_image_difference_figure(pick(per_image), baseline),
+            "rank_stability": rank_stability_figure(rank_frequency_frame(pick(per_image),
+                                                                         group)),
         }
         for kind, caption in FIGURES:
             stem = results / "plots" / f"{kind}_{profile}_{str(dataset)[:8]}"

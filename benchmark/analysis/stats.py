@@ -198,43 +198,61 @@ def _common_seeds(summary: pd.DataFrame) -> None:
     summary["full_seeds"] = summary["full_seeds"].astype(bool)
 
 
-def _ranks(summary: pd.DataFrame, data: dict, n_boot: int) -> None:
+def _ranks(summary: pd.DataFrame, per_image: pd.DataFrame, n_boot: int) -> None:
     """Ranks and rank stability among the recipes that finished every seed, in place."""
     for metric, higher in METRICS.items():
         summary[f"{metric}_rank"] = np.nan
         summary[f"{metric}_rank_stability"] = np.nan
-        full = summary[summary["full_seeds"] & summary[f"{metric}_mean"].notna()]
-        for key, group in full.groupby(["profile", "dataset"]):
-            summary.loc[group.index, f"{metric}_rank"] = group[f"{metric}_mean"].rank(
+        for _, group in summary.groupby(["profile", "dataset"]):
+            full = group[group["full_seeds"] & group[f"{metric}_mean"].notna()]
+            summary.loc[full.index, f"{metric}_rank"] = full[f"{metric}_mean"].rank(
                 ascending=not higher, method="min")
-            freq = rank_frequencies(data, (*key, metric), list(group["recipe"]), n_boot)
+            freq = rank_frequencies(per_image, group, metric, n_boot)
             if freq is None:
                 continue
-            for i, recipe in zip(group.index, group["recipe"], strict=True):
+            for i, recipe in zip(full.index, full["recipe"], strict=True):
                 rank = int(summary.at[i, f"{metric}_rank"])
                 summary.at[i, f"{metric}_rank_stability"] = freq.at[recipe, rank]
 
 
 def rank_frequencies(
-    data: dict, key: tuple[str, str, str], recipes: Sequence[str], n_boot: int = N_BOOT
+    per_image: pd.DataFrame, group: pd.DataFrame, metric: str, n_boot: int = N_BOOT
 ) -> pd.DataFrame | None:
-    """Fraction of crossed seed x image bootstrap replicates in which each recipe takes each
-    rank (recipes x ranks 1..R), on the seeds and images every recipe has; None when fewer
-    than 2 recipes or 2 seeds are left."""
-    profile, dataset, metric = key
-    tables = [data[(profile, dataset, r)][metric][1] for r in recipes]
-    seeds = sorted(set.intersection(*(set(t.index) for t in tables)))
+    """How often each ranked recipe of one (profile, dataset) group takes each rank.
+
+    Crossed seed x image bootstrap (the same drawn seeds and images for every recipe) over the
+    recipes that finished every seed, on the images they all have.
+
+    Args:
+        per_image: the long per-image frame of :func:`benchmark.analysis.frames.load_runs`.
+        group: the summary rows of one (profile, dataset).
+        metric: a key of ``METRICS``.
+        n_boot: bootstrap replicates.
+
+    Returns:
+        recipes x ranks (1..R) fractions; None with fewer than 2 such recipes or 2 seeds.
+    """
+    full = group[group["full_seeds"] & group[f"{metric}_mean"].notna()]
+    if len(full) < 2:
+        return None
+    profile, dataset = full["profile"].iloc[0], full["dataset"].iloc[0]
+    seeds = [int(x) for x in full["group_seeds"].iloc[0].split(",")]
+    recipes = list(full["recipe"])
+    sub = per_image[(per_image["profile"] == profile) & (per_image["dataset"] == dataset)
+                    & (per_image["metric"] == metric) & per_image["seed"].isin(seeds)
+                    & per_image["recipe"].isin(recipes)]
+    tables = [sub[sub["recipe"] == r].pivot_table(index="seed", columns="image", values="value")
+              for r in recipes]
     images = tables[0].columns
     for t in tables[1:]:
         images = images.intersection(t.columns)
     cube = np.stack([t.reindex(index=seeds, columns=images).to_numpy() for t in tables])
-    keep = np.isfinite(cube).all(axis=(0, 1))
-    cube = cube[:, :, keep]
-    if len(recipes) < 2 or len(seeds) < 2 or cube.shape[2] == 0:
+    cube = cube[:, :, np.isfinite(cube).all(axis=(0, 1))]
+    if len(seeds) < 2 or cube.shape[2] == 0:
         return None
-    freq = inference.rank_stability(cube, METRICS[metric], stable_rng(*key, "ranks"),
-                                    n_boot=n_boot)
-    return pd.DataFrame(freq, index=list(recipes), columns=range(1, len(recipes) + 1))
+    freq = inference.rank_stability(cube, METRICS[metric],
+                                    stable_rng(profile, dataset, metric, "ranks"), n_boot=n_boot)
+    return pd.DataFrame(freq, index=recipes, columns=range(1, len(recipes) + 1))
 
 
 def summarize(
@@ -243,8 +261,7 @@ def summarize(
     baseline: str = "l1",
     *,
     n_boot: int = N_BOOT,
-    return_data: bool = False,
-) -> pd.DataFrame | tuple[pd.DataFrame, dict]:
+) -> pd.DataFrame:
     """One row per (profile, dataset, recipe): seeds, means, intervals, tests vs baseline, ranks.
 
     Args:
@@ -252,8 +269,6 @@ def summarize(
         per_image: the long per-image frame of :func:`benchmark.analysis.frames.load_runs`.
         baseline: recipe every other recipe of the same (profile, dataset) is compared with.
         n_boot: bootstrap replicates (probability of improvement, rank stability).
-        return_data: also return ``{(profile, dataset, recipe): {metric: (per-seed means,
-            seeds x images table)}}`` (for :func:`rank_frequencies`).
 
     Returns:
         The summary frame (the module docstring and ``results/README.md`` describe the
@@ -293,5 +308,5 @@ def summarize(
             for col in ("p", "p_fixed"):
                 summary.loc[others, f"{metric}_{col}_holm"] = holm(
                     summary.loc[others, f"{metric}_{col}"])
-    _ranks(summary, data, n_boot)
-    return (summary, data) if return_data else summary
+    _ranks(summary, per_image, n_boot)
+    return summary
