@@ -43,3 +43,13 @@ def test_bench_train_reports_both_loops_and_their_ratio(
     table = capsys.readouterr().out
     assert f"fast loop precision {expected}, channels_last; ref fp32, NCHW" in table
     assert "| smoke   | l1      | fast |" in table and "x |" in table
+
+
+def test_calibration_script_prints_both_tables(capsys: pytest.CaptureFixture) -> None:
+    import calibration as script
+
+    assert script.main(["--reps", "100", "--seed", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("| run-dominated | 3 x 15 | 0.3 / 0.0 / 0.1 |") == 2  # null and power
+    assert "new default: crossed seed x image (reject)" in out
+    assert "True difference 0.3 dB" in out
