@@ -118,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--results", default="results")
         p.add_argument("--baseline", default=None,
                        help="recipe the others are compared with (default: l1, if it has runs)")
+        p.add_argument("--test", choices=("crossed", "fixed-images"), default="crossed",
+                       help="test shown in the Δ columns: crossed (default; training runs and "
+                            "test images both random) or fixed-images (this test set only)")
 
     p = sub.add_parser("data", help="dataset tools")
     data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)

@@ -459,3 +459,27 @@ def test_default_baseline_is_optional_but_an_explicit_one_must_exist(
     assert "--baseline: no runs of recipe 'l1'" in capsys.readouterr().err
     assert main(["compare", "--results", str(tmp_path), "--baseline", "flw"]) == 0
     assert "ΔPSNR vs flw (dB)" in capsys.readouterr().out
+
+
+def test_cli_fixed_images_test_is_an_option_and_labelled(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    rng = np.random.default_rng(7)
+    for seed in range(3):
+        base = 20.0 + rng.normal(0, 0.3, 5)
+        make_run(tmp_path, "l1", seed, base)
+        make_run(tmp_path, "mix", seed, base + 0.2 + rng.normal(0, 0.1, 5))
+    assert main(["compare", "--results", str(tmp_path)]) == 0
+    crossed = capsys.readouterr().out
+    assert "crossed seed × image random effects" in crossed and "FIXED TEST SET" not in crossed
+    assert main(["compare", "--results", str(tmp_path), "--test", "fixed-images"]) == 0
+    fixed = capsys.readouterr().out
+    assert "p: FIXED TEST SET (--test fixed-images): t-test on the per-seed mean" in fixed
+    row = _row(summarize(*load_runs(tmp_path), "l1"), "mix")
+    cell = (f"+{row['psnr_diff']:.2f} [+{row['psnr_diff_fixed_ci_low']:.2f}, "
+            f"+{row['psnr_diff_fixed_ci_high']:.2f}] (p={row['psnr_p_fixed_holm']:.2g}")
+    assert cell in fixed
+    with pytest.raises(SystemExit) as info:  # argparse: usage and exit 2
+        main(["compare", "--results", str(tmp_path), "--test", "paired"])
+    assert info.value.code == 2
+    assert "argument --test: invalid choice: 'paired'" in capsys.readouterr().err

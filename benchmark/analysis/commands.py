@@ -17,7 +17,7 @@ from benchmark.analysis.tables import markdown_tables, write_tables
 def command_compare(args: argparse.Namespace) -> int:
     """``python -m benchmark compare``: write tables/summary.{csv,md,tex}, print the Markdown."""
     results = Path(args.results)
-    _, _, summary = compare_frames(results, args.baseline)
+    _, _, summary = compare_frames(results, args.baseline, args.test)
     paths = write_tables(summary, results / "tables")
     print(markdown_tables(summary))
     print(f"\nwrote {', '.join(str(p) for p in paths)}")
@@ -27,7 +27,7 @@ def command_compare(args: argparse.Namespace) -> int:
 def command_plots(args: argparse.Namespace) -> int:
     """``python -m benchmark plots``: regenerate every figure (PNG + PDF) into plots/."""
     results = Path(args.results)
-    runs, per_image, summary = compare_frames(results, args.baseline)
+    runs, per_image, summary = compare_frames(results, args.baseline, args.test)
     baseline = args.baseline or DEFAULT_BASELINE
     for fig in plots.write_figures(results, runs, per_image, summary, baseline):
         print(f"wrote {fig['png']} and {fig['pdf'].name}")
@@ -36,6 +36,6 @@ def command_plots(args: argparse.Namespace) -> int:
 
 def command_report(args: argparse.Namespace) -> int:
     """``python -m benchmark report``: tables, figures and results/report.md."""
-    path = write_report(Path(args.results), args.baseline)
+    path = write_report(Path(args.results), args.baseline, args.test)
     print(f"wrote {path}")
     return 0

@@ -397,16 +397,17 @@ DEFAULT_BASELINE = "l1"
 
 
 def compare_frames(
-    results_dir: str | Path, baseline: str | None = None
+    results_dir: str | Path, baseline: str | None = None, test: str = "crossed"
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Load, check the baseline, summarise: ``(runs, per_image, summary)``.
 
     ``baseline=None`` means ``l1`` where it has runs (tables without differences and a note
-    otherwise); a baseline named explicitly must have runs.
+    otherwise); a baseline named explicitly must have runs. ``test`` picks the test shown in
+    the Δ columns (``crossed`` or ``fixed-images``; both are in the summary).
     """
     runs, per_image = load_runs(results_dir)
     if baseline is None:
         baseline = DEFAULT_BASELINE
     else:
         check_baseline(runs, baseline)
-    return runs, per_image, summarize(runs, per_image, baseline)
+    return runs, per_image, summarize(runs, per_image, baseline, test=test)

@@ -123,16 +123,17 @@ def _provenance(runs: pd.DataFrame, results: Path) -> list[str]:
     return out + [""]
 
 
-def write_report(results: Path, baseline: str | None = None) -> Path:
+def write_report(results: Path, baseline: str | None = None, test: str = "crossed") -> Path:
     """Regenerate tables and figures, then write ``results/report.md`` linking them."""
-    runs, per_image, summary = compare_frames(results, baseline)
+    runs, per_image, summary = compare_frames(results, baseline, test)
     baseline = baseline or DEFAULT_BASELINE
     tables = write_tables(summary, results / "tables")
     figures = write_figures(results, runs, per_image, summary, baseline)
     lines = [
         "# lossbench report", "",
         f"Generated from {len(runs)} run folder(s) under `runs/` by "
-        f"`python -m benchmark report --results {results.as_posix()} --baseline {baseline}`; "
+        f"`python -m benchmark report --results {results.as_posix()} --baseline {baseline}"
+        f"{'' if test == 'crossed' else ' --test ' + test}`; "
         "every number below comes from the run folders listed under Provenance.", "",
         "## Warnings", "",
     ]

@@ -49,6 +49,7 @@ METRICS: dict[str, bool] = {"psnr": True, "ssim": True, "lpips": False, "psnr_gt
 N_BOOT = 2000
 RNG_SEED = 0
 FEW_SEEDS = 3
+TESTS = ("crossed", "fixed-images")
 
 
 def stable_rng(*key: object, seed: int = RNG_SEED) -> np.random.Generator:
@@ -261,6 +262,7 @@ def summarize(
     baseline: str = "l1",
     *,
     n_boot: int = N_BOOT,
+    test: str = "crossed",
 ) -> pd.DataFrame:
     """One row per (profile, dataset, recipe): seeds, means, intervals, tests vs baseline, ranks.
 
@@ -269,6 +271,9 @@ def summarize(
         per_image: the long per-image frame of :func:`benchmark.analysis.frames.load_runs`.
         baseline: recipe every other recipe of the same (profile, dataset) is compared with.
         n_boot: bootstrap replicates (probability of improvement, rank stability).
+        test: the test the tables show in the Δ columns (column ``test``): ``crossed``
+            (default: runs and test images random) or ``fixed-images`` (this test set only).
+            Both tests are computed either way.
 
     Returns:
         The summary frame (the module docstring and ``results/README.md`` describe the
@@ -288,8 +293,11 @@ def summarize(
         ["profile", "dataset", "recipe"],
         key=lambda col: col if col.name != "recipe" else col.map(lambda r: (r != baseline, r)),
     ).reset_index(drop=True)
+    if test not in TESTS:
+        raise ValueError(f"test must be one of {TESTS}, not {test!r}")
     summary["baseline"] = baseline
     summary["is_baseline"] = summary["recipe"] == baseline
+    summary["test"] = test
     _common_seeds(summary)
     for metric, higher in METRICS.items():
         for col in DIFF_COLUMNS:

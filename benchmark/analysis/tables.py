@@ -79,11 +79,15 @@ def _diff_cell(row: pd.Series, metric: str, s: dict[str, str]) -> str:
         return "n/a"
     d = METRIC_TEXT[metric][2]
     text = _signed(diff, d)
+    fixed = row.get("test") == "fixed-images"
+    if fixed:
+        p = row[f"{metric}_p_fixed_holm"]
     if not math.isfinite(p):
         shared = int(row[f"{metric}_n_shared_seeds"])
         return f"{text} (no test: {shared} shared seed{'s' if shared != 1 else ''})"
     star = "*" if p < ALPHA else ""
-    low, high = row[f"{metric}_diff_ci_low"], row[f"{metric}_diff_ci_high"]
+    ci = "diff_fixed_ci" if fixed else "diff_ci"
+    low, high = row[f"{metric}_{ci}_low"], row[f"{metric}_{ci}_high"]
     return f"{text} [{_signed(low, d)}, {_signed(high, d)}] (p={p:.2g}{star})"
 
 
@@ -139,10 +143,14 @@ def _footnotes(group: pd.DataFrame, s: dict[str, str]) -> list[str]:
         "finished every seed.",
         f"{s['delta']}: mean paired difference to {baseline} (same seed = same initialisation "
         "and crops; same image), over the seeds both finished [95" + s["pct"] + " CI]; p: "
-        "two-sided test treating both the training runs and the test images as samples "
-        f"(crossed seed {s['times']} image random effects, Satterthwaite df), Holm-adjusted "
-        "across recipes; * p < 0.05. p is the chance of a difference at least this large if "
-        "both losses had the same expected score.",
+        + ("FIXED TEST SET (--test fixed-images): t-test on the per-seed mean differences, "
+           "treating these test images as fixed; it says whether the difference on these images "
+           "would persist over more training runs, not over other test images"
+           if group["test"].iloc[0] == "fixed-images" else
+           "two-sided test treating both the training runs and the test images as samples "
+           f"(crossed seed {s['times']} image random effects, Satterthwaite df)")
+        + "; Holm-adjusted across recipes; * p < 0.05. p is the chance of a difference at least "
+        "this large if both losses had the same expected score.",
     ]
     if group["unofficial_weights"].str.len().gt(0).any():
         notes.append(f"{s['dagger']} made with unofficial pretrained weights (alexnet: LPIPS; "
