@@ -134,6 +134,7 @@ def test_tables_bold_best_and_latex(tmp_path: Path) -> None:
                   r"[95\% CI", r"lossbench comparisons and ranks"):
         assert token in tex
     assert re.search(r"(?<!\\)%", tex) is None  # an unescaped % would comment out the rest
+    assert r"\\%" not in tex and r"[95\% CI] & Rank held" in tex
 
 
 @pytest.mark.slow

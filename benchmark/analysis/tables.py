@@ -25,11 +25,11 @@ ALPHA = 0.05
 
 _MD = {"pct": "%", "pm": "±", "up": "↑", "down": "↓", "delta": "Δ", "dagger": "†",
        "ddagger": "‡", "section": "§", "bold": "**{}**", "code": "`{}`", "times": "×",
-       "ge": "≥"}
+       "gt": ">"}
 _TEX = {"pct": r"\%", "pm": r"$\pm$", "up": r"$\uparrow$", "down": r"$\downarrow$",
         "delta": r"$\Delta$", "dagger": r"$^\dagger$", "ddagger": r"$^\ddagger$",
         "section": r"$^\S$", "bold": r"\textbf{{{}}}", "code": r"\texttt{{{}}}",
-        "times": r"$\times$", "ge": r"$\geq$"}
+        "times": r"$\times$", "gt": r"$>$"}
 
 
 def _tex_escape(text: str) -> str:
@@ -182,9 +182,9 @@ def _fmt(value: float, spec: str, missing: str = "-") -> str:
 def _details_table(group: pd.DataFrame, s: dict[str, str]) -> tuple[list[str], list[list[str]]]:
     """One row per (recipe, metric): the comparison with the baseline in full, and ranks."""
     baseline = group["baseline"].iloc[0]
-    header = ["Recipe", "Metric", f"{s['delta']} [95{s['pct']} CI]", "p",
-              "p, this test set", "Detectable (80% power)", "Seeds for 80% power",
-              f"P(better than {baseline}) [95{s['pct']} CI]", "Rank held"]
+    header = ["Recipe", "Metric", f"{s['delta']} [95% CI]", "p", "p, this test set",
+              "Detectable (80% power)", "Seeds for 80% power",
+              f"P(better than {baseline}) [95% CI]", "Rank held"]
     header = [h.replace("%", s["pct"]) for h in header]
     rows = []
     for _, row in group.iterrows():
@@ -200,7 +200,7 @@ def _details_table(group: pd.DataFrame, s: dict[str, str]) -> tuple[list[str], l
             diff_cell = _diff_cell(row, metric, s).split(" (p=")[0]
             p, pf = row[f"{metric}_p_holm"], row[f"{metric}_p_fixed_holm"]
             need = row[f"{metric}_seeds_needed"]
-            need_text = (f"> {MAX_SEEDS}" if need == math.inf
+            need_text = (f"{s['gt']} {MAX_SEEDS}" if need == math.inf
                          else _fmt(need, ".0f"))
             mde = row[f"{metric}_mde"]
             pi, lo, hi = (row[f"{metric}_p_improve{x}"] for x in ("", "_low", "_high"))
@@ -232,7 +232,7 @@ def _details_footnotes(group: pd.DataFrame, s: dict[str, str]) -> list[str]:
         "Detectable: the smallest true difference the default test finds with 80" + s["pct"]
         + " probability with these seeds and images, from the observed variances. Seeds for "
         "80" + s["pct"] + " power: training seeds (with these test images) needed to detect "
-        f"the observed {s['delta']}; > {MAX_SEEDS} when more seeds cannot do it "
+        f"the observed {s['delta']}; {s['gt']} {MAX_SEEDS} when more seeds cannot do it "
         "(the test images limit it, or the difference is negligible).",
         f"P(better than {baseline}): probability that a run of the recipe scores better than "
         f"a run of {baseline} (all pairs of their shared seeds; Agarwal et al. 2021), with a "
