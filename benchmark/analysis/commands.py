@@ -14,10 +14,15 @@ from benchmark.analysis.report import write_report
 from benchmark.analysis.tables import markdown_tables, write_tables
 
 
+def _test(args: argparse.Namespace) -> str:
+    """``--test``; callers that build their own namespace (``sweep``) get the default."""
+    return getattr(args, "test", "crossed")
+
+
 def command_compare(args: argparse.Namespace) -> int:
     """``python -m benchmark compare``: write tables/summary.{csv,md,tex}, print the Markdown."""
     results = Path(args.results)
-    _, _, summary = compare_frames(results, args.baseline, args.test)
+    _, _, summary = compare_frames(results, args.baseline, _test(args))
     paths = write_tables(summary, results / "tables")
     print(markdown_tables(summary))
     print(f"\nwrote {', '.join(str(p) for p in paths)}")
@@ -27,7 +32,7 @@ def command_compare(args: argparse.Namespace) -> int:
 def command_plots(args: argparse.Namespace) -> int:
     """``python -m benchmark plots``: regenerate every figure (PNG + PDF) into plots/."""
     results = Path(args.results)
-    runs, per_image, summary = compare_frames(results, args.baseline, args.test)
+    runs, per_image, summary = compare_frames(results, args.baseline, _test(args))
     baseline = args.baseline or DEFAULT_BASELINE
     for fig in plots.write_figures(results, runs, per_image, summary, baseline):
         print(f"wrote {fig['png']} and {fig['pdf'].name}")
@@ -36,6 +41,6 @@ def command_plots(args: argparse.Namespace) -> int:
 
 def command_report(args: argparse.Namespace) -> int:
     """``python -m benchmark report``: tables, figures and results/report.md."""
-    path = write_report(Path(args.results), args.baseline, args.test)
+    path = write_report(Path(args.results), args.baseline, _test(args))
     print(f"wrote {path}")
     return 0
