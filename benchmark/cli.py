@@ -12,6 +12,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from benchmark.errors import UserError
 
@@ -27,6 +28,7 @@ HANDLERS: dict[str, tuple[str, str]] = {
     "report": ("benchmark.analysis.commands", "command_report"),
     "data": ("benchmark.data.synth", "command_data"),
     "list": ("benchmark.recipes.mix", "command_list"),
+    "cite": ("benchmark.recipes.cite", "command_cite"),
     "weights": ("benchmark.weights", "command_weights"),
 }
 
@@ -49,8 +51,9 @@ def _pos_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    installed = Path(sys.argv[0]).name == "lossbench"  # the console script of `pip install`
     parser = argparse.ArgumentParser(
-        prog="python -m benchmark",
+        prog="lossbench" if installed else "python -m benchmark",
         description="lossbench: train one fixed UNet per loss recipe and compare PSNR/SSIM/LPIPS.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -129,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true", help="regenerate even if it exists")
 
     sub.add_parser("list", help="list recipes and losses")
+    p = sub.add_parser("cite", help="print the BibTeX of the papers behind recipes")
+    p.add_argument("recipes", nargs="+", metavar="RECIPE",
+                   help="recipe names from recipes/ or paths to YAML files")
     p = sub.add_parser("weights", help="pre-fetch the pretrained backbones (needs a network)")
     p.add_argument("--check", action="store_true", help="only check the cache, download nothing")
     return parser

@@ -1,4 +1,4 @@
-"""Per-image quality metrics on NCHW float tensors in [0, 1], RGB (the project's fixed conventions).
+"""Per-image quality metrics on NCHW float tensors in [0, 1] (conventions: docs/METRICS.md).
 
 - :func:`psnr`: float64, data_range 1, equal to ``skimage.metrics.peak_signal_noise_ratio``.
 - :func:`ssim`: batched float64 torch code equal to ``skimage.metrics.structural_similarity(...,
@@ -100,12 +100,15 @@ def ssim(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
 def gt_mean(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     """Rescale each prediction to its reference's mean grey level, then clip to [0, 1].
 
-    ``out = clip(pred * mean_gray(ref) / mean_gray(pred), 0, 1)``, the GT-mean protocol of KinD,
-    LLFlow and Retinexformer (``test_from_dataset.py --GT_mean``). Those scripts compute the grey
-    level with ``cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)`` on RGB arrays, i.e. weights 0.114, 0.587,
-    0.299 on R, G, B (not the Rec. 601 order); this follows them exactly so the column is
-    comparable with published GT-mean figures. An all-black prediction (mean 0) is returned
-    unchanged instead of becoming NaN. The ratio is computed in float64.
+    ``out = clip(pred * mean_gray(ref) / mean_gray(pred), 0, 1)``, Retinexformer's GT-mean
+    protocol (``Enhancement/test_from_dataset.py --GT_mean``, Cai et al., ICCV 2023). It computes
+    the grey level with ``cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)`` on RGB arrays, i.e. weights
+    0.114, 0.587, 0.299 on R, G, B (not the Rec. 601 order); this follows it exactly so the column
+    is comparable with Retinexformer's GT-mean figures. Other papers' "GT-mean" differ: LLFlow's
+    test code rescales by the mean of the unclamped output and quantises to uint8 before PSNR,
+    and KinD does not rescale the output at all (docs/METRICS.md measures the differences). An
+    all-black prediction (mean 0) is returned unchanged instead of becoming NaN. The ratio is
+    computed in float64.
     """
     _check("gt_mean", pred, ref)
     if pred.shape[1] != 3:

@@ -18,14 +18,15 @@ ALLOWED = {
     "cli": {"errors"},  # dispatches to command modules by name (importlib), imports none
     "sweep": {"run", "analysis", "recipes", "protocol", "errors", "data"},
     "run": {"recipes", "losses", "data", "metrics", "model", "protocol", "weights", "errors"},
-    "analysis": {"errors"},  # reads run folders only
-    "recipes": {"losses", "errors", "weights"},
+    "analysis": {"errors", "references"},  # reads run folders (and the bibliography) only
+    "recipes": {"losses", "errors", "weights", "references"},
     "losses": {"weights", "errors"},
     "data": {"errors"},
     "metrics": {"weights", "errors"},
     "model": {"errors"},
     "protocol": {"errors"},
     "weights": {"errors"},
+    "references": {"errors"},
     "errors": set(),
 }
 

@@ -1,6 +1,6 @@
 """SRGAN adversarial loss (benchmark/losses/adversarial.py).
 
-Reference: document 004's ``AdversarialLoss.forward(x) = sum(-log(x))`` applied to the
+Reference: SRGAN's generator term ``forward(x) = sum(-log(x))`` applied to the
 probabilities ``sigmoid(D(pred))`` of the same discriminator.
 """
 
@@ -16,7 +16,7 @@ from benchmark.losses import build_loss
 from benchmark.losses.adversarial import AdversarialLoss
 
 
-def ref_generator_term(probabilities: torch.Tensor) -> torch.Tensor:  # document 004, literally
+def ref_generator_term(probabilities: torch.Tensor) -> torch.Tensor:  # SRGAN's term, literally
     return torch.sum(-torch.log(probabilities))
 
 
@@ -119,7 +119,7 @@ def test_parameters_and_validation():
     assert loss.d_lr == 2e-4 and loss.d_betas == (0.5, 0.999)
     default = AdversarialLoss()
     assert default.d_lr == 1e-4 and default.d_betas == (0.9, 0.999)
-    assert default.source == "004" and "SRGAN" in default.paper
+    assert default.references[0] == "ledig2017srgan" and "SRGAN" in default.paper
     assert any(k.startswith("discriminator.") for k in default.state_dict())  # checkpointed
     with pytest.raises(ValueError, match=r"^adversarial: d_lr must be a number > 0, got -1$"):
         AdversarialLoss(d_lr=-1)

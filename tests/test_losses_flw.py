@@ -1,4 +1,4 @@
-"""FLW-Net losses (benchmark/losses/flw.py) against a literal rendering of document 001's code.
+"""FLW-Net losses (benchmark/losses/flw.py) against a literal rendering of FLW-Net's code.
 
 The references below follow the FLW code line by line (``** 0.5``, unclamped ``torch.acos``,
 ``x.min(2)[0].min(3)[0]`` shifts, one 'same'-padded ``F.conv2d`` per channel and direction),
@@ -251,5 +251,5 @@ def test_symmetric_and_provenance():
     pred, target = PAIRS["random"]()
     for cls in (FLWColorLoss, FLWBrightnessLoss, FLWStructureLoss):
         loss = cls()
-        assert loss.source == "001" and "FLW" in loss.paper
+        assert loss.references == ("zhang2023flw",) and "FLW" in loss.paper
         torch.testing.assert_close(loss(pred, target), loss(target, pred))

@@ -1,6 +1,6 @@
 """Frequency loss against a DFT written out with explicit cos/sin matrices (not torch.fft).
 
-Seed 000's FrequencyLoss: criterion(|rfft2(x, norm='backward')|, |rfft2(y)|), without its
+The common FrequencyLoss code: criterion(|rfft2(x, norm='backward')|, |rfft2(y)|), without its
 built-in 0.01. Tolerances: values within 1e-5 relative, gradients within 1e-4 relative
 (max-norm); the loss runs in float32, the reference in float64.
 """

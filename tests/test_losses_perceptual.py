@@ -1,6 +1,6 @@
 """PerceptualLoss presets against independent re-implementations of the source code.
 
-The references below follow the source documents' classes literally: slices of torchvision's
+The references below follow the reference code's classes literally: slices of torchvision's
 VGG19 ``features`` (with its in-place ReLUs), EDSR's MeanShift 1x1 convolution, ``detach`` /
 ``no_grad`` on the target side, ``nn.L1Loss`` / ``nn.MSELoss``. They load the planted random
 weights straight from the file, not through ``benchmark.weights``.
@@ -30,7 +30,7 @@ def ref_features(planted_weights) -> nn.Sequential:
 
 
 class SlicedVGG(nn.Module):
-    """Doc 000 / DRN: consecutive slices [0,2), [2,7), [7,12), [12,21), [21,30)."""
+    """Common LLIE code / DRN: consecutive slices [0,2), [2,7), [7,12), [12,21), [21,30)."""
 
     def __init__(self, features: nn.Sequential, n_slices: int) -> None:
         super().__init__()
@@ -243,3 +243,16 @@ def test_cuda_equals_cpu(preset: str, planted_weights) -> None:
     torch.testing.assert_close(value_gpu.cpu(), value, rtol=1e-2, atol=0)
     scale = grad.abs().max().item()
     torch.testing.assert_close(grad_gpu.cpu(), grad, rtol=1e-2, atol=1e-2 * scale)
+
+
+def test_resolved_params_expand_the_preset() -> None:
+    """What reports print: the preset's values where the recipe leaves a parameter at None."""
+    resolved = PerceptualLoss.resolved_params(
+        {"preset": "srgan", "layers": None, "layer_weights": None, "criterion": None,
+         "normalize": None})
+    assert resolved == {"preset": "srgan", "layers": [15], "layer_weights": [1.0],
+                        "criterion": "l2", "normalize": False}
+    custom = PerceptualLoss.resolved_params({"preset": "drn", "layers": [1, 6],
+                                             "layer_weights": None, "criterion": "l2"})
+    assert custom == {"preset": "drn", "layers": [1, 6], "layer_weights": [1.0, 1.0],
+                      "criterion": "l2", "normalize": False}

@@ -36,7 +36,7 @@ def test_l1_and_mse_equal_torch_nn(kind: str) -> None:
 
 
 def charbonnier_reference(pred: np.ndarray, target: np.ndarray, eps: float):
-    """Seed 000/002: mean(sqrt(d*d + eps)), eps added (not squared); gradient by hand."""
+    """S3Net's code: mean(sqrt(d*d + eps)), eps added (not squared); gradient by hand."""
     d = pred.astype(np.float64) - target.astype(np.float64)
     root = np.sqrt(d * d + eps)
     return root.mean(), d / root / d.size

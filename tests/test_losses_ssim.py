@@ -1,4 +1,4 @@
-"""SSIM / MS-SSIM losses: against a re-implementation of seed 000's SSIM_loss, an independent
+"""SSIM / MS-SSIM losses: against a re-implementation of the common LLIE SSIM_loss, an independent
 MS-SSIM written from Wang et al. 2003 (with pytorch-msssim's pooling and clamping), and the
 pytorch-msssim package itself.
 
@@ -36,7 +36,7 @@ PAIRS = {"random": blended_random_pair, "natural": natural_pair}
 
 
 def seed_ssim_loss(img1: torch.Tensor, img2: torch.Tensor, size: int = 11, sigma: float = 1.5):
-    """Seed 000's SSIM_loss written out: 2-D kernel from numpy exp, valid conv per channel."""
+    """The common SSIM_loss code written out: 2-D kernel from numpy exp, valid conv per channel."""
     g = np.array([np.exp(-((x - size // 2) ** 2) / float(2 * sigma**2)) for x in range(size)])
     g = torch.tensor(g / g.sum(), dtype=img1.dtype)
     kernel = torch.outer(g, g).view(1, 1, size, size)

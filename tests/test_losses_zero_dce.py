@@ -1,4 +1,4 @@
-"""Zero-DCE colour-constancy loss against seed 000's L_color written out in float64.
+"""Zero-DCE colour-constancy loss against Zero-DCE's L_color written out in float64.
 
 Tolerances: values within 1e-5 relative, gradients within 1e-4 relative (max-norm).
 """
@@ -29,7 +29,7 @@ IMAGES = {"random": random_image, "natural": natural_image}
 
 
 def seed_l_color(x: torch.Tensor) -> torch.Tensor:
-    """Seed 000 L_color: squared channel-mean differences, then pow(sum of squares, 0.5)."""
+    """Zero-DCE's L_color: squared channel-mean differences, then pow(sum of squares, 0.5)."""
     mean_rgb = torch.mean(x, [2, 3], keepdim=True)
     mr, mg, mb = torch.split(mean_rgb, 1, dim=1)
     drg = torch.pow(mr - mg, 2)

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 from matplotlib.figure import Figure
 
 from benchmark.analysis import plots
@@ -69,13 +70,46 @@ def test_report_sections_and_provenance(reported) -> None:
         assert heading in text
     assert f"manifest sha256 `{MANIFEST}`" in text and "layout `lol-v1`" in text
     assert "iterations: 100" in text  # the protocol from config.yaml
-    assert "| 2.13.0 | cpu | x86_64 | abc1234 | False | 6 |" in text
-    assert "### s3net" in text and "s3net test recipe" in text and "Source: `x.txt`" in text
+    cpu = "Intel(R) Xeon(R) Processor"
+    assert f"| 2.13.0 | cpu | {cpu} | {cpu} | abc1234 | False | 6 |" in text
+    assert "### s3net" in text and "s3net test recipe" in text
+    assert "Papers: Zhao et al. (2017) [`zhao2017loss`]" in text
     assert "| l1 | 1.0 | - | l1 |" in text
     for recipe, seed in (("l1", 0), ("s3net", 1), ("flw", 1)):
         rel = f"runs/{recipe}/smoke/seed{seed}"
         assert f"| [{rel}]({rel}/) |" in text
     assert "| [runs/flw/smoke/seed1](runs/flw/smoke/seed1/) | failed | `hash-flw-1.0` |" in text
+
+
+def test_report_ends_with_the_references(reported) -> None:
+    _, text = reported
+    tail = text.split("## References")[-1]
+    assert "## " not in tail  # the last section
+    assert ("- [`zhao2017loss`] Zhao et al. (2017): *Loss Functions for Image Restoration With "
+            "Neural Networks*. IEEE Transactions on Computational Imaging.") in tail
+    for key in ("wang2004ssim", "zhang2018lpips", "cai2023retinexformer", "wei2018retinexnet"):
+        assert f"- [`{key}`]" in tail
+    assert "BibTeX: `python -m benchmark cite flw l1 s3net`." in tail
+
+
+def test_report_shows_what_a_preset_resolves_to(tmp_path: Path) -> None:
+    from benchmark.recipes.mix import load_recipe
+
+    results = tmp_path / "results"
+    for seed in (0, 1):
+        make_run(results, "l1", seed, [20.0, 21.0 + seed, 22.0])
+        run = make_run(results, "s3net", seed, [21.5, 22.0 + seed, 23.5])
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        config["recipe"] = load_recipe("s3net").to_dict()
+        (run / "config.yaml").write_text(yaml.safe_dump(config))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(plots, "save", _fake_save)
+        assert main(["report", "--results", str(results)]) == 0
+    text = (results / "report.md").read_text(encoding="utf-8")
+    assert ("| perceptual | 1.0 | criterion=l1, layer_weights=[0.03125, 0.0625, 0.125], "
+            "layers=[1, 6, 11], normalize=False, preset=drn | perceptual |") in text
+    assert "None" not in text.split("### s3net")[1].split("###")[0]
+    assert "Yang et al. (2021) [`yang2021s3net`]" in text
 
 
 def test_report_warnings(reported) -> None:

@@ -61,7 +61,8 @@ def make_run(
     config_hash = f"hash-{recipe}-{weight}-seed{seed}"
     config = {
         "config_hash": config_hash,
-        "recipe": {"name": recipe, "description": f"{recipe} test recipe", "source": "x.txt",
+        "recipe": {"name": recipe, "description": f"{recipe} test recipe",
+                   "references": ["zhao2017loss"], "loss_references": {"l1": ["zhao2017loss"]},
                    "losses": [{"name": "l1", "weight": weight, "params": {}, "label": "l1"}]},
         "protocol": {"name": profile, "iterations": 100, "lr": 2e-4,
                      **({"precision": precision} if precision else {})},
@@ -76,7 +77,8 @@ def make_run(
         "config_hash": config_hash, "train_seconds": 10.0 + seed,
         "eval_seconds": 1.0, "iterations": 100,
         "dataset": {"root": "/data/lol", "layout": "lol-v1", "manifest_sha256": manifest},
-        "env": {"torch": "2.13.0", "device": "cpu", "device_name": "x86_64",
+        "env": {"torch": "2.13.0", "device": "cpu", "device_name": "Intel(R) Xeon(R) Processor",
+                "cpu_model": "Intel(R) Xeon(R) Processor",
                 "git_commit": "abc1234", "git_dirty": False},
         "weights": weights, "started_at": "2025-01-01T00:00:00", "finished_at": "2025-01-01T01",
     }

@@ -10,7 +10,7 @@ configuration. The trainer's ``config_hash`` covers the seed, so it differs betw
 design; configurations are compared through ``config_key`` instead: the sha256 of the run's
 ``config.yaml`` without the fields that differ between seeds or machines and do not change
 the recipe (``config_hash``, ``seed``, ``crop_seed``, ``device``, ``compile``, ``data.root``,
-``recipe.description``, ``recipe.source``), or the trainer's ``config_hash`` when
+``recipe.description``, ``recipe.references``), or the trainer's ``config_hash`` when
 ``config.yaml`` is absent. Two keys in one group are refused with the differing fields,
 rather than shown as two rows, because a paired test against the baseline and a rank are
 only meaningful for one configuration per recipe: move the stale runs aside and rerun.
@@ -44,7 +44,9 @@ REQUIRED_TEST = ("psnr", "ssim", "psnr_gtmean", "ssim_gtmean")  # lpips may be n
 LOG_SKIP = {"iteration", "lr", "seconds", "grad_norm"}  # train_log.csv columns that are not losses
 # config.yaml fields that legitimately differ between the seeds of one configuration
 RUN_SPECIFIC = {"": ("config_hash", "seed", "crop_seed", "device", "compile"),
-                "data": ("root",), "recipe": ("description", "source")}
+                "data": ("root",),
+                "recipe": ("description", "source", "references", "loss_references",
+                           "resolved_params")}
 
 
 def _fail(path: Path, field: str, problem: str) -> UserError:
@@ -200,7 +202,7 @@ def _one_run(run_dir: Path, recipe: str, profile: str, seed: int) -> tuple[dict,
             iterations=_nan_if_none(data.get("iterations")),
             git_commit=env.get("git_commit"), git_dirty=env.get("git_dirty"),
             torch=env.get("torch"), device=env.get("device"),
-            device_name=env.get("device_name"),
+            device_name=env.get("device_name"), cpu_model=env.get("cpu_model"),
             started_at=data.get("started_at"), finished_at=data.get("finished_at"),
             unofficial_weights=",".join(_weights_flags(data, metrics_path)),
         )
@@ -225,7 +227,8 @@ RUN_COLUMNS = [
     "run_id", "run_dir", "recipe", "profile", "seed", "status", "error", "config_hash",
     "config_key", "precision", "dataset", "dataset_root", "dataset_layout", *PER_IMAGE_METRICS,
     "train_seconds", "eval_seconds", "iterations", "n_images", "unofficial_weights",
-    "git_commit", "git_dirty", "torch", "device", "device_name", "started_at", "finished_at",
+    "git_commit", "git_dirty", "torch", "device", "device_name", "cpu_model", "started_at",
+    "finished_at",
     "missing_files",
 ]
 

@@ -15,6 +15,7 @@ from benchmark.analysis.frames import DEFAULT_BASELINE, compare_frames, read_con
 from benchmark.analysis.plots import write_figures
 from benchmark.analysis.stats import FEW_SEEDS
 from benchmark.analysis.tables import markdown_tables, write_tables
+from benchmark.references import bibliography, common_keys, field, short_citation
 
 
 def _short(value: object) -> str:
@@ -86,13 +87,17 @@ def _recipe_notes(runs: pd.DataFrame) -> list[str]:
         out.append(f"### {recipe}\n")
         if spec.get("description"):
             out.append(f"{spec['description']}  ")
-        if spec.get("source"):
-            out.append(f"Source: `{spec['source']}`  ")
+        if spec.get("references"):
+            out.append("Papers: " + "; ".join(f"{short_citation(k)} [`{k}`]"
+                                              for k in spec["references"]) + "  ")
         losses = spec.get("losses") or []
+        resolved = spec.get("resolved_params") or {}
         if losses:
             out += ["", "| Loss | Weight | Params | Log label |", "|---|---:|---|---|"]
             for loss in losses:
-                params = ", ".join(f"{k}={v}" for k, v in (loss.get("params") or {}).items())
+                given = resolved.get(loss.get("label")) or {
+                    k: v for k, v in (loss.get("params") or {}).items() if v is not None}
+                params = ", ".join(f"{k}={v}" for k, v in given.items())
                 out.append(f"| {loss.get('name')} | {loss.get('weight')} | {params or '-'} | "
                            f"{loss.get('label', '-')} |")
         elif not config:
@@ -102,14 +107,39 @@ def _recipe_notes(runs: pd.DataFrame) -> list[str]:
 
 
 def _environment(runs: pd.DataFrame) -> list[str]:
-    cols = ["torch", "device", "device_name", "git_commit", "git_dirty"]
+    cols = ["torch", "device", "device_name", "cpu_model", "git_commit", "git_dirty"]
     env = runs[runs["status"] != "incomplete"][cols].astype(str)
     counts = env.value_counts(sort=False).reset_index(name="runs")
-    out = ["| torch | device | device name | git commit | dirty tree | runs |",
-           "|---|---|---|---|---|---:|"]
-    out += [f"| {r.torch} | {r.device} | {r.device_name} | {_short(r.git_commit)} | "
-            f"{r.git_dirty} | {r.runs} |" for r in counts.itertuples()]
+    out = ["| torch | device | device name | CPU model | git commit | dirty tree | runs |",
+           "|---|---|---|---|---|---|---:|"]
+    out += [f"| {r.torch} | {r.device} | {r.device_name} | {r.cpu_model} | "
+            f"{_short(r.git_commit)} | {r.git_dirty} | {r.runs} |" for r in counts.itertuples()]
     return out + [""]
+
+
+def _reference_keys(runs: pd.DataFrame) -> list[str]:
+    """The keys the runs' recipes and losses cite (from config.yaml), then the common ones."""
+    keys: list[str] = []
+    for _, sub in runs.groupby("recipe", sort=True):
+        spec = (_first_config(sub) or {}).get("recipe") or {}
+        keys += list(spec.get("references") or [])
+        for loss_keys in (spec.get("loss_references") or {}).values():
+            keys += list(loss_keys)
+    return [k for k in dict.fromkeys(keys + common_keys()) if k in bibliography()]
+
+
+def _references(runs: pd.DataFrame) -> list[str]:
+    out = []
+    for key in _reference_keys(runs):
+        entry = bibliography()[key]
+        eprint = field(entry, "eprint")
+        venue = (field(entry, "booktitle") or field(entry, "journal")
+                 or field(entry, "howpublished").replace("\\url", "")
+                 or (f"arXiv {eprint}" if eprint else ""))
+        out.append(f"- [`{key}`] {short_citation(key)}: *{field(entry, 'title')}*"
+                   + (f". {venue}" if venue else "") + ".")
+    recipes = " ".join(sorted(runs["recipe"].unique()))
+    return out + ["", f"BibTeX: `python -m benchmark cite {recipes}`.", ""]
 
 
 def _provenance(runs: pd.DataFrame, results: Path) -> list[str]:
@@ -166,6 +196,7 @@ def write_report(results: Path, baseline: str | None = None, test: str = "crosse
     lines += ["## Environment", ""] + _environment(runs)
     lines += ["## Recipes", ""] + _recipe_notes(runs)
     lines += ["## Provenance", ""] + _provenance(runs, results)
+    lines += ["## References", ""] + _references(runs)
     path = results / "report.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path

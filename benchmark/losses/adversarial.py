@@ -1,4 +1,4 @@
-"""SRGAN's adversarial loss (document 004) and the small discriminator it trains against."""
+"""SRGAN's adversarial loss (Ledig et al., CVPR 2017) and the small discriminator it trains with."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ class AdversarialLoss(Loss):
     :meth:`discriminator_loss` with ``pred.detach()`` and the target and steps its own
     ``Adam(self.discriminator.parameters(), lr=d_lr, betas=d_betas)``.
 
-    Source: document 004 (AdversarialLoss, ``sum(-log(x))`` on discriminator probabilities).
+    Source: SRGAN's generator loss (``sum(-log(x))`` on discriminator probabilities).
     Paper: Ledig et al., "Photo-Realistic Single Image Super-Resolution Using a Generative
     Adversarial Network", CVPR 2017. Differences: logits + logsigmoid (numerically safe); the
     discriminator architecture (see :func:`build_discriminator`).
@@ -60,8 +60,8 @@ class AdversarialLoss(Loss):
         in_channels: channels of the images.
     """
 
-    source = "004"
-    paper = "Ledig et al., SRGAN, CVPR 2017"
+    references = ("ledig2017srgan", "goodfellow2014gan")
+    paper = "SRGAN generator loss (Ledig et al., CVPR 2017)"
 
     def __init__(
         self,

@@ -29,10 +29,15 @@ class Loss(nn.Module):
     ``python -m benchmark list`` and docs/LOSSES.md.
     """
 
-    #: source document in ../shared/seeds (e.g. "000") or a paper reference
-    source: str = ""
+    #: BibTeX keys of the papers behind the loss (recipes/references.bib)
+    references: tuple[str, ...] = ()
     #: the paper the loss comes from
     paper: str = ""
+
+    @classmethod
+    def resolved_params(cls, params: dict) -> dict:
+        """``params`` (constructor defaults filled in) as the loss will use them, for reports."""
+        return dict(params)
 
     def min_input_size(self) -> int:
         """Smallest height/width this loss accepts (recipes are checked against the protocol)."""

@@ -1,4 +1,4 @@
-"""FLW-Net's cosine losses (document 001): colour, brightness consistency, structure consistency.
+"""FLW-Net's cosine losses (arXiv 2304.02978): colour, brightness and structure consistency.
 
 FLW-Net: "A Fast and Lightweight Network for Low-Light Image Enhancement", arXiv 2023, official
 code github.com/hitzhangyu/FLW-Net (``Myloss.py``). Its training script calls every one of
@@ -112,11 +112,12 @@ class FLWColorLoss(Loss):
     ``c[n, i, j] = mean_c(x*y) / (sqrt(mean_c(x^2)) * sqrt(mean_c(y^2)) + 1e-5)``,
     ``L = mean(1 - c) + mean(acos(c))`` over batch and pixels (``x = pred``, ``y = target``).
 
-    Source: document 001 (``L_color_zy``). Paper: FLW-Net, arXiv 2023. Differences: the bounded
-    acos and the zero-safe square root of the module docstring (same values on [0, 1] images).
+    Source: FLW-Net's official training code (``L_color_zy``). Paper: FLW-Net, arXiv 2023.
+    Differences: the bounded acos and the zero-safe square root of the module docstring (same values
+    on [0, 1] images).
     """
 
-    source = "001"
+    references = ("zhang2023flw",)
     paper = PAPER
 
     def forward(
@@ -136,13 +137,13 @@ class FLWBrightnessLoss(Loss):
     target's by the cosine terms, per channel and then over channels (see :func:`consistency`):
     bright regions of the target must be bright in the prediction, up to scale.
 
-    Source: document 001 (``L_bright_cosist``; the commented-out quadrant terms of the source
-    are not used there either). Paper: FLW-Net, arXiv 2023. Differences: the bounded acos
-    and the zero-safe square root of the module docstring (a constant channel in ``pred`` has a NaN
-    gradient in the source, 0 here).
+    Source: FLW-Net's official training code (``L_bright_cosist``; the commented-out quadrant terms
+    of the source are not used there either). Paper: FLW-Net, arXiv 2023. Differences: the bounded
+    acos and the zero-safe square root of the module docstring (a constant channel in ``pred`` has a
+    NaN gradient in the source, 0 here).
     """
 
-    source = "001"
+    references = ("zhang2023flw",)
     paper = PAPER
 
     def forward(
@@ -159,14 +160,14 @@ class FLWStructureLoss(Loss):
     maps ``|x[i,j] - x[i,j+1]|`` (all channels) then ``|x[i,j] - x[i+1,j]|`` (zero beyond the
     right/bottom border) of ``pred`` and of ``target``: 6 channels for RGB.
 
-    Source: document 001 (``L_grad_cosist``). Paper: FLW-Net, arXiv 2023. Differences: the
-    source runs two 'same'-padded 3x3 convolutions per channel in a Python loop over exactly
-    three channels; here two shifted subtractions cover all channels at once (same numbers;
-    for C channels there are 2C maps). Plus the bounded acos and zero-safe square root of the
-    module docstring (a black ``pred`` has a NaN gradient in the source, 0 here).
+    Source: FLW-Net's official training code (``L_grad_cosist``). Paper: FLW-Net, arXiv 2023.
+    Differences: the source runs two 'same'-padded 3x3 convolutions per channel in a Python loop
+    over exactly three channels; here two shifted subtractions cover all channels at once (same
+    numbers; for C channels there are 2C maps). Plus the bounded acos and zero-safe square root of
+    the module docstring (a black ``pred`` has a NaN gradient in the source, 0 here).
     """
 
-    source = "001"
+    references = ("zhang2023flw",)
     paper = PAPER
 
     def forward(

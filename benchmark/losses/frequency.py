@@ -18,17 +18,17 @@ class FrequencyLoss(Loss):
 
     with :math:`\mathcal{F}` = ``torch.fft.rfft2`` over H and W, ``norm='backward'`` (no
     scaling, so the value grows with H*W: the DC term of an image is its pixel sum), mean over
-    all N x C x H x (W//2+1) amplitudes. Source: seed 000 (``FrequencyLoss``), as used by
-    frequency-domain LLIE methods. Deliberate difference: the seed's class multiplies by a
+    all N x C x H x (W//2+1) amplitudes. Source: the common ``FrequencyLoss`` code, as used by
+    frequency-domain LLIE methods. Deliberate difference: the usual class multiplies by a
     built-in ``loss_weight = 0.01``; here that weight belongs in the recipe (``frequency``
     recipe: ``weight: 0.01``), so this module returns the unweighted distance.
 
     Args:
-        criterion: ``'l1'`` (the seed's default) or ``'l2'``.
+        criterion: ``'l1'`` (the usual default) or ``'l2'``.
     """
 
-    source = "000"
-    paper = "(seed 000 catalogue: Fourier amplitude loss of frequency-domain LLIE methods)"
+    references = ("cho2021mimo",)
+    paper = "Fourier amplitude L1 (cf. MIMO-UNet's frequency loss, Cho et al., ICCV 2021)"
 
     def __init__(self, criterion: str = "l1") -> None:
         super().__init__()

@@ -77,7 +77,7 @@ class GTMeanLoss(Loss):
         sigma: relative spread of the brightness model (> 0).
     """
 
-    source = "Liao et al. 2025"
+    references = ("liao2025gtmean",)
     paper = "Liao, Hao, Hong, Wang, GT-Mean Loss, ICCV 2025 (arXiv 2507.20148)"
     #: the registry base names are looked up in; set by ``benchmark.losses`` (its ``LOSSES``)
     registry: ClassVar[dict[str, type[nn.Module]]] = {}

@@ -1,4 +1,4 @@
-"""VGG19 perceptual loss: the variants of source documents 000, 002 and 004 as presets."""
+"""VGG19 perceptual loss: the variants of common LLIE code, S3Net, EDSR and SRGAN as presets."""
 
 from __future__ import annotations
 
@@ -52,17 +52,17 @@ class PerceptualLoss(Loss):
     or ``(.)^2`` (``l2``) and :math:`N` is either the identity or the ImageNet shift
     ``(x - mean) / std``. Presets (``layers`` = feature indices compared after):
 
-    - ``lol5`` (default; doc 000, first VGG19 class): slices ending at relu1_1, relu2_1, relu3_1,
-      relu4_1, relu5_1 (``layers=(1, 6, 11, 20, 29)``), weights 1/32, 1/16, 1/8, 1/4, 1, L1, no
-      normalisation. The default because it is the catalogue's main perceptual loss and its
-      ``criterion='l1'`` default.
+    - ``lol5`` (default; the five-slice VGG19 loss common in LLIE code): slices ending at
+      relu1_1, relu2_1, relu3_1, relu4_1, relu5_1 (``layers=(1, 6, 11, 20, 29)``), weights 1/32,
+      1/16, 1/8, 1/4, 1, L1, no normalisation. The default because it is the most common form
+      in LLIE code, with its ``criterion='l1'`` default.
     - ``lol5_l2``: the same with ``criterion='l2'`` (MSE), the other option of that code.
-    - ``drn`` (doc 002, S3Net using DRN / DeepRelight's ``networks.py``): only the first three
+    - ``drn`` (S3Net, using DRN / DeepRelight's ``networks.py``): only the first three
       slices (its ``forward`` returns three maps, so only weights 1/32, 1/16, 1/8 are used), L1.
-    - ``edsr22`` / ``edsr54`` (doc 000, second class, EDSR's ``loss/vgg.py``): ``features[:8]``
+    - ``edsr22`` / ``edsr54`` (EDSR's ``loss/vgg.py``): ``features[:8]``
       / ``features[:35]``, i.e. conv2_2 / conv5_4 *before* their ReLU (``layers=(7,)`` /
       ``(34,)``), ImageNet MeanShift with rgb_range 1, MSE.
-    - ``srgan`` (doc 004, ContentLoss): ``features[:16]`` (ends at relu3_3, ``layers=(15,)``),
+    - ``srgan`` (SRGAN's content loss): ``features[:16]`` (ends at relu3_3, ``layers=(15,)``),
       MSE, no normalisation.
 
     ``layers``, ``layer_weights``, ``criterion`` and ``normalize`` override the preset. Given
@@ -80,10 +80,11 @@ class PerceptualLoss(Loss):
     on the gradient with respect to ``pred``).
     """
 
-    source = "000, 002, 004"
+    references = ("johnson2016perceptual", "simonyan2015vgg", "ledig2017srgan", "lim2017edsr",
+                  "wang2020drn", "yang2021s3net")
     paper = (
         "Johnson et al., ECCV 2016 (perceptual losses); Ledig et al., CVPR 2017 (SRGAN); "
-        "Lim et al., CVPRW 2017 (EDSR); Wang et al., CVPRW 2020 (DRN); "
+        "Lim et al., CVPRW 2017 (EDSR); Wang et al., ECCVW 2020 (DRN); "
         "Yang et al., CVPRW 2021 (S3Net)"
     )
     backbones: tuple[str, ...] = ("vgg19",)
@@ -125,6 +126,24 @@ class PerceptualLoss(Loss):
         # fails now (UserError with instructions), not at the first training step
         weights.ensure("vgg19")
         self._deepest = max(self.layers)
+
+    @classmethod
+    def resolved_params(cls, params: dict) -> dict:
+        """The preset's layers, weights, criterion and normalisation where ``params`` has None."""
+        base = PRESETS.get(params.get("preset", "lol5"))
+        if base is None:
+            return dict(params)
+        layers = params.get("layers")
+        weights_ = params.get("layer_weights")
+        if weights_ is None:
+            weights_ = base.layer_weights if layers is None else (1.0,) * len(layers)
+        fill = {"layers": base.layers if layers is None else layers, "layer_weights": weights_,
+                "criterion": base.criterion, "normalize": base.normalize}
+        out = dict(params)
+        for key, value in fill.items():
+            if out.get(key) is None:
+                out[key] = list(value) if isinstance(value, tuple) else value
+        return out
 
     def min_input_size(self) -> int:
         """2 ** (number of max-pools before the deepest compared layer)."""

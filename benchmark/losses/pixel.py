@@ -1,6 +1,6 @@
 """Pixel losses: L1, MSE, Charbonnier, and the Gaussian-weighted L1 of Zhao et al.'s mix.
 
-Seeds 000 (L1, L2, Charbonnier) and 002 (S3Net's Charbonnier); Zhao, Gallo, Frosio & Kautz,
+L1, L2, Charbonnier (LapSRN; S3Net's pixel term); Zhao, Gallo, Frosio & Kautz,
 "Loss Functions for Image Restoration with Neural Networks", IEEE TCI 2017 (the ``gaussian_l1``
 half of their MS-SSIM + l1 mix).
 """
@@ -21,11 +21,11 @@ class L1Loss(Loss):
 
     .. math:: \mathcal{L} = \frac{1}{N}\sum_i |x_i - y_i|
 
-    Source: seed 000 (``L1_loss``, a wrapper of ``nn.L1Loss``). No deviation.
+    Source: ``nn.L1Loss``, the usual LLIE code. No deviation.
     """
 
-    source = "000"
-    paper = "(standard L1 / MAE)"
+    references = ("zhao2017loss",)
+    paper = "L1 / MAE (as a restoration loss: Zhao et al., IEEE TCI 2017)"
 
     def forward(
         self, pred: torch.Tensor, target: torch.Tensor, *, low: torch.Tensor | None = None
@@ -39,11 +39,11 @@ class MSELoss(Loss):
 
     .. math:: \mathcal{L} = \frac{1}{N}\sum_i (x_i - y_i)^2
 
-    Source: seed 000 (``nn.MSELoss()``). No deviation.
+    Source: ``nn.MSELoss()``. No deviation.
     """
 
-    source = "000"
-    paper = "(standard L2 / MSE)"
+    references = ("zhao2017loss",)
+    paper = "L2 / MSE (as a restoration loss: Zhao et al., IEEE TCI 2017)"
 
     def forward(
         self, pred: torch.Tensor, target: torch.Tensor, *, low: torch.Tensor | None = None
@@ -57,17 +57,17 @@ class CharbonnierLoss(Loss):
 
     .. math:: \mathcal{L} = \frac{1}{N}\sum_i \sqrt{(x_i - y_i)^2 + \varepsilon}
 
-    Source: seeds 000 and 002 (``L1_Charbonnier_loss``, ``eps = 1e-6``); Lai et al., "Fast and
-    Accurate Image Super-Resolution with Deep Laplacian Pyramid Networks" (LapSRN), CVPR 2017.
-    Note the code adds ``eps`` itself, not ``eps**2`` as seed 002's formula writes; we follow
-    the code, so the minimum (perfect prediction) is ``sqrt(eps)`` = 1e-3, not 0.
+    Source: the common ``L1_Charbonnier_loss`` code (``eps = 1e-6``), as S3Net uses it; Lai et al.,
+    "Fast and Accurate Image Super-Resolution with Deep Laplacian Pyramid Networks" (LapSRN), CVPR
+    2017. Note the code adds ``eps`` itself, not ``eps**2`` as S3Net's formula writes; we follow the
+    code, so the minimum (perfect prediction) is ``sqrt(eps)`` = 1e-3, not 0.
 
     Args:
         eps: the constant under the square root (> 0; it also keeps the gradient finite at 0).
     """
 
-    source = "000"
-    paper = "Lai et al., LapSRN, CVPR 2017 (used by S3Net, CVPRW 2021)"
+    references = ("charbonnier1994two", "lai2017lapsrn")
+    paper = "Charbonnier et al., ICIP 1994; as a loss: LapSRN, Lai et al., CVPR 2017"
 
     def __init__(self, eps: float = 1e-6) -> None:
         super().__init__()
@@ -112,7 +112,7 @@ class GaussianL1Loss(Loss):
         win_size: odd side of the Gaussian window (>= 1); also the smallest input side accepted.
     """
 
-    source = "Zhao et al. 2017"
+    references = ("zhao2017loss",)
     paper = "Zhao, Gallo, Frosio, Kautz, Loss Functions for Image Restoration..., IEEE TCI 2017"
 
     def __init__(self, sigma: float = 8.0, win_size: int = 49) -> None:

@@ -1,14 +1,14 @@
 """SSIM and MS-SSIM losses, built on the ``pytorch-msssim`` package.
 
-Seed 000 (``SSIM_loss``: 11x11 gaussian, sigma 1.5, valid convolution, mean over the map) and
-Zhao et al. 2017 (``1 - MS-SSIM``). ``pytorch_msssim.ssim(x, y, data_range=1)`` computes the
-same numbers as the seed's code (separable valid convolution instead of one 11x11 kernel;
-tests/test_losses_ssim.py checks value and gradient against a re-implementation of the seed).
+The common LLIE ``SSIM_loss`` (11x11 gaussian, sigma 1.5, valid convolution, mean over the map)
+and Zhao et al. 2017 (``1 - MS-SSIM``). ``pytorch_msssim.ssim(x, y, data_range=1)`` computes the
+same numbers as the reference code (separable valid convolution instead of one 11x11 kernel;
+tests/test_losses_ssim.py checks value and gradient against a re-implementation of it).
 
 We hand pytorch-msssim a Gaussian window normalised in float64 (then cast), not its own
 float32 one: a window whose sum is off by one float32 ulp already moves SSIM by ~1e-5
 relative on natural images (sigma^2 = E[x^2] - mu^2 cancels), while ours stays within ~1e-6
-of the seed's formula evaluated in float64.
+of the formula evaluated in float64.
 """
 
 from __future__ import annotations
@@ -61,17 +61,17 @@ class SSIMLoss(Loss):
         \sigma_y^2 + C_2)},\quad C_1 = 0.01^2,\ C_2 = 0.03^2
 
     with local statistics from an 11x11 Gaussian (sigma 1.5), valid convolution, data range 1.
-    Source: seed 000 (``SSIM_loss``); Wang et al., "Image quality assessment: from error
+    Source: the common ``SSIM_loss`` code; Wang et al., "Image quality assessment: from error
     visibility to structural similarity", IEEE TIP 2004. Library: ``pytorch_msssim.ssim``.
     Deviation: inputs smaller than the window raise ``ValueError`` (pytorch-msssim would
-    silently skip the smoothing along that axis and the seed's code would fail in conv2d).
+    silently skip the smoothing along that axis and the reference code would fail in conv2d).
 
     Args:
-        win_size: odd side of the Gaussian window (the seed: 11).
-        win_sigma: its standard deviation (the seed: 1.5).
+        win_size: odd side of the Gaussian window (the reference code: 11).
+        win_sigma: its standard deviation (the reference code: 1.5).
     """
 
-    source = "000"
+    references = ("wang2004ssim", "zhao2017loss")
     paper = "Wang et al., SSIM, IEEE TIP 2004 (as a loss: Zhao et al., IEEE TCI 2017)"
 
     def __init__(self, win_size: int = 11, win_sigma: float = 1.5) -> None:
@@ -117,7 +117,7 @@ class MSSSIMLoss(Loss):
         weights: per-scale exponents, finest first (default: Wang et al.'s five).
     """
 
-    source = "Zhao et al. 2017"
+    references = ("zhao2017loss", "wang2003msssim")
     paper = "Zhao, Gallo, Frosio, Kautz, Loss Functions for Image Restoration..., IEEE TCI 2017"
 
     def __init__(

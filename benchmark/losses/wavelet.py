@@ -1,6 +1,6 @@
 """Wavelet SSIM loss (W-SSIM): SSIM over a Haar DWT pyramid, after Y-Net as used by S3Net.
 
-Seed 002 (S3Net, Yang, Chen & Kuo, CVPRW 2021) defines
+S3Net (, Yang, Chen & Kuo, CVPRW 2021) defines
 ``L_W-SSIM = sum_i gamma_i L_SSIM(I_i^w, Î_i^w), w in {LL, HL, LH, HH}`` and says the
 implementation follows "wavelet_ssim". S3Net's repository publishes no training code; its
 authors' earlier Y-Net (Yang, Yang & Wang, "Y-Net: Multi-scale feature aggregation network
@@ -55,7 +55,7 @@ class WaveletSSIMLoss(Loss):
     HH 0.0441; LL 0.2401 (the gammas add up to 2). SSIM as in Y-Net's ``pytorch_ssim.SSIM()``:
     11x11 Gaussian (sigma 1.5), C1 = 0.01^2, C2 = 0.03^2 (the sub-bands' own ranges are not
     rescaled), per channel, mean over the map, and zero "same" padding (``padding='same'``);
-    ``padding='valid'`` gives the seed 000 / ``ssim`` loss convention instead.
+    ``padding='valid'`` gives the ``ssim`` loss convention instead.
 
     Deliberate differences from Y-Net's code: it returns ``-sum_k gamma_k SSIM_k``; we return
     ``sum_k gamma_k (1 - SSIM_k)``, the same minus the constant ``sum_k gamma_k`` (2 by default),
@@ -71,7 +71,7 @@ class WaveletSSIMLoss(Loss):
         win_sigma: its standard deviation (1.5).
     """
 
-    source = "002"
+    references = ("yang2020ynet", "yang2021s3net")
     paper = "S3Net, Yang et al., CVPRW 2021; W-SSIM from Y-Net, Yang et al., ICASSP 2020"
 
     def __init__(

@@ -26,8 +26,8 @@ class ColorConstancyLoss(Loss):
 
     Note the code squares the already squared differences (fourth powers of the mean
     differences under the root), unlike the paper's sum over pairs of :math:`(J^p - J^q)^2`;
-    we follow the code. Source: seed 000 (``L_color``); Guo et al., "Zero-Reference Deep Curve
-    Estimation for Low-Light Image Enhancement" (Zero-DCE), CVPR 2020.
+    we follow the code. Source: the official code's ``L_color``; Guo et al., "Zero-Reference
+    Deep Curve Estimation for Low-Light Image Enhancement" (Zero-DCE), CVPR 2020.
 
     It is a no-reference loss: ``target`` is accepted for the common interface (its shape is
     checked) and otherwise ignored. Deliberate difference: the square root is a safe one whose
@@ -35,7 +35,7 @@ class ColorConstancyLoss(Loss):
     source's ``pow(., 0.5)`` gives an infinite/NaN gradient there. Values are identical.
     """
 
-    source = "000"
+    references = ("guo2020zerodce",)
     paper = "Guo et al., Zero-DCE, CVPR 2020"
 
     def forward(

@@ -121,17 +121,18 @@ def command_list(args: Any) -> int:
             print(f"  {name:<{width}}  INVALID: {str(exc).splitlines()[0]}")
             continue
         print(f"  {name:<{width}}  {_mix_text(recipe)}")
+        if recipe.references:
+            print(f"  {'':<{width}}    cites: {', '.join(recipe.references)}")
         for line in textwrap.wrap(recipe.description, 96 - width):
             print(f"  {'':<{width}}    {line}")
     print()
     print(f"Losses ({len(LOSSES)}):")
-    rows = [(n, getattr(c, "source", "") or "-", getattr(c, "paper", "") or "-")
-            for n, c in LOSSES.items()]
     width = max(len(n) for n in LOSSES)
-    src = max(len("source"), *(len(r[1]) for r in rows))
-    print(f"  {'name':<{width}}  {'source':<{src}}  paper")
-    for name, source, paper in rows:
-        print(f"  {name:<{width}}  {source:<{src}}  {paper}")
+    print(f"  {'name':<{width}}  paper [BibTeX keys]")
+    for name, cls in LOSSES.items():
+        keys = ", ".join(getattr(cls, "references", ())) or "-"
+        print(f"  {name:<{width}}  {getattr(cls, 'paper', '') or '-'} [{keys}]")
+    print("\n`python -m benchmark cite RECIPE...` prints the BibTeX behind recipes.")
     return 0
 
 

@@ -4,7 +4,7 @@ A recipe file (``recipes/<name>.yaml``) holds exactly these keys::
 
     name: s3net                        # required; must equal the file name (the run folder's name)
     description: ...                   # optional; where the weights come from
-    source: 002_86199af5f1f8a14e.txt   # optional; the source document
+    references: [yang2021s3net]        # optional; BibTeX keys of recipes/references.bib
     losses:                            # required; a non-empty list
       - {name: charbonnier, weight: 1.0}
       - {name: perceptual, weight: 1.0, params: {preset: drn}, label: vgg}
@@ -13,6 +13,10 @@ Each loss entry takes ``name`` and ``weight`` (both required; a finite number >=
 boolean or a quoted string), ``params`` (a mapping of constructor keywords) and ``label`` (the
 key used in logs; by default the loss name, then ``name_2``, ``name_3``... when a loss repeats).
 Every problem of a file is reported at once, each line naming the file and the key path.
+
+``references`` replaced the earlier free-text ``source`` field, which is refused with a message
+that says how to migrate (a citation must be a key the bibliography holds, so ``cite`` can print
+it).
 
 Decision on ``name``: it must equal the file name without ``.yaml``, for files in ``recipes/``
 and elsewhere alike, so ``run recipes/x.yaml``, ``run x`` and ``results/runs/x/`` always agree.
@@ -32,10 +36,11 @@ from torch import nn
 
 from benchmark.errors import UserError, did_you_mean
 from benchmark.losses import LOSSES, loss_params
+from benchmark.references import bibliography, unknown_key_message
 
 RECIPES_DIR: Path = Path(__file__).resolve().parents[2] / "recipes"
 
-TOP_KEYS = ("name", "description", "source", "losses")
+TOP_KEYS = ("name", "description", "references", "losses")
 ENTRY_KEYS = ("name", "weight", "params", "label")
 RESERVED_LABELS = ("total",)
 _LABEL_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -94,7 +99,7 @@ class Recipe:
 
     name: str
     description: str
-    source: str
+    references: tuple[str, ...]
     losses: tuple[LossSpec, ...]
     path: Path | None = None
 
@@ -112,8 +117,18 @@ class Recipe:
             params.update({k: _plain(v) for k, v in spec.params.items()})
             losses.append({"name": spec.name, "label": spec.label, "weight": spec.weight,
                            "params": params})
-        return {"name": self.name, "description": self.description, "source": self.source,
-                "losses": losses}
+        return {"name": self.name, "description": self.description,
+                "references": list(self.references), "losses": losses,
+                "loss_references": {s.name: list(getattr(LOSSES.get(s.name), "references", ()))
+                                    for s in self.losses},
+                "resolved_params": {e["label"]: _resolved(e["name"], e["params"])
+                                    for e in losses}}
+
+
+def _resolved(name: str, params: dict) -> dict:
+    """What a loss's parameters resolve to (presets expanded): recorded, never hashed."""
+    cls = LOSSES.get(name)
+    return _plain(cls.resolved_params(params)) if hasattr(cls, "resolved_params") else params
 
 
 def _plain(value: Any) -> Any:
@@ -201,9 +216,17 @@ def validate_recipe(data: Any, path: Path) -> Recipe:
             f"{where}: expected a mapping with keys {', '.join(TOP_KEYS)}, got {_kind(data)}"
         )
     problems: list[str] = []
+    if "source" in data:
+        problems.append(
+            "source: this field was replaced by 'references', a list of BibTeX keys of "
+            "recipes/references.bib (e.g. references: [zhao2017loss]); add the paper's entry "
+            "there and cite its key"
+        )
+        data = {k: v for k, v in data.items() if k != "source"}
     _check_keys(data, TOP_KEYS, ("name", "losses"), "", problems)
+    references = _check_references(data.get("references", []), problems)
     texts = {}
-    for key in ("name", "description", "source"):
+    for key in ("name", "description"):
         value = data.get(key, "")
         if not isinstance(value, str):
             problems.append(f"{key}: expected a string, got {_kind(value)}")
@@ -219,8 +242,24 @@ def validate_recipe(data: Any, path: Path) -> Recipe:
         specs = _check_losses(data["losses"], problems)
     if problems:
         raise UserError("\n".join(f"{where}: {p}" for p in problems))
-    return Recipe(texts["name"], texts["description"].strip(), texts["source"], tuple(specs),
+    return Recipe(texts["name"], texts["description"].strip(), references, tuple(specs),
                   Path(path))
+
+
+def _check_references(value: Any, problems: list[str]) -> tuple[str, ...]:
+    """``references``: a list of keys the bibliography holds."""
+    if not isinstance(value, list):
+        problems.append(f"references: expected a list of BibTeX keys, got {_kind(value)}")
+        return ()
+    keys = []
+    for i, key in enumerate(value):
+        if not isinstance(key, str):
+            problems.append(f"references[{i}]: expected a BibTeX key, got {_kind(key)}")
+        elif key not in bibliography():
+            problems.append(f"references[{i}]: {unknown_key_message(key)}")
+        else:
+            keys.append(key)
+    return tuple(keys)
 
 
 def _check_keys(mapping: dict, allowed: tuple[str, ...], required: tuple[str, ...], prefix: str,

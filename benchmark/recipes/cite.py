@@ -1,0 +1,41 @@
+"""``python -m benchmark cite RECIPE...``: the BibTeX of everything behind a set of recipes.
+
+For each recipe: its own papers (``references:``) and those of every loss it mixes; then, once,
+the metrics, the dataset (LOL) and the network every lossbench number rests on. Each entry is
+printed once, in that order, ready to paste into a ``.bib`` file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from benchmark.losses import LOSSES
+from benchmark.recipes.schema import Recipe, load_recipe
+from benchmark.references import bibtex, common_keys
+
+
+def recipe_keys(recipe: Recipe) -> list[str]:
+    """The recipe's own keys, then its losses' keys, in order, each once."""
+    keys = list(recipe.references)
+    for spec in recipe.losses:
+        keys += list(getattr(LOSSES.get(spec.name), "references", ()))
+    return list(dict.fromkeys(keys))
+
+
+def cite_keys(recipes: list[Recipe]) -> list[str]:
+    """Every key behind ``recipes``: theirs and their losses', then the metrics', data's, net's."""
+    keys = [k for recipe in recipes for k in recipe_keys(recipe)]
+    return list(dict.fromkeys(keys + common_keys()))
+
+
+def command_cite(args: Any) -> int:
+    """Print the BibTeX entries behind ``args.recipes`` (names or YAML paths)."""
+    recipes = [load_recipe(name) for name in args.recipes]
+    names = ", ".join(r.name for r in recipes)
+    print(f"% lossbench: papers behind the recipe(s) {names}, their losses, the metrics "
+          "(PSNR, SSIM, LPIPS, GT-mean), the dataset (LOL) and the network (U-Net)\n")
+    print(bibtex(cite_keys(recipes)), end="")
+    return 0
+
+
+__all__ = ["cite_keys", "command_cite", "recipe_keys"]
