@@ -292,4 +292,27 @@ def test_environment_of_a_cuda_run(monkeypatch: pytest.MonkeyPatch) -> None:
     env = runstate.environment(torch.device("cuda"))
     assert env["device"] == "cuda" and env["device_name"] == "NVIDIA H100 80GB HBM3"
     assert (env["gpu_capability"], env["gpu_driver"]) == ("9.0", "550.54.15")
-    assert "gpu_driver" not in runstate.environment(torch.device("cpu"))
+    assert env["gpu_name"] == "NVIDIA H100 80GB HBM3" and env["cpu_model"]
+    cpu_env = runstate.environment(torch.device("cpu"))
+    assert "gpu_driver" not in cpu_env and cpu_env["device_name"] == cpu_env["cpu_model"]
+
+
+def test_cpu_model_from_cpuinfo(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmark.run import state as runstate
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\n"
+                    "model name\t: Intel(R) Xeon(R)   Processor\nflags\t: fpu amx_bf16\n")
+    assert runstate.cpu_model(info) == "Intel(R) Xeon(R) Processor"
+    # no /proc/cpuinfo (macOS): lscpu's "Model name", then the platform's word
+    lscpu = "Architecture: x86_64\nModel name:  AMD EPYC 9654 96-Core Processor\n"
+    monkeypatch.setattr(runstate.subprocess, "run",
+                        lambda *a, **k: subprocess.CompletedProcess(a, 0, stdout=lscpu))
+    assert runstate.cpu_model(tmp_path / "absent") == "AMD EPYC 9654 96-Core Processor"
+
+    def no_lscpu(*a, **k):
+        raise FileNotFoundError("lscpu")
+
+    monkeypatch.setattr(runstate.subprocess, "run", no_lscpu)
+    monkeypatch.setattr(runstate.platform, "processor", lambda: "arm")
+    assert runstate.cpu_model(tmp_path / "absent") == "arm"

@@ -313,12 +313,14 @@ def environment(device: torch.device) -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             versions[name] = None
     gpu: dict[str, Any] = {}
+    cpu = cpu_model()
     if device.type == "cuda":
         device_name = torch.cuda.get_device_name(device)
         major, minor = torch.cuda.get_device_capability(device)
-        gpu = {"gpu_capability": f"{major}.{minor}", "gpu_driver": _gpu_driver()}
+        gpu = {"gpu_name": device_name, "gpu_capability": f"{major}.{minor}",
+               "gpu_driver": _gpu_driver()}
     else:
-        device_name = platform.processor() or platform.machine() or "cpu"
+        device_name = cpu
     git = git_state()
     return {
         "python": sys.version.split()[0],
@@ -327,6 +329,7 @@ def environment(device: torch.device) -> dict[str, Any]:
         "numpy": np.__version__,
         "device": str(device),
         "device_name": device_name,
+        "cpu_model": cpu,
         "threads": torch.get_num_threads(),
         "platform": platform.platform(),
         "cuda": torch.version.cuda,
@@ -336,6 +339,27 @@ def environment(device: torch.device) -> dict[str, Any]:
         "git_dirty": git["dirty"],
         "packages": versions,
     }
+
+
+def cpu_model(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
+    """The CPU's model name (``/proc/cpuinfo``, else ``lscpu``, else the platform's word)."""
+    try:
+        for line in Path(cpuinfo).read_text(encoding="utf-8", errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("model name", "Model Name", "cpu model") and value.strip():
+                return " ".join(value.split())
+    except OSError:
+        pass
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=20,
+                             check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        out = ""
+    for line in out.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "Model name" and value.strip():
+            return " ".join(value.split())
+    return platform.processor() or platform.machine() or "cpu"
 
 
 def _gpu_driver() -> str | None:
@@ -363,6 +387,7 @@ __all__ = [
     "atomic_write_text",
     "canonical_json",
     "config_hash",
+    "cpu_model",
     "diff_configs",
     "environment",
     "git_state",
