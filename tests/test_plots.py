@@ -50,18 +50,41 @@ def test_metrics_figure(frames) -> None:
     assert len(fig.axes) == 4
     assert [ax.get_xlabel() for ax in fig.axes] == [
         "PSNR (dB) ↑", "SSIM ↑", "LPIPS ↓", "GT-mean PSNR (dB) ↑"]
-    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["srgan†", "s3net", "l1"]
+    # the table's marks: ‡ fewer than 3 seeds; † only for unofficial weights used in training
+    # (srgan's are AlexNet's: its LPIPS marker is hollow instead); n = finished seeds
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == [
+        "srgan‡ (n=2)", "s3net‡ (n=2)", "l1‡ (n=2)"]
+    colors = plots.recipe_colors(RECIPES)
+    ordered = summary.sort_values("recipe", ascending=False)
     for ax, metric in zip(fig.axes, ("psnr", "ssim", "lpips", "psnr_gtmean"), strict=True):
-        (container,) = ax.containers
-        assert isinstance(container, ErrorbarContainer)
-        x, y = container.lines[0].get_data()
-        expected = summary.sort_values("recipe", ascending=False)[f"{metric}_mean"]
-        np.testing.assert_allclose(x, expected, rtol=1e-12)
-        assert list(y) == [0, 1, 2]
+        assert len(ax.containers) == 3 and all(
+            isinstance(c, ErrorbarContainer) for c in ax.containers)
+        for y, (container, row) in enumerate(zip(ax.containers, ordered.itertuples(),
+                                                  strict=True)):
+            x, yy = container.lines[0].get_data()
+            assert float(x[0]) == pytest.approx(getattr(row, f"{metric}_mean"), rel=1e-12)
+            assert list(yy) == [y]
+            line = container.lines[0]
+            assert line.get_color() == colors[row.recipe]
+            hollow = metric == "lpips" and row.recipe == "srgan"
+            assert (line.get_markerfacecolor() == "white") == hollow, (metric, row.recipe)
         # the dashed baseline line sits at l1's mean
         base = summary.loc[summary["recipe"] == "l1", f"{metric}_mean"].iloc[0]
         assert ax.lines[-1].get_xdata()[0] == pytest.approx(base)
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["mean over seeds, 95% CI", "l1 mean",
+                      "LPIPS from unofficial AlexNet weights (not comparable)",
+                      "n = finished seeds; † trained with unofficial backbone weights; "
+                      "‡ fewer than 3 seeds"]
     assert fig.get_size_inches()[0] == pytest.approx(7.0)
+
+
+def test_colours_are_stable_across_groups() -> None:
+    """A recipe keeps its colour when a group lacks other recipes or the tree gains one."""
+    whole = plots.recipe_colors(["zhao_mix", "l1", "s3net", "flw"])
+    assert plots.recipe_colors(["s3net", "flw", "zhao_mix", "l1"]) == whole
+    assert plots._colors(["s3net"], whole)["s3net"] == whole["s3net"]
+    assert len(set(whole.values())) == 4
 
 
 def test_perception_distortion_figure(frames) -> None:
@@ -74,7 +97,12 @@ def test_perception_distortion_figure(frames) -> None:
     got = sorted((float(x[0]), float(y[0])) for x, y in points)
     want = sorted(zip(summary["psnr_mean"], summary["lpips_mean"], strict=True))
     np.testing.assert_allclose(got, want, rtol=1e-12)
-    assert sorted(t.get_text() for t in ax.texts) == ["l1", "s3net", "srgan†"]
+    assert sorted(t.get_text() for t in ax.texts) == ["l1‡ (n=2)", "s3net‡ (n=2)",
+                                                      "srgan‡ (n=2)"]
+    faces = {c.get_label(): c.lines[0].get_markerfacecolor() for c in ax.containers}
+    assert faces["srgan"] == "white" and faces["l1"] != "white"
+    assert "LPIPS from unofficial AlexNet weights (not comparable)" in [
+        t.get_text() for t in fig.legends[0].get_texts()]
 
 
 def test_perception_distortion_without_lpips(frames) -> None:
@@ -95,7 +123,10 @@ def test_training_curves_figure(frames) -> None:
     # median over the two seeds: total = exp(-it/50) + 0.01 * seed
     x, y = total.lines[0].get_data()
     np.testing.assert_allclose(y, np.exp(-np.asarray(x) / 50) + 0.005, rtol=1e-12)
-    assert [t.get_text() for t in fig.legends[0].get_texts()] == list(RECIPES)
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [
+        *RECIPES, "band: min-max over seeds"]
+    colors = plots.recipe_colors(RECIPES)
+    assert [line.get_color() for line in total.lines] == [colors[r] for r in RECIPES]
 
 
 def test_training_curves_log_scale_for_wide_ranges() -> None:
@@ -118,7 +149,9 @@ def test_sample_grid_figure(results: Path, frames) -> None:
     assert table["image"].nunique() == 2 and all(Path(p).is_file() for p in table["path"])
     fig = plots.sample_grid_figure(table)
     assert len(fig.axes) == 2 * 2 * 5  # (full + zoom) x images x columns
-    assert [ax.get_title() for ax in fig.axes[:5]] == ["low", "l1", "s3net", "srgan", "reference"]
+    assert [ax.get_title() for ax in fig.axes[:5]] == [
+        "low", "l1\nseed 0", "s3net\nseed 0", "srgan\nseed 0", "reference"]
+    assert "yellow box" in fig.get_suptitle()
     full, zoom = fig.axes[0], fig.axes[5]
     assert len(full.images) == 1 and len(zoom.images) == 1
     (box,) = [p for p in full.patches if isinstance(p, Rectangle)]
@@ -136,9 +169,11 @@ def test_crop_box_finds_the_detailed_region() -> None:
 def test_per_image_difference_figure(frames) -> None:
     per_image = frames[1]
     fig = plots.per_image_difference_figure(per_image, "l1")
-    assert len(fig.axes) == 2
+    assert [ax.get_xlabel() for ax in fig.axes] == [
+        "Δ PSNR (dB) vs l1 ↑", "Δ SSIM vs l1 ↑", "Δ LPIPS vs l1 ↓"]
     psnr_ax = fig.axes[0]
-    assert psnr_ax.get_xlabel() == "Δ PSNR (dB) vs l1 ↑"
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [
+        "no difference from l1", "median; box: quartiles; whiskers: 1.5 IQR"]
     assert sum(isinstance(p, PathPatch) for p in psnr_ax.patches) == 2  # s3net, srgan
     assert [t.get_text() for t in psnr_ax.get_yticklabels()] == ["s3net", "srgan"]
     # s3net = l1 + (1, 1, -1) per seed: the median line of its box sits at +1

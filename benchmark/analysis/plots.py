@@ -16,11 +16,12 @@ import matplotlib as mpl
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 from PIL import Image
 
 from benchmark.analysis.frames import load_train_logs
-from benchmark.analysis.stats import METRICS, N_BOOT, rank_frequencies
+from benchmark.analysis.stats import FEW_SEEDS, METRICS, N_BOOT, rank_frequencies
 
 LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "lpips": "LPIPS",
           "psnr_gtmean": "GT-mean PSNR (dB)", "ssim_gtmean": "GT-mean SSIM"}
@@ -34,9 +35,29 @@ def _arrow(metric: str) -> str:
     return "↑" if METRICS.get(metric, True) else "↓"
 
 
-def _colors(recipes: Sequence[str]) -> dict[str, tuple]:
-    cmap = mpl.colormaps["tab10" if len(recipes) <= 10 else "tab20"]
-    return {r: cmap(i % cmap.N) for i, r in enumerate(sorted(recipes))}
+def recipe_colors(recipes: Sequence[str]) -> dict[str, tuple]:
+    """One colour per recipe by its position in the sorted list of ``recipes``.
+
+    :func:`write_figures` passes every recipe of the whole results tree, so a recipe has the
+    same colour in every figure of every (profile, dataset) group, whichever recipes a group
+    holds.
+    """
+    names = sorted(set(recipes))
+    cmap = mpl.colormaps["tab10" if len(names) <= 10 else "tab20"]
+    return {r: cmap(i % cmap.N) for i, r in enumerate(names)}
+
+
+def _colors(recipes: Sequence[str], colors: dict[str, tuple] | None) -> dict[str, tuple]:
+    return colors if colors is not None and set(recipes) <= set(colors) else recipe_colors(recipes)
+
+
+def recipe_label(row: object) -> str:
+    """A recipe's name as the summary table writes it: † unofficial backbone weights in
+    training (any but AlexNet), ‡ fewer than FEW_SEEDS finished seeds; then n (seeds)."""
+    unofficial = {w for w in str(getattr(row, "unofficial_weights", "") or "").split(",") if w}
+    n = int(getattr(row, "n_ok", 0))
+    return (f"{row.recipe}{'†' if unofficial - {'alexnet'} else ''}"
+            f"{'‡' if n < FEW_SEEDS else ''} (n={n})")
 
 
 def _one_group(frame: pd.DataFrame) -> None:
@@ -53,39 +74,68 @@ def _empty(fig: Figure, text: str) -> Figure:
     return fig
 
 
-def metrics_figure(summary: pd.DataFrame, metrics: Sequence[str] = tuple(METRICS)) -> Figure:
+def _marker_legend(fig: Figure, baseline: str | None, hollow: bool, few: bool) -> None:
+    """The legend under a summary figure: what the marks, the dashed line and the signs mean."""
+    handles = [Line2D([], [], marker="o", ls="-", color="0.2", ms=3.5, lw=1,
+                      label="mean over seeds, 95% CI")]
+    if baseline:
+        handles.append(Line2D([], [], ls="--", lw=0.8, color="0.5", label=f"{baseline} mean"))
+    if hollow:
+        handles.append(Line2D([], [], marker="o", ls="", ms=3.5, mfc="white", color="0.2",
+                              label="LPIPS from unofficial AlexNet weights (not comparable)"))
+    labels = "n = finished seeds; † trained with unofficial backbone weights"
+    handles.append(Line2D([], [], ls="", label=labels + (f"; ‡ fewer than {FEW_SEEDS} seeds"
+                                                         if few else "")))
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(4, len(handles)),
+               frameon=False)
+
+
+def metrics_figure(summary: pd.DataFrame, metrics: Sequence[str] = tuple(METRICS),
+                   colors: dict[str, tuple] | None = None) -> Figure:
     """Mean and 95% CI per recipe, one panel per metric, recipes on the y axis.
 
-    A dashed line marks the baseline's mean; a dagger marks LPIPS from unofficial weights.
+    Recipe labels carry the summary table's marks (†, ‡) and n, the number of finished seeds.
+    A dashed line marks the baseline's mean; a hollow marker an LPIPS from unofficial weights.
     """
     _one_group(summary)
     data = summary.sort_values("recipe", ascending=False).reset_index(drop=True)
+    colors = _colors(list(data["recipe"]), colors)
+    baseline = data.loc[data["is_baseline"], "recipe"]
     with mpl.rc_context(STYLE):
-        fig = Figure(figsize=(WIDTH, 0.9 + 0.22 * len(data)), layout="constrained")
+        fig = Figure(figsize=(WIDTH, 1.2 + 0.22 * len(data)), layout="constrained")
         axes = fig.subplots(1, len(metrics), sharey=True, squeeze=False)[0]
         y = np.arange(len(data))
         for ax, metric in zip(axes, metrics, strict=True):
-            mean = data[f"{metric}_mean"].to_numpy(float)
-            err = np.vstack([mean - data[f"{metric}_ci_low"], data[f"{metric}_ci_high"] - mean])
-            ax.errorbar(mean, y, xerr=np.nan_to_num(err), fmt="o", ms=3.5, capsize=2, lw=1)
+            for i, row in data.iterrows():
+                mean = float(row[f"{metric}_mean"])
+                err = [[mean - row[f"{metric}_ci_low"]], [row[f"{metric}_ci_high"] - mean]]
+                hollow = metric == "lpips" and not row["lpips_comparable"]
+                ax.errorbar([mean], [y[i]], xerr=np.nan_to_num(err), fmt="o", ms=3.5,
+                            capsize=2, lw=1, color=colors[row["recipe"]],
+                            mfc="white" if hollow else colors[row["recipe"]])
             base = data.loc[data["is_baseline"], f"{metric}_mean"]
             if len(base) and math.isfinite(base.iloc[0]):
                 ax.axvline(base.iloc[0], ls="--", lw=0.8, color="0.5")
             ax.set_xlabel(f"{LABELS[metric]} {_arrow(metric)}")
             ax.grid(axis="x", lw=0.3, alpha=0.5)
-        flags = data["lpips_comparable"]
-        names = [r + ("" if c else "†") for r, c in zip(data["recipe"], flags, strict=True)]
-        axes[0].set_yticks(y, names)
+        axes[0].set_yticks(y, [recipe_label(r) for r in data.itertuples()])
         axes[0].set_ylim(-0.6, len(data) - 0.4)
+        hollow = "lpips" in metrics and not data["lpips_comparable"].all()
+        _marker_legend(fig, baseline.iloc[0] if len(baseline) else None, bool(hollow),
+                       bool((data["n_ok"] < FEW_SEEDS).any()))
         fig.suptitle("Test metrics: mean over seeds, 95% CI (seeds × images bootstrap)")
     return fig
 
 
-def perception_distortion_figure(summary: pd.DataFrame) -> Figure:
-    """PSNR (x) against LPIPS (y), one point per recipe with 95% CI bars on both axes."""
+def perception_distortion_figure(summary: pd.DataFrame,
+                                 colors: dict[str, tuple] | None = None) -> Figure:
+    """PSNR (x) against LPIPS (y), one point per recipe with 95% CI bars on both axes.
+
+    Labels as in :func:`metrics_figure`; a hollow marker is an LPIPS from unofficial weights.
+    """
     _one_group(summary)
     data = summary.dropna(subset=["psnr_mean", "lpips_mean"]).sort_values("recipe")
-    colors = _colors(summary["recipe"].unique())
+    colors = _colors(list(summary["recipe"].unique()), colors)
     with mpl.rc_context(STYLE):
         fig = Figure(figsize=(3.5, 3.0), layout="constrained")
         if data.empty:
@@ -95,14 +145,16 @@ def perception_distortion_figure(summary: pd.DataFrame) -> Figure:
             xerr = [[row.psnr_mean - row.psnr_ci_low], [row.psnr_ci_high - row.psnr_mean]]
             yerr = [[row.lpips_mean - row.lpips_ci_low], [row.lpips_ci_high - row.lpips_mean]]
             ax.errorbar(row.psnr_mean, row.lpips_mean, xerr=xerr, yerr=yerr, fmt="o", ms=4,
-                        capsize=2, lw=1, color=colors[row.recipe], label=row.recipe)
-            ax.annotate(row.recipe + ("†" if not row.lpips_comparable else ""),
-                        (row.psnr_mean, row.lpips_mean), xytext=(4, 3),
+                        capsize=2, lw=1, color=colors[row.recipe], label=row.recipe,
+                        mfc=colors[row.recipe] if row.lpips_comparable else "white")
+            ax.annotate(recipe_label(row), (row.psnr_mean, row.lpips_mean), xytext=(4, 3),
                         textcoords="offset points", fontsize=7)
         ax.set_xlabel("PSNR (dB) ↑ (less distortion)")
         ax.set_ylabel("LPIPS ↓ (better perceptual quality)")
         ax.set_title("Perception-distortion plane")
         ax.grid(lw=0.3, alpha=0.5)
+        _marker_legend(fig, None, not data["lpips_comparable"].all(),
+                       bool((data["n_ok"] < FEW_SEEDS).any()))
     return fig
 
 
@@ -111,7 +163,7 @@ def _term_order(terms: Sequence[str]) -> list[str]:
     return [t for t in ("total",) if t in terms] + rest + [t for t in ("d_loss",) if t in terms]
 
 
-def training_curves_figure(logs: pd.DataFrame) -> Figure:
+def training_curves_figure(logs: pd.DataFrame, colors: dict[str, tuple] | None = None) -> Figure:
     """Loss against iteration, one panel per term: median over seeds, min-max band.
 
     The y axis is logarithmic for a positive term spanning more than a factor of 20.
@@ -121,7 +173,7 @@ def training_curves_figure(logs: pd.DataFrame) -> Figure:
             iteration, term, value) for one (profile, dataset).
     """
     _one_group(logs)
-    colors = _colors(logs["recipe"].unique()) if len(logs) else {}
+    colors = _colors(list(logs["recipe"].unique()), colors) if len(logs) else {}
     terms = _term_order(list(logs["term"].unique())) if len(logs) else []
     with mpl.rc_context(STYLE):
         ncols = min(3, max(1, len(terms)))
@@ -148,6 +200,8 @@ def training_curves_figure(logs: pd.DataFrame) -> Figure:
             ax.set_ylabel("loss (unweighted)" if term != "total" else "loss")
             ax.grid(lw=0.3, alpha=0.5)
         handles, labels = axes[0].get_legend_handles_labels()
+        handles.append(mpl.patches.Patch(color="0.5", alpha=0.2, lw=0))
+        labels.append("band: min-max over seeds")
         fig.legend(handles, labels, loc="outside lower center", ncols=min(6, len(labels)),
                    frameon=False)
         fig.suptitle("Training loss: median over seeds, band = min-max over seeds")
@@ -187,12 +241,15 @@ def sample_grid_figure(samples: pd.DataFrame, max_images: int = 3) -> Figure:
 
     Args:
         samples: columns ``image``, ``column`` (``low``, recipe names, ``reference``, in the
-            order they should appear) and ``path`` (a PNG). The crop is the most detailed
-            square of the reference, the same for every column, outlined on the full view.
+            order they should appear), ``path`` (a PNG) and optionally ``seed`` (the run's
+            seed, shown in the column title). The crop is the most detailed square of the
+            reference, the same for every column, outlined in yellow on the full view.
         max_images: at most this many test images (rows), sorted by name.
     """
     images = sorted(samples["image"].unique())[:max_images]
     columns = list(dict.fromkeys(samples["column"]))
+    seeds = (samples.dropna(subset=["seed"]).groupby("column")["seed"].first().to_dict()
+             if "seed" in samples else {})
     with mpl.rc_context(STYLE):
         fig = Figure(figsize=(WIDTH, 0.3 + WIDTH / max(1, len(columns)) * 1.6 * len(images)),
                      layout="constrained")
@@ -222,14 +279,18 @@ def sample_grid_figure(samples: pd.DataFrame, max_images: int = 3) -> Figure:
                     zoom.imshow(pixels[top : top + size, left : left + size],
                                 interpolation="nearest")
                 if i == 0:
-                    full.set_title(column)
+                    seed = seeds.get(column)
+                    full.set_title(column if seed is None else f"{column}\nseed {int(seed)}")
             axes[2 * i, 0].set_ylabel(image)
             axes[2 * i + 1, 0].set_ylabel("zoom")
+        fig.suptitle("Test images: input, each recipe's output, reference; the yellow box is "
+                     "the zoomed region (below each)")
     return fig
 
 
 def per_image_difference_figure(
-    per_image: pd.DataFrame, baseline: str, metrics: Sequence[str] = ("psnr", "lpips")
+    per_image: pd.DataFrame, baseline: str, metrics: Sequence[str] = ("psnr", "ssim", "lpips"),
+    colors: dict[str, tuple] | None = None,
 ) -> Figure:
     """Per (seed, image) difference from the baseline, one box per recipe, one panel per metric.
 
@@ -237,6 +298,7 @@ def per_image_difference_figure(
     """
     _one_group(per_image)
     recipes = sorted(r for r in per_image["recipe"].unique() if r != baseline)
+    colors = _colors(list(per_image["recipe"].unique()), colors)
     with mpl.rc_context(STYLE):
         fig = Figure(figsize=(WIDTH, 0.9 + 0.25 * max(1, len(recipes))), layout="constrained")
         base = per_image[per_image["recipe"] == baseline]
@@ -250,13 +312,18 @@ def per_image_difference_figure(
                 r = per_image[(per_image["recipe"] == recipe) & (per_image["metric"] == metric)]
                 d = (r.set_index(["seed", "image"])["value"] - b).dropna()
                 data.append(d.to_numpy() if len(d) else np.array([np.nan]))
-            ax.boxplot(data, orientation="horizontal", patch_artist=True, widths=0.6,
-                       flierprops={"markersize": 2},
-                       boxprops={"facecolor": "0.85", "linewidth": 0.8})
+            boxes = ax.boxplot(data, orientation="horizontal", patch_artist=True, widths=0.6,
+                               flierprops={"markersize": 2}, boxprops={"linewidth": 0.8})
+            for box, recipe in zip(boxes["boxes"], recipes, strict=True):
+                box.set_facecolor((*colors[recipe][:3], 0.45))
             ax.axvline(0.0, color="0.3", lw=0.8, ls="--")
             ax.set_xlabel(f"Δ {LABELS[metric]} vs {baseline} {_arrow(metric)}")
             ax.grid(axis="x", lw=0.3, alpha=0.5)
         axes[0].set_yticks(np.arange(1, len(recipes) + 1), recipes)
+        fig.legend(handles=[
+            Line2D([], [], color="0.3", lw=0.8, ls="--", label=f"no difference from {baseline}"),
+            Line2D([], [], color="C1", lw=1, label="median; box: quartiles; whiskers: 1.5 IQR"),
+        ], loc="outside lower center", ncols=2, frameon=False)
         fig.suptitle(f"Per-image difference from {baseline} over (seed, image) pairs")
     return fig
 
@@ -334,23 +401,25 @@ def sample_table(runs: pd.DataFrame, baseline: str, max_images: int = 3) -> pd.D
     come from the baseline's run when it has one.
     """
     ok = runs[runs["status"] == "ok"].sort_values("seed")
-    chosen = {}
+    chosen, seeds = {}, {}
     for recipe, sub in ok.groupby("recipe", sort=True):
-        dirs = [Path(d) / "samples" for d in sub["run_dir"] if (Path(d) / "samples").is_dir()]
-        if dirs:
-            chosen[recipe] = dirs[0]
+        found = [(Path(d) / "samples", s) for d, s in zip(sub["run_dir"], sub["seed"], strict=True)
+                 if (Path(d) / "samples").is_dir()]
+        if found:
+            chosen[recipe], seeds[recipe] = found[0]
     rows: list[dict] = []
     if not chosen:
-        return pd.DataFrame(columns=["image", "column", "path"])
+        return pd.DataFrame(columns=["image", "column", "path", "seed"])
     order = sorted(chosen, key=lambda r: (r != baseline, r))
     source = chosen[order[0]]
     images = sorted(p.name[: -len("_output.png")] for p in source.glob("*_output.png"))
     for image in images[:max_images]:
-        rows.append({"image": image, "column": "low", "path": str(source / f"{image}_low.png")})
+        rows.append({"image": image, "column": "low", "path": str(source / f"{image}_low.png"),
+                     "seed": None})
         for recipe in order:
-            rows.append({"image": image, "column": recipe,
+            rows.append({"image": image, "column": recipe, "seed": int(seeds[recipe]),
                          "path": str(chosen[recipe] / f"{image}_output.png")})
-        rows.append({"image": image, "column": "reference",
+        rows.append({"image": image, "column": "reference", "seed": None,
                      "path": str(source / f"{image}_reference.png")})
     return pd.DataFrame(rows)
 
@@ -361,17 +430,19 @@ def write_figures(
 ) -> list[dict]:
     """Every figure for every (profile, dataset) into ``results/plots``; one dict per figure."""
     logs = load_train_logs(runs)
+    colors = recipe_colors(list(runs["recipe"].unique()))  # the whole tree: stable colours
     written = []
     for (profile, dataset), group in summary.groupby(["profile", "dataset"], sort=True):
         def pick(frame: pd.DataFrame, key: tuple = (profile, dataset)) -> pd.DataFrame:
             return frame[(frame["profile"] == key[0]) & (frame["dataset"] == key[1])]
 
         figures = {
-            "metrics": metrics_figure(group),
-            "perception_distortion": perception_distortion_figure(group),
-            "training_curves": training_curves_figure(pick(logs)),
+            "metrics": metrics_figure(group, colors=colors),
+            "perception_distortion": perception_distortion_figure(group, colors=colors),
+            "training_curves": training_curves_figure(pick(logs), colors=colors),
             "samples": sample_grid_figure(sample_table(pick(runs), baseline)),
-            "per_image_diff": per_image_difference_figure(pick(per_image), baseline),
+            "per_image_diff": per_image_difference_figure(pick(per_image), baseline,
+                                                          colors=colors),
             "rank_stability": rank_stability_figure(rank_frequency_frame(pick(per_image),
                                                                          group)),
         }
