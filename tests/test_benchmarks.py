@@ -53,3 +53,20 @@ def test_calibration_script_prints_both_tables(capsys: pytest.CaptureFixture) ->
     assert out.count("| run-dominated | 3 x 15 | 0.3 / 0.0 / 0.1 |") == 2  # null and power
     assert "new default: crossed seed x image (reject)" in out
     assert "True difference 0.3 dB" in out
+
+
+def test_tv_weight_reference_term_on_a_ramp() -> None:
+    """On a horizontal ramp of slope a, leftthomas/SRGAN's TV is 2 a^2 per element and
+    lossbench's mean-reduced v1 TV is (a^2)^1.25: the script's ratio must be 2 / sqrt(a)."""
+    import tv_weight
+
+    from benchmark.losses import build_loss
+
+    a = 0.04
+    x = (a * torch.arange(32.0)).expand(2, 3, 24, 32).contiguous()
+    ref = tv_weight.reference_tv(x)
+    assert ref.item() == pytest.approx(2 * a**2, rel=1e-5)
+    mean = build_loss("tv", reduction="mean")(x, x)
+    assert (ref / mean).item() == pytest.approx(2 / a**0.5, rel=1e-4)
+    batches = list(tv_weight.crops([x[0].permute(1, 2, 0).numpy()], 16, 3, 2, seed=0))
+    assert [tuple(b.shape) for b in batches] == [(3, 3, 16, 16)] * 2

@@ -1,7 +1,7 @@
 """Gradient-domain losses (benchmark/losses/gradient.py) against references written here.
 
-References follow the source documents literally: document 000's EdgeLoss (per-channel loop,
-two F.conv2d per channel), document 003's LumaGradLoss code, document 004's
+References follow the reference code literally: the common EdgeLoss (per-channel loop,
+two F.conv2d per channel), the exposure-fusion LumaGradLoss code, SRGAN v1's
 RegularizationLoss; the formula-only terms of 003 are computed with 2x2 difference kernels
 (valid convolution), an implementation independent of the package's slicing.
 """
@@ -48,7 +48,7 @@ PAIRS = {"random": partial(random_pair, (2, 3, 32, 40), seed=1), "natural": natu
 
 
 # ----------------------------------------------------------------------------- references
-def ref_edge(x, x_hat):  # document 000, literally: a loop over channels, two convs each
+def ref_edge(x, x_hat):  # the common EdgeLoss code, literally: a loop over channels, two convs each
     kx = torch.tensor([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], dtype=torch.float32).view(1, 1, 3, 3)
     ky = torch.tensor([[-1, -2, -1], [0, 0, 0], [1, 2, 1]], dtype=torch.float32).view(1, 1, 3, 3)
     gx, gx_hat = [], []
@@ -86,7 +86,7 @@ def ref_highsmooth(y, y_star, threshold=0.8):
     return (torch.abs(yx - sx) * indicator).mean() + (torch.abs(yy - sy) * indicator).mean()
 
 
-def ref_luma_grad(prediction, target):  # document 003's code, with the ground truth as target
+def ref_luma_grad(prediction, target):  # the LumaGradLoss code, with the ground truth as target
     prediction = torch.nn.AdaptiveAvgPool2d((8, 8))(prediction)
     target = torch.nn.AdaptiveAvgPool2d((8, 8))(target)
     target = torch.clamp(target, 0.0, 1.0)
@@ -98,7 +98,7 @@ def ref_luma_grad(prediction, target):  # document 003's code, with the ground t
     return torch.mean((t_x - p_x) ** 2.0 + (t_y - p_y) ** 2.0)
 
 
-def ref_tv(x, _target=None):  # document 004's RegularizationLoss, literally
+def ref_tv(x, _target=None):  # SRGAN arXiv v1's regulariser, literally
     h, w = x.shape[2], x.shape[3]
     a = torch.square(x[:, :, : h - 1, : w - 1] - x[:, :, 1:h, : w - 1])
     b = torch.square(x[:, :, : h - 1, : w - 1] - x[:, :, : h - 1, 1:w])
@@ -187,6 +187,16 @@ def test_tv_is_a_sum_that_scales_with_batch_and_area():
     assert TVLoss()(tiled, tiled).item() > 3.5 * one.item()
 
 
+def test_tv_mean_reduction_is_the_sum_over_its_terms():
+    x, _ = random_pair((2, 3, 16, 12), seed=2)
+    terms = 2 * 3 * 15 * 11  # N * C * (H-1) * (W-1)
+    torch.testing.assert_close(TVLoss(reduction="mean")(x, x), TVLoss()(x, x) / terms)
+    assert TVLoss(reduction="mean")(x.repeat(4, 1, 1, 1), x.repeat(4, 1, 1, 1)).item() == (
+        pytest.approx(TVLoss(reduction="mean")(x, x).item(), rel=1e-6))
+    with pytest.raises(ValueError, match=r"^tv: reduction must be 'sum' or 'mean', got 'avg'$"):
+        TVLoss(reduction="avg")
+
+
 def test_luma_grad_clamp_blocks_out_of_range_gradient():
     _, target = natural_pair()
     pred = (target + 2.0).requires_grad_(True)  # every pooled value above 1
@@ -259,7 +269,7 @@ def test_registry_and_kernel_buffers():
     for name in NAMES:
         loss = build_loss(name)
         assert type(loss) is LOSSES[name]
-        assert loss.source and loss.paper
+        assert loss.references and loss.paper
     edge = EdgeLoss()
     assert edge.state_dict() == {}  # the Sobel kernel is a non-persistent buffer
     assert edge.double().kernel.dtype == torch.float64

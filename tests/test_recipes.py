@@ -191,7 +191,7 @@ def test_shipped_recipes_are_documented():
 def test_weights_from_the_papers():
     weights = {n: {s.name: s.weight for s in load_recipe(n).losses} for n in recipe_names()}
     assert weights["srgan"] == {"perceptual": 1.0, "adversarial": 1e-3}
-    assert weights["srgan_tv"]["tv"] == 1.2e-6
+    assert weights["srgan_tv"]["tv"] == 7.5e-8
     assert weights["zhao_mix"] == {"ms_ssim": 0.84, "gaussian_l1": 0.16}
     assert weights["frequency"]["frequency"] == 0.01
     assert weights["zero_dce_color"]["color_constancy"] == 5.0
@@ -329,7 +329,7 @@ def test_list_command(capsys):
     out = capsys.readouterr().out
     assert f"Recipes ({len(recipe_names())}, in {RECIPES_DIR}):" in out
     assert "s3net" in out and "1*charbonnier + 1*wssim + 1*perceptual[preset=drn]" in out
-    assert "1*perceptual[preset=srgan] + 0.001*adversarial + 1.2e-06*tv[reduction=mean]" in out
+    assert "1*perceptual[preset=srgan] + 0.001*adversarial + 7.5e-08*tv[reduction=mean]" in out
     assert "INVALID" not in out
     assert f"Losses ({len(losses_pkg.LOSSES)}):" in out
     loss_lines = out.split("Losses (")[1].splitlines()

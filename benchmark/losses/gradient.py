@@ -1,8 +1,8 @@
-"""Gradient-domain losses: Sobel edge (000), exposure-fusion family (003), SRGAN TV (004).
+"""Gradient-domain losses: Sobel edge, exposure-fusion family, SRGAN TV.
 
 Finite differences used by every loss here except ``edge`` (pinned down once, so that the
-losses of document 003 agree with each other): *forward differences on the common
-(H-1) x (W-1) grid*, the convention of document 003's LumaGradLoss code::
+exposure-fusion losses agree with each other): *forward differences on the common
+(H-1) x (W-1) grid*, the convention of the LumaGradLoss code::
 
     dx[i, j] = x[i, j + 1] - x[i, j]        dy[i, j] = x[i + 1, j] - x[i, j]
     for 0 <= i < H - 1, 0 <= j < W - 1
@@ -40,14 +40,14 @@ class EdgeLoss(Loss):
     ``gx``/``gy`` are the 3x3 Sobel kernels applied as ``F.conv2d`` (cross-correlation) with
     zero padding 1, so ``G`` has the input's size.
 
-    Source: document 000 (EdgeLoss). Paper: none named (a common LLIE edge loss).
+    Source: the common LLIE ``EdgeLoss`` code. Paper: none; the operator is Sobel and Feldman's.
     Differences: the source loops over channels with two convolutions per channel and image;
     here one grouped convolution per image batch computes both gradients of every channel
     (same numbers, about 6x faster on CPU). ``eps`` (default 1e-6, as in the source) is a parameter.
     """
 
-    source = "000"
-    paper = "document 000 EdgeLoss (Sobel gradient-magnitude MSE)"
+    references = ("sobel1968isotropic",)
+    paper = "Sobel gradient-magnitude MSE (Sobel and Feldman 1968 operator)"
 
     def __init__(self, eps: float = 1e-6) -> None:
         super().__init__()
@@ -80,13 +80,14 @@ class GradientLoss(Loss):
     ``L = mean|dx(pred) - dx(target)| + mean|dy(pred) - dy(target)|`` with the forward
     differences of this module's docstring.
 
-    Source: document 003, the ``||grad y - grad y*||_1`` term. Paper: bracketed multi-exposure
-    fusion (document 003 names none). The document gives only the formula: the difference
-    convention and the mean (not sum) reduction are this project's choices, documented above.
+    Source: the exposure-fusion loss note, the ``||grad y - grad y*||_1`` term. Paper: none for this
+    form (cf. Mathieu et al.'s gradient difference loss). The note gives only the formula: the
+    difference convention and the mean (not sum) reduction are this project's choices, documented
+    above.
     """
 
-    source = "003"
-    paper = "document 003 multi-exposure fusion loss (gradient L1 term)"
+    references = ("exposurefusion_losses", "mathieu2016gdl")
+    paper = "exposure-fusion gradient L1 (cf. gradient difference loss, Mathieu et al., ICLR 2016)"
 
     def min_input_size(self) -> int:
         return 2
@@ -108,12 +109,13 @@ class GradSignLoss(Loss):
     ``pred`` changes in the same direction as ``target`` (or is flat), positive across edges
     that ``pred`` reverses.
 
-    Source: document 003, ``L_gradsign = ReLU(-grad y * grad y*)`` (weight gamma in the recipe).
-    The document gives no reduction: mean over pixels and channels, x and y terms added.
+    Source: the exposure-fusion note, ``L_gradsign = ReLU(-grad y * grad y*)`` (weight gamma in
+    the recipe).
+    The note gives no reduction: mean over pixels and channels, x and y terms added.
     """
 
-    source = "003"
-    paper = "document 003 multi-exposure fusion loss (gradient-sign term)"
+    references = ("exposurefusion_losses",)
+    paper = "exposure-fusion gradient-sign term (technical note, no paper)"
 
     def min_input_size(self) -> int:
         return 2
@@ -132,19 +134,19 @@ class HighSmoothLoss(Loss):
     """Gradient L1 restricted to the highlights of the target.
 
     ``L = mean(|dx(pred) - dx(target)| * M) + mean(|dy(pred) - dy(target)| * M)`` with
-    ``M[n, c, i, j] = 1 if target[n, c, i, j] >= threshold else 0``: the indicator of document
-    003 taken per channel at the pixel each forward difference starts from, multiplied into the
+    ``M[n, c, i, j] = 1 if target[n, c, i, j] >= threshold else 0``: the indicator of the note
+    taken per channel at the pixel each forward difference starts from, multiplied into the
     difference map, and the product averaged over *all* positions (like the gradient term, so
     the recipe weight eta reads as extra weight on highlight pixels; a target with no highlight
     gives 0, never 0/0).
 
-    Source: document 003, ``L_highsmooth = ||grad y - grad y*||_1 * I(y*, H_th)``. The document
-    gives no value for ``H_th``: the default ``threshold=0.8`` (on [0, 1] images) is this
+    Source: the exposure-fusion note, ``L_highsmooth = ||grad y - grad y*||_1 * I(y*, H_th)``.
+    The note gives no value for ``H_th``: the default ``threshold=0.8`` (on [0, 1] images) is this
     project's choice. The mask is a constant (no gradient flows through it).
     """
 
-    source = "003"
-    paper = "document 003 multi-exposure fusion loss (high-light smoothness term)"
+    references = ("exposurefusion_losses",)
+    paper = "exposure-fusion high-light smoothness term (technical note, no paper)"
 
     def __init__(self, threshold: float = 0.8) -> None:
         super().__init__()
@@ -174,15 +176,15 @@ class LumaGradLoss(Loss):
     ``L = mean((dx(t) - dx(p))^2 + (dy(t) - dy(p))^2)`` over the 7x7 difference grid, channels
     and batch (``avgpool8x8`` = ``nn.AdaptiveAvgPool2d((8, 8))``).
 
-    Source: document 003, LumaGradLoss. Difference: the source pools its target from the first
-    four channels of the fusion *input* stack (``input[:, 0:4]``); an enhancement benchmark has
-    a ground truth, so the target here is the ground truth (all its channels). As in the
-    source, the clamp passes no gradient where a pooled prediction lies outside [0, 1].
-    Inputs must be at least 8x8 (smaller ones would be upsampled by the pooling).
+    Source: the exposure-fusion note, LumaGradLoss. Difference: the source pools its target from the
+    first four channels of the fusion *input* stack (``input[:, 0:4]``); an enhancement benchmark
+    has a ground truth, so the target here is the ground truth (all its channels). As in the source,
+    the clamp passes no gradient where a pooled prediction lies outside [0, 1]. Inputs must be at
+    least 8x8 (smaller ones would be upsampled by the pooling).
     """
 
-    source = "003"
-    paper = "document 003 multi-exposure fusion loss (LumaGradLoss)"
+    references = ("exposurefusion_losses",)
+    paper = "exposure-fusion LumaGradLoss (technical note, no paper)"
 
     def min_input_size(self) -> int:
         return 8
@@ -198,21 +200,32 @@ class LumaGradLoss(Loss):
 
 
 class TVLoss(Loss):
-    """SRGAN's total-variation regulariser, as document 004 writes it.
+    """SRGAN's total-variation regulariser, as SRGAN arXiv v1 writes it.
 
-    ``L = sum_{n,c,i<H-1,j<W-1} ((x[i+1, j] - x[i, j])^2 + (x[i, j+1] - x[i, j])^2) ^ 1.25``
-    on ``x = pred`` (``target`` is only shape-checked).
+    ``L = R_{n,c,i<H-1,j<W-1} ((x[i+1, j] - x[i, j])^2 + (x[i, j+1] - x[i, j])^2) ^ 1.25``
+    on ``x = pred`` (``target`` is only shape-checked), where ``R`` is the reduction.
 
-    It is a SUM over batch, channels and pixels, not a mean: its value scales with the batch
-    size and the image area (about 4x for a 2x larger patch), so its recipe weight is tied to
-    the protocol's patch and batch size.
+    ``reduction='sum'`` (the default, the source's form) sums over batch, channels and pixels:
+    the value then scales with the batch size and the image area (about 4x for a 2x larger
+    patch), so a weight is tied to the protocol's shapes. ``reduction='mean'`` divides that sum
+    by the number of terms ``N * C * (H-1) * (W-1)``, which makes a weight hold at any shape
+    (the ``srgan_tv`` recipe uses it; its description derives the weight).
 
-    Source: document 004 (RegularizationLoss; dropped in later SRGAN versions). Paper: Ledig et
-    al., "Photo-Realistic Single Image Super-Resolution Using a GAN", CVPR 2017 (arXiv v1).
+    Source: SRGAN arXiv v1's regulariser (dropped in later SRGAN versions). Paper: Ledig et
+    al., "Photo-Realistic Single Image Super-Resolution Using a GAN", arXiv 1609.04802v1.
+
+    Args:
+        reduction: ``'sum'`` or ``'mean'``.
     """
 
-    source = "004"
+    references = ("ledig2016srganv1",)
     paper = "Ledig et al., SRGAN, CVPR 2017 (TV regulariser of arXiv v1)"
+
+    def __init__(self, reduction: str = "sum") -> None:
+        super().__init__()
+        if reduction not in ("sum", "mean"):
+            raise ValueError(f"tv: reduction must be 'sum' or 'mean', got {reduction!r}")
+        self.reduction = reduction
 
     def min_input_size(self) -> int:
         return 2
@@ -223,4 +236,5 @@ class TVLoss(Loss):
         check_pair("tv", pred, target)
         _check_size("tv", pred, 2)
         dx, dy = forward_diffs(pred)
-        return (dx.pow(2) + dy.pow(2)).pow(1.25).sum()
+        terms = (dx.pow(2) + dy.pow(2)).pow(1.25)
+        return terms.sum() if self.reduction == "sum" else terms.mean()
