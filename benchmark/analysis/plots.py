@@ -17,18 +17,20 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.patches import Rectangle
-from PIL import Image
 
 from benchmark.analysis.frames import load_train_logs
+from benchmark.analysis.samples import (  # noqa: F401 - re-exported
+    STYLE,
+    WIDTH,
+    _empty,
+    crop_box,
+    sample_grid_figure,
+    sample_table,
+)
 from benchmark.analysis.stats import FEW_SEEDS, METRICS, N_BOOT, rank_frequencies
 
 LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "lpips": "LPIPS",
           "psnr_gtmean": "GT-mean PSNR (dB)", "ssim_gtmean": "GT-mean SSIM"}
-STYLE = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "xtick.labelsize": 7,
-         "ytick.labelsize": 7, "legend.fontsize": 7, "pdf.fonttype": 42, "ps.fonttype": 42,
-         "axes.spines.top": False, "axes.spines.right": False}
-WIDTH = 7.0  # inches: a two-column figure
 
 
 def _arrow(metric: str) -> str:
@@ -65,13 +67,6 @@ def _one_group(frame: pd.DataFrame) -> None:
         frame[["profile", "dataset"]].drop_duplicates()
     ) > 1:
         raise ValueError("frame holds several (profile, dataset) groups; plot them one by one")
-
-
-def _empty(fig: Figure, text: str) -> Figure:
-    ax = fig.add_subplot()
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes)
-    ax.set_axis_off()
-    return fig
 
 
 def _marker_legend(fig: Figure, baseline: str | None, hollow: bool, few: bool) -> None:
@@ -208,86 +203,6 @@ def training_curves_figure(logs: pd.DataFrame, colors: dict[str, tuple] | None =
     return fig
 
 
-def _read_rgb(path: str) -> np.ndarray | None:
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
-    except (OSError, ValueError):
-        return None
-
-
-def crop_box(reference: np.ndarray, frac: float = 0.25) -> tuple[int, int, int]:
-    """``(top, left, size)`` of the square with the most detail (mean luma gradient) in it."""
-    h, w = reference.shape[:2]
-    size = min(max(8, int(min(h, w) * frac)), h, w)
-    luma = reference[..., :3].mean(axis=-1) if reference.ndim == 3 else reference
-    grad = np.zeros((h, w))
-    grad[:, 1:] += np.abs(np.diff(luma, axis=1))
-    grad[1:, :] += np.abs(np.diff(luma, axis=0))
-    integral = np.pad(grad.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-    step = max(1, size // 4)
-    best, box = -1.0, (0, 0, size)
-    for top in range(0, h - size + 1, step):
-        for left in range(0, w - size + 1, step):
-            b, r = top + size, left + size
-            score = integral[b, r] - integral[top, r] - integral[b, left] + integral[top, left]
-            if score > best:
-                best, box = score, (top, left, size)
-    return box
-
-
-def sample_grid_figure(samples: pd.DataFrame, max_images: int = 3) -> Figure:
-    """Low | each recipe | reference, per test image a full row and a zoomed-crop row.
-
-    Args:
-        samples: columns ``image``, ``column`` (``low``, recipe names, ``reference``, in the
-            order they should appear), ``path`` (a PNG) and optionally ``seed`` (the run's
-            seed, shown in the column title). The crop is the most detailed square of the
-            reference, the same for every column, outlined in yellow on the full view.
-        max_images: at most this many test images (rows), sorted by name.
-    """
-    images = sorted(samples["image"].unique())[:max_images]
-    columns = list(dict.fromkeys(samples["column"]))
-    seeds = (samples.dropna(subset=["seed"]).groupby("column")["seed"].first().to_dict()
-             if "seed" in samples else {})
-    with mpl.rc_context(STYLE):
-        fig = Figure(figsize=(WIDTH, 0.3 + WIDTH / max(1, len(columns)) * 1.6 * len(images)),
-                     layout="constrained")
-        if not images:
-            return _empty(fig, "no samples/ in these runs")
-        axes = fig.subplots(2 * len(images), len(columns), squeeze=False)
-        for i, image in enumerate(images):
-            paths = samples[samples["image"] == image].set_index("column")["path"]
-            ref = _read_rgb(paths["reference"]) if "reference" in paths else None
-            box = crop_box(ref) if ref is not None else None
-            for j, column in enumerate(columns):
-                full, zoom = axes[2 * i, j], axes[2 * i + 1, j]
-                pixels = _read_rgb(paths[column]) if column in paths else None
-                for ax in (full, zoom):
-                    ax.set_xticks([])
-                    ax.set_yticks([])
-                    for spine in ax.spines.values():
-                        spine.set_visible(False)
-                if pixels is None:
-                    full.text(0.5, 0.5, "missing", ha="center", va="center", fontsize=7)
-                    continue
-                full.imshow(pixels, interpolation="nearest")
-                if box is not None:
-                    top, left, size = box
-                    full.add_patch(Rectangle((left - 0.5, top - 0.5), size, size, fill=False,
-                                             ec="yellow", lw=0.8))
-                    zoom.imshow(pixels[top : top + size, left : left + size],
-                                interpolation="nearest")
-                if i == 0:
-                    seed = seeds.get(column)
-                    full.set_title(column if seed is None else f"{column}\nseed {int(seed)}")
-            axes[2 * i, 0].set_ylabel(image)
-            axes[2 * i + 1, 0].set_ylabel("zoom")
-        fig.suptitle("Test images: input, each recipe's output, reference; the yellow box is "
-                     "the zoomed region (below each)")
-    return fig
-
-
 def per_image_difference_figure(
     per_image: pd.DataFrame, baseline: str, metrics: Sequence[str] = ("psnr", "ssim", "lpips"),
     colors: dict[str, tuple] | None = None,
@@ -392,36 +307,6 @@ FIGURES = (  # kind, caption
     ("per_image_diff", "Per-image difference from the baseline"),
     ("rank_stability", "Rank stability over bootstrap replicates of seeds and test images"),
 )
-
-
-def sample_table(runs: pd.DataFrame, baseline: str, max_images: int = 3) -> pd.DataFrame:
-    """Image paths for the sample grid: low | baseline | other recipes | reference.
-
-    Uses each recipe's lowest finished seed that has ``samples/``; low and reference images
-    come from the baseline's run when it has one.
-    """
-    ok = runs[runs["status"] == "ok"].sort_values("seed")
-    chosen, seeds = {}, {}
-    for recipe, sub in ok.groupby("recipe", sort=True):
-        found = [(Path(d) / "samples", s) for d, s in zip(sub["run_dir"], sub["seed"], strict=True)
-                 if (Path(d) / "samples").is_dir()]
-        if found:
-            chosen[recipe], seeds[recipe] = found[0]
-    rows: list[dict] = []
-    if not chosen:
-        return pd.DataFrame(columns=["image", "column", "path", "seed"])
-    order = sorted(chosen, key=lambda r: (r != baseline, r))
-    source = chosen[order[0]]
-    images = sorted(p.name[: -len("_output.png")] for p in source.glob("*_output.png"))
-    for image in images[:max_images]:
-        rows.append({"image": image, "column": "low", "path": str(source / f"{image}_low.png"),
-                     "seed": None})
-        for recipe in order:
-            rows.append({"image": image, "column": recipe, "seed": int(seeds[recipe]),
-                         "path": str(chosen[recipe] / f"{image}_output.png")})
-        rows.append({"image": image, "column": "reference", "seed": None,
-                     "path": str(source / f"{image}_reference.png")})
-    return pd.DataFrame(rows)
 
 
 def write_figures(
