@@ -18,9 +18,11 @@ EXECUTOR ?= local
 JOBS ?=
 BASELINE ?=
 PRECISION ?=
+METRICS ?=
 
 DATA_ARG := $(if $(DATA),--data $(DATA),)
 PRECISION_ARG := $(if $(PRECISION),--precision $(PRECISION),)
+METRICS_ARG := $(if $(METRICS),--metrics $(METRICS),)
 
 .PHONY: venv test test-fast bench sweep compare plots report data list weights lint bench-losses bench-train clean
 
@@ -42,7 +44,7 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 
 bench: $(STAMP)
-	$(PY) -m benchmark run $(RECIPE) --profile $(PROFILE) --seed $(SEED) --results $(RESULTS) $(DATA_ARG) $(PRECISION_ARG)
+	$(PY) -m benchmark run $(RECIPE) --profile $(PROFILE) --seed $(SEED) --results $(RESULTS) $(DATA_ARG) $(PRECISION_ARG) $(METRICS_ARG)
 
 sweep: $(STAMP)
 	$(PY) -m benchmark sweep $(RECIPES) $(if $(SEEDS),--seeds $(SEEDS),) --profile $(PROFILE) --executor $(EXECUTOR) $(if $(JOBS),--jobs $(JOBS),) --results $(RESULTS) $(DATA_ARG) $(PRECISION_ARG)

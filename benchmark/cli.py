@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmark.errors import UserError
+from benchmark.errors import UserError, did_you_mean
 
 PROFILES = ("smoke", "quick", "paper", "auto")
 PRECISIONS = ("auto", "bf16", "fp32")  # benchmark.protocol.PRECISIONS (no torch import here)
@@ -31,6 +31,25 @@ HANDLERS: dict[str, tuple[str, str]] = {
     "cite": ("benchmark.recipes.cite", "command_cite"),
     "weights": ("benchmark.weights", "command_weights"),
 }
+
+
+#: --metrics: PSNR and SSIM are always computed (checkpoints are chosen on PSNR); LPIPS is
+#: optional because it needs the pretrained AlexNet file (benchmark.metrics.METRICS)
+METRICS = ("psnr", "ssim", "lpips")
+
+
+def _metrics(text: str) -> tuple[str, ...]:
+    names = [n.strip().lower() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in METRICS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown metric {unknown[0]!r}{did_you_mean(unknown[0], METRICS)} "
+            f"(choose from {', '.join(METRICS)})")
+    if not {"psnr", "ssim"} <= set(names):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: psnr and ssim are always computed; use psnr,ssim (no pretrained weights "
+            "needed) or psnr,ssim,lpips (the default)")
+    return tuple(m for m in METRICS if m in names)
 
 
 def _nonneg_int(text: str) -> int:
@@ -78,6 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="override the profile's CUDA determinism setting (recorded in the run)",
     )
     p.add_argument("--compile", action="store_true", help="opt-in torch.compile of the UNet")
+    p.add_argument(
+        "--metrics",
+        type=_metrics,
+        default=METRICS,
+        help="test metrics: psnr,ssim,lpips (default) or psnr,ssim, which needs no pretrained "
+        "weights for backbone-free recipes (LPIPS is then absent, not zero, everywhere)",
+    )
     p.add_argument(
         "--precision",
         choices=PRECISIONS,

@@ -395,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     for prof in profiles:
         proto = resolve_precision(PROFILES[prof], dev, args.precision)[0]
         train_pairs, _ = data_mod.split_train_val(dataset.train, proto.n_val)
-        train = data_mod.load_pairs(train_pairs)
+        train = data_mod.load_pairs(train_pairs, native=True)
         for rname in args.recipes:
             recipe = recipes_mod.load_recipe(rname)
             torch.manual_seed(0)

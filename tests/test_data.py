@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 import skimage
+import torch
 
 from benchmark.cli import main
 from benchmark.data import pairs as data
@@ -408,3 +409,47 @@ def test_manifest_hash(tmp_path: Path) -> None:
 
 def test_default_dataset_dir() -> None:
     assert default_dataset_dir() == Path(data.__file__).resolve().parents[2] / "datasets" / "synth"
+
+
+# ---------------------------------------------------------------- integer decoding (memory)
+
+
+def test_decode_image_is_the_stored_integers_in_rgb(tmp_path: Path) -> None:
+    """decode_image keeps the file's integers (checked against OpenCV's own BGR decode), and
+    to_float of it equals read_image bit for bit, for 8- and 16-bit files and an alpha PNG."""
+    rng = np.random.default_rng(3)
+    cases = {
+        "rgb8.png": rng.integers(0, 256, size=(20, 30, 3), dtype=np.uint8),
+        "rgb16.png": rng.integers(0, 65536, size=(20, 30, 3), dtype=np.uint16),
+        "rgba8.png": rng.integers(0, 256, size=(20, 30, 4), dtype=np.uint8),
+    }
+    for name, bgr in cases.items():
+        path = tmp_path / name
+        assert cv2.imwrite(str(path), bgr)
+        img = data.decode_image(path)
+        assert img.dtype == bgr.dtype and img.shape == (20, 30, 3)
+        np.testing.assert_array_equal(img, bgr[:, :, 2::-1])
+        scale = 255.0 if bgr.dtype == np.uint8 else 65535.0
+        expected = bgr[:, :, 2::-1].astype(np.float32) / np.float32(scale)
+        np.testing.assert_array_equal(data.to_float(img), expected)
+        np.testing.assert_array_equal(read_image(path), expected)
+
+
+def test_native_pairs_become_storage_without_a_copy(tmp_path: Path) -> None:
+    """Training storage of 8-bit files is a channel-first view of the decoded buffer (no second
+    copy of the dataset), with the values of the float path."""
+    from benchmark.run.evaluate import as_float
+    from benchmark.run.loop import to_storage
+
+    ds = discover(make(tmp_path))
+    lows, _ = load_pairs(ds.train, native=True)
+    floats, _ = load_pairs(ds.train)
+    stored = to_storage(lows, torch.device("cpu"))
+    for arr, t, f in zip(lows, stored, floats, strict=True):
+        assert arr.dtype == np.uint8 and t.dtype == torch.uint8
+        assert t.untyped_storage().data_ptr() == arr.__array_interface__["data"][0]
+        assert t.shape == (3, *arr.shape[:2])
+        np.testing.assert_array_equal(as_float(t).permute(1, 2, 0).numpy(), f)
+    via_float = to_storage(floats, torch.device("cpu"))
+    for a, b in zip(stored, via_float, strict=True):
+        assert torch.equal(a, b)

@@ -262,11 +262,12 @@ def discover(root: str | Path) -> Dataset:
     return Dataset(root, layout, tuple(splits["train"]), tuple(splits["test"]))
 
 
-def read_image(path: Path) -> np.ndarray:
-    """Read an RGB image as float32 HxWx3 in [0, 1] at its full bit depth.
+def decode_image(path: Path) -> np.ndarray:
+    """Decode an RGB image as stored: HxWx3 ``uint8`` or ``uint16``, no float copy.
 
-    8-bit files are divided by 255, 16-bit PNG/TIFF by 65535 (OpenCV ``IMREAD_UNCHANGED``
-    keeps all 16 bits; Pillow would reduce 16-bit RGB to 8). An alpha channel is dropped.
+    OpenCV ``IMREAD_UNCHANGED`` keeps all 16 bits (Pillow would reduce 16-bit RGB to 8); an
+    alpha channel is dropped and BGR is turned into RGB in place, so the decoder's buffer is the
+    returned array: a dataset held this way costs its uint8 size, nothing more.
 
     Raises:
         UserError: naming the file when it is unreadable, truncated, grayscale or of an
@@ -281,22 +282,48 @@ def read_image(path: Path) -> np.ndarray:
     if problem:
         raise UserError(f"image {path}: {problem}")
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    del data
     if img is None:
         raise UserError(f"image {path} cannot be decoded (corrupt or unsupported file)")
     if img.ndim == 2 or img.shape[2] < 3:
         raise UserError(f"image {path} is grayscale; lossbench needs RGB images")
-    scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(img.dtype)
-    if scale is None:
+    if img.dtype not in _SCALE:
         raise UserError(f"image {path} has {img.dtype} pixels; expected 8- or 16-bit integers")
-    rgb = img[:, :, 2::-1].astype(np.float32) / np.float32(scale)
-    return np.ascontiguousarray(rgb)
+    if img.shape[2] > 3:
+        img = np.ascontiguousarray(img[:, :, :3])
+    cv2.cvtColor(img, cv2.COLOR_BGR2RGB, dst=img)
+    return img
 
 
-def load_pairs(pairs: Sequence[Pair]) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Decode every pair (threads; OpenCV releases the GIL) -> (low images, high images)."""
+_SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+
+
+def to_float(img: np.ndarray) -> np.ndarray:
+    """A decoded image as float32 in [0, 1]: 8-bit / 255, 16-bit / 65535 (float input as is)."""
+    scale = _SCALE.get(img.dtype)
+    if scale is None:
+        return np.ascontiguousarray(img, dtype=np.float32)
+    return img.astype(np.float32) / np.float32(scale)
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Read an RGB image as float32 HxWx3 in [0, 1] at its full bit depth
+    (:func:`decode_image`, then :func:`to_float`)."""
+    return to_float(decode_image(path))
+
+
+def load_pairs(
+    pairs: Sequence[Pair], *, native: bool = False
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Decode every pair (threads; OpenCV releases the GIL) -> (low images, high images).
+
+    ``native=True`` keeps each image as stored (uint8 / uint16, :func:`decode_image`): training
+    and validation data stay integer until a crop is taken. The default gives float32 in [0, 1].
+    """
     paths = [p for pair in pairs for p in (pair.low, pair.high)]
+    reader = decode_image if native else read_image
     with ThreadPoolExecutor(_THREADS) as pool:
-        images = list(pool.map(read_image, paths))
+        images = list(pool.map(reader, paths))
     low, high = images[0::2], images[1::2]
     for pair, a, b in zip(pairs, low, high, strict=True):
         if a.shape != b.shape:

@@ -266,6 +266,11 @@ def _is_current(root: Path, seed: int) -> bool:
     )
 
 
+def is_default_synthetic(root: Path) -> bool:
+    """Whether ``root`` holds the current synthetic default set (seed 0), unedited."""
+    return read_manifest(root) is not None and _is_current(Path(root), 0)
+
+
 def _check_replaceable(out: Path) -> None:
     if not out.is_dir():
         raise UserError(f"--out {out} exists and is not a folder; refusing to replace it")

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+from collections.abc import Sequence
 
 from benchmark.errors import UserError
 from benchmark.run import state as rs
 from benchmark.run.execute import run
 from benchmark.run.files import METRIC_KEYS, repro_differences
-from benchmark.run.setup import check_folder, prepare, run_dir
+from benchmark.run.setup import ALL_METRICS, check_folder, prepare, run_dir
 
 
 def check_repro(
@@ -25,6 +26,7 @@ def check_repro(
     device: str | None,
     deterministic: bool | None,
     precision: str | None = None,
+    metrics: Sequence[str] = ALL_METRICS,
 ) -> int:
     """Rerun a finished run in a scratch folder and compare; 0 reproduced, 1 differs.
 
@@ -33,7 +35,8 @@ def check_repro(
     the environment fields that differ from the stored run's (the usual explanation).
     """
     setup = prepare(
-        recipe, profile, seed, data_dir, results_dir, device, deterministic, precision=precision
+        recipe, profile, seed, data_dir, results_dir, device, deterministic, precision=precision,
+        metrics=metrics,
     )
     done = check_folder(setup)
     if done is None:
@@ -48,7 +51,7 @@ def check_repro(
     )
     with tempfile.TemporaryDirectory(prefix="lossbench-repro-") as scratch:
         again = run(recipe, setup.protocol, seed, data_dir, scratch, device, quiet=True,
-                    precision=setup.protocol.precision)
+                    precision=setup.protocol.precision, metrics=setup.config["metrics"])
         new_path = run_dir(scratch, setup.recipe.name, setup.protocol.name, seed) / "per_image.csv"
         new_rows = new_path.read_text(encoding="utf-8") if new_path.is_file() else ""
     differences = repro_differences(done, again, old_rows, new_rows)
@@ -79,7 +82,7 @@ def command_run(args: argparse.Namespace) -> int:
     if args.check_repro:
         return check_repro(
             args.recipe, args.profile, args.seed, args.data, args.results, args.device, det,
-            args.precision,
+            args.precision, args.metrics,
         )
     metrics = run(
         args.recipe,
@@ -92,6 +95,7 @@ def command_run(args: argparse.Namespace) -> int:
         deterministic=det,
         compile=args.compile,
         precision=args.precision,
+        metrics=args.metrics,
     )
     return 0 if metrics["status"] == "ok" else 1
 

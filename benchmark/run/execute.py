@@ -29,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,7 @@ from benchmark.run.files import (
 )
 from benchmark.run.loop import NonFiniteError, Trainer, to_storage
 from benchmark.run.setup import (
+    ALL_METRICS,
     Setup,
     check_folder,
     check_sizes,
@@ -83,16 +84,18 @@ def run(
     quiet: bool = False,
     on_checkpoint: Callable[[int], None] | None = None,
     precision: str | None = None,
+    metrics: Sequence[str] = ALL_METRICS,
 ) -> dict[str, Any]:
     """Train and evaluate one (recipe, profile, seed); return the run's ``metrics.json`` dict.
 
     ``profile`` may be a :class:`Protocol` (tests). ``on_checkpoint(iteration)`` is called after
     every checkpoint write (tests use it to simulate an interruption). ``precision``
-    (``--precision``) overrides the profile's ``auto``.
+    (``--precision``) overrides the profile's ``auto``. ``metrics`` (``--metrics``) leaves LPIPS
+    out when it lacks ``lpips``: no AlexNet file is needed then, and LPIPS is null.
     """
     setup = prepare(
         recipe, profile, seed, data_dir, results_dir, device, deterministic, compile, quiet,
-        precision,
+        precision, metrics,
     )
     if not force:
         done = check_folder(setup)
@@ -101,9 +104,9 @@ def run(
             return done
     else:
         check_folder(setup)  # a different configuration is refused even with force
-    train_low, train_high = data_mod.load_pairs(setup.train_pairs)
+    train_low, train_high = data_mod.load_pairs(setup.train_pairs, native=True)
     check_sizes(setup, train_low)
-    val_low, val_high = data_mod.load_pairs(setup.val_pairs)
+    val_low, val_high = data_mod.load_pairs(setup.val_pairs, native=True)
     try:
         setup.folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -311,7 +314,8 @@ def _evaluate(
     names = [p.name for p in setup.dataset.test]
     try:
         with nondeterminism_alerts(determinism["nondeterministic_ops"]):
-            lpips_metric = metrics_mod.LPIPSMetric(dev)
+            lpips_metric = (metrics_mod.LPIPSMetric(dev)
+                            if "lpips" in setup.config["metrics"] else None)
             rows, samples = evaluate_test(model, lows, highs, names, dev, proto, lpips_metric)
     except Exception as exc:
         if not is_out_of_memory(exc):

@@ -114,8 +114,10 @@ def base_metrics(
         "eval_seconds": None,
         "iterations": None,
         "dataset": {
-            k: d[k] for k in ("root", "layout", "manifest_sha256", "n_train", "n_val", "n_test")
+            k: d.get(k) for k in ("name", "identity", "root", "layout", "manifest_sha256",
+                                  "n_train", "n_val", "n_test")
         },
+        "metrics": setup.config.get("metrics"),
         "env": rs.environment(setup.device),
         "determinism": determinism,
         "weights": None,
@@ -176,17 +178,29 @@ def _fmt(value: Any, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def dataset_label(data: dict[str, Any]) -> str:
+    """A dataset as tables show it: its name when known (LOL-v1), else its manifest hash."""
+    if data.get("name"):
+        return str(data["name"])
+    digest = str(data.get("manifest_sha256") or "?")[:12]
+    return f"{digest} (subset of a known set)" if data.get("identity") == "subset" else digest
+
+
 def print_table(metrics: dict[str, Any], folder: Path, cached: bool = False) -> None:
     """The short end-of-run table: recipe, profile, seed, metrics, train time, folder."""
     t = metrics.get("test") or {}
-    head = ("recipe", "profile", "seed", "PSNR", "SSIM", "LPIPS", "GT-mean PSNR", "train time")
+    head = ("recipe", "profile", "seed", "dataset", "PSNR", "SSIM", "LPIPS", "GT-mean PSNR",
+            "train time")
+    data = metrics.get("dataset") or {}
+    lpips_off = "lpips" not in (metrics.get("metrics") or ("lpips",))
     cells = (
         metrics["recipe"],
         metrics["profile"],
         str(metrics["seed"]),
+        dataset_label(data),
         _fmt(t.get("psnr"), ".2f"),
         _fmt(t.get("ssim"), ".4f"),
-        _fmt(t.get("lpips"), ".4f"),
+        "not computed" if lpips_off else _fmt(t.get("lpips"), ".4f"),
         _fmt(t.get("psnr_gtmean"), ".2f"),
         _fmt(metrics.get("train_seconds"), ".1f") + " s",
     )
@@ -207,6 +221,7 @@ def print_table(metrics: dict[str, Any], folder: Path, cached: bool = False) -> 
 
 
 __all__ = [
+    "dataset_label",
     "METRIC_KEYS",
     "RUN_FILES",
     "base_metrics",

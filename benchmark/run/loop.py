@@ -40,13 +40,24 @@ class NonFiniteError(Exception):
 
 
 def to_storage(images: Sequence[np.ndarray], device: torch.device) -> list[torch.Tensor]:
-    """HxWx3 float arrays in [0, 1] -> 3xHxW tensors on ``device``: uint8 where that is exact."""
+    """HxWx3 images -> 3xHxW tensors on ``device``: uint8 where that is exact, float32 otherwise.
+
+    8-bit arrays (``load_pairs(..., native=True)``) are kept as they are: on the CPU the tensor
+    is a channel-first *view* of the decoded array (no copy), so a resident training set costs
+    its uint8 size. 16-bit arrays become float32 (/ 65535). Float arrays in [0, 1] are stored as
+    uint8 when that is exact (8-bit sources), else as float32.
+    """
     out = []
     for img in images:
-        q = np.round(img * 255.0)
-        exact = np.array_equal((q.astype(np.float32) / np.float32(255.0)), img)
-        arr = q.astype(np.uint8) if exact else np.ascontiguousarray(img, dtype=np.float32)
-        out.append(torch.from_numpy(arr).permute(2, 0, 1).contiguous().to(device))
+        if img.dtype == np.uint8:
+            arr = img
+        elif img.dtype == np.uint16:
+            arr = img.astype(np.float32) / np.float32(65535.0)
+        else:
+            q = np.round(img * 255.0)
+            exact = np.array_equal((q.astype(np.float32) / np.float32(255.0)), img)
+            arr = q.astype(np.uint8) if exact else np.ascontiguousarray(img, dtype=np.float32)
+        out.append(torch.from_numpy(arr).permute(2, 0, 1).to(device))
     return out
 
 

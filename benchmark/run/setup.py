@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ import torch
 import yaml
 
 from benchmark import weights as weights_mod
+from benchmark.data import known as known_mod
 from benchmark.data import pairs as data_mod
 from benchmark.errors import UserError
 from benchmark.model import UNet, count_parameters
@@ -81,6 +82,9 @@ class Setup:
 #: seeds a sweep runs by default, how many samples it saves): recorded in config.yaml, left out
 #: of the config hash, so changing one never invalidates finished runs. A new operational field
 #: (not one that changes training or evaluation) belongs here too.
+#: every test metric, in table order (``--metrics`` chooses; psnr and ssim are always there)
+ALL_METRICS = ("psnr", "ssim", "lpips")
+
 OPERATIONAL_FIELDS = ("ckpt_every", "log_every", "seeds", "n_samples")
 
 
@@ -97,6 +101,9 @@ def hashed_part(config: dict[str, Any]) -> dict[str, Any]:
         "model": config.get("model"),
         "data": {k: data.get(k) for k in ("layout", "manifest_sha256", "val_images")},
         "seed": config.get("seed"),
+        # only when LPIPS is left out (--metrics psnr,ssim), so default runs keep their hash
+        **({"metrics": config["metrics"]}
+           if config.get("metrics") not in (None, list(ALL_METRICS)) else {}),
     }
 
 
@@ -111,6 +118,7 @@ def prepare(
     compile: bool = False,
     quiet: bool = False,
     precision: str | None = None,
+    metrics: Sequence[str] = ALL_METRICS,
 ) -> Setup:
     """Validate every input and build the model and losses; write nothing but the dataset cache.
 
@@ -133,13 +141,18 @@ def prepare(
 
         data_dir = synth.ensure_default()
     dataset = data_mod.discover(data_dir)
+    identity = known_mod.identify(dataset)
+    if not quiet:
+        print(f"lossbench: dataset {dataset.root}: {identity.note}")
     train_pairs, val_pairs = data_mod.split_train_val(dataset.train, protocol.n_val)
     rs.seed_everything(seed)
     model = UNet(protocol.width, protocol.depth)
     mix = recipes_mod.build_mix(rec)
     recipes_mod.check_recipe_for_protocol(rec, mix, protocol.patch)
+    metrics = [m for m in ALL_METRICS if m in metrics]
+    lpips_backbone = {"alexnet"} if "lpips" in metrics else set()
     backbones = sorted(
-        {b for m in mix.modules() for b in getattr(m, "backbones", ())} | {"alexnet"}
+        {b for m in mix.modules() for b in getattr(m, "backbones", ())} | lpips_backbone
     )
     for name in backbones:  # LPIPS needs AlexNet at the end: refuse now, not after training
         weights_mod.ensure(name)
@@ -159,6 +172,8 @@ def prepare(
             "root": str(dataset.root),
             "layout": dataset.layout,
             "manifest_sha256": data_mod.manifest_hash(dataset),
+            "name": identity.name,
+            "identity": identity.status,
             "n_train": len(train_pairs),
             "n_val": len(val_pairs),
             "n_test": len(dataset.test),
@@ -169,6 +184,7 @@ def prepare(
         "device": str(dev),
         "compile": bool(compile),
         "backbones": backbones,
+        "metrics": metrics,
     }
     hashed = hashed_part(config)
     digest = rs.config_hash(hashed)
@@ -360,6 +376,8 @@ def check_folder(setup: Setup) -> dict[str, Any] | None:
 
 
 __all__ = [
+    "ALL_METRICS",
+    "OPERATIONAL_FIELDS",
     "Setup",
     "check_folder",
     "check_sizes",
