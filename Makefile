@@ -24,7 +24,7 @@ DATA_ARG := $(if $(DATA),--data $(DATA),)
 PRECISION_ARG := $(if $(PRECISION),--precision $(PRECISION),)
 METRICS_ARG := $(if $(METRICS),--metrics $(METRICS),)
 
-.PHONY: venv test test-fast bench sweep compare plots report data list weights lint bench-losses bench-train clean
+.PHONY: gpu-check venv test test-fast bench sweep compare plots report data list weights lint bench-losses bench-train clean
 
 venv: $(STAMP)
 
@@ -75,6 +75,11 @@ bench-losses: $(STAMP)
 
 bench-train: $(STAMP)
 	$(PY) benchmarks/bench_train.py
+
+# The GPU protocol check (CUDA tests, paper-profile bench_train, a 2,000-iteration l1 run on
+# LOL-v1): exit 2 at once without CUDA. DATA= or LOSSBENCH_REAL_DATA names the LOL-v1 folder.
+gpu-check: $(STAMP)
+	$(PY) benchmarks/gpu_check.py $(DATA_ARG)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -70,3 +70,38 @@ def test_tv_weight_reference_term_on_a_ramp() -> None:
     assert (ref / mean).item() == pytest.approx(2 / a**0.5, rel=1e-4)
     batches = list(tv_weight.crops([x[0].permute(1, 2, 0).numpy()], 16, 3, 2, seed=0))
     assert [tuple(b.shape) for b in batches] == [(3, 3, 16, 16)] * 2
+
+
+def test_gpu_check_stops_at_once_without_cuda(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, tmp_path: Path
+) -> None:
+    import gpu_check
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert gpu_check.main(["--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lossbench: error: gpu-check needs a CUDA device")
+    assert not (tmp_path / "out").exists()
+
+
+def test_gpu_check_summarises_bench_train_records(tmp_path: Path) -> None:
+    """The summary's ms per step and ratio come from bench_train's steps_per_s records."""
+    import gpu_check
+
+    records = [
+        {"recipe": "l1", "loop": "fast", "steps_per_s": 40.0},
+        {"recipe": "l1", "loop": "ref", "steps_per_s": 10.0},
+        {"recipe": "s3net", "loop": "fast", "steps_per_s": 20.0},
+        {"recipe": "s3net", "loop": "ref", "steps_per_s": 8.0},
+    ]
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps({"meta": {}, "records": records}))
+    rows = gpu_check._bench_rows(path)
+    assert rows == [
+        {"recipe": "l1", "fast_ms": 25.0, "ref_ms": 100.0, "speedup": 4.0},
+        {"recipe": "s3net", "fast_ms": 50.0, "ref_ms": 125.0, "speedup": 2.5},
+    ]
+    md = gpu_check._markdown({"device": "X", "torch": "t", "cuda": "c", "driver": "d",
+                              "steps": [{"name": "a", "exit": 0, "seconds": 1.0}],
+                              "bench_train": rows, "paper_2k": None})
+    assert "| l1 | 25.0 | 100.0 | 4.00x |" in md
