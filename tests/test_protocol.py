@@ -25,7 +25,7 @@ def test_auto_is_quick_on_cpu_and_paper_on_cuda_and_says_so() -> None:
 
 
 def test_named_profiles_resolve_to_themselves() -> None:
-    for name in ("smoke", "quick", "paper"):
+    for name in ("smoke", "quick", "lite", "paper"):
         proto, message = resolve_profile(name, "cpu")
         assert proto.name == name
         assert f"profile {name}: {proto.iterations} iterations" in message
@@ -45,9 +45,12 @@ def test_profiles_grow_from_smoke_to_paper() -> None:
         assert proto.precision == "auto" and proto.channels_last
     assert paper.deterministic
     assert quick.patch >= 176  # admits ms_ssim (needs > 160 px)
+    lite = PROFILES["lite"]
+    assert quick.iterations < lite.iterations < paper.iterations
+    assert lite.patch >= 176 and lite.n_val >= 30 > quick.n_val  # docs/PROTOCOL.md: why 30
 
 
-@pytest.mark.parametrize("name", ["smoke", "quick", "paper"])
+@pytest.mark.parametrize("name", ["smoke", "quick", "lite", "paper"])
 def test_cadences_line_up(name: str) -> None:
     p = PROFILES[name]
     # the last iteration is always validated and checkpointed; intermediate ones divide evenly
