@@ -1,0 +1,54 @@
+"""benchmark.analysis.convergence: plateau and checkpoint-selection regret on known curves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmark.analysis.convergence import convergence_figure, plateau, selection_regret
+
+
+def _frame(noise: float, n_images: int = 40, seed: int = 0, peak: float = 0.0) -> pd.DataFrame:
+    """A curve rising as 20 - 4 exp(-it / 300) dB (minus ``peak`` * ((it - 2000) / 1000)^2:
+    a true best checkpoint at 2000), per-image offsets, optional noise."""
+    rng = np.random.default_rng(seed)
+    its = np.arange(250, 4001, 250)
+    offsets = rng.normal(0, 3, n_images)
+    rows = []
+    for split, n in (("val", n_images), ("test", 5)):
+        for it in its:
+            level = 20 - 4 * np.exp(-it / 300) - peak * ((it - 2000) / 1000) ** 2
+            for i in range(n):
+                value = level + offsets[i % n_images] + rng.normal(0, noise)
+                rows.append({"recipe": "l1", "seed": 0, "iteration": it, "split": split,
+                             "image": f"{split}{i}", "psnr": value})
+    return pd.DataFrame(rows)
+
+
+def test_plateau_is_where_the_best_so_far_stops_gaining() -> None:
+    frame = _frame(noise=0.0)
+    row = plateau(frame, tol=0.3).iloc[0]
+    # 4 exp(-it/300) < 0.3 + 4 exp(-4000/300) first at it > 300 ln(4/0.3) = 777: checkpoint 1000
+    assert row["plateau_iteration"] == 1000
+    assert row["best_iteration"] == 4000 and row["last_iteration"] == 4000
+    assert row["final_best_val"] == pytest.approx(frame[(frame.split == "val")
+                                                        & (frame.iteration == 4000)].psnr.mean())
+
+
+def test_selection_regret_is_zero_without_noise_and_shrinks_with_more_images() -> None:
+    clean = selection_regret(_frame(noise=0.0), [3, 10], draws=50)
+    assert np.allclose(clean["mean_loss_db"], 0.0)
+    noisy = selection_regret(_frame(noise=1.0, peak=2.0), [3, 10, 20, 30], score_images=20,
+                             draws=400)
+    loss = noisy.set_index("n_val")["mean_loss_db"]
+    assert list(loss.index) == [3, 10, 20]  # 30 > the 20-image pool: left out
+    assert loss[3] > loss[10] > loss[20] == 0.0  # 20 = the whole pool: its own pick
+    assert list(noisy["draws"]) == [400, 400, 400]
+
+
+def test_convergence_figure_draws_both_splits() -> None:
+    fig = convergence_figure(_frame(noise=0.5), chosen=2000)
+    val_ax, test_ax = fig.axes
+    assert "validation" in val_ax.get_title() and "test" in test_ax.get_title()
+    assert len(test_ax.get_lines()) == 2  # the curve and the chosen-iteration marker
