@@ -30,6 +30,7 @@ HANDLERS: dict[str, tuple[str, str]] = {
     "list": ("benchmark.recipes.mix", "command_list"),
     "cite": ("benchmark.recipes.cite", "command_cite"),
     "weights": ("benchmark.weights", "command_weights"),
+    "profiles": ("benchmark.run.command", "command_profiles"),
 }
 
 
@@ -161,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("cite", help="print the BibTeX of the papers behind recipes")
     p.add_argument("recipes", nargs="+", metavar="RECIPE",
                    help="recipe names from recipes/ or paths to YAML files")
+    sub.add_parser("profiles", help="the training profiles' settings as a Markdown table")
     p = sub.add_parser("weights", help="pre-fetch the pretrained backbones (needs a network)")
     p.add_argument("--check", action="store_true", help="only check the cache, download nothing")
     return parser

@@ -212,6 +212,16 @@ PROFILES: dict[str, Protocol] = {
 }
 
 
+#: what each profile is for (``python -m benchmark profiles`` prints it with the settings)
+PURPOSE = {
+    "smoke": "tests and CI: seconds per recipe, numbers meaningless",
+    "quick": "a first look on a CPU: minutes per recipe, far from converged",
+    "lite": "real data on a CPU: converged within ~0.3 dB, <= ~15 min per backbone-free recipe "
+            "on LOL-v1 (docs/PROTOCOL.md)",
+    "paper": "the GPU protocol: ~1 700 epochs of LOL-v1",
+}
+
+
 def resolve_profile(name: str, device: str | torch.device | None = None) -> tuple[Protocol, str]:
     """Turn a profile name (or ``auto``) into a :class:`Protocol` and a line to show the user.
 

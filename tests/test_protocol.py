@@ -145,3 +145,15 @@ def test_native_bf16_reads_the_cpu_flags(monkeypatch) -> None:
 
 def test_cli_precision_choices_match_the_protocol() -> None:
     assert cli.PRECISIONS == PRECISIONS
+
+
+def test_profile_tables_in_the_docs_are_the_generated_ones() -> None:
+    """README and docs/PROTOCOL.md show `python -m benchmark profiles` verbatim."""
+    from pathlib import Path
+
+    from benchmark.run.command import profiles_markdown
+
+    root = Path(__file__).resolve().parents[1]
+    table = profiles_markdown()
+    for doc in ("README.md", "docs/PROTOCOL.md"):
+        assert table in (root / doc).read_text(encoding="utf-8"), doc

@@ -76,6 +76,31 @@ def check_repro(
     return 1 if differences else 0
 
 
+def profiles_markdown() -> str:
+    """The profiles as a Markdown table (settings from :data:`benchmark.protocol.PROFILES`)."""
+    from benchmark.model import UNet, count_parameters
+    from benchmark.protocol import PROFILES, PURPOSE
+
+    lines = ["| profile | UNet width | parameters | patch | batch | iterations | lr (warm-up, "
+             "cosine to) | validation pairs, every | test evaluation | meant for |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, p in PROFILES.items():
+        params = count_parameters(UNet(p.width, p.depth)) / 1e6
+        evaluation = ("full resolution" if p.eval_resolution == "full"
+                      else f"longer side {p.eval_resolution} px")
+        lines.append(
+            f"| `{name}` | {p.width} | {params:.2f} M | {p.patch} | {p.batch} | "
+            f"{p.iterations:,} | {p.lr:g} ({p.warmup:,}, {p.min_lr:g}) | {p.n_val}, "
+            f"{p.val_every:,} | {evaluation} | {PURPOSE.get(name, '')} |")
+    return "\n".join(lines) + "\n"
+
+
+def command_profiles(args: argparse.Namespace) -> int:
+    """``python -m benchmark profiles``: every profile's settings as a Markdown table."""
+    print(profiles_markdown(), end="")
+    return 0
+
+
 def command_run(args: argparse.Namespace) -> int:
     """``python -m benchmark run RECIPE ...``: exit 0 ok (or cached), 1 failed run, 2 bad input."""
     det = None if args.deterministic is None else args.deterministic == "on"
