@@ -151,6 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--test", choices=("crossed", "fixed-images"), default="crossed",
                        help="test shown in the Δ columns: crossed (default; training runs and "
                             "test images both random) or fixed-images (this test set only)")
+        if name != "plots":
+            p.add_argument("--caption", default=None,
+                           help="first sentence of the LaTeX summary table's caption (default: "
+                                "the profile and the dataset in words)")
 
     p = sub.add_parser("data", help="dataset tools")
     data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)

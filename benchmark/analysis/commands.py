@@ -11,7 +11,8 @@ from pathlib import Path
 from benchmark.analysis import plots
 from benchmark.analysis.frames import DEFAULT_BASELINE, compare_frames
 from benchmark.analysis.report import write_report
-from benchmark.analysis.tables import markdown_tables, write_tables
+from benchmark.analysis.tables import markdown_tables
+from benchmark.analysis.tex import write_tables
 
 
 def _test(args: argparse.Namespace) -> str:
@@ -23,7 +24,7 @@ def command_compare(args: argparse.Namespace) -> int:
     """``python -m benchmark compare``: write tables/summary.{csv,md,tex}, print the Markdown."""
     results = Path(args.results)
     _, _, summary = compare_frames(results, args.baseline, _test(args))
-    paths = write_tables(summary, results / "tables")
+    paths = write_tables(summary, results / "tables", getattr(args, "caption", None))
     print(markdown_tables(summary))
     print(f"\nwrote {', '.join(str(p) for p in paths)}")
     return 0
@@ -41,6 +42,7 @@ def command_plots(args: argparse.Namespace) -> int:
 
 def command_report(args: argparse.Namespace) -> int:
     """``python -m benchmark report``: tables, figures and results/report.md."""
-    path = write_report(Path(args.results), args.baseline, _test(args))
+    path = write_report(Path(args.results), args.baseline, _test(args),
+                        getattr(args, "caption", None))
     print(f"wrote {path}")
     return 0

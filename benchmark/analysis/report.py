@@ -6,6 +6,7 @@ Regenerated from the run folders alone; it links the tables and figures it (re)w
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -14,8 +15,54 @@ import yaml
 from benchmark.analysis.frames import DEFAULT_BASELINE, compare_frames, read_config
 from benchmark.analysis.plots import write_figures
 from benchmark.analysis.stats import FEW_SEEDS
-from benchmark.analysis.tables import markdown_tables, write_tables
+from benchmark.analysis.tables import (
+    _MD,
+    _compact_footnotes,
+    _compact_table,
+    _details_footnotes,
+    _details_table,
+    _groups,
+    _has_details,
+    _intervals_table,
+    _runs_table,
+    dataset_words,
+    short_headers,
+)
+from benchmark.analysis.tex import write_tables
 from benchmark.references import bibliography, common_keys, field, short_citation
+
+
+def _md_table(header: list[str], rows: list[list[str]], left: int = 1) -> list[str]:
+    def esc(cell: str) -> str:
+        return cell.replace("|", "\\|")
+
+    out = ["| " + " | ".join(esc(h) for h in header) + " |",
+           "|" + "|".join(["---"] * left + ["---:"] * (len(header) - left)) + "|"]
+    return out + ["| " + " | ".join(esc(c) for c in cells) + " |" for cells in rows] + [""]
+
+
+def report_markdown_tables(summary: pd.DataFrame) -> str:
+    """The report's Markdown, per (profile, dataset): the compact summary, then intervals, then
+    the comparisons in full, each narrow enough to read unwrapped at 1280 px (the single wide
+    table of :func:`markdown_tables` is in ``tables/summary.md``)."""
+    out = []
+    for (profile, _), group in _groups(summary):
+        title = f"profile {_MD['code'].format(profile)} on {dataset_words(group)}"
+        out.append(f"**Summary, {title}**\n")
+        out += _md_table(*_compact_table(group, _MD))
+        out += [f"{n}  " for n in _compact_footnotes(group, _MD)] + [""]
+        out.append(f"95% confidence intervals of the means, {title}:\n")
+        out += _md_table(*_intervals_table(group, _MD, "[{}, {}]"))
+        out.append(f"Seeds, GT-mean PSNR, training time and ranks (PSNR/SSIM/LPIPS), {title}:\n")
+        out += _md_table(*_runs_table(group, _MD))
+        if _has_details(group):
+            header, rows = _details_table(group, _MD)
+            out.append(f"Comparisons and ranks, {title}:\n")
+            rows = [[re.sub(r" \(no test: \d+ shared seeds?\)", " (no test)", c) for c in r]
+                    for r in rows]
+            out += _md_table(short_headers(header), rows, left=2)
+            out += [f"{n}  " for n in _details_footnotes(group, _MD)] + [""]
+    return "\n".join(out).rstrip() + "\n"
 
 
 def _short(value: object) -> str:
@@ -153,11 +200,15 @@ def _provenance(runs: pd.DataFrame, results: Path) -> list[str]:
     return out + [""]
 
 
-def write_report(results: Path, baseline: str | None = None, test: str = "crossed") -> Path:
-    """Regenerate tables and figures, then write ``results/report.md`` linking them."""
+def write_report(results: Path, baseline: str | None = None, test: str = "crossed",
+                 caption: str | None = None) -> Path:
+    """Regenerate tables and figures, then write ``results/report.md`` linking them.
+
+    ``caption`` is the first sentence of the LaTeX summary table's caption.
+    """
     runs, per_image, summary = compare_frames(results, baseline, test)
     baseline = baseline or DEFAULT_BASELINE
-    tables = write_tables(summary, results / "tables")
+    tables = write_tables(summary, results / "tables", caption)
     figures = write_figures(results, runs, per_image, summary, baseline)
     lines = [
         "# lossbench report", "",
@@ -169,7 +220,7 @@ def write_report(results: Path, baseline: str | None = None, test: str = "crosse
     ]
     warns = _warnings(runs, summary)
     lines += [f"- {w}" for w in warns] or ["None."]
-    lines += ["", "## Summary", "", markdown_tables(summary),
+    lines += ["", "## Summary", "", report_markdown_tables(summary),
               "Tables: " + ", ".join(f"[{p.name}]({_rel(p, results)})" for p in tables), "",
               "## Figures", ""]
     for fig in figures:

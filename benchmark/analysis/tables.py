@@ -1,12 +1,14 @@
-"""Summary tables as Markdown, LaTeX and CSV, from the summary frame of :mod:`.stats`.
+"""Summary table cells and the Markdown summary, from the summary frame of :mod:`.stats`.
 
-Pure formatting: nothing here reads run folders or computes a statistic.
+Pure formatting: nothing here reads run folders or computes a statistic. The cells are shared:
+:func:`markdown_tables` (every column, what ``compare`` prints), the report's narrow tables
+(:mod:`.report`) and the LaTeX tables for papers (:mod:`.tex`, which also writes the files).
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
+import re
 
 import pandas as pd
 
@@ -23,13 +25,13 @@ METRIC_TEXT = {
 DIFF_METRICS = ("psnr", "ssim", "lpips")
 ALPHA = 0.05
 
-_MD = {"pct": "%", "pm": "±", "up": "↑", "down": "↓", "delta": "Δ", "dagger": "†",
+_MD = {"pct": "%", "pm": "±", "lt": "<", "up": "↑", "down": "↓", "delta": "Δ", "dagger": "†",
        "ddagger": "‡", "section": "§", "bold": "**{}**", "code": "`{}`", "times": "×",
        "gt": ">"}
-_TEX = {"pct": r"\%", "pm": r"$\pm$", "up": r"$\uparrow$", "down": r"$\downarrow$",
-        "delta": r"$\Delta$", "dagger": r"$^\dagger$", "ddagger": r"$^\ddagger$",
-        "section": r"$^\S$", "bold": r"\textbf{{{}}}", "code": r"\texttt{{{}}}",
-        "times": r"$\times$", "gt": r"$>$"}
+_TEX = {"pct": r"\%", "pm": r"$\pm$", "lt": "$<$", "up": r"$\uparrow$", "down": r"$\downarrow$",
+        "delta": r"$\Delta$", "dagger": r"\textsuperscript{\dag}",
+        "ddagger": r"\textsuperscript{\ddag}", "section": r"\textsuperscript{\S}",
+        "bold": r"\textbf{{{}}}", "code": r"\texttt{{{}}}", "times": r"$\times$", "gt": r"$>$"}
 
 
 def _tex_escape(text: str) -> str:
@@ -274,43 +276,133 @@ def markdown_tables(summary: pd.DataFrame) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def latex_tables(summary: pd.DataFrame) -> str:
-    """booktabs tables (``\\usepackage{booktabs}``), one per (profile, dataset)."""
-    out = []
-    for (profile, dataset), group in _groups(summary):
-        group = group.assign(recipe=group["recipe"].map(_tex_escape),
-                             baseline=group["baseline"].map(_tex_escape),
-                             errors=group["errors"].map(
-                                 lambda e: _tex_escape(e) if isinstance(e, str) else e))
-        header, rows = _group_table(group, _TEX)
-        title = _group_title(_tex_escape(profile), _tex_escape(dataset), _TEX)
-        out += [r"\begin{table*}[t]", r"\centering", r"\scriptsize",
-                rf"\caption{{lossbench summary: {title}.}}",
-                r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}", r"\toprule",
-                " & ".join(header) + r" \\", r"\midrule"]
-        out += [" & ".join(cells) + r" \\" for cells in rows]
-        out += [r"\bottomrule", r"\end{tabular}"]
-        out += [r"\par\smallskip\footnotesize " + n for n in _footnotes(group, _TEX)]
-        out += [r"\end{table*}", ""]
-        if _has_details(group):
-            header, rows = _details_table(group, _TEX)
-            out += [r"\begin{table*}[t]", r"\centering", r"\scriptsize",
-                    rf"\caption{{lossbench comparisons and ranks: {title}.}}",
-                    r"\begin{tabular}{ll" + "r" * (len(header) - 2) + "}", r"\toprule",
-                    " & ".join(header) + r" \\", r"\midrule"]
-            out += [" & ".join(cells) + r" \\" for cells in rows]
-            out += [r"\bottomrule", r"\end{tabular}"]
-            out += [r"\par\smallskip\footnotesize " + n
-                    for n in _details_footnotes(group, _TEX)]
-            out += [r"\end{table*}", ""]
-    return "\n".join(out)
+def _half_width(row: pd.Series, metric: str) -> float:
+    return (row[f"{metric}_ci_high"] - row[f"{metric}_ci_low"]) / 2
 
 
-def write_tables(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """Write ``summary.csv`` (every column), ``summary.md`` and ``summary.tex``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / "summary.csv", out_dir / "summary.md", out_dir / "summary.tex"]
-    summary.to_csv(paths[0], index=False, float_format="%.6g")
-    paths[1].write_text(markdown_tables(summary), encoding="utf-8")
-    paths[2].write_text(latex_tables(summary), encoding="utf-8")
-    return paths
+def _compact_cell(row: pd.Series, metric: str, s: dict[str, str]) -> str:
+    """``mean ± half-width of the 95% CI`` (the mean alone when there is no interval)."""
+    mean = row[f"{metric}_mean"]
+    if not math.isfinite(mean):
+        return "n/a"
+    d = METRIC_TEXT[metric][2]
+    half = _half_width(row, metric)
+    return f"{mean:.{d}f} {s['pm']} {half:.{d}f}" if math.isfinite(half) else f"{mean:.{d}f}"
+
+
+def _compact_diff(row: pd.Series, metric: str) -> str:
+    """The paired difference to the baseline, starred when Holm-adjusted p < 0.05."""
+    if row["is_baseline"]:
+        return "base"
+    fixed = row.get("test") == "fixed-images"
+    diff = row[f"{metric}_diff"]
+    p = row[f"{metric}_p_fixed_holm" if fixed else f"{metric}_p_holm"]
+    if not math.isfinite(diff):
+        return "n/a"
+    return _signed(diff, METRIC_TEXT[metric][2]) + ("*" if math.isfinite(p) and p < ALPHA else "")
+
+
+def _recipe_name(row: pd.Series, s: dict[str, str]) -> str:
+    unofficial = {w for w in row["unofficial_weights"].split(",") if w}
+    return row["recipe"] + (s["dagger"] if unofficial - {"alexnet"} else "")
+
+
+def _n_cell(row: pd.Series, s: dict[str, str]) -> str:
+    text = str(row["n_ok"]) + (s["ddagger"] if row["n_ok"] < FEW_SEEDS else "")
+    return text + (s["section"] if row["n_ok"] and not row["full_seeds"] else "")
+
+
+MAIN_METRICS = ("psnr", "ssim", "lpips")  # GT-mean PSNR: extra, never the headline
+
+
+def _compact_table(group: pd.DataFrame, s: dict[str, str]) -> tuple[list[str], list[list[str]]]:
+    """The paper table: n, mean ± CI half-width per headline metric, starred differences."""
+    header = ["Recipe", "n"]
+    for metric in MAIN_METRICS:
+        label, unit, _ = METRIC_TEXT[metric]
+        arrow = s["up" if METRICS[metric] else "down"]
+        header.append(f"{label}{f' ({unit})' if unit else ''} {arrow}")
+    header += [f"{s['delta']} {METRIC_TEXT[m][0]}" for m in DIFF_METRICS]
+    best = {m: _is_best(group, f"{m}_mean", METRICS[m], METRIC_TEXT[m][2]) for m in MAIN_METRICS}
+    rows = []
+    for i, row in group.iterrows():
+        cells = [_recipe_name(row, s), _n_cell(row, s)]
+        for metric in MAIN_METRICS:
+            cell = _compact_cell(row, metric, s)
+            cell = s["bold"].format(cell) if best[metric][i] else cell
+            if metric == "lpips" and not row["lpips_comparable"] and cell != "n/a":
+                cell += s["dagger"]
+            cells.append(cell)
+        rows.append(cells + [_compact_diff(row, m) for m in DIFF_METRICS])
+    return header, rows
+
+
+def _compact_footnotes(group: pd.DataFrame, s: dict[str, str]) -> list[str]:
+    baseline = group["baseline"].iloc[0]
+    notes = [
+        f"n: finished training seeds. Metric cells: mean over seeds {s['pm']} half-width of "
+        f"its 95{s['pct']} confidence interval (Student t over the per-seed means); best mean "
+        "per column in bold among the recipes that finished every seed.",
+        f"{s['delta']}: mean paired difference to {baseline} over the seeds both finished; "
+        f"* Holm-adjusted p {s['lt']} 0.05 (crossed seed {s['times']} image test). Intervals, "
+        "p-values, power and ranks: the tables that follow.",
+    ]
+    return notes + [n for n in _footnotes(group, s)[2:] if not n.startswith("no p-value")]
+
+
+def _intervals_table(group: pd.DataFrame, s: dict[str, str], interval: str
+                     ) -> tuple[list[str], list[list[str]]]:
+    """The 95% CI of every metric's mean (``interval`` formats the two bounds)."""
+    header = ["Recipe"] + [f"{METRIC_TEXT[m][0]} 95{s['pct']} CI" for m in METRICS]
+    rows = []
+    for _, row in group.iterrows():
+        cells = [_recipe_name(row, s)]
+        for metric in METRICS:
+            d = METRIC_TEXT[metric][2]
+            low, high = row[f"{metric}_ci_low"], row[f"{metric}_ci_high"]
+            cells.append(interval.format(f"{low:.{d}f}", f"{high:.{d}f}")
+                         if math.isfinite(low) else "n/a")
+        rows.append(cells)
+    return header, rows
+
+
+def _runs_table(group: pd.DataFrame, s: dict[str, str]) -> tuple[list[str], list[list[str]]]:
+    """Seeds in full, GT-mean PSNR (mean ± CI half-width), train time and ranks."""
+    label, unit, _ = METRIC_TEXT["psnr_gtmean"]
+    header = ["Recipe", "Seeds", f"{label} ({unit}) {s['up']}", f"Time (s) {s['down']}",
+              "Rank P/S/L"]
+    rows = []
+    for _, row in group.iterrows():
+        t = row["train_seconds_mean"]
+        ranks = [row[f"{m}_rank"] for m in ("psnr", "ssim", "lpips")]
+        rows.append([_recipe_name(row, s), _seeds_cell(row, s),
+                     _compact_cell(row, "psnr_gtmean", s),
+                     f"{t:.0f}" if math.isfinite(t) else "n/a",
+                     "/".join(f"{r:.0f}" if math.isfinite(r) else "-" for r in ranks)])
+    return header, rows
+
+
+def dataset_words(group: pd.DataFrame) -> str:
+    """The dataset in words: its name when known, else its manifest hash."""
+    name = group["dataset_name"].dropna() if "dataset_name" in group else pd.Series([], dtype=str)
+    if len(name) and str(name.iloc[0]):
+        return str(name.iloc[0])
+    return f"a dataset with manifest {str(group['dataset'].iloc[0])[:12]}"
+
+
+def _label(profile: str, group: pd.DataFrame) -> str:
+    """``tab:lossbench-<profile>-<dataset name, or the manifest hash's first 12 characters>``."""
+    name = group["dataset_name"].dropna() if "dataset_name" in group else pd.Series([], dtype=str)
+    known = len(name) and str(name.iloc[0])
+    slug = str(name.iloc[0]) if known else str(group["dataset"].iloc[0])[:12]
+    slug = re.sub(r"[^a-z0-9]+", "-", slug.lower()).strip("-")
+    return f"tab:lossbench-{re.sub(r'[^a-z0-9]+', '-', profile.lower())}-{slug}"
+
+
+def short_headers(header: list[str]) -> list[str]:
+    """The comparisons table's headers, short enough for a page (the footnotes explain)."""
+    short = {"p, this test set": "p (fixed)", "Detectable (80% power)": "Detectable",
+             "Detectable (80\\% power)": "Detectable", "Seeds for 80% power": "Seeds for 80%",
+             "Seeds for 80\\% power": "Seeds for 80\\%"}
+    return [short.get(h, h.split(" than ")[0] + ") [95" + h.split("[95")[1]
+                      if h.startswith("P(better than") else h) for h in header]

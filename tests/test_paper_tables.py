@@ -1,0 +1,144 @@
+"""The tables as a paper uses them: summary.tex compiles in a one- and a two-column article
+with no overfull box, and every Markdown table the tools write is valid GFM that fits a page.
+
+The compile test needs pdflatex with booktabs (CI installs them; .ci/run); it is skipped, with
+the reason, on a machine without them.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from benchmark.analysis.frames import compare_frames
+from benchmark.analysis.report import report_markdown_tables
+from benchmark.analysis.tables import markdown_tables
+from benchmark.analysis.tex import latex_tables, write_tables
+from benchmark.cli import main
+from benchmark.recipes.schema import recipe_names
+from tests.gfm import parse
+from tests.test_results import make_run
+
+# widest realistic content: every shipped recipe name, failures, unofficial weights, 3 seeds
+LONGEST = max(recipe_names(), key=len)
+
+
+@pytest.fixture(scope="module")
+def summary(tmp_path_factory: pytest.TempPathFactory):
+    results = tmp_path_factory.mktemp("results")
+    for k, recipe in enumerate(recipe_names()):
+        for seed in (0, 1, 2):
+            if recipe == LONGEST and seed == 2:
+                make_run(results, recipe, seed, status="failed", error="NaN in term tv at 12")
+                continue
+            make_run(results, recipe, seed, [18.0 + 0.3 * k + 0.1 * seed, 19.5 - 0.2 * k,
+                                             21.0 + 0.05 * k * seed],
+                     unofficial=("alexnet", "vgg19") if recipe in ("s3net", "srgan") else ())
+    make_run(results, "l1", 3, [20.0, 21.0, 22.0])  # a seed only the baseline finished
+    return results, compare_frames(results, "l1")[2]
+
+
+def _pdflatex() -> str:
+    exe = shutil.which("pdflatex")
+    if exe is None:
+        pytest.skip("pdflatex is not installed (CI installs texlive-latex-base and "
+                    "texlive-latex-recommended)")
+    found = subprocess.run(["kpsewhich", "booktabs.sty"], capture_output=True, text=True,
+                           check=False)
+    if not found.stdout.strip():
+        pytest.skip("booktabs.sty is not installed (texlive-latex-recommended)")
+    return exe
+
+
+def _compile(tmp_path: Path, options: str, body: str) -> str:
+    (tmp_path / "paper.tex").write_text(
+        f"\\documentclass[{options}]{{article}}\n\\usepackage{{booktabs}}\n"
+        "\\begin{document}\n" + body + "\n\\end{document}\n", encoding="ascii")
+    for _ in range(2):  # the second pass resolves the references
+        done = subprocess.run([_pdflatex(), "-interaction=nonstopmode", "-halt-on-error",
+                               "paper.tex"], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=300, check=False)
+        log = (tmp_path / "paper.log").read_text(encoding="latin-1")
+        assert done.returncode == 0, log[-3000:]
+    return log
+
+
+@pytest.mark.parametrize("options", ["10pt", "10pt,twocolumn"])
+def test_summary_tex_compiles_without_overfull_boxes(summary, tmp_path: Path,
+                                                     options: str) -> None:
+    results, frame = summary
+    (tex,) = [p for p in write_tables(frame, tmp_path / "tables") if p.suffix == ".tex"]
+    text = tex.read_text(encoding="utf-8")
+    labels = re.findall(r"\\label\{([^}]+)\}", text)
+    refs = " ".join(f"Table~\\ref{{{label}}}" for label in labels)
+    log = _compile(tmp_path, options, f"See {refs}.\n\n\\input{{tables/summary.tex}}\n"
+                   "\\clearpage\nSee again {refs}.")
+    assert "Overfull \\hbox" not in log, re.findall(r"Overfull \\hbox.*", log)
+    assert "Missing character" not in log
+    assert "undefined" not in log.lower().replace("undefined references", "")
+    assert "LaTeX Warning: Reference" not in log
+    assert len(labels) >= 2 and len(set(labels)) == len(labels)
+
+
+def test_summary_tex_is_encoding_safe_and_labelled(summary) -> None:
+    frame = summary[1]
+    text = latex_tables(frame)
+    assert text.isascii()  # no Unicode minus, dagger, arrows, pm: OT1/T1 safe
+    # minus signs are math minus ($-$); "--" is an en dash between interval bounds
+    assert re.search(r"(?<![\w$\\{-])-(?=[\d.])", text) is None
+    assert re.search(r"\de-\d", text) is None
+    assert "<" not in text.replace("$<$", "") and ">" not in text.replace("$>$", "")
+    assert r"\textsuperscript{\dag}" in text and r"\textsuperscript{\ddag}" in text
+    assert r"\label{tab:lossbench-smoke-" in text
+    manifest = str(frame["dataset"].iloc[0])[:12]
+    assert (r"\caption{Low-light enhancement losses compared with the smoke profile of "
+            f"lossbench on a dataset with manifest {manifest}.") in text
+    assert text.count(r"\toprule") == text.count(r"\bottomrule") == text.count(r"\label{")
+
+
+def test_caption_uses_the_dataset_name_and_can_be_replaced(summary) -> None:
+    frame = summary[1].assign(dataset_name="LOL-v1")
+    text = latex_tables(frame, caption="Our losses on LOL_v1 & more")
+    assert r"\label{tab:lossbench-smoke-lol-v1}" in text
+    assert r"\caption{Our losses on LOL\_v1 \& more. Mean" in text
+    assert "on LOL-v1." in latex_tables(frame)
+
+
+def test_compare_writes_the_caption_it_is_given(summary, capsys) -> None:
+    results = summary[0]
+    assert main(["compare", "--results", str(results), "--caption", "My table"]) == 0
+    capsys.readouterr()
+    assert r"\caption{My table. Mean" in (results / "tables" / "summary.tex").read_text()
+
+
+def _width(header: list[str], rows: list[list[str]]) -> int:
+    """Characters a table needs on one line: the widest cell of each column plus padding."""
+    return sum(max(len(c) for c in col) + 3 for col in zip(header, *rows, strict=True))
+
+
+def test_markdown_tables_are_valid_and_the_report_s_fit_a_page(summary) -> None:
+    frame = summary[1]
+    for text in (markdown_tables(frame), report_markdown_tables(frame)):
+        tables, problems = parse(text)
+        assert problems == [] and len(tables) >= 2
+    tables, _ = parse(report_markdown_tables(frame))
+    assert len(tables) == 4  # summary, intervals, seeds/time/ranks, comparisons
+    for table in tables:
+        # ~140 characters: what a 1280 px window shows unwrapped at GitHub's table font
+        assert _width(table.header, table.rows) <= 140, (table.header,
+                                                         _width(table.header, table.rows))
+
+
+def test_report_and_summary_md_tables_are_valid(summary, monkeypatch) -> None:
+    from benchmark.analysis import plots
+
+    results = summary[0]
+    monkeypatch.setattr(plots, "write_figures", lambda *a, **k: [])
+    assert main(["report", "--results", str(results)]) == 0
+    for name in ("report.md", "tables/summary.md"):
+        tables, problems = parse((results / name).read_text(encoding="utf-8"))
+        assert problems == [] and tables, name
