@@ -12,7 +12,8 @@ weights on
   chosen on it).
 
 Rows go to ``OUT/curve.csv`` (recipe, seed, iteration, split, image, psnr, seconds). A
-(recipe, seed) already in the file is skipped, so a killed invocation resumes by running again;
+(recipe, seed) already in the file is skipped and one in progress resumes from its checkpoint
+(``OUT/checkpoints/``), so a killed invocation carries on by running again;
 ``--workers 2`` trains two (recipe, seed) pairs at once, one thread each.
 
     python benchmarks/convergence.py --data /root/data/LOL-v1 --out /root/lossbench-work/curve \\
@@ -65,7 +66,7 @@ def _per_image(model, lows, highs, device, protocol) -> list[float]:  # noqa: AN
 
 
 def train_one(job: tuple) -> list[dict]:
-    recipe, seed, data, iterations, every, n_val, threads = job
+    recipe, seed, data, iterations, every, n_val, threads, out = job
     import torch
 
     torch.set_num_threads(threads)
@@ -95,6 +96,13 @@ def train_one(job: tuple) -> list[dict]:
     test_t = [to_storage(x, device) for x in test]
     rows: list[dict] = []
     start = time.perf_counter()
+    ckpt = Path(out) / "checkpoints" / f"{recipe}_seed{seed}.pt"
+    if ckpt.is_file():  # resume: trainer state, crop generator and the rows so far
+        saved = torch.load(ckpt, map_location="cpu", weights_only=False)
+        trainer.load_state_dict(saved["trainer"])
+        rs.set_rng_state(saved["trainer"]["rng"], gen)
+        rows, start = saved["rows"], start - saved["seconds"]
+        print(f"{recipe} seed{seed}: resumed at iteration {trainer.state.iteration}", flush=True)
 
     def on_checkpoint(it: int) -> None:
         seconds = round(time.perf_counter() - start, 1)
@@ -104,6 +112,10 @@ def train_one(job: tuple) -> list[dict]:
                                    strict=True):
                 rows.append({"recipe": recipe, "seed": seed, "iteration": it, "split": split,
                              "image": pair.name, "psnr": round(value, 4), "seconds": seconds})
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"trainer": trainer.state_dict(rs.rng_state(gen)), "rows": rows,
+                    "seconds": time.perf_counter() - start}, ckpt.with_suffix(".tmp"))
+        ckpt.with_suffix(".tmp").replace(ckpt)
         val_now = [r["psnr"] for r in rows if r["iteration"] == it and r["split"] == "val"]
         print(f"{recipe} seed{seed} it {it}: val {sum(val_now) / len(val_now):.2f} dB "
               f"({seconds:.0f} s)", flush=True)
@@ -194,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     path = args.out / "curve.csv"
     done = _done(path)
     threads = max(1, (os.cpu_count() or 1) // args.workers)
-    jobs = [(r, s, args.data, args.iterations, args.every, args.n_val, threads)
+    jobs = [(r, s, args.data, args.iterations, args.every, args.n_val, threads, args.out)
             for s in args.seeds for r in args.recipes if (r, s) not in done]
     print(f"{len(done)} (recipe, seed) done, {len(jobs)} to train, {threads} thread(s) each")
     ctx = mp.get_context("spawn")
