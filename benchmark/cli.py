@@ -155,6 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--caption", default=None,
                            help="first sentence of the LaTeX summary table's caption (default: "
                                 "the profile and the dataset in words)")
+        if name in ("compare", "report"):
+            p.add_argument("--reference", default=None, metavar="DIR",
+                           help="a reference results folder (e.g. results/reference/LOL-v1/lite):"
+                                " say per recipe whether your runs reproduce it")
 
     p = sub.add_parser("data", help="dataset tools")
     data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)

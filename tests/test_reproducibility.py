@@ -21,6 +21,7 @@ import pytest
 import torch
 import yaml
 
+import benchmark
 from benchmark.cli import main
 from benchmark.run import setup as runsetup
 from benchmark.run.files import repro_differences
@@ -104,6 +105,7 @@ def test_metrics_json_records_what_reproduces_the_run(two_runs: dict[str, Path])
     assert m["env"]["packages"]["torch"] == torch.__version__.split("+")[0]
     assert m["env"]["packages"]["lpips"] == "0.1.4"
     assert m["env"]["device"] == "cpu" and m["env"]["threads"] == torch.get_num_threads()
+    assert m["env"]["lossbench"] == benchmark.__version__  # compare --reference checks it
     # seeds: the run seed and the crop stream's seed
     assert (m["seed"], m["crop_seed"]) == (0, runsetup.crop_seed(0)) == (0, config["crop_seed"])
     # pretrained weights: checksum and whether they are the official files (planted: not)

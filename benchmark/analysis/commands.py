@@ -10,6 +10,7 @@ from pathlib import Path
 
 from benchmark.analysis import plots
 from benchmark.analysis.frames import DEFAULT_BASELINE, compare_frames
+from benchmark.analysis.reference import write_reference_check
 from benchmark.analysis.report import write_report
 from benchmark.analysis.tables import markdown_tables
 from benchmark.analysis.tex import write_tables
@@ -21,11 +22,20 @@ def _test(args: argparse.Namespace) -> str:
 
 
 def command_compare(args: argparse.Namespace) -> int:
-    """``python -m benchmark compare``: write tables/summary.{csv,md,tex}, print the Markdown."""
+    """``python -m benchmark compare``: write tables/summary.{csv,md,tex}, print the Markdown.
+
+    With ``--reference DIR`` also one verdict per recipe found in both (exit 0 whatever they
+    say), written to tables/reference_check.{md,csv}.
+    """
     results = Path(args.results)
     _, _, summary = compare_frames(results, args.baseline, _test(args))
+    reference = getattr(args, "reference", None)
+    check = write_reference_check(results, reference) if reference else None
     paths = write_tables(summary, results / "tables", getattr(args, "caption", None))
     print(markdown_tables(summary))
+    if check is not None:
+        print("\n## Checking against the reference\n\n" + check[0])
+        paths += check[1]
     print(f"\nwrote {', '.join(str(p) for p in paths)}")
     return 0
 
@@ -43,6 +53,6 @@ def command_plots(args: argparse.Namespace) -> int:
 def command_report(args: argparse.Namespace) -> int:
     """``python -m benchmark report``: tables, figures and results/report.md."""
     path = write_report(Path(args.results), args.baseline, _test(args),
-                        getattr(args, "caption", None))
+                        getattr(args, "caption", None), getattr(args, "reference", None))
     print(f"wrote {path}")
     return 0

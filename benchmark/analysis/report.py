@@ -14,6 +14,7 @@ import yaml
 
 from benchmark.analysis.frames import DEFAULT_BASELINE, compare_frames, read_config
 from benchmark.analysis.plots import write_figures
+from benchmark.analysis.reference import write_reference_check
 from benchmark.analysis.stats import FEW_SEEDS
 from benchmark.analysis.tables import (
     _MD,
@@ -201,12 +202,14 @@ def _provenance(runs: pd.DataFrame, results: Path) -> list[str]:
 
 
 def write_report(results: Path, baseline: str | None = None, test: str = "crossed",
-                 caption: str | None = None) -> Path:
+                 caption: str | None = None, reference: str | Path | None = None) -> Path:
     """Regenerate tables and figures, then write ``results/report.md`` linking them.
 
-    ``caption`` is the first sentence of the LaTeX summary table's caption.
+    ``caption`` is the first sentence of the LaTeX summary table's caption. With ``reference``
+    the report also says per recipe whether the runs reproduce it.
     """
     runs, per_image, summary = compare_frames(results, baseline, test)
+    check = write_reference_check(results, reference) if reference else None
     baseline = baseline or DEFAULT_BASELINE
     tables = write_tables(summary, results / "tables", caption)
     figures = write_figures(results, runs, per_image, summary, baseline)
@@ -214,15 +217,18 @@ def write_report(results: Path, baseline: str | None = None, test: str = "crosse
         "# lossbench report", "",
         f"Generated from {len(runs)} run folder(s) under `runs/` by "
         f"`python -m benchmark report --results {results.as_posix()} --baseline {baseline}"
-        f"{'' if test == 'crossed' else ' --test ' + test}`; "
+        f"{'' if test == 'crossed' else ' --test ' + test}"
+        f"{'' if reference is None else ' --reference ' + Path(reference).as_posix()}`; "
         "every number below comes from the run folders listed under Provenance.", "",
         "## Warnings", "",
     ]
     warns = _warnings(runs, summary)
     lines += [f"- {w}" for w in warns] or ["None."]
     lines += ["", "## Summary", "", report_markdown_tables(summary),
-              "Tables: " + ", ".join(f"[{p.name}]({_rel(p, results)})" for p in tables), "",
-              "## Figures", ""]
+              "Tables: " + ", ".join(f"[{p.name}]({_rel(p, results)})" for p in tables), ""]
+    if check is not None:
+        lines += ["## Checking against the reference", "", check[0]]
+    lines += ["## Figures", ""]
     for fig in figures:
         png, pdf = _rel(fig["png"], results), _rel(fig["pdf"], results)
         lines += [f"**{fig['caption']}** (profile `{fig['profile']}`, dataset "

@@ -29,6 +29,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -304,6 +305,20 @@ def git_state() -> dict[str, Any]:
     return {"commit": commit or None, "dirty": bool(status.strip())}
 
 
+def lossbench_version() -> str | None:
+    """This source tree's version (``pyproject.toml``), else the installed one, else None."""
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    try:
+        with pyproject.open("rb") as fh:
+            return str(tomllib.load(fh)["project"]["version"])
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        pass
+    try:
+        return metadata.version("lossbench")
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def environment(device: torch.device) -> dict[str, Any]:
     """What a run records about where it ran (``metrics.json`` ``env``)."""
     versions = {}
@@ -323,6 +338,7 @@ def environment(device: torch.device) -> dict[str, Any]:
         device_name = cpu
     git = git_state()
     return {
+        "lossbench": lossbench_version(),
         "python": sys.version.split()[0],
         "torch": torch.__version__,
         "torchvision": versions.get("torchvision"),

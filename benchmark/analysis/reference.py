@@ -1,0 +1,352 @@
+"""``compare --reference DIR``: does a rerun reproduce the shipped reference results?
+
+For every recipe with finished runs both in the user's results and in the reference folder
+(laid out like any results folder: ``DIR/runs/<recipe>/<profile>/seed<N>/``), each metric
+recorded on both sides is tested for equivalence on the per-seed means (each run's mean over
+the test images), and the recipe gets one verdict.
+
+The test (Wellek 2010, *Testing Statistical Hypotheses of Equivalence and Noninferiority*,
+2nd ed., sec. 6.1: the two-sample t-test for equivalence). With ``m`` reference seeds and ``n``
+of the user's, means ``r`` and ``u``, pooled run-to-run SD ``s`` (``m + n - 2`` degrees of
+freedom) and ``c = sqrt(1/m + 1/n)``, the hypothesis "the expected scores differ by at least
+``K_MARGIN`` run-to-run SDs" is rejected, and the rerun called *reproduced*, when
+``|u - r| / (s c) < C``, where ``C^2`` is the ``ALPHA`` quantile of the noncentral F
+distribution with 1 and ``m + n - 2`` degrees of freedom and noncentrality ``(K_MARGIN / c)^2``.
+This is exact for normal per-seed means with one run-to-run SD on both sides (which is part of
+what "reproduces" means: the same protocol): a rerun whose expectation sits exactly at the
+margin is called reproduced with probability ``ALPHA``, whatever ``m``, ``n`` and the SD. It
+needs no SD from the user's side, so a single user seed is tested against the reference's
+spread (a prediction-interval check: is the one value inside what the reference's seeds make
+plausible for a new run, to within the margin).
+
+The margin is ``K_MARGIN`` = 3 run-to-run SDs (shown in the metric's units, from the pooled
+SD): a shift smaller than that is within the spread single reruns of the reference protocol
+show among themselves (a new run falls within 3 SDs of the expected score 99.7% of the time),
+so it cannot change what one run says. A wider margin would call visibly different losses
+equal; a narrower one needs many more seeds (with ``K_MARGIN = 2`` one user seed against three
+reference seeds reaches a verdict 21% of the time under exact reproduction; with 3, 54%).
+
+Verdicts per metric: *reproduced* (equivalent within the margin); *differs* (not equivalent,
+and the 90% t interval of ``u - r`` excludes zero: "differs by X (90% CI ...)"); otherwise
+*too few seeds to tell*, with the number of user seeds that give an 80% chance of
+"reproduced" under exact reproduction. A recipe is reproduced when every compared metric is
+(an intersection-union test: no multiplicity correction is needed), differs when any metric
+differs, and is too few seeds to tell otherwise. docs/STATISTICS.md has the calibration.
+
+A comparison is refused, naming what differs, when the two sides do not share the profile,
+the protocol (every field that changes numbers, precision included), the model, the recipe's
+losses, the dataset (manifest sha256) or the lossbench version (major.minor).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from benchmark.analysis.frames import load_runs, read_config
+from benchmark.errors import UserError
+
+__all__ = ["K_MARGIN", "compare_reference", "equivalence", "format_verdicts", "power_exact",
+           "seeds_needed"]
+
+K_MARGIN = 3.0
+ALPHA = 0.05  # each one-sided test; the interval shown is the matching 90% one
+POWER = 0.8
+MAX_SEEDS = 100
+#: metrics checked when both sides recorded them (lpips is null without AlexNet)
+METRICS = ("psnr", "ssim", "lpips", "psnr_gtmean")
+LABELS = {"psnr": "PSNR", "ssim": "SSIM", "lpips": "LPIPS", "psnr_gtmean": "PSNR (GT-mean)"}
+UNITS = {"psnr": " dB", "psnr_gtmean": " dB"}
+#: protocol fields that never change numbers (benchmark.run.setup.OPERATIONAL_FIELDS; a test
+#: keeps the two equal, since analysis does not import run)
+OPERATIONAL_FIELDS = ("ckpt_every", "log_every", "seeds", "n_samples")
+#: data fields that change numbers (benchmark.run.setup.hashed_part)
+DATA_FIELDS = ("layout", "manifest_sha256", "val_images")
+
+
+@dataclass(frozen=True)
+class Equivalence:
+    """One metric of one recipe: the user's runs against the reference's."""
+
+    n_ref: int
+    n_user: int
+    diff: float  # user mean - reference mean
+    ci_low: float  # 90% t interval of diff
+    ci_high: float
+    sd: float  # pooled run-to-run SD
+    margin: float  # K_MARGIN * sd
+    verdict: str  # reproduced | differs | too few seeds
+    power: float  # chance of "reproduced" under exact reproduction with these seeds
+    seeds_needed: int | None  # user seeds for POWER under exact reproduction (None: > MAX_SEEDS)
+
+
+@lru_cache(maxsize=4096)
+def _critical(m: int, n: int, k: float, alpha: float) -> float:
+    """Wellek's critical value ``C`` for ``|T|`` (``nan`` when no SD can be estimated)."""
+    df = m + n - 2
+    if m < 1 or n < 1 or df < 1:
+        return math.nan
+    c = math.sqrt(1 / m + 1 / n)
+    return math.sqrt(float(sps.ncf.ppf(alpha, 1, df, (k / c) ** 2)))
+
+
+@lru_cache(maxsize=4096)
+def _t_quantile(q: float, df: int) -> float:
+    return float(sps.t.ppf(q, df))
+
+
+@lru_cache(maxsize=4096)
+def power_exact(m: int, n: int, k: float = K_MARGIN, alpha: float = ALPHA) -> float:
+    """Probability of "reproduced" when the rerun's expectation equals the reference's."""
+    crit = _critical(m, n, k, alpha)
+    if not math.isfinite(crit):
+        return 0.0
+    return float(2 * sps.t.cdf(crit, m + n - 2) - 1)
+
+
+@lru_cache(maxsize=256)
+def seeds_needed(m: int, k: float = K_MARGIN, power: float = POWER) -> int | None:
+    """The fewest user seeds giving ``power`` under exact reproduction against ``m`` seeds."""
+    for n in range(1, MAX_SEEDS + 1):
+        if power_exact(m, n, k) >= power:
+            return n
+    return None
+
+
+def equivalence(ref: np.ndarray, user: np.ndarray, k: float = K_MARGIN,
+                alpha: float = ALPHA) -> Equivalence:
+    """Wellek's t-test for equivalence of the per-seed means ``user`` and ``ref`` (module doc)."""
+    r, u = np.asarray(ref, dtype=np.float64), np.asarray(user, dtype=np.float64)
+    m, n = r.size, u.size
+    diff = float(u.mean() - r.mean()) if m and n else math.nan
+    df = m + n - 2
+    power, needed = power_exact(m, n, k, alpha), seeds_needed(m, k)
+    if m == 0 or n == 0 or df < 1:
+        return Equivalence(m, n, diff, math.nan, math.nan, math.nan, math.nan, "too few seeds",
+                           power, needed)
+    ss = float(((r - r.mean()) ** 2).sum() + ((u - u.mean()) ** 2).sum())
+    sd = math.sqrt(ss / df)
+    c = math.sqrt(1 / m + 1 / n)
+    half = _t_quantile(1 - alpha, df) * sd * c
+    low, high = diff - half, diff + half
+    if sd == 0.0:  # every run identical: equal or not, nothing in between
+        verdict = "reproduced" if diff == 0.0 else "differs"
+    elif abs(diff) / (sd * c) < _critical(m, n, k, alpha):
+        verdict = "reproduced"
+    elif low > 0 or high < 0:
+        verdict = "differs"
+    else:
+        verdict = "too few seeds"
+    return Equivalence(m, n, diff, low, high, sd, k * sd, verdict, power, needed)
+
+
+def _metrics_json(run_dir: str) -> dict[str, Any]:
+    """A ``metrics.json`` already validated by :func:`load_runs`."""
+    return json.loads((Path(run_dir) / "metrics.json").read_text(encoding="utf-8"))
+
+
+def _numbers_part(config: dict[str, Any]) -> dict[str, Any]:
+    """The fields of ``config.yaml`` that change numbers, less the seed and precision."""
+    protocol = {k: v for k, v in (config.get("protocol") or {}).items()
+                if k not in OPERATIONAL_FIELDS and k not in ("precision", "amp")}
+    data = config.get("data") or {}
+    return {"protocol": protocol, "model": config.get("model"),
+            "recipe.losses": (config.get("recipe") or {}).get("losses"),
+            "data": {k: data.get(k) for k in DATA_FIELDS}}
+
+
+def _diff_fields(a: Any, b: Any, prefix: str) -> list[tuple[str, Any, Any]]:
+    """``(field, a's value, b's value)`` for every leaf where two nested dicts differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for key in sorted(set(a) | set(b), key=str):
+            out += _diff_fields(a.get(key), b.get(key), f"{prefix}.{key}" if prefix else key)
+        return out
+    return [] if a == b else [(prefix, a, b)]
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _version(meta: dict[str, Any]) -> str | None:
+    return (meta.get("env") or {}).get("lossbench")
+
+
+def _differences(user: pd.Series, ref: pd.Series) -> list[str]:
+    """What makes one user run and one reference run of a recipe incomparable."""
+    out = []
+    mu, mr = _metrics_json(user["run_dir"]), _metrics_json(ref["run_dir"])
+    if user["dataset"] != ref["dataset"]:
+        names = [(m.get("dataset") or {}).get("name") or "unnamed" for m in (mu, mr)]
+        out.append(f"dataset: yours is {names[0]} (manifest {str(user['dataset'])[:12]}), the "
+                   f"reference's {names[1]} (manifest {str(ref['dataset'])[:12]})")
+    vu, vr = _version(mu), _version(mr)
+    if vu and vr and vu.split(".")[:2] != vr.split(".")[:2]:
+        out.append(f"lossbench version: yours {vu}, the reference's {vr}")
+    if user["precision"] != ref["precision"]:
+        out.append(f"precision: yours {user['precision']}, the reference's {ref['precision']} "
+                   f"(rerun with --precision {ref['precision']})")
+    cu, cr = read_config(Path(user["run_dir"]) / "config.yaml"), read_config(
+        Path(ref["run_dir"]) / "config.yaml")
+    if cu is None or cr is None:
+        missing = user["run_dir"] if cu is None else ref["run_dir"]
+        return out + [f"{missing}/config.yaml is missing, so the protocols cannot be compared"]
+    pu, pr = _numbers_part(cu), _numbers_part(cr)
+    fields = _diff_fields(pu, pr, "")
+    if user["dataset"] != ref["dataset"]:  # already said; val_images follow the dataset
+        fields = [f for f in fields if f[0] not in ("data.manifest_sha256", "data.val_images")]
+    out += [f"{f}: yours {_show(a)}, the reference's {_show(b)}" for f, a, b in fields[:6]]
+    if len(fields) > 6:
+        out.append(f"and {len(fields) - 6} more field(s)")
+    return out
+
+
+def _ok(runs: pd.DataFrame) -> pd.DataFrame:
+    return runs[runs["status"] == "ok"]
+
+
+def compare_reference(results: str | Path, reference: str | Path) -> tuple[pd.DataFrame, list[str]]:
+    """Test every recipe found in both folders; ``(verdicts, notes)``.
+
+    ``verdicts`` has one row per (recipe, metric) with the :class:`Equivalence` fields, plus the
+    recipe's overall verdict; ``notes`` lists recipes that could not be compared and why.
+
+    Raises:
+        UserError: the reference folder has no runs, no recipe is in both, or none of the
+            recipes in both can be compared (the message names what differs).
+    """
+    reference = Path(reference)
+    if not reference.is_dir():
+        raise UserError(f"--reference: {reference} is not a folder (expected a reference "
+                        "results folder such as results/reference/LOL-v1/lite)")
+    ref_runs = _ok(load_runs(reference)[0])
+    user_runs = _ok(load_runs(results)[0])
+    common = sorted(set(ref_runs["recipe"]) & set(user_runs["recipe"]))
+    if not common:
+        raise UserError(
+            f"--reference {reference}: no recipe has finished runs in both folders (yours: "
+            f"{', '.join(sorted(set(user_runs['recipe']))) or 'none'}; the reference's: "
+            f"{', '.join(sorted(set(ref_runs['recipe']))) or 'none'}); run one of the "
+            "reference's recipes first"
+        )
+    rows, notes, refused = [], [], []
+    for recipe in common:
+        ref = ref_runs[ref_runs["recipe"] == recipe]
+        mine = user_runs[(user_runs["recipe"] == recipe)
+                         & user_runs["profile"].isin(set(ref["profile"]))]
+        if mine.empty:
+            theirs = sorted(set(user_runs.loc[user_runs["recipe"] == recipe, "profile"]))
+            why = (f"profile: yours {', '.join(theirs)}, the reference's "
+                   f"{', '.join(sorted(set(ref['profile'])))}")
+            refused.append((recipe, [why]))
+            continue
+        ref = ref[ref["profile"] == mine["profile"].iloc[0]]
+        mine = mine[mine["profile"] == mine["profile"].iloc[0]]
+        diffs = _differences(mine.iloc[0], ref.iloc[0])
+        if diffs:
+            refused.append((recipe, diffs))
+            continue
+        for metric in METRICS:
+            r, u = ref[metric].dropna().to_numpy(), mine[metric].dropna().to_numpy()
+            if r.size == 0 or u.size == 0:
+                continue
+            eq = equivalence(r, u)
+            rows.append({"recipe": recipe, "profile": mine["profile"].iloc[0], "metric": metric,
+                         "ref_mean": float(r.mean()), "user_mean": float(u.mean()),
+                         "user_seeds": ",".join(str(s) for s in sorted(mine["seed"])),
+                         **eq.__dict__})
+    for recipe, why in refused:
+        notes.append(f"`{recipe}` not compared: " + "; ".join(why) + ".")
+    if not rows:
+        raise UserError(
+            f"--reference {reference}: comparing is meaningless, the runs differ from the "
+            "reference's in what changes the numbers: " + " ".join(notes)
+        )
+    frame = pd.DataFrame(rows)
+    frame["recipe_verdict"] = frame.groupby("recipe")["verdict"].transform(_overall)
+    return frame, notes
+
+
+def _overall(verdicts: pd.Series) -> str:
+    if (verdicts == "differs").any():
+        return "differs"
+    return "reproduced" if (verdicts == "reproduced").all() else "too few seeds"
+
+
+def _num(value: float, metric: str, sign: bool = False) -> str:
+    digits = 2 if metric in UNITS else 4
+    return f"{value:{'+' if sign else ''}.{digits}f}"
+
+
+def _metric_line(r: Any) -> str:
+    unit, m = UNITS.get(r.metric, ""), r.metric
+    label = LABELS.get(m, m)
+    if not math.isfinite(r.sd):
+        return (f"{label}: no run-to-run SD from {r.n_ref} reference and {r.n_user} user "
+                "seed(s): too few seeds to tell")
+    text = (f"{label}: yours {_num(r.user_mean, m)}{unit} vs {_num(r.ref_mean, m)}{unit}, "
+            f"Δ {_num(r.diff, m, True)}{unit} (90% CI {_num(r.ci_low, m, True)} to "
+            f"{_num(r.ci_high, m, True)}), margin ±{_num(r.margin, m)}{unit} "
+            f"({K_MARGIN:g} × run SD {_num(r.sd, m)}{unit}): ")
+    if r.verdict == "reproduced":
+        return text + "reproduced"
+    if r.verdict == "differs":
+        return text + f"differs by {_num(r.diff, m, True)}{unit}"
+    return text + "too few seeds to tell"
+
+
+def _needed(sub: pd.DataFrame) -> str:
+    need = sub["seeds_needed"]
+    if need.isna().any():
+        return f"even {MAX_SEEDS} seeds of yours would not be enough against this reference"
+    return (f"{int(need.max())} seed(s) of yours give an 80% chance of 'reproduced' if the "
+            f"rerun matches (you have {int(sub['n_user'].iloc[0])})")
+
+
+def format_verdicts(frame: pd.DataFrame, notes: list[str], reference: str | Path) -> str:
+    """The verdicts as Markdown: one bullet per recipe, one sub-bullet per metric."""
+    lines = [f"Reference: `{Path(reference).as_posix()}`. Equivalence test on the per-seed "
+             f"means (Wellek's t-test, 5% level, margin {K_MARGIN:g} run-to-run SDs; "
+             "docs/STATISTICS.md).", ""]
+    for recipe, sub in frame.groupby("recipe", sort=True):
+        verdict = sub["recipe_verdict"].iloc[0]
+        seeds = (f"{int(sub['n_user'].iloc[0])} seed(s) of yours ({sub['user_seeds'].iloc[0]}) "
+                 f"vs {int(sub['n_ref'].iloc[0])} of the reference, profile "
+                 f"{sub['profile'].iloc[0]}")
+        if verdict == "differs":
+            bad = next(sub[sub["verdict"] == "differs"].itertuples())
+            unit = UNITS.get(bad.metric, "")
+            head = (f"differs: {LABELS.get(bad.metric, bad.metric)} by "
+                    f"{_num(bad.diff, bad.metric, True)}{unit} (90% CI "
+                    f"{_num(bad.ci_low, bad.metric, True)} to "
+                    f"{_num(bad.ci_high, bad.metric, True)}{unit})")
+        elif verdict == "too few seeds":
+            head = "too few seeds to tell: " + _needed(sub)
+        else:
+            head = "reproduced"
+        lines.append(f"- **{recipe}**: {head} ({seeds}).")
+        lines += [f"  - {_metric_line(r)}" for r in sub.itertuples()]
+    lines += [f"- {n}" for n in notes]
+    return "\n".join(lines) + "\n"
+
+
+def write_reference_check(results: Path, reference: str | Path) -> tuple[str, list[Path]]:
+    """Compare, then write ``tables/reference_check.{md,csv}``; ``(markdown, paths)``."""
+    frame, notes = compare_reference(results, reference)
+    text = format_verdicts(frame, notes, reference)
+    out = results / "tables"
+    out.mkdir(parents=True, exist_ok=True)
+    md, csv = out / "reference_check.md", out / "reference_check.csv"
+    md.write_text("# Checking a rerun against the reference\n\n" + text, encoding="utf-8")
+    frame.to_csv(csv, index=False)
+    return text, [md, csv]
