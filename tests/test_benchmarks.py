@@ -105,3 +105,15 @@ def test_gpu_check_summarises_bench_train_records(tmp_path: Path) -> None:
                               "steps": [{"name": "a", "exit": 0, "seconds": 1.0}],
                               "bench_train": rows, "paper_2k": None})
     assert "| l1 | 25.0 | 100.0 | 4.00x |" in md
+
+
+def test_equivalence_script_prints_the_verdict_rates(capsys: pytest.CaptureFixture) -> None:
+    import equivalence as script
+
+    assert script.main(["--reps", "200", "--seed", "1"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| 3 | 1 |")]
+    assert len(rows) == 1 and rows[0].startswith("| 3 | 1 | 0.542 |")
+    at_margin = float(rows[0].split("|")[6].split("/")[0])  # shift 3 SD: the margin
+    assert at_margin <= 0.1
+    assert "Not used: TOST with the margin fixed at 3 x the reference's SD" in out

@@ -27,7 +27,8 @@ equal; a narrower one needs many more seeds (with ``K_MARGIN = 2`` one user seed
 reference seeds reaches a verdict 21% of the time under exact reproduction; with 3, 54%).
 
 Verdicts per metric: *reproduced* (equivalent within the margin); *differs* (not equivalent,
-and the 90% t interval of ``u - r`` excludes zero: "differs by X (90% CI ...)"); otherwise
+and the 95% t interval of ``u - r`` excludes zero, a two-sided 5% test: "differs by X (95%
+CI ...)"); otherwise
 *too few seeds to tell*, with the number of user seeds that give an 80% chance of
 "reproduced" under exact reproduction. A recipe is reproduced when every compared metric is
 (an intersection-union test: no multiplicity correction is needed), differs when any metric
@@ -58,7 +59,8 @@ __all__ = ["K_MARGIN", "compare_reference", "equivalence", "format_verdicts", "p
            "seeds_needed"]
 
 K_MARGIN = 3.0
-ALPHA = 0.05  # each one-sided test; the interval shown is the matching 90% one
+ALPHA = 0.05  # each one-sided test of the equivalence test
+CI_LEVEL = 0.95  # the interval shown, and the two-sided 5% test behind "differs"
 POWER = 0.8
 MAX_SEEDS = 100
 #: metrics checked when both sides recorded them (lpips is null without AlexNet)
@@ -79,7 +81,7 @@ class Equivalence:
     n_ref: int
     n_user: int
     diff: float  # user mean - reference mean
-    ci_low: float  # 90% t interval of diff
+    ci_low: float  # 95% t interval of diff
     ci_high: float
     sd: float  # pooled run-to-run SD
     margin: float  # K_MARGIN * sd
@@ -135,7 +137,7 @@ def equivalence(ref: np.ndarray, user: np.ndarray, k: float = K_MARGIN,
     ss = float(((r - r.mean()) ** 2).sum() + ((u - u.mean()) ** 2).sum())
     sd = math.sqrt(ss / df)
     c = math.sqrt(1 / m + 1 / n)
-    half = _t_quantile(1 - alpha, df) * sd * c
+    half = _t_quantile((1 + CI_LEVEL) / 2, df) * sd * c
     low, high = diff - half, diff + half
     if sd == 0.0:  # every run identical: equal or not, nothing in between
         verdict = "reproduced" if diff == 0.0 else "differs"
@@ -295,7 +297,7 @@ def _metric_line(r: Any) -> str:
         return (f"{label}: no run-to-run SD from {r.n_ref} reference and {r.n_user} user "
                 "seed(s): too few seeds to tell")
     text = (f"{label}: yours {_num(r.user_mean, m)}{unit} vs {_num(r.ref_mean, m)}{unit}, "
-            f"Δ {_num(r.diff, m, True)}{unit} (90% CI {_num(r.ci_low, m, True)} to "
+            f"Δ {_num(r.diff, m, True)}{unit} (95% CI {_num(r.ci_low, m, True)} to "
             f"{_num(r.ci_high, m, True)}), margin ±{_num(r.margin, m)}{unit} "
             f"({K_MARGIN:g} × run SD {_num(r.sd, m)}{unit}): ")
     if r.verdict == "reproduced":
@@ -327,7 +329,7 @@ def format_verdicts(frame: pd.DataFrame, notes: list[str], reference: str | Path
             bad = next(sub[sub["verdict"] == "differs"].itertuples())
             unit = UNITS.get(bad.metric, "")
             head = (f"differs: {LABELS.get(bad.metric, bad.metric)} by "
-                    f"{_num(bad.diff, bad.metric, True)}{unit} (90% CI "
+                    f"{_num(bad.diff, bad.metric, True)}{unit} (95% CI "
                     f"{_num(bad.ci_low, bad.metric, True)} to "
                     f"{_num(bad.ci_high, bad.metric, True)}{unit})")
         elif verdict == "too few seeds":
