@@ -70,6 +70,9 @@ UNITS = {"psnr": " dB", "psnr_gtmean": " dB"}
 #: protocol fields that never change numbers (benchmark.run.setup.OPERATIONAL_FIELDS; a test
 #: keeps the two equal, since analysis does not import run)
 OPERATIONAL_FIELDS = ("ckpt_every", "log_every", "seeds", "n_samples")
+#: switches that change numbers at rounding level only (CUDA determinism, memory layout): a
+#: rerun that differs in them is compared, since reproducing within the margin is the question
+ROUNDING_FIELDS = ("deterministic", "channels_last")
 #: data fields that change numbers (benchmark.run.setup.hashed_part)
 DATA_FIELDS = ("layout", "manifest_sha256", "val_images")
 
@@ -158,7 +161,7 @@ def _metrics_json(run_dir: str) -> dict[str, Any]:
 def _numbers_part(config: dict[str, Any]) -> dict[str, Any]:
     """The fields of ``config.yaml`` that change numbers, less the seed and precision."""
     protocol = {k: v for k, v in (config.get("protocol") or {}).items()
-                if k not in OPERATIONAL_FIELDS and k not in ("precision", "amp")}
+                if k not in (*OPERATIONAL_FIELDS, *ROUNDING_FIELDS, "precision", "amp")}
     data = config.get("data") or {}
     return {"protocol": protocol, "model": config.get("model"),
             "recipe.losses": (config.get("recipe") or {}).get("losses"),
