@@ -138,6 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-min", type=_pos_int, default=None)
     p.add_argument("--account", default=None)
     p.add_argument("--array-parallelism", type=_pos_int, default=None)
+    p.add_argument("--max-requeues", type=_nonneg_int, default=None,
+                   help="Slurm: time-outs after which a job is still requeued (default 10)")
+    p.add_argument("--signal-margin-s", type=_pos_int, default=None,
+                   help="Slurm: seconds before the time limit a job is told to checkpoint "
+                   "(default: from the checkpoint cost of finished runs, else 90)")
+    p.add_argument("--ckpt-minutes", type=float, default=None,
+                   help="also checkpoint every this many minutes (default 10; 0: off)")
 
     for name, text in (
         ("compare", "summary table with confidence intervals and paired tests"),

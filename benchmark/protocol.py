@@ -97,6 +97,9 @@ class Protocol:
     seeds: tuple[int, ...] = (0, 1, 2)
     #: test images saved as low | output | reference PNGs
     n_samples: int = 3
+    #: also checkpoint when this many minutes passed since the last checkpoint (0: off), so a
+    #: preempted or timed-out job loses little work whatever ``ckpt_every`` is
+    ckpt_minutes: float = 10.0
     schedule: str = field(default="cosine")
 
     def __post_init__(self) -> None:
@@ -116,6 +119,8 @@ class Protocol:
             raise ValueError(
                 f"Protocol {self.name}: precision must be one of {', '.join(PRECISIONS)}"
             )
+        if not self.ckpt_minutes >= 0:
+            raise ValueError(f"Protocol {self.name}: ckpt_minutes must be >= 0")
         if self.schedule != "cosine":
             raise ValueError(f"Protocol {self.name}: only the 'cosine' schedule exists")
         if self.eval_resolution != "full" and not (

@@ -6,7 +6,13 @@ as cached; ``--force`` redoes them). Each job calls :func:`benchmark.run.execute
 resumes from its own checkpoint, takes the run folder's lock and refuses a folder with another
 config; so a requeued (preempted / timed-out) Slurm job or an interrupted sweep started again
 simply carries on. Scheduling is submitit's: ``LocalExecutor`` (real subprocesses, one per job,
-at most ``--jobs`` at a time) or ``AutoExecutor`` for Slurm (one job array).
+at most ``--jobs`` at a time) or ``AutoExecutor`` for Slurm (one job array; the checks before
+submitting, the job records and the queue are :mod:`benchmark.slurm`'s).
+
+A Slurm job traps the scheduler's signals: SIGUSR2 (submitit's, ``signal_margin_s`` before the
+time limit) and SIGTERM (``scontrol requeue``, preemption, ``scancel``) make the run write a
+checkpoint after its current step and stop; on SIGUSR2 submitit then requeues the job (at most
+``max_requeues`` times for time-outs; preemptions do not count).
 """
 
 from __future__ import annotations
@@ -22,26 +28,19 @@ from typing import Any
 
 import yaml
 
+from benchmark import slurm
 from benchmark.errors import UserError, did_you_mean
+from benchmark.run.job import run_job
 from benchmark.run.state import RunLock, read_json
+from benchmark.slurm import (  # noqa: F401 - re-exported: the sweep's settings
+    MAX_REQUEUES,
+    SLURM_DEFAULTS,
+    SLURM_KEYS,
+    SlurmRunJob,
+    signal_margin,
+    slurm_parameters,
+)
 
-#: sweep.yaml keys -> submitit Slurm parameters
-SLURM_KEYS: dict[str, str] = {
-    "partition": "slurm_partition",
-    "gpus_per_job": "gpus_per_node",
-    "cpus_per_job": "cpus_per_task",
-    "mem_gb": "mem_gb",
-    "time_min": "timeout_min",
-    "account": "slurm_account",
-    "array_parallelism": "slurm_array_parallelism",
-}
-SLURM_DEFAULTS: dict[str, Any] = {
-    "gpus_per_job": 1,
-    "cpus_per_job": 8,
-    "mem_gb": 32,
-    "time_min": 24 * 60,
-    "array_parallelism": 32,
-}
 #: seconds between two polls of the Slurm queue
 SLURM_POLL_S = 10.0
 
@@ -64,7 +63,7 @@ class RunKey:
 @dataclass
 class RunState:
     key: RunKey
-    state: str  # cached | failed | running | pending
+    state: str  # cached | failed | running | queued | pending (| unknown: squeue failed)
     error: str | None = None
     log: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -108,40 +107,9 @@ def expand(recipes: Sequence[str], seeds: Sequence[int], profile: str) -> list[R
     return keys
 
 
-def run_job(recipe: str, profile: str, seed: int, data: str | None, results: str,
-            force: bool, threads: int | None, precision: str | None = None) -> dict[str, Any]:
-    """One job (runs in the worker process). Returns the run's metrics dict, never raises for a
-    failed run so one failure cannot stop the sweep."""
-    import torch
-
-    from benchmark.run.execute import run
-
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        return run(recipe, profile=profile, seed=seed, data_dir=data, results_dir=results,
-                   force=force, quiet=True, precision=precision)
-    except UserError as exc:
-        return {"status": "failed", "error": str(exc), "recipe": recipe, "seed": seed}
-
-
-class SlurmRunJob:
-    """Checkpointable wrapper: on preemption or time-out submitit requeues the same call, and
-    the run resumes from its last checkpoint."""
-
-    def __call__(self, *args: Any) -> dict[str, Any]:
-        return run_job(*args)
-
-    def checkpoint(self, *args: Any) -> Any:
-        import submitit
-
-        # a requeued job resumes; it must not redo from scratch even if the sweep had --force
-        args = (*args[:5], False, *args[6:])
-        return submitit.helpers.DelayedSubmission(self, *args)
-
-
 def load_sweep_config(path: str | None) -> dict[str, Any]:
-    """Executor settings from sweep.yaml: keys of SLURM_KEYS plus 'seeds' and 'recipes'."""
+    """Executor settings from sweep.yaml: keys of SLURM_KEYS, 'max_requeues', 'ckpt_minutes',
+    'seeds', 'recipes' and 'jobs'."""
     if path is None:
         return {}
     p = Path(path)
@@ -153,36 +121,33 @@ def load_sweep_config(path: str | None) -> dict[str, Any]:
         raise UserError(f"{p}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise UserError(f"{p}: expected a mapping of settings, got {type(data).__name__}")
-    allowed = set(SLURM_KEYS) | {"seeds", "recipes", "jobs"}
+    allowed = set(SLURM_KEYS) | {"seeds", "recipes", "jobs", "max_requeues", "ckpt_minutes"}
     for key in data:
         if key not in allowed:
             raise UserError(f"{p}: {key}: unknown key{did_you_mean(str(key), allowed)} "
                             f"(allowed: {', '.join(sorted(allowed))})")
-    for key in ("gpus_per_job", "cpus_per_job", "mem_gb", "time_min", "array_parallelism", "jobs"):
+    for key in ("gpus_per_job", "cpus_per_job", "mem_gb", "time_min", "array_parallelism", "jobs",
+                "max_requeues", "signal_margin_s"):
         if key in data and (not isinstance(data[key], int) or isinstance(data[key], bool)
                             or data[key] < 0):
             raise UserError(f"{p}: {key}: expected a whole number >= 0, got {data[key]!r}")
     return data
 
 
-def slurm_parameters(args: argparse.Namespace, config: dict[str, Any]) -> dict[str, Any]:
-    """The parameters handed to submitit's executor: flags > sweep.yaml > defaults."""
-    merged = dict(SLURM_DEFAULTS)
-    merged.update({k: v for k, v in config.items() if k in SLURM_KEYS})
-    for key in SLURM_KEYS:
-        value = getattr(args, key, None)
-        if value is not None:
-            merged[key] = value
-    params = {SLURM_KEYS[k]: v for k, v in merged.items() if v is not None}
-    params["name"] = "lossbench"
-    return params
+    minutes = data.get("ckpt_minutes")
+    if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, int | float)
+                                or not minutes >= 0):
+        raise UserError(f"{p}: ckpt_minutes: expected a number of minutes >= 0 (0: only every "
+                        f"ckpt_every iterations), got {minutes!r}")
+    return data
 
 
-def _make_executor(kind: str, log_dir: Path, params: dict[str, Any]):
+def _make_executor(kind: str, log_dir: Path, params: dict[str, Any], max_requeues: int = 0):
     import submitit
 
     if kind == "slurm":
-        executor = submitit.AutoExecutor(folder=str(log_dir / "%j"), cluster="slurm")
+        executor = submitit.AutoExecutor(folder=str(log_dir / "%j"), cluster="slurm",
+                                         slurm_max_num_timeout=max_requeues)
         executor.update_parameters(**params)
         return executor
     executor = submitit.LocalExecutor(folder=str(log_dir / "%j"))
@@ -248,7 +213,8 @@ def run_local(todo: list[RunKey], args: argparse.Namespace, results: Path, log_d
                     executor.update_parameters(gpus_per_node=1, visible_gpus=[gpu])
                 job = _submit_shielded(executor, run_job, key.spec or key.recipe, key.profile,
                                        key.seed, args.data, str(results), args.force, threads,
-                                       getattr(args, "precision", None))
+                                       getattr(args, "precision", None),
+                                       getattr(args, "ckpt_minutes", None))
                 active[job] = (key, gpu)
             progress.set_running(len(active))
             time.sleep(0.5)
@@ -275,36 +241,70 @@ def run_local(todo: list[RunKey], args: argparse.Namespace, results: Path, log_d
 
 
 def run_slurm(todo: list[RunKey], args: argparse.Namespace, results: Path, log_dir: Path,
-              progress: Any, params: dict[str, Any]) -> list[RunState]:
-    """One submitit job array; requeue on preemption/time-out resumes from checkpoints."""
-    executor = _make_executor("slurm", log_dir, params)
+              progress: Any, params: dict[str, Any], max_requeues: int) -> list[RunState]:
+    """One submitit job array, recorded in the results tree; the queue watched with squeue."""
+    import submitit
+
+    executor = _make_executor("slurm", log_dir, params, max_requeues)
     jobs = []
-    with executor.batch():
-        for key in todo:
-            job = executor.submit(SlurmRunJob(), key.spec or key.recipe, key.profile, key.seed,
-                                  args.data, str(results), args.force, None,
-                                  getattr(args, "precision", None))
-            jobs.append((job, key))
-    print(f"submitted {len(jobs)} Slurm jobs (array); logs in {log_dir}")
-    finished = []
-    remaining = dict((j, k) for j, k in jobs)
+    try:
+        with executor.batch():
+            for key in todo:
+                job = executor.submit(SlurmRunJob(), key.spec or key.recipe, key.profile,
+                                      key.seed, args.data, str(results), args.force, None,
+                                      getattr(args, "precision", None),
+                                      getattr(args, "ckpt_minutes", None))
+                jobs.append((job, key))
+    except (submitit.core.utils.FailedJobError, OSError) as exc:
+        raise slurm.refusal(str(exc)) from None
+    finally:
+        slurm.clean_submission_files(log_dir)
+    records = {str(key): slurm.record(job) for job, key in jobs}
+    slurm.write_records(results, records)
+    first = next(iter(records.values()))["job_id"].split("_")[0] if records else "?"
+    print(f"submitted {len(jobs)} Slurm jobs (array {first}); each run folder links its job's "
+          f"log as slurm.out / slurm.err (logs in {log_dir})")
+    return watch_slurm([(k, records[str(k)]) for _, k in jobs], results, progress)
+
+
+def watch_slurm(jobs: list[tuple[RunKey, dict[str, Any]]], results: Path,
+                progress: Any) -> list[RunState]:
+    """Poll squeue until every job left the queue; each one's outcome as a RunState."""
+    notes = slurm.Notes()
+    remaining, finished = dict(jobs), []
     try:
         while remaining:
             time.sleep(SLURM_POLL_S)
-            for job in [j for j in remaining if j.done()]:
-                state = _collect(job, remaining.pop(job), results)
+            in_queue = slurm.queue(notes)
+            if in_queue is None:
+                continue
+            states = {k: slurm.job_state(r["job_id"], in_queue) for k, r in remaining.items()}
+            for key in [k for k, st in states.items() if st is None]:
+                state = _slurm_outcome(key, remaining.pop(key), results)
                 finished.append(state)
-                progress.update(state, running=len(remaining))
-            progress.set_running(len(remaining))
+                progress.update(state, running=sum(st == "running" for st in states.values()))
+            progress.set_counts(running=sum(st == "running" for st in states.values()),
+                                queued=sum(st == "queued" for st in states.values()))
     except KeyboardInterrupt:
         print("\nsweep: stopped watching; the Slurm jobs keep running. Follow them with "
-              "`python -m benchmark sweep ... --status` (same recipes, seeds and profile).")
+              "`python -m benchmark sweep ... --executor slurm --status` (same recipes, seeds "
+              "and profile); running the same sweep again submits nothing that is in the queue.")
         raise
     return finished
 
 
+def _slurm_outcome(key: RunKey, rec: dict[str, Any], results: Path) -> RunState:
+    data = read_json(key.folder(results) / "metrics.json") or {}
+    if data.get("status") == "ok":
+        return RunState(key, "done", log=rec.get("stderr"))
+    status, error = slurm.outcome(rec)
+    if status == "ok":
+        return RunState(key, "done", log=rec.get("stderr"))
+    return RunState(key, "failed", error=error or data.get("error"), log=rec.get("stderr"))
+
+
 class Progress:
-    """One bar for the whole sweep: runs done / failed / running, ETA."""
+    """One bar for the whole sweep: runs done / failed / running / queued, ETA."""
 
     def __init__(self, total: int, cached: int) -> None:
         from tqdm import tqdm
@@ -324,8 +324,12 @@ class Progress:
         self._show()
 
     def set_running(self, n: int) -> None:
-        if self.counts["running"] != n:
-            self.counts["running"] = n
+        self.set_counts(running=n)
+
+    def set_counts(self, **counts: int) -> None:
+        """Set ``running`` / ``queued`` (Slurm) without finishing a run."""
+        if any(self.counts.get(k) != v for k, v in counts.items()):
+            self.counts.update(counts)
             self._show()
 
     def close(self) -> None:
@@ -358,30 +362,85 @@ def print_states(states: Sequence[RunState]) -> None:
             print(f"  FAILED {s.key}: {s.error or 'no error recorded'}{where}")
 
 
+def _states(keys: list[RunKey], results: Path, args: argparse.Namespace) -> list[RunState]:
+    """Each run's state; with the Slurm executor a recorded job still in the queue says queued
+    or running (or unknown, when squeue fails)."""
+    precision = getattr(args, "precision", None)
+    states = [run_state(k, results, precision) for k in keys]
+    records = slurm.read_records(results) if args.executor == "slurm" else {}
+    mine = [s for s in states if str(s.key) in records and s.state != "cached"]
+    if not mine:
+        return states
+    in_queue = slurm.queue(slurm.Notes())
+    for s in mine:
+        rec = records[str(s.key)]
+        job = slurm.job_state(rec["job_id"], in_queue)
+        if job is not None and s.state != "running":  # a lock held elsewhere stays "running"
+            s.state = job
+        s.log = rec.get("stderr")
+        s.extra["job"] = rec["job_id"]
+    return states
+
+
+def _print_status(states: list[RunState]) -> None:
+    print_states(states)
+    for s in states:
+        if s.state in ("running", "queued", "unknown", "pending"):
+            job = f"  job {s.extra['job']}" if "job" in s.extra else ""
+            log = f"  log {s.log}" if s.log and s.state != "pending" else ""
+            print(f"  {s.state:8s} {s.key}{job}{log}")
+
+
+def _slurm_setup(args: argparse.Namespace, config: dict[str, Any],
+                 results: Path, profile: str) -> tuple[dict[str, Any], int]:
+    """Parameters checked against the cluster (sinfo) and the requeue budget."""
+    notes: list[str] = []
+    params = slurm_parameters(args, config, slurm.read_partitions(), notes)
+    if args.signal_margin_s is None and "signal_margin_s" not in config:
+        params["slurm_signal_delay_s"] = signal_margin(results, profile)
+    for note in notes:
+        print(f"lossbench: note: {note}")
+    requeues = args.max_requeues
+    if requeues is None:
+        requeues = int(config.get("max_requeues", MAX_REQUEUES))
+    return params, requeues
+
+
 def command_sweep(args: argparse.Namespace) -> int:
+    """``python -m benchmark sweep``: 0 all finished, 1 a run failed, 2 bad input or refusal."""
+    for name in ("ckpt_minutes", "max_requeues", "signal_margin_s"):
+        if not hasattr(args, name):
+            setattr(args, name, None)
     keys, results, config = _resolve(args)
+    if args.ckpt_minutes is None:
+        args.ckpt_minutes = config.get("ckpt_minutes")
+    states = _states(keys, results, args)
     if args.status:
-        states = [run_state(k, results, getattr(args, "precision", None)) for k in keys]
-        print_states(states)
-        for s in states:
-            if s.state in ("running", "pending"):
-                print(f"  {s.state:8s} {s.key}")
+        _print_status(states)
         return 0
-    states = [run_state(k, results, getattr(args, "precision", None)) for k in keys]
     cached = [s for s in states if s.state == "cached" and not args.force]
-    busy = [s for s in states if s.state == "running"]
-    todo = [s.key for s in states if s not in cached and s not in busy]
+    in_queue = [s for s in states if s.state in ("queued", "unknown")
+                or (s.state == "running" and "job" in s.extra)]
+    busy = [s for s in states if s.state == "running" and "job" not in s.extra]
+    if args.force:
+        in_queue = []
+    todo = [s.key for s in states if s not in cached and s not in busy and s not in in_queue]
     for s in busy:
         print(f"  skipping {s.key}: another process holds its lock ({s.key.folder(results)})")
-    print(f"sweep: {len(keys)} runs ({len(cached)} cached, {len(busy)} running elsewhere, "
-          f"{len(todo)} to run) with the {args.executor} executor")
+    for s in in_queue:
+        print(f"  skipping {s.key}: its Slurm job {s.extra['job']} is {s.state} "
+              f"(--force submits another)")
+    print(f"sweep: {len(keys)} runs ({len(cached)} cached, {len(busy) + len(in_queue)} running "
+          f"elsewhere, {len(todo)} to run) with the {args.executor} executor")
     log_dir = results / "sweeps" / "logs"
+    if args.executor == "slurm" and todo:
+        params, requeues = _slurm_setup(args, config, results, todo[0].profile)
     log_dir.mkdir(parents=True, exist_ok=True)
     progress = Progress(len(cached) + len(todo), len(cached))
     try:
         if args.executor == "slurm":
-            finished = run_slurm(todo, args, results, log_dir, progress,
-                                 slurm_parameters(args, config))
+            finished = run_slurm(todo, args, results, log_dir, progress, params,
+                                 requeues) if todo else []
         else:
             args.jobs = args.jobs or int(config.get("jobs") or 1)
             finished = run_local(todo, args, results, log_dir, progress)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark import sweep
+from benchmark import slurm, sweep
 from benchmark.cli import main
 from benchmark.errors import UserError
 
@@ -89,21 +89,26 @@ def test_slurm_parameters_flags_over_config_over_defaults(tmp_path: Path):
 
 
 class _FakeJob:
-    def __init__(self, fn, args):
-        self.fn, self.args = fn, args
+    """A submitted job that finished at once: submitit's result file says ok."""
 
-    def done(self):
-        return True
+    def __init__(self, fn, args, folder, index):
+        import pickle
+        from types import SimpleNamespace
 
-    def result(self):
-        return {"status": "ok"}
+        self.fn, self.args, self.job_id = fn, args, f"77_{index}"
+        base = Path(folder.replace("%j", self.job_id))
+        base.mkdir(parents=True, exist_ok=True)
+        self.paths = SimpleNamespace(stdout=base / "log.out", stderr=base / "log.err",
+                                     result_pickle=base / "result.pkl")
+        self.paths.result_pickle.write_bytes(pickle.dumps(("success", {"status": "ok"})))
 
 
 class _FakeAutoExecutor:
     created: list = []
 
-    def __init__(self, folder, cluster=None):
+    def __init__(self, folder, cluster=None, **kw):
         self.folder, self.cluster, self.params, self.jobs = folder, cluster, {}, []
+        self.init = kw
         self.batched = False
         _FakeAutoExecutor.created.append(self)
 
@@ -124,7 +129,7 @@ class _FakeAutoExecutor:
 
     def submit(self, fn, *args):
         assert self.batched, "jobs must be submitted as one array"
-        job = _FakeJob(fn, args)
+        job = _FakeJob(fn, args, self.folder, len(self.jobs))
         self.jobs.append(job)
         return job
 
@@ -134,6 +139,9 @@ def test_slurm_path_hands_submitit_an_array_with_the_parameters(tmp_path, monkey
 
     monkeypatch.setattr(submitit, "AutoExecutor", _FakeAutoExecutor)
     monkeypatch.setattr(sweep, "SLURM_POLL_S", 0.0)
+    monkeypatch.setattr(slurm, "queue", lambda notes: {})  # every job already left the queue
+    monkeypatch.setattr(slurm, "read_partitions", lambda: slurm.parse_sinfo(
+        "gpu|32|256000|gpu:4|2-00:00:00\ncpu*|64|512000|(null)|infinite\n"))
     monkeypatch.setattr("benchmark.analysis.commands.command_compare", lambda args: 0)
     cfg = tmp_path / "sweep.yaml"
     cfg.write_text("partition: gpu\naccount: lab\narray_parallelism: 4\nseeds: [0, 1, 2]\n")
@@ -147,16 +155,21 @@ def test_slurm_path_hands_submitit_an_array_with_the_parameters(tmp_path, monkey
     assert ex.params["slurm_account"] == "lab"
     assert ex.params["slurm_array_parallelism"] == 4
     assert ex.params["gpus_per_node"] == 2
+    assert ex.init == {"slurm_max_num_timeout": sweep.MAX_REQUEUES}
+    assert ex.params["slurm_signal_delay_s"] == 90  # no finished run to size it from
     calls = [(j.args[0], j.args[1], j.args[2]) for j in ex.jobs]
     assert calls == [(r, "paper", s) for r in ("l1", "s3net") for s in (0, 1, 2)]
     assert all(isinstance(j.fn, sweep.SlurmRunJob) for j in ex.jobs)
-    assert all(j.args[-1] == "bf16" for j in ex.jobs)  # pinned for every node of the cluster
+    assert all(j.args[7] == "bf16" for j in ex.jobs)  # pinned for every node of the cluster
+    records = slurm.read_records(tmp_path / "res")
+    assert records["l1/paper/seed0"]["job_id"] == "77_0"
+    assert len(records) == 6
     # preemption / time-out: submitit requeues the same call (the run resumes from its checkpoint)
     delayed = ex.jobs[0].fn.checkpoint(*ex.jobs[0].args)
     assert delayed.args == ex.jobs[0].args
     # ... and resumes even when the sweep was started with --force
-    forced = ex.jobs[0].fn.checkpoint("l1", "paper", 0, None, "res", True, None, "bf16")
-    assert forced.args == ("l1", "paper", 0, None, "res", False, None, "bf16")
+    forced = ex.jobs[0].fn.checkpoint("l1", "paper", 0, None, "res", True, None, "bf16", None)
+    assert forced.args == ("l1", "paper", 0, None, "res", False, None, "bf16", None)
 
 
 def test_default_recipes_and_seeds_come_from_recipes_dir_and_protocol():

@@ -54,7 +54,7 @@ from benchmark.run.files import (
     write_per_image,
     write_samples,
 )
-from benchmark.run.loop import NonFiniteError, Trainer, to_storage
+from benchmark.run.loop import NonFiniteError, StopRequested, Trainer, to_storage
 from benchmark.run.setup import (
     ALL_METRICS,
     Setup,
@@ -85,13 +85,17 @@ def run(
     on_checkpoint: Callable[[int], None] | None = None,
     precision: str | None = None,
     metrics: Sequence[str] = ALL_METRICS,
+    stop: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
     """Train and evaluate one (recipe, profile, seed); return the run's ``metrics.json`` dict.
 
     ``profile`` may be a :class:`Protocol` (tests). ``on_checkpoint(iteration)`` is called after
     every checkpoint write (tests use it to simulate an interruption). ``precision``
     (``--precision``) overrides the profile's ``auto``. ``metrics`` (``--metrics``) leaves LPIPS
-    out when it lacks ``lpips``: no AlexNet file is needed then, and LPIPS is null.
+    out when it lacks ``lpips``: no AlexNet file is needed then, and LPIPS is null. ``stop()``
+    is polled after every training step: True writes a checkpoint and raises
+    :class:`StopRequested` (a Slurm job about to be preempted or requeued); the same call later
+    resumes from it.
     """
     setup = prepare(
         recipe, profile, seed, data_dir, results_dir, device, deterministic, compile, quiet,
@@ -125,7 +129,8 @@ def run(
                 return done
         try:
             return _execute(
-                setup, (train_low, train_high), (val_low, val_high), lock, quiet, on_checkpoint
+                setup, (train_low, train_high), (val_low, val_high), lock, quiet, on_checkpoint,
+                stop,
             )
         except rs.WriteError as exc:  # disk full / folder gone mid-run: a failed run, not bad input
             error = f"{exc}. Files are replaced atomically: the last complete checkpoint is kept"
@@ -150,6 +155,7 @@ def _execute(
     lock: rs.RunLock,
     quiet: bool,
     on_checkpoint: Callable[[int], None] | None,
+    stop: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
     """One run's steps in order: prepare the folder, build (or resume) the trainer, train,
     then select the best checkpoint and read the test split once."""
@@ -157,6 +163,7 @@ def _execute(
     _prepare_folder(setup)
     determinism = configure_determinism(setup.device, setup.protocol.deterministic)
     trainer, gen = _build_trainer(setup, train, val, quiet)
+    trainer.stop = stop
     base = base_metrics(setup, started, determinism)
     failed = _train(setup, trainer, gen, lock, quiet, on_checkpoint, base, determinism)
     if failed is not None:
@@ -226,10 +233,13 @@ def _train(
     ckpt_path = folder / "checkpoint.pt"
 
     def save(it: int) -> None:
+        began = time.perf_counter()
         state = trainer.state_dict(rs.rng_state(gen))
         rs.atomic_torch_save({"config_hash": setup.config_hash, **state}, ckpt_path)
         _write_logs(folder, trainer)
         lock.heartbeat()
+        took = time.perf_counter() - began  # the sweep sizes Slurm's signal margin from it
+        base["checkpoint_seconds"] = max(base.get("checkpoint_seconds") or 0.0, round(took, 3))
         if on_checkpoint is not None:
             on_checkpoint(it)
 
@@ -258,6 +268,8 @@ def _train(
     try:
         with nondeterminism_alerts(determinism["nondeterministic_ops"]):
             trainer.run_steps(on_log, save, on_step, lock.heartbeat)
+    except StopRequested:
+        raise  # checkpointed on request: not a failure
     except NonFiniteError as exc:
         bar.close()
         kept = trainer.state.iteration

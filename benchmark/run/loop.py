@@ -30,6 +30,15 @@ from benchmark.protocol import Protocol
 from benchmark.run.evaluate import as_float, autocast, network_input, validate
 
 
+class StopRequested(Exception):  # noqa: N818 - a request, not an error
+    """Training stopped early on request (a scheduler signal) after writing a checkpoint at
+    ``iteration``; the same run resumes from there."""
+
+    def __init__(self, iteration: int) -> None:
+        super().__init__(f"stopped on request after checkpointing iteration {iteration}")
+        self.iteration = iteration
+
+
 class NonFiniteError(Exception):
     """A loss term or a gradient became NaN/Inf; ``iteration`` and ``what`` say where."""
 
@@ -128,6 +137,10 @@ class Trainer:
     #: called with "data", "forward", "loss", "backward", "optimiser", "discriminator" as each
     #: part of a step ends (benchmarks/bench_train.py times the parts; it synchronises itself)
     mark: Callable[[str], None] | None = None
+    #: polled after every step; True asks for a checkpoint now and :class:`StopRequested`
+    stop: Callable[[], bool] | None = None
+    #: monotonic clock (tests replace it to trigger the time-based checkpoint)
+    clock: Callable[[], float] = time.monotonic
 
     def __post_init__(self) -> None:
         p, cuda = self.protocol, self.device.type == "cuda"
@@ -306,17 +319,30 @@ class Trainer:
         on_step: Callable[[int], None],
         heartbeat: Callable[[], None],
     ) -> None:
-        """Train to ``protocol.iterations``; raise :class:`NonFiniteError` on a NaN/Inf."""
+        """Train to ``protocol.iterations``; raise :class:`NonFiniteError` on a NaN/Inf.
+
+        A checkpoint is written every ``ckpt_every`` iterations, at the end, whenever
+        ``ckpt_minutes`` passed since the last one, and when ``stop()`` answers True (then
+        :class:`StopRequested` ends training; resuming is bit-identical from any iteration).
+        """
         p = self.protocol
         self.model.train()
         self.mix.train()
         pending: list[tuple[int, torch.Tensor]] = []
         start_clock, start_seconds = time.perf_counter(), self.state.train_seconds
+        ckpt_interval = p.ckpt_minutes * 60.0 if p.ckpt_minutes > 0 else float("inf")
+        last_ckpt = self.clock()
         for it in range(self.state.iteration + 1, p.iterations + 1):
             pending.append((it, self._step(it)))
             last = it == p.iterations
+            stop = self.stop is not None and self.stop()
             at_val = it % p.val_every == 0 or last
-            at_ckpt = it % p.ckpt_every == 0 or last
+            at_ckpt = (
+                it % p.ckpt_every == 0
+                or last
+                or stop
+                or self.clock() - last_ckpt >= ckpt_interval
+            )
             at_log = it % p.log_every == 0 or last
             if at_val or at_ckpt or at_log or len(pending) >= self.sync_every:
                 self._flush(pending)
@@ -343,6 +369,9 @@ class Trainer:
                 self.state.iteration = it
                 self.state.train_seconds = start_seconds + time.perf_counter() - start_clock
                 on_checkpoint(it)
+                last_ckpt = self.clock()
+            if stop and not last:
+                raise StopRequested(it)
 
 
 def _no_mark(part: str) -> None:
@@ -366,6 +395,7 @@ def _describe(column: str) -> str:
 __all__ = [
     "LoopState",
     "NonFiniteError",
+    "StopRequested",
     "Trainer",
     "as_float",
     "sample_batch",

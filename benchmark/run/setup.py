@@ -85,7 +85,7 @@ class Setup:
 #: every test metric, in table order (``--metrics`` chooses; psnr and ssim are always there)
 ALL_METRICS = ("psnr", "ssim", "lpips")
 
-OPERATIONAL_FIELDS = ("ckpt_every", "log_every", "seeds", "n_samples")
+OPERATIONAL_FIELDS = ("ckpt_every", "ckpt_minutes", "log_every", "seeds", "n_samples")
 
 
 def hashed_part(config: dict[str, Any]) -> dict[str, Any]:
