@@ -247,6 +247,7 @@ def slurm_parameters(args: argparse.Namespace, config: dict[str, Any],
             notes.extend(fitted)
     params = {SLURM_KEYS[k]: v for k, v in merged.items() if v is not None}
     params["name"] = "lossbench"
+    params["slurm_stderr_to_stdout"] = True  # one log per job, linked from its run folder
     return params
 
 
@@ -322,7 +323,7 @@ def write_records(results: Path, new: dict[str, dict[str, Any]]) -> None:
 def record(job: Any) -> dict[str, Any]:
     """What is kept of one submitted submitit job."""
     return {"job_id": str(job.job_id), "submitted_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "stdout": str(job.paths.stdout), "stderr": str(job.paths.stderr),
+            "log": str(job.paths.stdout),  # stderr goes there too (stderr_to_stdout)
             "result": str(job.paths.result_pickle)}
 
 
@@ -345,27 +346,23 @@ def outcome(rec: dict[str, Any]) -> tuple[str | None, str | None]:
 
 
 def _last_error(rec: dict[str, Any]) -> str:
-    for key in ("stderr", "stdout"):
-        try:
-            lines = Path(rec.get(key) or "").read_text(errors="replace").splitlines()
-        except OSError:
-            continue
-        hits = [ln.strip() for ln in lines if re.search(r"error|killed|cancel", ln, re.I)]
-        if hits:
-            return f": {hits[-1][:300]}"
-    return ""
+    try:
+        lines = Path(rec.get("log") or "").read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    hits = [ln.strip() for ln in lines if re.search(r"error|killed|cancel", ln, re.I)]
+    return f": {hits[-1][:300]}" if hits else ""
 
 
-def link_logs(folder: Path, job_id: str, stdout: str, stderr: str) -> None:
-    """Point ``<run folder>/slurm.out`` and ``slurm.err`` at the job's current log files."""
-    for name, target in (("slurm.out", stdout), ("slurm.err", stderr)):
-        link = folder / name
-        if link.is_symlink() and str(link.readlink()) == target:
-            continue
-        tmp = folder / f".{name}.{job_id}"
-        tmp.unlink(missing_ok=True)
-        tmp.symlink_to(target)
-        tmp.replace(link)
+def link_log(folder: Path, job_id: str, log: str) -> None:
+    """Point ``<run folder>/slurm.log`` at the log file of the job that runs it now."""
+    link = folder / "slurm.log"
+    if link.is_symlink() and str(link.readlink()) == log:
+        return
+    tmp = folder / f".slurm.log.{job_id}"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(log)
+    tmp.replace(link)
 
 
 def in_flight(keys: Iterable[str], records: dict[str, dict[str, Any]],
@@ -388,8 +385,8 @@ class SlurmRunJob:
 
     SIGUSR2 and SIGTERM only set a flag; the run checkpoints after its current step and stops,
     then (SIGUSR2) submitit's own handler requeues the job, or (SIGTERM: Slurm requeues or
-    cancels it itself) the job exits. The run folder's ``slurm.out`` / ``slurm.err`` link to
-    the job's log files.
+    cancels it itself) the job exits. The run folder's ``slurm.log`` links to the job's log
+    (stdout and stderr in one file).
     """
 
     def __call__(self, *args: Any) -> dict[str, Any]:
@@ -423,8 +420,7 @@ class SlurmRunJob:
                     return  # the run itself reports it
             folder = run_dir(args[4], names[0], args[1], args[2])
             if (folder / "config.yaml").is_file():
-                paths = env.paths
-                link_logs(folder, str(env.job_id), str(paths.stdout), str(paths.stderr))
+                link_log(folder, str(env.job_id), str(env.paths.stdout))
 
         try:
             out = run_job(*args, stop=lambda: bool(caught), on_checkpoint=link)

@@ -41,8 +41,8 @@ from benchmark.slurm import (  # noqa: F401 - re-exported: the sweep's settings
     slurm_parameters,
 )
 
-#: seconds between two polls of the Slurm queue
-SLURM_POLL_S = 10.0
+#: seconds between two polls of the Slurm queue (LOSSBENCH_SLURM_POLL_S overrides it)
+SLURM_POLL_S = float(os.environ.get("LOSSBENCH_SLURM_POLL_S") or 10.0)
 
 
 @dataclass(frozen=True)
@@ -263,7 +263,7 @@ def run_slurm(todo: list[RunKey], args: argparse.Namespace, results: Path, log_d
     slurm.write_records(results, records)
     first = next(iter(records.values()))["job_id"].split("_")[0] if records else "?"
     print(f"submitted {len(jobs)} Slurm jobs (array {first}); each run folder links its job's "
-          f"log as slurm.out / slurm.err (logs in {log_dir})")
+          f"log as slurm.log (logs in {log_dir})")
     return watch_slurm([(k, records[str(k)]) for _, k in jobs], results, progress)
 
 
@@ -296,11 +296,11 @@ def watch_slurm(jobs: list[tuple[RunKey, dict[str, Any]]], results: Path,
 def _slurm_outcome(key: RunKey, rec: dict[str, Any], results: Path) -> RunState:
     data = read_json(key.folder(results) / "metrics.json") or {}
     if data.get("status") == "ok":
-        return RunState(key, "done", log=rec.get("stderr"))
+        return RunState(key, "done", log=rec.get("log"))
     status, error = slurm.outcome(rec)
     if status == "ok":
-        return RunState(key, "done", log=rec.get("stderr"))
-    return RunState(key, "failed", error=error or data.get("error"), log=rec.get("stderr"))
+        return RunState(key, "done", log=rec.get("log"))
+    return RunState(key, "failed", error=error or data.get("error"), log=rec.get("log"))
 
 
 class Progress:
@@ -377,7 +377,7 @@ def _states(keys: list[RunKey], results: Path, args: argparse.Namespace) -> list
         job = slurm.job_state(rec["job_id"], in_queue)
         if job is not None and s.state != "running":  # a lock held elsewhere stays "running"
             s.state = job
-        s.log = rec.get("stderr")
+        s.log = rec.get("log")
         s.extra["job"] = rec["job_id"]
     return states
 

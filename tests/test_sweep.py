@@ -84,7 +84,7 @@ def test_slurm_parameters_flags_over_config_over_defaults(tmp_path: Path):
     assert params == {
         "slurm_partition": "gpu", "gpus_per_node": 1, "cpus_per_task": 8, "mem_gb": 64,
         "timeout_min": 90, "slurm_account": "lab", "slurm_array_parallelism": 32,
-        "name": "lossbench",
+        "name": "lossbench", "slurm_stderr_to_stdout": True,
     }
 
 
