@@ -317,6 +317,7 @@ def write_records(results: Path, new: dict[str, dict[str, Any]]) -> None:
     """Add ``new`` records to the file (read again just before, so other sweeps' records stay)."""
     records = read_records(results)
     records.update(new)
+    records_path(results).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(records_path(results), records)
 
 

@@ -131,9 +131,6 @@ def load_sweep_config(path: str | None) -> dict[str, Any]:
         if key in data and (not isinstance(data[key], int) or isinstance(data[key], bool)
                             or data[key] < 0):
             raise UserError(f"{p}: {key}: expected a whole number >= 0, got {data[key]!r}")
-    return data
-
-
     minutes = data.get("ckpt_minutes")
     if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, int | float)
                                 or not minutes >= 0):
