@@ -258,9 +258,11 @@ def run_slurm(todo: list[RunKey], args: argparse.Namespace, results: Path, log_d
         slurm.clean_submission_files(log_dir)
     records = {str(key): slurm.record(job) for job, key in jobs}
     slurm.write_records(results, records)
-    first = next(iter(records.values()))["job_id"].split("_")[0] if records else "?"
-    print(f"submitted {len(jobs)} Slurm jobs (array {first}); each run folder links its job's "
-          f"log as slurm.log (logs in {log_dir})")
+    ids = [r["job_id"] for r in records.values()]
+    what = (f"job {ids[0]}" if len(ids) == 1 else
+            f"jobs {ids[0]}..{ids[-1]} (one array)")
+    progress.write(f"submitted {len(ids)} Slurm {what}; each run folder links its job's log as "
+                   f"slurm.log (logs in {log_dir})")
     return watch_slurm([(k, records[str(k)]) for _, k in jobs], results, progress)
 
 
@@ -328,6 +330,10 @@ class Progress:
         if any(self.counts.get(k) != v for k, v in counts.items()):
             self.counts.update(counts)
             self._show()
+
+    def write(self, text: str) -> None:
+        """A line of output above the bar (the bar is redrawn below it)."""
+        self.bar.write(text)
 
     def close(self) -> None:
         self.bar.close()
@@ -432,18 +438,20 @@ def command_sweep(args: argparse.Namespace) -> int:
     log_dir = results / "sweeps" / "logs"
     if args.executor == "slurm" and todo:
         params, requeues = _slurm_setup(args, config, results, todo[0].profile)
-    log_dir.mkdir(parents=True, exist_ok=True)
-    progress = Progress(len(cached) + len(todo), len(cached))
-    try:
-        if args.executor == "slurm":
-            finished = run_slurm(todo, args, results, log_dir, progress, params,
-                                 requeues) if todo else []
-        else:
-            args.jobs = args.jobs or int(config.get("jobs") or 1)
-            finished = run_local(todo, args, results, log_dir, progress)
-    finally:
-        progress.close()
-    print_states(cached + finished)
+    finished: list[RunState] = []
+    if todo:  # else: no bar, no executor (nothing is submitted)
+        log_dir.mkdir(parents=True, exist_ok=True)
+        progress = Progress(len(cached) + len(todo), len(cached))
+        try:
+            if args.executor == "slurm":
+                finished = run_slurm(todo, args, results, log_dir, progress, params, requeues)
+            else:
+                args.jobs = args.jobs or int(config.get("jobs") or 1)
+                finished = run_local(todo, args, results, log_dir, progress)
+        finally:
+            progress.close()
+    if cached or finished:
+        print_states(cached + finished)
     if any(s.state in ("done", "cached") for s in cached + finished):
         from benchmark.analysis.commands import command_compare
 
