@@ -10,29 +10,27 @@ PY=${PY:-.venv/bin/python}
 WORK=$(mktemp -d /tmp/lossbench-transcript.XXXXXX)
 export PYTHONPATH=$PWD
 shown() {  # print "$ command" then its stdout + stderr without the progress bar and table
-    echo "\$ $*" | sed "s#$WORK#results#g"
-    local cmd=("$@")
-    cmd[0]="$PY -m benchmark"
-    eval "${cmd[*]}" 2>&1 | tr '\r' '\n' | grep -v -E '^sweep: +[0-9]+%|^ *$' \
-        | sed -e '/^\*\*profile/,$d' -e "s#$WORK#/home/me/lossbench/results#g"
+    echo "\$ python -m benchmark $*" | sed "s#$WORK#results#g"
+    $PY -m benchmark "$@" 2>&1 | tr '\r' '\n' | grep -v -E '^sweep: +[0-9]+%|^ *$' \
+        | sed -e '/^\*\*profile/,$d' -e "s#$WORK#results#g"
     echo "(exit ${PIPESTATUS[0]})"
 }
 R="--results $WORK"
-shown lossbench sweep l1 charbonnier --seeds 0 1 --profile smoke --executor slurm \
+shown sweep l1 charbonnier --seeds 0 1 --profile smoke --executor slurm \
     --cpus-per-job 1 --mem-gb 2 $R
 echo
-shown lossbench sweep l1 charbonnier --seeds 0 1 --profile smoke --executor slurm \
+shown sweep l1 charbonnier --seeds 0 1 --profile smoke --executor slurm \
     --cpus-per-job 1 --mem-gb 2 $R
 echo
 echo "\$ ls -l $WORK/runs/l1/smoke/seed0/slurm.log" | sed "s#$WORK#results#"
-ls -l "$WORK/runs/l1/smoke/seed0/slurm.log" | sed -e "s#$WORK#/home/me/lossbench/results#g" \
+ls -l "$WORK/runs/l1/smoke/seed0/slurm.log" | sed -e "s#$WORK#results#g" \
     | awk '{print $1, $(NF-2), $(NF-1), $NF}'
 echo
-shown lossbench sweep l1 --profile smoke --executor slurm --partition gpu --seeds 2 $R
+shown sweep l1 --profile smoke --executor slurm --partition gpu --seeds 2 $R
 echo
-shown lossbench sweep l1 --profile smoke --executor slurm --gpus-per-job 1 --seeds 2 $R
+shown sweep l1 --profile smoke --executor slurm --gpus-per-job 1 --seeds 2 $R
 echo
-shown lossbench sweep l1 --profile smoke --executor slurm --cpus-per-job 16 --seeds 2 $R
+shown sweep l1 --profile smoke --executor slurm --cpus-per-job 16 --seeds 2 $R
 echo
 # a job that waits in the queue: the node's CPUs are taken by another job
 CPUS=$(sinfo -h -o %c | head -n1)
@@ -42,10 +40,10 @@ $PY -m benchmark sweep l1 --seeds 3 --profile smoke --executor slurm --cpus-per-
 FIRST=$!
 for _ in $(seq 600); do grep -q seed3 "$WORK/sweeps/slurm_jobs.json" && break; sleep 0.1; done
 echo "\$ # the same sweep again while its job waits for the node (another user's job holds it)"
-shown lossbench sweep l1 --seeds 3 --profile smoke --executor slurm --cpus-per-job 1 \
+shown sweep l1 --seeds 3 --profile smoke --executor slurm --cpus-per-job 1 \
     --mem-gb 2 $R
 echo
-shown lossbench sweep l1 --seeds 3 --profile smoke --executor slurm --status $R
+shown sweep l1 --seeds 3 --profile smoke --executor slurm --status $R
 scancel "$BLOCKER"
 wait "$FIRST"
 rm -rf "$WORK"
