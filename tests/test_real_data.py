@@ -45,6 +45,7 @@ def test_the_shipped_lol_v1_list_is_the_official_one() -> None:
     assert set(lists) == {"LOL-v1"}
     # 485 training + 15 test pairs, two files each; every digest a sha256
     assert len(lists["LOL-v1"]["train"]) <= 970 and len(lists["LOL-v1"]["test"]) == 30
+    assert known.known_pairs() == {"LOL-v1": {"train": 485, "test": 15}}
     text = (known.KNOWN_DIR / "LOL-v1.sha256").read_text().splitlines()
     assert len(text) == 1000
     assert all(len(line.split()[0]) == 64 for line in text)
@@ -143,6 +144,8 @@ def test_smoke_run_on_real_lol_v1_pixels(tmp_path: Path, capsys: pytest.CaptureF
     out = capsys.readouterr().out
     assert code == 0
     assert ("the official LOL-v1" if official else "a subset of LOL-v1, not the official") in out
+    if not official:
+        assert f"{len(ds.train)} training pairs (official 485) and 15 test pairs" in out
     metrics = json.loads((results / "runs/l1/smoke/seed0/metrics.json").read_text())
     assert metrics["dataset"]["name"] == ("LOL-v1" if official else None)
     assert metrics["dataset"]["identity"] == ident.status

@@ -44,7 +44,10 @@ class Identity:
 
 @cache
 def known_lists() -> dict[str, dict[str, set[str]]]:
-    """``{dataset: {"train": {sha256, ...}, "test": {...}}}`` from ``data/known/*.sha256``."""
+    """``{dataset: {"train": {sha256, ...}, "test": {...}}}`` from ``data/known/*.sha256``.
+
+    Sets of contents: LOL-v1 holds byte-identical files under different names, so a split's set
+    is smaller than its file count (:func:`known_pairs` has the counts)."""
     out = {}
     for path in sorted(KNOWN_DIR.glob("*.sha256")):
         name = path.stem
@@ -60,6 +63,19 @@ def known_lists() -> dict[str, dict[str, set[str]]]:
             elif split == test_split:
                 sides["test"].add(digest)
         out[name] = sides
+    return out
+
+
+@cache
+def known_pairs() -> dict[str, dict[str, int]]:
+    """``{dataset: {"train": pairs, "test": pairs}}``: the official pair counts (files / 2)."""
+    out = {}
+    for path in sorted(KNOWN_DIR.glob("*.sha256")):
+        train_split, test_split = SPLITS[path.stem]
+        splits = [line.split(maxsplit=1)[1].split("/")[0]
+                  for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        out[path.stem] = {"train": splits.count(train_split) // 2,
+                          "test": splits.count(test_split) // 2}
     return out
 
 
@@ -80,13 +96,14 @@ def identify(ds: Dataset) -> Identity:
             return Identity(name, "official", f"the official {name} ({len(ds.train)} training + "
                             f"{len(ds.test)} test pairs, recognised by checksum)")
         if every and every <= sides["train"] | sides["test"]:
+            pairs = known_pairs()[name]
             return Identity(
                 None, "subset",
                 f"a subset of {name}, not the official set: {len(ds.train)} training pairs "
-                f"(official {len(sides['train']) // 2}) and {len(ds.test)} test pairs (official "
-                f"{len(sides['test']) // 2}); tables name it by its manifest hash")
+                f"(official {pairs['train']}) and {len(ds.test)} test pairs (official "
+                f"{pairs['test']}); tables name it by its manifest hash")
     return Identity(None, "unknown", "not a dataset lossbench knows by checksum; tables name it "
                     "by its manifest hash")
 
 
-__all__ = ["Identity", "identify", "known_lists"]
+__all__ = ["Identity", "identify", "known_lists", "known_pairs"]
