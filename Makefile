@@ -24,7 +24,7 @@ DATA_ARG := $(if $(DATA),--data $(DATA),)
 PRECISION_ARG := $(if $(PRECISION),--precision $(PRECISION),)
 METRICS_ARG := $(if $(METRICS),--metrics $(METRICS),)
 
-.PHONY: gpu-check venv test test-fast bench sweep compare plots report data list weights lint bench-losses bench-train clean
+.PHONY: reference gpu-check venv test test-fast bench sweep compare plots report data list weights lint bench-losses bench-train clean
 
 venv: $(STAMP)
 
@@ -75,6 +75,14 @@ bench-losses: $(STAMP)
 
 bench-train: $(STAMP)
 	$(PY) benchmarks/bench_train.py
+
+# The lite reference results on the full LOL-v1 (every backbone-free recipe x seeds 0-2,
+# resumable; WORK is the results tree, outside the repository), then the small text files of the
+# finished runs into results/reference/LOL-v1/lite.
+WORK ?= $(HOME)/lossbench-work/reference
+reference: $(STAMP)
+	$(PY) benchmarks/reference.py run --data $(DATA) --work $(WORK)
+	$(PY) benchmarks/reference.py export --work $(WORK)
 
 # The GPU protocol check (CUDA tests, paper-profile bench_train, a 2,000-iteration l1 run on
 # LOL-v1): exit 2 at once without CUDA. DATA= or LOSSBENCH_REAL_DATA names the LOL-v1 folder.
