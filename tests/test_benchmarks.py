@@ -117,3 +117,23 @@ def test_equivalence_script_prints_the_verdict_rates(capsys: pytest.CaptureFixtu
     at_margin = float(rows[0].split("|")[6].split("/")[0])  # shift 3 SD: the margin
     assert at_margin <= 0.1
     assert "Not used: TOST with the margin fixed at 3 x the reference's SD" in out
+
+
+def test_reference_export_copies_only_finished_runs_text_files(tmp_path: Path) -> None:
+    import reference
+
+    work = tmp_path / "work"
+    for recipe, status in (("l1", "ok"), ("mse", "failed")):
+        folder = work / "runs" / recipe / "lite" / "seed0"
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps({"status": status}))
+        for name in ("config.yaml", "per_image.csv", "train_log.csv", "checkpoint.pt", "best.pt"):
+            (folder / name).write_text(name)
+        (folder / "samples").mkdir()
+        (folder / "samples" / "1.png").write_text("png")
+    out = tmp_path / "ref"
+    assert reference.main(["export", "--work", str(work), "--to", str(out)]) == 0
+    copied = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert copied == [f"runs/l1/lite/seed0/{n}" for n in
+                      ("config.yaml", "metrics.json", "per_image.csv", "train_log.csv")]
+    assert "gt_mean_l1" in reference.RECIPES and "s3net" not in reference.RECIPES
