@@ -106,6 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
         "weights for backbone-free recipes (LPIPS is then absent, not zero, everywhere)",
     )
     p.add_argument(
+        "--no-grad-shares",
+        action="store_true",
+        help="do not log each loss term's gradient share (train_log.csv; saves a few %% of a "
+        "step at logged iterations; never changes the numbers)",
+    )
+    p.add_argument(
         "--precision",
         choices=PRECISIONS,
         default=None,

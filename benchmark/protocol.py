@@ -100,6 +100,9 @@ class Protocol:
     #: also checkpoint when this many minutes passed since the last checkpoint (0: off), so a
     #: preempted or timed-out job loses little work whatever ``ckpt_every`` is
     ckpt_minutes: float = 10.0
+    #: every ``log_every`` iterations, log each weighted term's gradient norm with respect to
+    #: the network output and its share (multi-term recipes; never changes the numbers)
+    grad_shares: bool = True
     schedule: str = field(default="cosine")
 
     def __post_init__(self) -> None:

@@ -30,6 +30,12 @@ CUDA so the throughput block runs unsynchronised); peak memory (CUDA: ``max_memo
 CPU: the process's peak resident set, reset per block through ``/proc/self/clear_refs``, and
 the growth over the resident set at the start of the block); and fast/ref throughput ratios.
 
+``--grad-shares`` measures instead what the gradient shares cost (``train_log.csv``
+``gradshare_*``): for each multi-term recipe, the real step with the shares computed at every
+step (``log_every`` 1) against the real step with them switched off (``grad_shares`` false),
+interleaved; reported: the ``shares`` part of a logged step in ms and as % of the plain step,
+and that cost spread over the profile's ``log_every`` (what a run pays).
+
 VGG19 without the official file: random-init weights are planted in a temporary TORCH_HOME
 (same cost; see ``bench_losses.py``). Timings on a shared machine are noisy: compare ratios.
 """
@@ -46,6 +52,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +78,7 @@ from benchmark.protocol import (  # noqa: E402
 from benchmark.recipes import mix as recipes_mod  # noqa: E402
 from benchmark.run.loop import Trainer, to_storage  # noqa: E402
 
-PARTS = ("data", "forward", "loss", "backward", "optimiser", "discriminator")
+PARTS = ("data", "forward", "loss", "shares", "backward", "optimiser", "discriminator")
 
 
 # -- the straightforward loop ----------------------------------------------------------------
@@ -336,6 +343,43 @@ def print_table(records: list[dict], dev: torch.device) -> None:
         )
 
 
+def measure_grad_shares(recipes: list[str], proto: Protocol, train: tuple, dev: torch.device,
+                        steps: int, warmup: int, repeats: int) -> list[dict]:
+    """Cost of the gradient shares per multi-term recipe: shares at every step vs switched off."""
+    out = []
+    for rname in recipes:
+        recipe = recipes_mod.load_recipe(rname)
+        if len(recipe.losses) < 2:
+            continue
+        torch.manual_seed(0)
+        loops = {
+            "shares": FastLoop(recipe, replace(proto, log_every=1, grad_shares=True), train, dev,
+                               False),
+            "plain": FastLoop(recipe, replace(proto, grad_shares=False), train, dev, False),
+        }
+        result = measure(loops, dev, steps, warmup, repeats)
+        plain, shares = result["plain"]["step_ms"], result["shares"]["parts_ms"]["shares"]
+        out.append({
+            "profile": proto.name, "recipe": rname, "terms": len(recipe.losses),
+            "plain_step_ms": plain, "shares_ms": shares,
+            "per_logged_step_pct": 100 * shares / plain,
+            "log_every": proto.log_every,
+            "amortised_pct": 100 * shares / plain / proto.log_every,
+        })
+        print(f"  measured grad shares {proto.name} {rname}", file=sys.stderr, flush=True)
+    return out
+
+
+def print_share_table(rows: list[dict]) -> None:
+    print("| profile | recipe | terms | plain step ms | shares ms | % of a logged step | "
+          "log_every | % of training |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['profile']} | {r['recipe']} | {r['terms']} | {r['plain_step_ms']:.1f} | "
+              f"{r['shares_ms']:.2f} | {r['per_logged_step_pct']:.1f}% | {r['log_every']} | "
+              f"{r['amortised_pct']:.2f}% |")
+
+
 def main(argv: list[str] | None = None) -> int:
     cuda = torch.cuda.is_available()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -353,6 +397,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the fast loop's precision (default: the profile's auto)")
     parser.add_argument("--data", default=None, help="dataset (default: the synthetic one)")
     parser.add_argument("--json", default=None, help="also write the figures here")
+    parser.add_argument("--grad-shares", action="store_true",
+                        help="measure the cost of the gradient-share logging instead")
     args = parser.parse_args(argv)
     dev = torch.device(args.device)
     if dev.type == "cuda" and not cuda:
@@ -392,6 +438,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(note)
     records = []
+    if args.grad_shares:
+        for prof in profiles:
+            proto = resolve_precision(PROFILES[prof], dev, args.precision)[0]
+            train_pairs, _ = data_mod.split_train_val(dataset.train, proto.n_val)
+            train = data_mod.load_pairs(train_pairs)
+            records += measure_grad_shares(args.recipes, proto, train, dev, steps, warmup,
+                                           args.repeats)
+        print()
+        print_share_table(records)
+        if args.json:
+            Path(args.json).write_text(json.dumps({"meta": meta, "records": records}, indent=2))
+        return 0
     for prof in profiles:
         proto = resolve_precision(PROFILES[prof], dev, args.precision)[0]
         train_pairs, _ = data_mod.split_train_val(dataset.train, proto.n_val)

@@ -364,6 +364,11 @@ def test_recipe_smoke_end_to_end(recipe: str, tmp_path: Path) -> None:
     header = list(_rows(folder / "train_log.csv")[0])
     labels = [spec.label for spec in recipes.load_recipe(recipe).losses]
     assert header[1 : 2 + len(labels)] == ["total", *labels]
+    shares = [f"gradshare_{lb}" for lb in labels]
+    assert set(shares) | {f"gradnorm_{lb}" for lb in labels} <= set(header)
+    for row in _rows(folder / "train_log.csv"):
+        values = [float(row[c]) for c in shares]
+        assert all(0 <= v <= 1 for v in values) and sum(values) == pytest.approx(1, abs=1e-9)
     if recipe == "srgan":
         assert "d_loss" in header
         assert "discriminators" in torch.load(folder / "checkpoint.pt", weights_only=False)

@@ -372,7 +372,8 @@ def load_train_logs(runs: pd.DataFrame) -> pd.DataFrame:
         for col in ("iteration", "total"):
             if col not in log.columns:
                 raise _fail(path, col, f"missing column (has {list(log.columns)})")
-        terms = [c for c in log.columns if c not in LOG_SKIP]
+        terms = [c for c in log.columns
+                 if c not in LOG_SKIP and not c.startswith(("gradnorm_", "gradshare_"))]
         for col in ["iteration", *terms]:
             if not pd.api.types.is_numeric_dtype(log[col]):
                 raise _fail(path, col, "column holds values that are not numbers")

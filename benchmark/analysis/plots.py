@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from benchmark.analysis.frames import load_train_logs
+from benchmark.analysis.instruments import instrument_figures, load_grad_shares
 from benchmark.analysis.samples import (  # noqa: F401 - re-exported
     STYLE,
     WIDTH,
@@ -316,6 +317,7 @@ def write_figures(
     """Every figure for every (profile, dataset) into ``results/plots``; one dict per figure."""
     logs = load_train_logs(runs)
     colors = recipe_colors(list(runs["recipe"].unique()))  # the whole tree: stable colours
+    shares = load_grad_shares(runs)
     written = []
     for (profile, dataset), group in summary.groupby(["profile", "dataset"], sort=True):
         def pick(frame: pd.DataFrame, key: tuple = (profile, dataset)) -> pd.DataFrame:
@@ -334,6 +336,10 @@ def write_figures(
         for kind, caption in FIGURES:
             stem = results / "plots" / f"{kind}_{profile}_{str(dataset)[:8]}"
             png, pdf = save(figures[kind], stem)
+            written.append({"profile": profile, "dataset": dataset, "kind": kind,
+                            "caption": caption, "png": png, "pdf": pdf})
+        for kind, caption, figure in instrument_figures(pick(shares), group):
+            png, pdf = save(figure, results / "plots" / f"{kind}_{profile}_{str(dataset)[:8]}")
             written.append({"profile": profile, "dataset": dataset, "kind": kind,
                             "caption": caption, "png": png, "pdf": pdf})
     return written

@@ -13,6 +13,7 @@ import pandas as pd
 import yaml
 
 from benchmark.analysis.frames import DEFAULT_BASELINE, compare_frames, read_config
+from benchmark.analysis.instruments import grad_share_sentences, load_grad_shares
 from benchmark.analysis.plots import write_figures
 from benchmark.analysis.reference import write_reference_check
 from benchmark.analysis.stats import FEW_SEEDS
@@ -234,6 +235,12 @@ def write_report(results: Path, baseline: str | None = None, test: str = "crosse
         lines += [f"**{fig['caption']}** (profile `{fig['profile']}`, dataset "
                   f"`{str(fig['dataset'])[:12]}`, [PDF]({pdf}))", "", f"![{fig['caption']}]({png})",
                   ""]
+    sentences = grad_share_sentences(load_grad_shares(runs))
+    if sentences:
+        lines += ["## Which term drives training", "",
+                  "Each weighted term's gradient norm with respect to the network output, as a "
+                  "share of the sum over the recipe's terms (train_log.csv `gradshare_*`):", ""]
+        lines += [f"- {s[0].upper()}{s[1:]}." for s in sentences] + [""]
     lines += ["## Protocol", ""]
     for profile, sub in runs.groupby("profile", sort=True):
         config = _first_config(sub) or {}

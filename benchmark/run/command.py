@@ -121,6 +121,7 @@ def command_run(args: argparse.Namespace) -> int:
         compile=args.compile,
         precision=args.precision,
         metrics=args.metrics,
+        grad_shares=False if getattr(args, "no_grad_shares", False) else None,
     )
     return 0 if metrics["status"] == "ok" else 1
 

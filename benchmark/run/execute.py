@@ -86,6 +86,7 @@ def run(
     precision: str | None = None,
     metrics: Sequence[str] = ALL_METRICS,
     stop: Callable[[], bool] | None = None,
+    grad_shares: bool | None = None,
 ) -> dict[str, Any]:
     """Train and evaluate one (recipe, profile, seed); return the run's ``metrics.json`` dict.
 
@@ -96,10 +97,12 @@ def run(
     is polled after every training step: True writes a checkpoint and raises
     :class:`StopRequested` (a Slurm job about to be preempted or requeued); the same call later
     resumes from it.
+    ``grad_shares=False`` (``--no-grad-shares``) skips the gradient-share columns of
+    ``train_log.csv``.
     """
     setup = prepare(
         recipe, profile, seed, data_dir, results_dir, device, deterministic, compile, quiet,
-        precision, metrics,
+        precision, metrics, grad_shares,
     )
     if not force:
         done = check_folder(setup)

@@ -10,9 +10,13 @@ One step: forward (channels_last, and bf16 autocast where the protocol's precisi
 losses always get a float32 NCHW prediction), the recipe's weighted total, backward, a NaN/Inf check
 of every term and of the gradient norms, the Adam step at the scheduled learning rate, then one step
 of every discriminator (its own Adam at the loss's ``d_lr`` and ``d_betas``) on the detached
-prediction. On CPU the check runs before each optimiser step; on CUDA values are collected on the
-device and checked every ``log_every`` steps (no per-step host synchronisation) and always before a
-validation or a checkpoint, so a checkpoint never holds a non-finite state.
+prediction. Every ``log_every`` iterations of a multi-term recipe (``protocol.grad_shares``), one
+vector-Jacobian product per term through the losses only (not the network) gives each weighted
+term's gradient with respect to the network output (:func:`term_gradient_norms`); the values and
+the update are those of a step without it. On CPU the check runs before each optimiser step; on
+CUDA values are collected on the device and checked every ``log_every`` steps (no per-step host
+synchronisation) and always before a validation or a checkpoint, so a checkpoint never holds a
+non-finite state.
 """
 
 from __future__ import annotations
@@ -183,6 +187,11 @@ class Trainer:
             "lr",
             "seconds",
         ]
+        #: per weighted term: L2 norm of its gradient w.r.t. the prediction, and its share
+        self.share_labels = self.labels if p.grad_shares and len(self.labels) > 1 else []
+        self.log_columns += [f"{kind}_{lb}" for kind in ("gradnorm", "gradshare")
+                             for lb in self.share_labels]
+        self._shares: torch.Tensor | None = None
         self.sync_every = p.log_every if cuda else 1
 
     # -- checkpoints -------------------------------------------------------------------------
@@ -236,6 +245,9 @@ class Trainer:
         mark("forward")
         total, terms = self.mix(pred, high, low=low)
         mark("loss")
+        if self.share_labels and (it % p.log_every == 0 or it == p.iterations):
+            self._shares = term_gradient_norms(self.mix.weights, terms, pred, self.share_labels)
+            mark("shares")
         self.opt.zero_grad(set_to_none=True)
         total.backward()
         mark("backward")
@@ -308,6 +320,9 @@ class Trainer:
                 "seconds": round(seconds, 3),
             }
         )
+        if self.share_labels:
+            row.update(_share_columns(self.share_labels, self._shares))
+            self._shares = None
         self.state.window = {"sums": None, "count": 0}
         self.state.train_log.append(row)
         return row
@@ -374,6 +389,38 @@ class Trainer:
                 raise StopRequested(it)
 
 
+def term_gradient_norms(
+    weights: dict[str, float], terms: dict[str, torch.Tensor], pred: torch.Tensor,
+    labels: Sequence[str],
+) -> torch.Tensor:
+    """``||d(w_k L_k)/d pred||_2`` for each label, one backward through the loss graph each.
+
+    Only the graph between the terms and ``pred`` is traversed (``torch.autograd.grad`` with
+    ``inputs=pred``, graph retained): the network's backward and the parameters' ``.grad`` are
+    untouched. A term without a path to ``pred`` (or with weight 0) has norm 0.
+    """
+    norms = []
+    for label in labels:
+        value, weight = terms[label], float(weights[label])
+        grad = None
+        if weight != 0.0 and value.requires_grad:
+            (grad,) = torch.autograd.grad(value, pred, retain_graph=True, allow_unused=True)
+        norms.append(pred.new_zeros(()) if grad is None else weight * grad.float().norm())
+    return torch.stack(norms).detach()
+
+
+def _share_columns(labels: Sequence[str], norms: torch.Tensor | None) -> dict[str, float]:
+    """``gradnorm_<label>`` and ``gradshare_<label>`` (norm / sum of the terms' norms)."""
+    if norms is None:  # not computed at this row (cannot happen in a full run): leave blank
+        return {f"{k}_{lb}": float("nan") for k in ("gradnorm", "gradshare") for lb in labels}
+    values = norms.double().cpu().tolist()
+    total = sum(values)
+    out = {f"gradnorm_{lb}": v for lb, v in zip(labels, values, strict=True)}
+    out.update({f"gradshare_{lb}": (v / total if total > 0 else float("nan"))
+                for lb, v in zip(labels, values, strict=True)})
+    return out
+
+
 def _no_mark(part: str) -> None:
     return None
 
@@ -398,6 +445,7 @@ __all__ = [
     "StopRequested",
     "Trainer",
     "as_float",
+    "term_gradient_norms",
     "sample_batch",
     "to_storage",
     "validate",

@@ -79,13 +79,15 @@ class Setup:
 
 
 #: protocol fields that never change a run's numbers (how often it logs or checkpoints, which
-#: seeds a sweep runs by default, how many samples it saves): recorded in config.yaml, left out
-#: of the config hash, so changing one never invalidates finished runs. A new operational field
-#: (not one that changes training or evaluation) belongs here too.
+#: seeds a sweep runs by default, how many samples it saves, whether it logs gradient shares):
+#: recorded in config.yaml, left out of the config hash, so changing one never invalidates
+#: finished runs. A new operational field (not one that changes training or evaluation) belongs
+#: here too.
+OPERATIONAL_FIELDS = ("ckpt_every", "ckpt_minutes", "log_every", "seeds", "n_samples",
+                      "grad_shares")
+
 #: every test metric, in table order (``--metrics`` chooses; psnr and ssim are always there)
 ALL_METRICS = ("psnr", "ssim", "lpips")
-
-OPERATIONAL_FIELDS = ("ckpt_every", "ckpt_minutes", "log_every", "seeds", "n_samples")
 
 
 def hashed_part(config: dict[str, Any]) -> dict[str, Any]:
@@ -119,6 +121,7 @@ def prepare(
     quiet: bool = False,
     precision: str | None = None,
     metrics: Sequence[str] = ALL_METRICS,
+    grad_shares: bool | None = None,
 ) -> Setup:
     """Validate every input and build the model and losses; write nothing but the dataset cache.
 
@@ -132,6 +135,8 @@ def prepare(
         protocol, message = resolve_profile(profile, dev)
     if deterministic is not None:
         protocol = replace(protocol, deterministic=deterministic)
+    if grad_shares is not None:  # operational: recorded, not hashed
+        protocol = replace(protocol, grad_shares=grad_shares)
     protocol, precision_line = resolve_precision(protocol, dev, precision)
     if not quiet:
         print(f"lossbench: {message}; {precision_line}")
