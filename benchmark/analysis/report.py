@@ -147,7 +147,11 @@ def _recipe_notes(runs: pd.DataFrame) -> list[str]:
                 given = resolved.get(loss.get("label")) or {
                     k: v for k, v in (loss.get("params") or {}).items() if v is not None}
                 params = ", ".join(f"{k}={v}" for k, v in given.items())
-                out.append(f"| {loss.get('name')} | {loss.get('weight')} | {params or '-'} | "
+                custom = loss.get("custom") or {}
+                tag = ", ".join(f"{k} `{_short(v)}`" for k, v in custom.items())
+                name = f"{loss.get('name')} (custom: {tag or 'user loss'})" if custom else \
+                    loss.get("name")
+                out.append(f"| {name} | {loss.get('weight')} | {params or '-'} | "
                            f"{loss.get('label', '-')} |")
         elif not config:
             out.append("No config.yaml in any of its runs.")

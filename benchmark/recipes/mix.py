@@ -16,6 +16,7 @@ from torch import nn
 
 from benchmark.errors import UserError
 from benchmark.losses import LOSSES, build_loss
+from benchmark.losses.custom import check_contract
 from benchmark.losses.perceptual import PerceptualLoss, shared_perceptual
 from benchmark.recipes.schema import (
     RECIPES_DIR,
@@ -65,6 +66,9 @@ def build_mix(recipe: Recipe) -> LossMix:
     """Build every loss of ``recipe``; constructor errors become UserErrors naming the key path."""
     terms: dict[str, nn.Module] = {}
     for i, spec in enumerate(recipe.losses):
+        if spec.custom is not None:
+            terms[spec.label] = _build_custom(recipe, i, spec)
+            continue
         try:
             terms[spec.label] = build_loss(spec.name, **spec.params)
         except UserError:
@@ -76,6 +80,23 @@ def build_mix(recipe: Recipe) -> LossMix:
     return LossMix(terms, {spec.label: spec.weight for spec in recipe.losses})
 
 
+def _build_custom(recipe: Recipe, i: int, spec: LossSpec) -> nn.Module:
+    """Construct a user's loss from its params; any failure names the file and key."""
+    try:
+        loss = spec.custom.cls(**spec.params)
+    except Exception as exc:  # noqa: BLE001 - the user's constructor may raise anything
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise UserError(
+            f"{recipe.display}: {_param_path(i, spec, text) if spec.params else f'losses[{i}]'}"
+            f": constructing {spec.name} from its params failed: {type(exc).__name__}"
+            f"{': ' + text if text else ''}"
+        ) from None
+    if not isinstance(loss, nn.Module):
+        raise UserError(f"{recipe.display}: losses[{i}].name: {spec.name} did not build an "
+                        "nn.Module")
+    return loss
+
+
 def _param_path(i: int, spec: LossSpec, message: str) -> str:
     """The key path a constructor error most likely refers to."""
     named = [key for key in spec.params if re.search(rf"\b{re.escape(str(key))}\b", message)]
@@ -85,7 +106,8 @@ def _param_path(i: int, spec: LossSpec, message: str) -> str:
 
 
 def check_recipe_for_protocol(recipe: Recipe, mix: LossMix, patch_size: int) -> None:
-    """Refuse, before training, a recipe whose losses cannot run on the protocol's patches."""
+    """Refuse, before training, a recipe whose losses cannot run on the protocol's patches, or
+    whose custom loss breaks the contract (:func:`benchmark.losses.custom.check_contract`)."""
     problems = []
     for i, spec in enumerate(recipe.losses):
         term = mix.terms[spec.label]
@@ -99,13 +121,24 @@ def check_recipe_for_protocol(recipe: Recipe, mix: LossMix, patch_size: int) -> 
             )
     if problems:
         raise UserError("\n".join(problems))
+    for i, spec in enumerate(recipe.losses):
+        if spec.custom is None:
+            continue
+        try:
+            check_contract(mix.terms[spec.label], patch_size)
+        except ValueError as exc:
+            raise UserError(
+                f"{recipe.display}: losses[{i}].name: the custom loss {spec.name} breaks the loss "
+                f"contract: {exc} (checked once before training; see docs/TOOLS.md)"
+            ) from None
 
 
 def _mix_text(recipe: Recipe) -> str:
     parts = []
     for spec in recipe.losses:
         params = ",".join(f"{k}={v}" for k, v in spec.params.items())
-        parts.append(f"{spec.weight:g}*{spec.name}" + (f"[{params}]" if params else ""))
+        custom = " (custom)" if spec.custom is not None else ""
+        parts.append(f"{spec.weight:g}*{spec.name}{custom}" + (f"[{params}]" if params else ""))
     return " + ".join(parts)
 
 

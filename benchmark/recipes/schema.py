@@ -18,6 +18,11 @@ Every problem of a file is reported at once, each line naming the file and the k
 that says how to migrate (a citation must be a key the bibliography holds, so ``cite`` can print
 it).
 
+A loss ``name`` holding a ``:`` is a user's loss: ``my_losses.py:MyLoss`` (a file, relative to
+the recipe's folder) or ``mypkg.losses:MyLoss`` (an importable module), imported while the file is
+validated (:mod:`benchmark.losses.custom`); its default label is the class name, and its resolved
+entry records the source's sha256 (and a module's package version) under ``custom``.
+
 Decision on ``name``: it must equal the file name without ``.yaml``, for files in ``recipes/``
 and elsewhere alike, so ``run recipes/x.yaml``, ``run x`` and ``results/runs/x/`` always agree.
 Numbers are read as YAML 1.2 reads them: PyYAML (YAML 1.1) would read ``1e-3`` as a string.
@@ -36,6 +41,7 @@ from torch import nn
 
 from benchmark.errors import UserError, did_you_mean
 from benchmark.losses import LOSSES, loss_params
+from benchmark.losses.custom import CustomLoss, custom_params, is_custom, load_custom
 from benchmark.references import bibliography, unknown_key_message
 
 RECIPES_DIR: Path = Path(__file__).resolve().parents[2] / "recipes"
@@ -91,6 +97,8 @@ class LossSpec:
     weight: float
     params: dict = field(default_factory=dict)
     label: str = ""
+    #: a user's loss (``file.py:Class`` / ``module:Class``); None for a registered one
+    custom: CustomLoss | None = None
 
 
 @dataclass(frozen=True)
@@ -112,11 +120,17 @@ class Recipe:
         """Fully resolved recipe (constructor defaults filled in) for config.yaml and hashing."""
         losses = []
         for spec in self.losses:
-            defaults = loss_params(spec.name).items()
-            params = {k: _plain(p.default) for k, p in defaults if p.default is not p.empty}
+            accepted = (loss_params(spec.name) if spec.custom is None
+                        else custom_params(spec.custom.cls) or {})
+            params = {k: _plain(p.default) for k, p in accepted.items()
+                      if p.default is not p.empty}
             params.update({k: _plain(v) for k, v in spec.params.items()})
-            losses.append({"name": spec.name, "label": spec.label, "weight": spec.weight,
-                           "params": params})
+            entry = {"name": spec.name, "label": spec.label, "weight": spec.weight,
+                     "params": params}
+            if spec.custom is not None:  # hashed: an edited loss file changes the config hash
+                entry["custom"] = {k: v for k, v in spec.custom.provenance().items()
+                                   if k != "origin"}
+            losses.append(entry)
         return {"name": self.name, "description": self.description,
                 "references": list(self.references), "losses": losses,
                 "loss_references": {s.name: list(getattr(LOSSES.get(s.name), "references", ()))
@@ -239,7 +253,7 @@ def validate_recipe(data: Any, path: Path) -> Recipe:
         )
     specs: list[LossSpec] = []
     if "losses" in data:
-        specs = _check_losses(data["losses"], problems)
+        specs = _check_losses(data["losses"], problems, Path(path).resolve().parent)
     if problems:
         raise UserError("\n".join(f"{where}: {p}" for p in problems))
     return Recipe(texts["name"], texts["description"].strip(), references, tuple(specs),
@@ -305,7 +319,7 @@ def _check_weight(value: Any, at: str, problems: list[str]) -> float:
     return weight
 
 
-def _check_losses(losses: Any, problems: list[str]) -> list[LossSpec]:
+def _check_losses(losses: Any, problems: list[str], base_dir: Path) -> list[LossSpec]:
     if not isinstance(losses, list):
         problems.append(f"losses: expected a list of loss entries, got {_kind(losses)}")
         return []
@@ -322,10 +336,15 @@ def _check_losses(losses: Any, problems: list[str]) -> list[LossSpec]:
             continue
         _check_keys(entry, ENTRY_KEYS, ("name", "weight"), f"{at}.", problems)
         name = entry.get("name")
-        known = False
+        known, custom = False, None
         if "name" in entry:
             if not isinstance(name, str):
                 problems.append(f"{at}.name: expected a loss name, got {_kind(name)}")
+            elif is_custom(name):
+                try:
+                    custom = load_custom(name, base_dir)
+                except ValueError as exc:
+                    problems.append(f"{at}.name: {exc}")
             elif name not in LOSSES:
                 problems.append(
                     f"{at}.name: unknown loss '{name}'{did_you_mean(name, LOSSES)}"
@@ -340,9 +359,9 @@ def _check_losses(losses: Any, problems: list[str]) -> list[LossSpec]:
         if not isinstance(params, dict):
             problems.append(f"{at}.params: expected a mapping, got {_kind(params)}")
             params = {}
-        elif known:
-            accepted = loss_params(name)
-            for key in params:
+        elif known or custom is not None:
+            accepted = loss_params(name) if known else custom_params(custom.cls)
+            for key in params if accepted is not None else ():
                 if key not in accepted:
                     takes = ", ".join(accepted) or "none"
                     problems.append(
@@ -361,24 +380,26 @@ def _check_losses(losses: Any, problems: list[str]) -> list[LossSpec]:
         elif label is not None and hasattr(nn.ModuleDict, label):
             problems.append(f"{at}.label: '{label}' is a reserved word (a torch module method)")
             label = None
-        entries.append((at, name if known else "", weight, dict(params), label))
+        entries.append((at, name if known or custom else "", weight, dict(params), label, custom))
     return _assign_labels(entries, problems)
 
 
 def _assign_labels(entries: list[tuple], problems: list[str]) -> list[LossSpec]:
     taken: dict[str, str] = {}
-    for at, _, _, _, label in entries:
+    for at, _, _, _, label, _ in entries:
         if label is not None:
             if label in taken:
                 problems.append(f"{at}.label: '{label}' is already used by {taken[label]}")
             taken.setdefault(label, at)
     specs = []
-    for at, name, weight, params, label in entries:
+    for at, name, weight, params, label, custom in entries:
         if label is None:
-            label, n = name, 1
+            stem = custom.cls.__name__ if custom is not None else name
+            label, n = stem, 1
             while label in taken:
                 n += 1
-                label = f"{name}_{n}"
+                label = f"{stem}_{n}"
             taken[label] = at
-        specs.append(LossSpec(name=name, weight=weight, params=params, label=label))
+        specs.append(LossSpec(name=name, weight=weight, params=params, label=label,
+                              custom=custom))
     return specs
