@@ -135,6 +135,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="pin the precision of every run (default auto, resolved per machine: pin it on a "
         "cluster whose nodes differ)",
     )
+    p.add_argument(
+        "--grid",
+        action="append",
+        default=None,
+        metavar="TERM.weight=V1,V2,...",
+        help="sweep a recipe's weights: derived recipes for every value (several --grid: their "
+        "product), e.g. 'losses[2].weight=0.01,0.1,1' or 'perceptual.weight=0.1,1'",
+    )
     p.add_argument("--status", action="store_true", help="show the state of a sweep in flight")
     p.add_argument("--config", default=None, help="sweep.yaml with executor settings")
     p.add_argument("--partition", default=None)

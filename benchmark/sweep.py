@@ -345,6 +345,13 @@ def _resolve(args: argparse.Namespace) -> tuple[list[RunKey], Path, dict[str, An
 
     config = load_sweep_config(args.config)
     recipes = list(args.recipes) or list(config.get("recipes") or []) or recipe_names()
+    if getattr(args, "grid", None):  # derived recipes: benchmark.recipes.grid
+        from benchmark.recipes.grid import expand_grid
+
+        if not (args.recipes or config.get("recipes")):
+            raise UserError("--grid: name the recipe(s) to derive from, e.g. "
+                            "`sweep s3net --grid 'losses[2].weight=0.1,1'`")
+        recipes = expand_grid(recipes, args.grid, Path(args.results))
     if args.executor == "slurm" and args.profile == "auto":
         protocol = resolve_profile("paper")[0]  # the jobs run on the cluster's GPUs
     else:
@@ -456,4 +463,9 @@ def command_sweep(args: argparse.Namespace) -> int:
         from benchmark.analysis.commands import command_compare
 
         command_compare(argparse.Namespace(results=str(results), baseline=None))
+        if getattr(args, "grid", None):
+            from benchmark.analysis.commands import write_sensitivity
+
+            for path in write_sensitivity(results):
+                print(f"wrote {path}")
     return 1 if any(s.state == "failed" for s in finished) else 0

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from benchmark.analysis import plots
 from benchmark.analysis.frames import DEFAULT_BASELINE, compare_frames
+from benchmark.analysis.instruments import sensitivity_figure, sensitivity_frame
 from benchmark.analysis.reference import write_reference_check
 from benchmark.analysis.report import write_report
 from benchmark.analysis.tables import markdown_tables
@@ -56,3 +57,16 @@ def command_report(args: argparse.Namespace) -> int:
                         getattr(args, "caption", None), getattr(args, "reference", None))
     print(f"wrote {path}")
     return 0
+
+
+def write_sensitivity(results: Path) -> list[Path]:
+    """``plots/sensitivity_<profile>_<dataset>.{png,pdf}`` for every group with grid-derived
+    recipes (what ``sweep --grid`` writes when it ends); the paths written."""
+    _, _, summary = compare_frames(results, None)
+    written = []
+    for (profile, dataset), group in summary.groupby(["profile", "dataset"], sort=True):
+        frame = sensitivity_frame(group)
+        if len(frame):
+            stem = results / "plots" / f"sensitivity_{profile}_{str(dataset)[:8]}"
+            written += plots.save(sensitivity_figure(frame), stem)
+    return written
