@@ -131,3 +131,15 @@ def test_no_grad_shares_flag_reaches_the_run(tmp_path: Path, planted_weights) ->
     assert "grad_shares: false" in heads["a_cfg"] and "grad_shares: true" in heads["b_cfg"]
     hash_line = [line for line in heads["a_cfg"].splitlines() if line.startswith("config_hash")]
     assert hash_line and hash_line[0] in heads["b_cfg"]  # operational: the same config hash
+
+
+def test_analysis_ignores_the_same_operational_fields_as_the_config_hash() -> None:
+    from benchmark.analysis.frames import OPERATIONAL_PROTOCOL, _config_key
+    from benchmark.run.setup import OPERATIONAL_FIELDS
+
+    assert OPERATIONAL_PROTOCOL == OPERATIONAL_FIELDS
+    old = {"recipe": {"name": "flw"}, "protocol": {"lr": 1e-3, "log_every": 5}}
+    new = {"recipe": {"name": "flw"}, "protocol": {"lr": 1e-3, "log_every": 10,
+                                                   "grad_shares": True}}
+    assert _config_key(old) == _config_key(new)  # compare groups them as one configuration
+    assert _config_key(old) != _config_key({**old, "protocol": {"lr": 2e-3}})

@@ -114,9 +114,18 @@ def read_config(path: Path) -> dict[str, Any] | None:
     return data
 
 
+#: protocol fields that never change numbers: ``benchmark.run.setup.OPERATIONAL_FIELDS`` (the
+#: analysis layer reads run folders only, so the list is repeated; a test keeps them equal)
+OPERATIONAL_PROTOCOL = ("ckpt_every", "log_every", "seeds", "n_samples", "grad_shares")
+
+
 def _shared_config(config: dict[str, Any]) -> dict[str, Any]:
-    """``config`` without the fields that differ between seeds of one configuration."""
+    """``config`` without the fields that differ between seeds of one configuration, nor the
+    operational protocol fields (runs differing only there are one configuration)."""
     body = {k: v for k, v in config.items() if k not in RUN_SPECIFIC[""]}
+    if isinstance(body.get("protocol"), dict):
+        body["protocol"] = {k: v for k, v in body["protocol"].items()
+                            if k not in OPERATIONAL_PROTOCOL}
     for section in ("data", "recipe"):
         if isinstance(body.get(section), dict):
             body[section] = {k: v for k, v in body[section].items()

@@ -24,6 +24,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from benchmark.errors import did_you_mean
+
 _MODULE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 _CLASS = re.compile(r"^[A-Za-z_]\w*$")
 
@@ -114,7 +116,8 @@ def load_custom(name: str, base_dir: Path) -> CustomLoss:
         defined = sorted(k for k, v in vars(module).items()
                          if inspect.isclass(v) and issubclass(v, nn.Module)
                          and v.__module__ == module.__name__)
-        raise ValueError(f"{where} has no class '{cls_name}' (its nn.Module classes: "
+        raise ValueError(f"{where} has no class '{cls_name}'{did_you_mean(cls_name, defined)} "
+                         f"(its nn.Module classes: "
                          f"{', '.join(defined) or 'none'})")
     if not (inspect.isclass(cls) and issubclass(cls, nn.Module)):
         raise ValueError(f"{where}: '{cls_name}' is not a torch.nn.Module subclass")
