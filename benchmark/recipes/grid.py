@@ -165,7 +165,7 @@ def expand_grid(recipes: list[str], expressions: list[str], results: Path) -> li
     """Every derived recipe (as a path) of every recipe in ``recipes``."""
     out = []
     for name in recipes:
-        out.extend(str(p) for p in derive(name, expressions, Path(results) / "grid"))
+        out.extend(str(p) for p in derive(name, expressions, Path(results).resolve() / "grid"))
     return out
 
 
