@@ -155,8 +155,8 @@ def _derived_data(recipe: Recipe, raw: dict[str, Any], combo: tuple) -> dict[str
     text = (f"Derived from recipe '{recipe.name}' by sweep --grid: {', '.join(parts)}. "
             f"{recipe.description}").strip()
     out = {"name": name, "description": text}
-    if recipe.source:
-        out["source"] = recipe.source
+    if recipe.references:
+        out["references"] = list(recipe.references)
     out["losses"] = losses
     return out
 
