@@ -116,7 +116,8 @@ def read_config(path: Path) -> dict[str, Any] | None:
 
 #: protocol fields that never change numbers: ``benchmark.run.setup.OPERATIONAL_FIELDS`` (the
 #: analysis layer reads run folders only, so the list is repeated; a test keeps them equal)
-OPERATIONAL_PROTOCOL = ("ckpt_every", "log_every", "seeds", "n_samples", "grad_shares")
+OPERATIONAL_PROTOCOL = ("ckpt_every", "ckpt_minutes", "log_every", "seeds", "n_samples",
+                        "grad_shares")
 
 
 def _shared_config(config: dict[str, Any]) -> dict[str, Any]:
