@@ -18,7 +18,6 @@ import argparse
 import math
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -355,17 +354,6 @@ def _last_error(rec: dict[str, Any]) -> str:
     return f": {hits[-1][:300]}" if hits else ""
 
 
-def link_log(folder: Path, job_id: str, log: str) -> None:
-    """Point ``<run folder>/slurm.log`` at the log file of the job that runs it now."""
-    link = folder / "slurm.log"
-    if link.is_symlink() and str(link.readlink()) == log:
-        return
-    tmp = folder / f".slurm.log.{job_id}"
-    tmp.unlink(missing_ok=True)
-    tmp.symlink_to(log)
-    tmp.replace(link)
-
-
 def in_flight(keys: Iterable[str], records: dict[str, dict[str, Any]],
               in_queue: dict[str, str] | None) -> dict[str, tuple[str, str]]:
     """Runs whose recorded job is still queued or running (or unknown): run -> (state, job)."""
@@ -378,65 +366,3 @@ def in_flight(keys: Iterable[str], records: dict[str, dict[str, Any]],
         if state is not None:
             out[key] = (state, rec["job_id"])
     return out
-
-
-class SlurmRunJob:
-    """Checkpointable wrapper: on preemption or time-out submitit requeues the same call, and
-    the run resumes from its last checkpoint.
-
-    SIGUSR2 and SIGTERM only set a flag; the run checkpoints after its current step and stops,
-    then (SIGUSR2) submitit's own handler requeues the job, or (SIGTERM: Slurm requeues or
-    cancels it itself) the job exits. The run folder's ``slurm.log`` links to the job's log
-    (stdout and stderr in one file).
-    """
-
-    def __call__(self, *args: Any) -> dict[str, Any]:
-        import submitit
-
-        from benchmark.run.job import run_job
-        from benchmark.run.loop import StopRequested
-        from benchmark.run.setup import run_dir
-
-        caught: list[int] = []
-        requeue = signal.getsignal(signal.SIGUSR2)  # submitit's checkpoint-and-requeue
-
-        def ask(signum: int, frame: Any) -> None:
-            caught.append(signum)
-            print(f"lossbench: {signal.Signals(signum).name}: checkpointing after this step",
-                  file=sys.stderr, flush=True)
-
-        signal.signal(signal.SIGUSR2, ask)
-        signal.signal(signal.SIGTERM, ask)
-        env = submitit.JobEnvironment()
-
-        names: list[str] = []
-
-        def link(_: int = 0) -> None:  # once the run folder exists (its first checkpoint)
-            from benchmark.recipes.mix import load_recipe
-
-            if not names:
-                try:
-                    names.append(load_recipe(args[0]).name)
-                except UserError:
-                    return  # the run itself reports it
-            folder = run_dir(args[4], names[0], args[1], args[2])
-            if (folder / "config.yaml").is_file():
-                link_log(folder, str(env.job_id), str(env.paths.stdout))
-
-        try:
-            out = run_job(*args, stop=lambda: bool(caught), on_checkpoint=link)
-        except StopRequested as stopped:
-            print(f"lossbench: {stopped}", file=sys.stderr, flush=True)
-            if caught[0] == signal.SIGUSR2 and callable(requeue):
-                requeue(signal.SIGUSR2, None)  # dumps checkpoint(), requeues, exits
-            raise SystemExit(143) from None  # no result file: Slurm requeues or cancels us
-        link()
-        return out
-
-    def checkpoint(self, *args: Any) -> Any:
-        """The call submitit resubmits on requeue (the run resumes from its checkpoint)."""
-        import submitit
-
-        # a requeued job resumes; it must not redo from scratch even if the sweep had --force
-        args = (*args[:5], False, *args[6:])
-        return submitit.helpers.DelayedSubmission(self, *args)

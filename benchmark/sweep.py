@@ -30,13 +30,13 @@ import yaml
 
 from benchmark import slurm
 from benchmark.errors import UserError, did_you_mean
-from benchmark.run.job import run_job
+from benchmark.progress import Progress, print_states, print_status
+from benchmark.run.job import SlurmRunJob, run_job
 from benchmark.run.state import RunLock, read_json
 from benchmark.slurm import (  # noqa: F401 - re-exported: the sweep's settings
     MAX_REQUEUES,
     SLURM_DEFAULTS,
     SLURM_KEYS,
-    SlurmRunJob,
     signal_margin,
     slurm_parameters,
 )
@@ -302,43 +302,6 @@ def _slurm_outcome(key: RunKey, rec: dict[str, Any], results: Path) -> RunState:
     return RunState(key, "failed", error=error or data.get("error"), log=rec.get("log"))
 
 
-class Progress:
-    """One bar for the whole sweep: runs done / failed / running / queued, ETA."""
-
-    def __init__(self, total: int, cached: int) -> None:
-        from tqdm import tqdm
-
-        self.counts = {"done": 0, "failed": 0, "cached": cached, "running": 0}
-        self.bar = tqdm(total=total, desc="sweep", unit="run", dynamic_ncols=True)
-        self.bar.update(cached)
-        self._show()
-
-    def _show(self) -> None:
-        self.bar.set_postfix(self.counts, refresh=True)
-
-    def update(self, state: RunState, running: int) -> None:
-        self.counts[state.state] = self.counts.get(state.state, 0) + 1
-        self.counts["running"] = running
-        self.bar.update(1)
-        self._show()
-
-    def set_running(self, n: int) -> None:
-        self.set_counts(running=n)
-
-    def set_counts(self, **counts: int) -> None:
-        """Set ``running`` / ``queued`` (Slurm) without finishing a run."""
-        if any(self.counts.get(k) != v for k, v in counts.items()):
-            self.counts.update(counts)
-            self._show()
-
-    def write(self, text: str) -> None:
-        """A line of output above the bar (the bar is redrawn below it)."""
-        self.bar.write(text)
-
-    def close(self) -> None:
-        self.bar.close()
-
-
 def _resolve(args: argparse.Namespace) -> tuple[list[RunKey], Path, dict[str, Any]]:
     from benchmark.protocol import resolve_profile
     from benchmark.recipes.mix import recipe_names
@@ -360,18 +323,6 @@ def _resolve(args: argparse.Namespace) -> tuple[list[RunKey], Path, dict[str, An
     return expand(recipes, seeds, protocol.name), Path(args.results), config
 
 
-def print_states(states: Sequence[RunState]) -> None:
-    counts: dict[str, int] = {}
-    for s in states:
-        counts[s.state] = counts.get(s.state, 0) + 1
-    print("sweep: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) +
-          f" ({len(states)} runs)")
-    for s in states:
-        if s.state == "failed":
-            where = f"\n      log: {s.log}" if s.log else ""
-            print(f"  FAILED {s.key}: {s.error or 'no error recorded'}{where}")
-
-
 def _states(keys: list[RunKey], results: Path, args: argparse.Namespace) -> list[RunState]:
     """Each run's state; with the Slurm executor a recorded job still in the queue says queued
     or running (or unknown, when squeue fails)."""
@@ -390,15 +341,6 @@ def _states(keys: list[RunKey], results: Path, args: argparse.Namespace) -> list
         s.log = rec.get("log")
         s.extra["job"] = rec["job_id"]
     return states
-
-
-def _print_status(states: list[RunState]) -> None:
-    print_states(states)
-    for s in states:
-        if s.state in ("running", "queued", "unknown", "pending"):
-            job = f"  job {s.extra['job']}" if "job" in s.extra else ""
-            log = f"  log {s.log}" if s.log and s.state != "pending" else ""
-            print(f"  {s.state:8s} {s.key}{job}{log}")
 
 
 def _slurm_setup(args: argparse.Namespace, config: dict[str, Any],
@@ -426,7 +368,7 @@ def command_sweep(args: argparse.Namespace) -> int:
         args.ckpt_minutes = config.get("ckpt_minutes")
     states = _states(keys, results, args)
     if args.status:
-        _print_status(states)
+        print_status(states)
         return 0
     cached = [s for s in states if s.state == "cached" and not args.force]
     in_queue = [s for s in states if s.state in ("queued", "unknown")
