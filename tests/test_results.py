@@ -485,3 +485,24 @@ def test_cli_fixed_images_test_is_an_option_and_labelled(
         main(["compare", "--results", str(tmp_path), "--test", "paired"])
     assert info.value.code == 2
     assert "argument --test: invalid choice: 'paired'" in capsys.readouterr().err
+
+
+def test_a_known_dataset_is_named_in_tables_and_report(tmp_path: Path) -> None:
+    """metrics.json's dataset.name (LOL-v1, recognised by checksum) replaces the manifest hash
+    in table titles, captions and the report; an unnamed dataset keeps its hash."""
+    from benchmark.analysis.tex import latex_tables
+
+    for recipe in ("l1", "mse"):
+        for seed in (0, 1, 2):
+            folder = make_run(tmp_path, recipe, seed)
+            path = folder / "metrics.json"
+            data = json.loads(path.read_text())
+            data["dataset"]["name"] = "LOL-v1"
+            path.write_text(json.dumps(data))
+    runs, per_image = load_runs(tmp_path)
+    assert set(runs["dataset_name"]) == {"LOL-v1"}
+    summary = summarize(runs, per_image, "l1")
+    md = markdown_tables(summary)
+    assert "dataset `LOL-v1`" in md and MANIFEST[:12] not in md
+    tex = latex_tables(summary)
+    assert "LOL-v1" in tex and "tab:lossbench-smoke-lol-v1" in tex

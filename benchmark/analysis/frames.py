@@ -205,7 +205,8 @@ def _one_run(run_dir: Path, recipe: str, profile: str, seed: int) -> tuple[dict,
         env = data.get("env") or {}
         row.update(
             status=data["status"], error=data.get("error"), config_hash=data["config_hash"],
-            dataset=ds.get("manifest_sha256"), dataset_root=ds.get("root"),
+            dataset=ds.get("manifest_sha256"), dataset_name=ds.get("name"),
+            dataset_root=ds.get("root"),
             dataset_layout=ds.get("layout"),
             train_seconds=_nan_if_none(data.get("train_seconds")),
             eval_seconds=_nan_if_none(data.get("eval_seconds")),
@@ -235,7 +236,8 @@ def _one_run(run_dir: Path, recipe: str, profile: str, seed: int) -> tuple[dict,
 
 RUN_COLUMNS = [
     "run_id", "run_dir", "recipe", "profile", "seed", "status", "error", "config_hash",
-    "config_key", "precision", "dataset", "dataset_root", "dataset_layout", *PER_IMAGE_METRICS,
+    "config_key", "precision", "dataset", "dataset_name", "dataset_root", "dataset_layout",
+    *PER_IMAGE_METRICS,
     "train_seconds", "eval_seconds", "iterations", "n_images", "unofficial_weights",
     "git_commit", "git_dirty", "torch", "device", "device_name", "cpu_model", "started_at",
     "finished_at",

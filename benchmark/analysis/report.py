@@ -254,7 +254,9 @@ def write_report(results: Path, baseline: str | None = None, test: str = "crosse
     lines += ["## Dataset", ""]
     for dataset, sub in runs.groupby("dataset", sort=True):
         first = sub.iloc[0]
-        lines += [f"### `{str(dataset)[:12]}`", "",
+        names = sub["dataset_name"].dropna() if "dataset_name" in sub else []
+        heading = str(names.iloc[0]) if len(names) else f"`{str(dataset)[:12]}`"
+        lines += [f"### {heading}", "",
                   f"manifest sha256 `{dataset}`: root `{first['dataset_root']}`, layout "
                   f"`{first['dataset_layout']}`, {sub['n_images'].max()} test image(s), "
                   f"{len(sub)} run(s).", ""]

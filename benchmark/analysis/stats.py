@@ -104,6 +104,9 @@ def _one_recipe(
     row: dict = {
         "profile": key[0],
         "dataset": key[1],
+        # the dataset's name when lossbench knows it by checksum (LOL-v1), else empty
+        "dataset_name": next(iter(runs["dataset_name"].dropna()), None)
+        if "dataset_name" in runs else None,
         "recipe": key[2],
         "config": ",".join(sorted(set(runs["config_key"].dropna()))),
         "seeds_expected": _seed_text(expected),

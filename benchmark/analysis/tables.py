@@ -244,8 +244,11 @@ def _details_footnotes(group: pd.DataFrame, s: dict[str, str]) -> list[str]:
     ]
 
 
-def _group_title(profile: str, dataset: str, s: dict[str, str]) -> str:
-    return f"profile {s['code'].format(profile)}, dataset {s['code'].format(dataset[:12])}"
+def _group_title(profile: str, group: pd.DataFrame, s: dict[str, str]) -> str:
+    name = group["dataset_name"].dropna() if "dataset_name" in group else pd.Series([], dtype=str)
+    shown = str(name.iloc[0]) if len(name) and str(name.iloc[0]) else str(
+        group["dataset"].iloc[0])[:12]
+    return f"profile {s['code'].format(profile)}, dataset {s['code'].format(shown)}"
 
 
 def _groups(summary: pd.DataFrame):
@@ -255,9 +258,9 @@ def _groups(summary: pd.DataFrame):
 def markdown_tables(summary: pd.DataFrame) -> str:
     """GitHub Markdown: one table per (profile, dataset), best per column bold, footnotes."""
     out = []
-    for (profile, dataset), group in _groups(summary):
+    for (profile, _dataset), group in _groups(summary):
         header, rows = _group_table(group, _MD)
-        out.append(f"**{_group_title(profile, dataset, _MD)}**\n")
+        out.append(f"**{_group_title(profile, group, _MD)}**\n")
         out.append("| " + " | ".join(header) + " |")
         out.append("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
         out += ["| " + " | ".join(cells) + " |" for cells in rows]
@@ -266,7 +269,7 @@ def markdown_tables(summary: pd.DataFrame) -> str:
         out.append("")
         if _has_details(group):
             header, rows = _details_table(group, _MD)
-            out.append(f"Comparisons and ranks, {_group_title(profile, dataset, _MD)}:\n")
+            out.append(f"Comparisons and ranks, {_group_title(profile, group, _MD)}:\n")
             out.append("| " + " | ".join(header) + " |")
             out.append("|" + "|".join(["---", "---"] + ["---:"] * (len(header) - 2)) + "|")
             out += ["| " + " | ".join(cells) + " |" for cells in rows]
