@@ -191,7 +191,7 @@ def test_local_sweep_real_subprocesses_caches_and_survives_a_failure(
     bad = tmp_path / "blowup.yaml"
     # a real failure: the weighted total overflows float32 to inf at the first step (every
     # term itself stays finite)
-    bad.write_text("name: blowup\ndescription: diverges on purpose\nsource: test\nlosses:\n"
+    bad.write_text("name: blowup\ndescription: diverges on purpose\nlosses:\n"
                    + "  - {name: l1, weight: 3.0e+38}\n" * 10)
     code = main(["sweep", "l1", "charbonnier", str(bad), "--seeds", "0", "1", "--profile",
                  "smoke", "--jobs", "2", "--results", str(results)])
