@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from benchmark.cli import main
 from benchmark.errors import UserError
@@ -114,8 +115,9 @@ def test_two_by_two_smoke_sweep_runs_caches_and_plots(tmp_path: Path, planted_we
                     "pair@losses[1].weight=10@losses[0].weight=0.5",
                     "pair@losses[1].weight=10@losses[0].weight=1"]
     config = (tmp_path / "results" / "runs" / runs[0] / "smoke" / "seed0" / "config.yaml")
-    assert "weight: 0.1" in config.read_text() and "Derived from recipe 'pair'" in \
-        config.read_text()
+    recorded = yaml.safe_load(config.read_text())["recipe"]
+    assert [t["weight"] for t in recorded["losses"]] == [0.5, 0.1]
+    assert recorded["description"].startswith("Derived from recipe 'pair' by sweep --grid")
     plots = sorted(p.name for p in (tmp_path / "results" / "plots").glob("sensitivity_*"))
     assert [p.rsplit(".", 1)[1] for p in plots] == ["pdf", "png"]
     assert main(args) == 0
