@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from benchmark.analysis.logs import train_logs
 from benchmark.analysis.stats import summarize
 from benchmark.errors import UserError, did_you_mean
 
@@ -373,14 +374,8 @@ def load_train_logs(runs: pd.DataFrame) -> pd.DataFrame:
     """Long frame of every ``train_log.csv``: run_id, recipe, profile, dataset, seed,
     iteration, term, value. ``lr`` and ``seconds`` are not loss terms and are left out."""
     frames = []
-    for run in runs.itertuples():
+    for run, log in train_logs(runs):
         path = Path(run.run_dir) / "train_log.csv"
-        if not path.is_file():
-            continue
-        try:
-            log = pd.read_csv(path)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-            raise UserError(f"{path}: not a readable CSV: {str(exc).strip()}") from None
         for col in ("iteration", "total"):
             if col not in log.columns:
                 raise _fail(path, col, f"missing column (has {list(log.columns)})")

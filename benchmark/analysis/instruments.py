@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import math
 import re
-from pathlib import Path
 
 import matplotlib as mpl
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from benchmark.errors import UserError
+from benchmark.analysis.logs import train_logs
 
 STYLE = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "xtick.labelsize": 7,
          "ytick.labelsize": 7, "legend.fontsize": 7, "axes.spines.top": False,
@@ -32,14 +31,7 @@ _ASSIGN = re.compile(r"^(?P<key>[A-Za-z_][\w.\[\]]*)=(?P<value>[-+0-9.eE]+)$")
 def load_grad_shares(runs: pd.DataFrame) -> pd.DataFrame:
     """Long frame: run_id, recipe, profile, dataset, seed, iteration, term, share, norm."""
     frames = []
-    for run in runs.itertuples():
-        path = Path(run.run_dir) / "train_log.csv"
-        if not path.is_file():
-            continue
-        try:
-            log = pd.read_csv(path)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-            raise UserError(f"{path}: not a readable CSV: {str(exc).strip()}") from None
+    for run, log in train_logs(runs):
         terms = [c[len(SHARE):] for c in log.columns if c.startswith(SHARE)]
         if not terms or "iteration" not in log.columns:
             continue
