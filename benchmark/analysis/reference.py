@@ -69,7 +69,8 @@ LABELS = {"psnr": "PSNR", "ssim": "SSIM", "lpips": "LPIPS", "psnr_gtmean": "PSNR
 UNITS = {"psnr": " dB", "psnr_gtmean": " dB"}
 #: protocol fields that never change numbers (benchmark.run.setup.OPERATIONAL_FIELDS; a test
 #: keeps the two equal, since analysis does not import run)
-OPERATIONAL_FIELDS = ("ckpt_every", "log_every", "seeds", "n_samples")
+OPERATIONAL_FIELDS = ("ckpt_every", "ckpt_minutes", "log_every", "seeds", "n_samples",
+                      "grad_shares")
 #: switches that change numbers at rounding level only (CUDA determinism, memory layout): a
 #: rerun that differs in them is compared, since reproducing within the margin is the question
 ROUNDING_FIELDS = ("deterministic", "channels_last")
