@@ -49,22 +49,6 @@ def curve_protocol(iterations: int, every: int, n_val: int):  # noqa: ANN201
     )
 
 
-def _per_image(model, lows, highs, device, protocol) -> list[float]:  # noqa: ANN001
-    import torch
-
-    from benchmark import metrics
-    from benchmark.run.evaluate import as_float, enhance
-
-    model.eval()
-    out = []
-    with torch.no_grad():
-        for low, high in zip(lows, highs, strict=True):
-            pred = enhance(model, as_float(low)[None], device, protocol).clamp(0, 1)
-            out.append(float(metrics.psnr(pred, as_float(high)[None].to(device))[0]))
-    model.train()
-    return out
-
-
 def train_one(job: tuple) -> list[dict]:
     recipe, seed, data, iterations, every, n_val, threads, out = job
     import torch
@@ -75,6 +59,7 @@ def train_one(job: tuple) -> list[dict]:
     from benchmark.protocol import resolve_precision
     from benchmark.recipes import build_mix, load_recipe
     from benchmark.run import state as rs
+    from benchmark.run.evaluate import validate_images
     from benchmark.run.loop import Trainer, to_storage
     from benchmark.run.setup import crop_seed
 
@@ -108,7 +93,7 @@ def train_one(job: tuple) -> list[dict]:
         seconds = round(time.perf_counter() - start, 1)
         for split, (lows, highs), pairs in (("val", val_t, val_pairs),
                                             ("test", test_t, ds.test)):
-            for pair, value in zip(pairs, _per_image(model, lows, highs, device, proto),
+            for pair, value in zip(pairs, validate_images(model, lows, highs, device, proto),
                                    strict=True):
                 rows.append({"recipe": recipe, "seed": seed, "iteration": it, "split": split,
                              "image": pair.name, "psnr": round(value, 4), "seconds": seconds})

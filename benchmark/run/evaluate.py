@@ -111,7 +111,18 @@ def validate(
     device: torch.device,
     protocol: Protocol,
 ) -> float:
-    """Mean PSNR over the validation pairs (at the protocol's evaluation resolution).
+    """Mean PSNR over the validation pairs (at the protocol's evaluation resolution)."""
+    return float(np.mean(validate_images(model, lows, highs, device, protocol)))
+
+
+def validate_images(
+    model: nn.Module,
+    lows: list[torch.Tensor],
+    highs: list[torch.Tensor],
+    device: torch.device,
+    protocol: Protocol,
+) -> list[float]:
+    """PSNR of each validation pair, in order (at the protocol's evaluation resolution).
 
     Batched on CUDA (see the module docstring); one host copy of the values at the end.
     """
@@ -127,7 +138,7 @@ def validate(
     model.train()
     table = torch.cat(values).cpu().tolist() if values else []
     by_image = dict(zip(order, table, strict=True))
-    return float(np.mean([by_image[i] for i in range(len(lows))]))
+    return [by_image[i] for i in range(len(lows))]
 
 
 def evaluate_test(
@@ -200,4 +211,5 @@ __all__ = [
     "fit_resolution",
     "size_batches",
     "validate",
+    "validate_images",
 ]
