@@ -176,6 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--caption", default=None,
                            help="first sentence of the LaTeX summary table's caption (default: "
                                 "the profile and the dataset in words)")
+        if name == "compare":
+            p.add_argument("--compact", action="store_true",
+                           help="print the narrow summary table (the report's first) instead "
+                                "of the one with every column")
         if name in ("compare", "report"):
             p.add_argument("--reference", default=None, metavar="DIR",
                            help="a reference results folder (e.g. results/reference/LOL-v1/lite):"

@@ -105,10 +105,40 @@ def test_perception_distortion_figure(frames) -> None:
         t.get_text() for t in fig.legends[0].get_texts()]
 
 
-def test_perception_distortion_without_lpips(frames) -> None:
+def test_perception_distortion_without_lpips_plots_ssim(frames) -> None:
+    """Runs made with --metrics psnr,ssim: the plane of PSNR and SSIM, titled as such."""
     summary = frames[2].assign(lpips_mean=np.nan)
     fig = plots.perception_distortion_figure(summary)
-    assert len(fig.axes) == 1 and "no recipe has both" in fig.axes[0].texts[0].get_text()
+    (ax,) = fig.axes
+    assert ax.get_ylabel().startswith("SSIM") and "LPIPS not computed" in ax.get_title()
+    points = [c.lines[0].get_data() for c in ax.containers]
+    got = sorted((float(x[0]), float(y[0])) for x, y in points)
+    want = sorted(zip(summary["psnr_mean"], summary["ssim_mean"], strict=True))
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    faces = [c.lines[0].get_markerfacecolor() for c in ax.containers]
+    assert "white" not in faces  # no LPIPS, so no unofficial-LPIPS hollow marker
+    empty = plots.perception_distortion_figure(summary.assign(ssim_mean=np.nan))
+    assert "no recipe has both" in empty.axes[0].texts[0].get_text()
+
+
+def test_metrics_figure_leaves_out_an_unrecorded_metric(frames) -> None:
+    fig = plots.metrics_figure(frames[2].assign(lpips_mean=np.nan))
+    assert [ax.get_xlabel().split(" ")[0] for ax in fig.axes] == ["PSNR", "SSIM", "GT-mean"]
+
+
+def test_validation_curves_figure(frames) -> None:
+    from benchmark.analysis.logs import load_val_logs
+
+    val = load_val_logs(frames[0])
+    fig = plots.validation_curves_figure(val)
+    (ax,) = fig.axes
+    assert sorted(line.get_label() for line in ax.lines) == list(RECIPES)
+    # median over seeds 0 and 1: 15 + it / 20 + 0.05
+    x, y = ax.lines[0].get_data()
+    np.testing.assert_allclose(y, 15 + np.asarray(x) / 20 + 0.05, rtol=1e-12)
+    assert sum(isinstance(c, PolyCollection) for c in ax.collections) == 3
+    assert "no val_log.csv" in plots.validation_curves_figure(val.iloc[:0]).axes[0].texts[
+        0].get_text()
 
 
 def test_training_curves_figure(frames) -> None:
@@ -157,6 +187,20 @@ def test_sample_grid_figure(results: Path, frames) -> None:
     (box,) = [p for p in full.patches if isinstance(p, Rectangle)]
     size = box.get_width()
     assert zoom.images[0].get_array().shape[:2] == (size, size)
+
+
+def test_sample_grid_can_hide_the_dataset_images(frames) -> None:
+    """A figure that must not show dataset images: outputs only, the same zoom boxes."""
+    table = plots.sample_table(frames[0], "l1")
+    full = plots.sample_grid_figure(table)
+    fig = plots.sample_grid_figure(table, hide=("low", "reference"))
+    assert len(fig.axes) == 2 * 2 * 3
+    assert [ax.get_title() for ax in fig.axes[:3]] == ["l1\nseed 0", "s3net\nseed 0",
+                                                      "srgan\nseed 0"]
+    assert "input and reference not shown" in fig.get_suptitle()
+    box = [p for p in fig.axes[0].patches if isinstance(p, Rectangle)][0]
+    same = [p for p in full.axes[1].patches if isinstance(p, Rectangle)][0]
+    assert box.get_xy() == same.get_xy() and box.get_width() == same.get_width()
 
 
 def test_crop_box_finds_the_detailed_region() -> None:

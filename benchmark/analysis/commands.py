@@ -12,7 +12,7 @@ from benchmark.analysis import plots
 from benchmark.analysis.frames import DEFAULT_BASELINE, compare_frames
 from benchmark.analysis.instruments import sensitivity_figure, sensitivity_frame
 from benchmark.analysis.reference import write_reference_check
-from benchmark.analysis.report import write_report
+from benchmark.analysis.report import compact_markdown, write_report
 from benchmark.analysis.tables import markdown_tables
 from benchmark.analysis.tex import write_tables
 
@@ -33,7 +33,8 @@ def command_compare(args: argparse.Namespace) -> int:
     reference = getattr(args, "reference", None)
     check = write_reference_check(results, reference) if reference else None
     paths = write_tables(summary, results / "tables", getattr(args, "caption", None))
-    print(markdown_tables(summary))
+    print(compact_markdown(summary) if getattr(args, "compact", False)
+          else markdown_tables(summary))
     if check is not None:
         print("\n## Checking against the reference\n\n" + check[0])
         paths += check[1]

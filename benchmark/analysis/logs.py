@@ -1,4 +1,5 @@
-"""Reading the runs' ``train_log.csv`` files (losses, and gradient shares where recorded)."""
+"""Reading the runs' ``train_log.csv`` files (losses, and gradient shares where recorded) and
+``val_log.csv`` files (validation PSNR at each validation)."""
 
 from __future__ import annotations
 
@@ -27,4 +28,28 @@ def train_logs(runs: pd.DataFrame) -> Iterator[tuple[Any, pd.DataFrame]]:
             raise UserError(f"{path}: not a readable CSV: {str(exc).strip()}") from None
 
 
-__all__ = ["train_logs"]
+def load_val_logs(runs: pd.DataFrame) -> pd.DataFrame:
+    """Long frame of every ``val_log.csv``: recipe, profile, dataset, seed, iteration, val_psnr.
+
+    Raises:
+        UserError: naming a val_log.csv that is not a readable CSV or lacks a column.
+    """
+    frames = []
+    for run in runs.itertuples():
+        path = Path(run.run_dir) / "val_log.csv"
+        if not path.is_file():
+            continue
+        try:
+            log = pd.read_csv(path)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise UserError(f"{path}: not a readable CSV: {str(exc).strip()}") from None
+        for col in ("iteration", "val_psnr"):
+            if col not in log.columns or not pd.api.types.is_numeric_dtype(log[col]):
+                raise UserError(f"{path}: column {col!r} missing or not numeric")
+        frames.append(log[["iteration", "val_psnr"]].assign(
+            recipe=run.recipe, profile=run.profile, dataset=run.dataset, seed=run.seed))
+    cols = ["recipe", "profile", "dataset", "seed", "iteration", "val_psnr"]
+    return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
+
+
+__all__ = ["load_val_logs", "train_logs"]

@@ -20,6 +20,7 @@ from matplotlib.lines import Line2D
 
 from benchmark.analysis.frames import load_train_logs
 from benchmark.analysis.instruments import instrument_figures, load_grad_shares
+from benchmark.analysis.logs import load_val_logs
 from benchmark.analysis.samples import (  # noqa: F401 - re-exported
     STYLE,
     WIDTH,
@@ -70,8 +71,10 @@ def _one_group(frame: pd.DataFrame) -> None:
         raise ValueError("frame holds several (profile, dataset) groups; plot them one by one")
 
 
-def _marker_legend(fig: Figure, baseline: str | None, hollow: bool, few: bool) -> None:
-    """The legend under a summary figure: what the marks, the dashed line and the signs mean."""
+def _marker_legend(fig: Figure, baseline: str | None, hollow: bool, few: bool,
+                   narrow: bool = False) -> None:
+    """The legend under a summary figure: what the marks, the dashed line and the signs mean
+    (one entry per line under a ``narrow`` figure, so that none is cut off)."""
     handles = [Line2D([], [], marker="o", ls="-", color="0.2", ms=3.5, lw=1,
                       label="mean over seeds, 95% CI")]
     if baseline:
@@ -82,8 +85,8 @@ def _marker_legend(fig: Figure, baseline: str | None, hollow: bool, few: bool) -
     labels = "n = finished seeds; † trained with unofficial backbone weights"
     handles.append(Line2D([], [], ls="", label=labels + (f"; ‡ fewer than {FEW_SEEDS} seeds"
                                                          if few else "")))
-    fig.legend(handles=handles, loc="outside lower center", ncols=min(4, len(handles)),
-               frameon=False)
+    fig.legend(handles=handles, loc="outside lower center",
+               ncols=1 if narrow else min(4, len(handles)), frameon=False)
 
 
 def metrics_figure(summary: pd.DataFrame, metrics: Sequence[str] = tuple(METRICS),
@@ -92,8 +95,10 @@ def metrics_figure(summary: pd.DataFrame, metrics: Sequence[str] = tuple(METRICS
 
     Recipe labels carry the summary table's marks (†, ‡) and n, the number of finished seeds.
     A dashed line marks the baseline's mean; a hollow marker an LPIPS from unofficial weights.
+    A metric no recipe recorded (LPIPS of runs made with ``--metrics psnr,ssim``) gets no panel.
     """
     _one_group(summary)
+    metrics = [m for m in metrics if summary[f"{m}_mean"].notna().any()] or list(metrics)
     data = summary.sort_values("recipe", ascending=False).reset_index(drop=True)
     colors = _colors(list(data["recipe"]), colors)
     baseline = data.loc[data["is_baseline"], "recipe"]
@@ -119,7 +124,7 @@ def metrics_figure(summary: pd.DataFrame, metrics: Sequence[str] = tuple(METRICS
         hollow = "lpips" in metrics and not data["lpips_comparable"].all()
         _marker_legend(fig, baseline.iloc[0] if len(baseline) else None, bool(hollow),
                        bool((data["n_ok"] < FEW_SEEDS).any()))
-        fig.suptitle("Test metrics: mean over seeds, 95% CI (seeds × images bootstrap)")
+        fig.suptitle("Test metrics: mean over seeds, 95% CI (Student t over the per-seed means)")
     return fig
 
 
@@ -128,29 +133,39 @@ def perception_distortion_figure(summary: pd.DataFrame,
     """PSNR (x) against LPIPS (y), one point per recipe with 95% CI bars on both axes.
 
     Labels as in :func:`metrics_figure`; a hollow marker is an LPIPS from unofficial weights.
+    When no recipe has an LPIPS (runs made with ``--metrics psnr,ssim``), SSIM takes its place
+    and the title says so: the plane of the two distortion measures, LPIPS absent.
     """
     _one_group(summary)
-    data = summary.dropna(subset=["psnr_mean", "lpips_mean"]).sort_values("recipe")
+    has_lpips = summary["lpips_mean"].notna().any()
+    y = "lpips" if has_lpips else "ssim"
+    data = summary.dropna(subset=["psnr_mean", f"{y}_mean"]).sort_values("recipe")
     colors = _colors(list(summary["recipe"].unique()), colors)
     with mpl.rc_context(STYLE):
         fig = Figure(figsize=(3.5, 3.0), layout="constrained")
         if data.empty:
-            return _empty(fig, "no recipe has both PSNR and LPIPS")
+            return _empty(fig, "no recipe has both PSNR and LPIPS or SSIM")
         ax = fig.add_subplot()
         for row in data.itertuples():
+            mean = getattr(row, f"{y}_mean")
             xerr = [[row.psnr_mean - row.psnr_ci_low], [row.psnr_ci_high - row.psnr_mean]]
-            yerr = [[row.lpips_mean - row.lpips_ci_low], [row.lpips_ci_high - row.lpips_mean]]
-            ax.errorbar(row.psnr_mean, row.lpips_mean, xerr=xerr, yerr=yerr, fmt="o", ms=4,
+            yerr = [[mean - getattr(row, f"{y}_ci_low")], [getattr(row, f"{y}_ci_high") - mean]]
+            hollow = has_lpips and not row.lpips_comparable
+            ax.errorbar(row.psnr_mean, mean, xerr=xerr, yerr=yerr, fmt="o", ms=4,
                         capsize=2, lw=1, color=colors[row.recipe], label=row.recipe,
-                        mfc=colors[row.recipe] if row.lpips_comparable else "white")
-            ax.annotate(recipe_label(row), (row.psnr_mean, row.lpips_mean), xytext=(4, 3),
+                        mfc="white" if hollow else colors[row.recipe])
+            ax.annotate(recipe_label(row), (row.psnr_mean, mean), xytext=(4, 3),
                         textcoords="offset points", fontsize=7)
         ax.set_xlabel("PSNR (dB) ↑ (less distortion)")
-        ax.set_ylabel("LPIPS ↓ (better perceptual quality)")
-        ax.set_title("Perception-distortion plane")
+        if has_lpips:
+            ax.set_ylabel("LPIPS ↓ (better perceptual quality)")
+            ax.set_title("Perception-distortion plane")
+        else:
+            ax.set_ylabel("SSIM ↑ (structural similarity)")
+            ax.set_title("PSNR vs SSIM (LPIPS not computed by these runs)")
         ax.grid(lw=0.3, alpha=0.5)
-        _marker_legend(fig, None, not data["lpips_comparable"].all(),
-                       bool((data["n_ok"] < FEW_SEEDS).any()))
+        _marker_legend(fig, None, bool(has_lpips and not data["lpips_comparable"].all()),
+                       bool((data["n_ok"] < FEW_SEEDS).any()), narrow=True)
     return fig
 
 
@@ -201,6 +216,36 @@ def training_curves_figure(logs: pd.DataFrame, colors: dict[str, tuple] | None =
         fig.legend(handles, labels, loc="outside lower center", ncols=min(6, len(labels)),
                    frameon=False)
         fig.suptitle("Training loss: median over seeds, band = min-max over seeds")
+    return fig
+
+
+def validation_curves_figure(val: pd.DataFrame, colors: dict[str, tuple] | None = None
+                             ) -> Figure:
+    """Validation PSNR against iteration per recipe: median over seeds, min-max band.
+
+    Args:
+        val: long frame of :func:`benchmark.analysis.logs.load_val_logs` for one
+            (profile, dataset).
+    """
+    _one_group(val)
+    colors = _colors(sorted(val["recipe"].unique()), colors) if len(val) else {}
+    with mpl.rc_context(STYLE):
+        fig = Figure(figsize=(WIDTH, 3.2), layout="constrained")
+        if val.empty:
+            return _empty(fig, "no val_log.csv in these runs")
+        ax = fig.add_subplot()
+        for recipe, sub in sorted(val.groupby("recipe"), key=lambda kv: kv[0]):
+            agg = sub.groupby("iteration")["val_psnr"].agg(["median", "min", "max"])
+            ax.plot(agg.index, agg["median"], lw=1, color=colors[recipe], label=recipe)
+            ax.fill_between(agg.index, agg["min"], agg["max"], color=colors[recipe], alpha=0.15,
+                            lw=0)
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("validation PSNR (dB) ↑")
+        ax.grid(lw=0.3, alpha=0.5)
+        handles, labels = ax.get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside right upper", frameon=False)
+        fig.suptitle("Validation PSNR (held-out training pairs): median over seeds, band = "
+                     "min-max")
     return fig
 
 
@@ -304,6 +349,7 @@ FIGURES = (  # kind, caption
     ("metrics", "Test metrics per recipe, mean and 95% CI"),
     ("perception_distortion", "Perception-distortion plane (PSNR vs LPIPS)"),
     ("training_curves", "Training loss per term, median over seeds"),
+    ("validation_curves", "Validation PSNR during training, median over seeds"),
     ("samples", "Sample outputs with zoomed crops"),
     ("per_image_diff", "Per-image difference from the baseline"),
     ("rank_stability", "Rank stability over bootstrap replicates of seeds and test images"),
@@ -315,7 +361,7 @@ def write_figures(
     baseline: str,
 ) -> list[dict]:
     """Every figure for every (profile, dataset) into ``results/plots``; one dict per figure."""
-    logs = load_train_logs(runs)
+    logs, val = load_train_logs(runs), load_val_logs(runs)
     colors = recipe_colors(list(runs["recipe"].unique()))  # the whole tree: stable colours
     shares = load_grad_shares(runs)
     written = []
@@ -327,6 +373,7 @@ def write_figures(
             "metrics": metrics_figure(group, colors=colors),
             "perception_distortion": perception_distortion_figure(group, colors=colors),
             "training_curves": training_curves_figure(pick(logs), colors=colors),
+            "validation_curves": validation_curves_figure(pick(val), colors=colors),
             "samples": sample_grid_figure(sample_table(pick(runs), baseline)),
             "per_image_diff": per_image_difference_figure(pick(per_image), baseline,
                                                           colors=colors),

@@ -43,6 +43,44 @@ def _md_table(header: list[str], rows: list[list[str]], left: int = 1) -> list[s
     return out + ["| " + " | ".join(esc(c) for c in cells) + " |" for cells in rows] + [""]
 
 
+def _compact_section(group: pd.DataFrame, title: str) -> list[str]:
+    out = [f"**Summary, {title}**\n"] + _md_table(*_compact_table(group, _MD))
+    return out + [f"{n}  " for n in _compact_footnotes(group, _MD)] + [""]
+
+
+def compact_markdown(summary: pd.DataFrame) -> str:
+    """The narrow summary table and its footnotes per (profile, dataset): the report's first
+    table, what ``compare --compact`` prints."""
+    out = []
+    for (profile, _), group in _groups(summary):
+        out += _compact_section(group, f"profile {_MD['code'].format(profile)} on "
+                                       f"{dataset_words(group)}")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def details_markdown(summary: pd.DataFrame) -> str:
+    """Per (profile, dataset): seeds, GT-mean PSNR, time and ranks, then the comparisons with
+    their footnotes (the report's last two tables)."""
+    out = []
+    for (profile, _), group in _groups(summary):
+        title = f"profile {_MD['code'].format(profile)} on {dataset_words(group)}"
+        out += _details_section(group, title)
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _details_section(group: pd.DataFrame, title: str) -> list[str]:
+    out = [f"Seeds, GT-mean PSNR, training time and ranks (PSNR/SSIM/LPIPS), {title}:\n"]
+    out += _md_table(*_runs_table(group, _MD))
+    if _has_details(group):
+        header, rows = _details_table(group, _MD)
+        out.append(f"Comparisons and ranks, {title}:\n")
+        rows = [[re.sub(r" \(no test: \d+ shared seeds?\)", " (no test)", c) for c in r]
+                for r in rows]
+        out += _md_table(short_headers(header), rows, left=2)
+        out += [f"{n}  " for n in _details_footnotes(group, _MD)] + [""]
+    return out
+
+
 def report_markdown_tables(summary: pd.DataFrame) -> str:
     """The report's Markdown, per (profile, dataset): the compact summary, then intervals, then
     the comparisons in full, each narrow enough to read unwrapped at 1280 px (the single wide
@@ -50,20 +88,10 @@ def report_markdown_tables(summary: pd.DataFrame) -> str:
     out = []
     for (profile, _), group in _groups(summary):
         title = f"profile {_MD['code'].format(profile)} on {dataset_words(group)}"
-        out.append(f"**Summary, {title}**\n")
-        out += _md_table(*_compact_table(group, _MD))
-        out += [f"{n}  " for n in _compact_footnotes(group, _MD)] + [""]
+        out += _compact_section(group, title)
         out.append(f"95% confidence intervals of the means, {title}:\n")
         out += _md_table(*_intervals_table(group, _MD, "[{}, {}]"))
-        out.append(f"Seeds, GT-mean PSNR, training time and ranks (PSNR/SSIM/LPIPS), {title}:\n")
-        out += _md_table(*_runs_table(group, _MD))
-        if _has_details(group):
-            header, rows = _details_table(group, _MD)
-            out.append(f"Comparisons and ranks, {title}:\n")
-            rows = [[re.sub(r" \(no test: \d+ shared seeds?\)", " (no test)", c) for c in r]
-                    for r in rows]
-            out += _md_table(short_headers(header), rows, left=2)
-            out += [f"{n}  " for n in _details_footnotes(group, _MD)] + [""]
+        out += _details_section(group, title)
     return "\n".join(out).rstrip() + "\n"
 
 

@@ -56,7 +56,8 @@ def crop_box(reference: np.ndarray, frac: float = 0.25) -> tuple[int, int, int]:
     return box
 
 
-def sample_grid_figure(samples: pd.DataFrame, max_images: int = 3) -> Figure:
+def sample_grid_figure(samples: pd.DataFrame, max_images: int = 3,
+                       hide: tuple[str, ...] = ()) -> Figure:
     """Low | each recipe | reference, per test image a full row and a zoomed-crop row.
 
     Args:
@@ -65,9 +66,11 @@ def sample_grid_figure(samples: pd.DataFrame, max_images: int = 3) -> Figure:
             seed, shown in the column title). The crop is the most detailed square of the
             reference, the same for every column, outlined in yellow on the full view.
         max_images: at most this many test images (rows), sorted by name.
+        hide: columns not drawn (e.g. ``("low", "reference")`` for a figure that must not
+            show dataset images); the crop is still the reference's most detailed square.
     """
     images = sorted(samples["image"].unique())[:max_images]
-    columns = list(dict.fromkeys(samples["column"]))
+    columns = [c for c in dict.fromkeys(samples["column"]) if c not in hide]
     seeds = (samples.dropna(subset=["seed"]).groupby("column")["seed"].first().to_dict()
              if "seed" in samples else {})
     with mpl.rc_context(STYLE):
@@ -103,8 +106,9 @@ def sample_grid_figure(samples: pd.DataFrame, max_images: int = 3) -> Figure:
                     full.set_title(column if seed is None else f"{column}\nseed {int(seed)}")
             axes[2 * i, 0].set_ylabel(image)
             axes[2 * i + 1, 0].set_ylabel("zoom")
-        fig.suptitle("Test images: input, each recipe's output, reference; the yellow box is "
-                     "the zoomed region (below each)")
+        shown = ("each recipe's output (input and reference not shown)"
+                 if {"low", "reference"} <= set(hide) else "input, each recipe's output, reference")
+        fig.suptitle(f"Test images: {shown}; the yellow box is the zoomed region (below each)")
     return fig
 
 

@@ -158,6 +158,9 @@ def _footnotes(group: pd.DataFrame, s: dict[str, str]) -> list[str]:
         notes.append(f"{s['dagger']} made with unofficial pretrained weights (alexnet: LPIPS; "
                      "vgg19: perceptual loss in training): not comparable with published "
                      "numbers.")
+    if (group["n_ok"].gt(0) & group["lpips_mean"].isna()).any():
+        notes.append("LPIPS n/a: not computed by these runs (--metrics without lpips, which "
+                     "needs no pretrained AlexNet): absent, not zero.")
     if (group["n_ok"] < FEW_SEEDS).any():
         notes.append(f"{s['ddagger']} fewer than {FEW_SEEDS} finished seeds: the SD and CI rest "
                      "on too few runs to say much.")
@@ -189,8 +192,9 @@ def _details_table(group: pd.DataFrame, s: dict[str, str]) -> tuple[list[str], l
               f"P(better than {baseline}) [95% CI]", "Rank held"]
     header = [h.replace("%", s["pct"]) for h in header]
     rows = []
+    recorded = [m for m in DIFF_METRICS if group[f"{m}_mean"].notna().any()]  # LPIPS may not be
     for _, row in group.iterrows():
-        for metric in DIFF_METRICS:
+        for metric in recorded:
             d = METRIC_TEXT[metric][2]
             rank_held = _fmt(100 * row[f"{metric}_rank_stability"], ".0f")
             rank_held += s["pct"] if rank_held != "-" else ""
