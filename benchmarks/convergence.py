@@ -130,11 +130,11 @@ def plot(out: Path, figure: Path, chosen: int | None) -> None:
 BEGIN, END = "<!-- convergence:begin -->", "<!-- convergence:end -->"
 
 
-def report(out: Path, doc: Path, sizes: list[int]) -> None:
+def report(out: Path, doc: Path, sizes: list[int], short: Path | None = None) -> None:
     """Replace the text between the convergence markers of ``doc`` with tables from the curve."""
     import pandas as pd
 
-    from benchmark.analysis.convergence import plateau, selection_regret
+    from benchmark.analysis.convergence import plateau, schedule_gap, selection_regret
 
     frame = pd.read_csv(out / "curve.csv")
     plat = plateau(frame)
@@ -157,6 +157,24 @@ def report(out: Path, doc: Path, sizes: list[int]) -> None:
               "| n_val | mean loss (dB) | 90th percentile (dB) |", "|---|---|---|"]
     for r in regret.itertuples():
         lines.append(f"| {r.n_val} | {r.mean_loss_db:.3f} | {r.p90_loss_db:.3f} |")
+    if short is not None:
+        gap = schedule_gap(frame, pd.read_csv(short / "curve.csv"))
+        lines += ["", "The same recipes and seeds trained with a schedule that anneals by "
+                  "its own shorter end (the curve in `--short DIR`), against the long one: the "
+                  "best validation PSNR over each schedule, and the test PSNR at that best "
+                  "checkpoint (what a run keeps and reports):", "",
+                  "| recipe | seed | iterations | best val PSNR | test PSNR | iterations | "
+                  "best val PSNR | test PSNR | val gain of the long one | test gain |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in gap.itertuples():
+            lines.append(f"| {r.recipe} | {r.seed} | {r.short_iterations} | "
+                         f"{r.short_best_val:.2f} | {r.short_test:.2f} | {r.long_iterations} | "
+                         f"{r.long_best_val:.2f} | {r.long_test:.2f} | {r.val_gain:+.2f} | "
+                         f"{r.test_gain:+.2f} |")
+        means = gap.groupby("recipe")[["val_gain", "test_gain"]].mean()
+        lines += [""] + [f"Mean over seeds, {recipe}: the long schedule adds {m.val_gain:+.2f} dB "
+                         f"of validation PSNR and {m.test_gain:+.2f} dB of test PSNR."
+                         for recipe, m in means.iterrows()]
     lines += ["", END]
     text = doc.read_text(encoding="utf-8")
     if BEGIN not in text or END not in text:
@@ -180,12 +198,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chosen", type=int, default=None, help="mark this iteration count")
     parser.add_argument("--report", type=Path, help="only fill this Markdown file's tables")
     parser.add_argument("--sizes", type=int, nargs="+", default=[3, 10, 15, 30])
+    parser.add_argument("--short", type=Path, default=None,
+                        help="with --report: a curve folder of the same recipes and seeds "
+                             "trained with a shorter schedule, to compare with OUT's")
     args = parser.parse_args(argv)
     if args.plot or args.report:
         if args.plot:
             plot(args.out, args.plot, args.chosen)
         if args.report:
-            report(args.out, args.report, args.sizes)
+            report(args.out, args.report, args.sizes, args.short)
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "curve.csv"

@@ -6,7 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.analysis.convergence import convergence_figure, plateau, selection_regret
+from benchmark.analysis.convergence import (
+    convergence_figure,
+    plateau,
+    schedule_gap,
+    selection_regret,
+)
 
 
 def _frame(noise: float, n_images: int = 40, seed: int = 0, peak: float = 0.0) -> pd.DataFrame:
@@ -52,3 +57,19 @@ def test_convergence_figure_draws_both_splits() -> None:
     val_ax, test_ax = fig.axes
     assert "validation" in val_ax.get_title() and "test" in test_ax.get_title()
     assert len(test_ax.get_lines()) == 2  # the curve and the chosen-iteration marker
+
+
+def test_schedule_gap_compares_the_best_checkpoints_of_two_schedules() -> None:
+    """Two noiseless curves: the gap is the difference of their best validation PSNRs, and the
+    test PSNR is read at each curve's own best checkpoint."""
+    long = _frame(noise=0.0)
+    short = long[long["iteration"] <= 1000].copy()
+    short.loc[short["split"] == "test", "psnr"] -= 0.5
+    gap = schedule_gap(long, short)
+    p_long, p_short = plateau(long).iloc[0], plateau(short).iloc[0]
+    row = gap.iloc[0]
+    assert row["long_iterations"] == p_long["last_iteration"]
+    assert row["short_iterations"] == p_short["last_iteration"] == 1000
+    assert row["val_gain"] == pytest.approx(p_long["final_best_val"] - p_short["final_best_val"])
+    assert row["test_gain"] == pytest.approx(p_long["test_at_best"] - p_short["test_at_best"])
+    assert row["short_test"] == pytest.approx(p_short["test_at_best"])

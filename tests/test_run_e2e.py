@@ -412,3 +412,34 @@ def test_sigkill_mid_training_then_resume_matches(tmp_path: Path) -> None:
     ref_folder = clean / "runs" / "l1" / "killed" / "seed0"
     assert (folder / "per_image.csv").read_text() == (ref_folder / "per_image.csv").read_text()
     assert _losses(folder / "train_log.csv") == _losses(ref_folder / "train_log.csv")
+
+
+def test_test_split_is_scored_without_the_training_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing holds the training or validation pixels while the test split is read and
+    scored (their memory is released first, so evaluation does not add to the run's peak)."""
+    import gc
+    import weakref
+
+    seen: dict = {}
+    real_evaluate, real_load = train._evaluate, train.data_mod.load_pairs
+
+    def load_pairs(pairs, **kwargs):
+        low, high = real_load(pairs, **kwargs)
+        if kwargs.get("native"):  # the training and validation splits
+            seen.setdefault("refs", []).extend(weakref.ref(a) for a in low + high)
+        return low, high
+
+    def evaluate(setup, trainer, *args):
+        gc.collect()
+        seen["data"] = (trainer.train_data, trainer.val_data)
+        seen["alive"] = sum(ref() is not None for ref in seen["refs"])
+        return real_evaluate(setup, trainer, *args)
+
+    monkeypatch.setattr(train.data_mod, "load_pairs", load_pairs)
+    monkeypatch.setattr(train, "_evaluate", evaluate)
+    metrics = train.run("l1", profile="smoke", results_dir=tmp_path, device="cpu", quiet=True)
+    assert metrics["status"] == "ok"
+    assert seen["data"] == (([], []), ([], [])) and len(seen["refs"]) > 0
+    assert seen["alive"] == 0, f"{seen['alive']} training/validation images still referenced"

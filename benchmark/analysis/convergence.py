@@ -49,6 +49,29 @@ def plateau(frame: pd.DataFrame, tol: float = 0.3) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def schedule_gap(long: pd.DataFrame, short: pd.DataFrame) -> pd.DataFrame:
+    """Per (recipe, seed) in both: what the longer schedule adds over the shorter one that
+    anneals by its own end, as a run sees it (the checkpoint with the best validation PSNR).
+
+    Columns: recipe, seed, ``short_iterations``/``long_iterations`` (each schedule's length),
+    ``short_best_val``/``long_best_val`` (best validation PSNR over the schedule),
+    ``val_gain`` (long - short), ``short_test``/``long_test`` (test PSNR at each best
+    checkpoint) and ``test_gain``. Both curves must score the same validation images.
+    """
+    a, b = plateau(short), plateau(long)
+    both = a.merge(b, on=["recipe", "seed"], suffixes=("_short", "_long"))
+    return pd.DataFrame({
+        "recipe": both["recipe"], "seed": both["seed"],
+        "short_iterations": both["last_iteration_short"],
+        "long_iterations": both["last_iteration_long"],
+        "short_best_val": both["final_best_val_short"],
+        "long_best_val": both["final_best_val_long"],
+        "val_gain": both["final_best_val_long"] - both["final_best_val_short"],
+        "short_test": both["test_at_best_short"], "long_test": both["test_at_best_long"],
+        "test_gain": both["test_at_best_long"] - both["test_at_best_short"],
+    })
+
+
 def selection_regret(
     frame: pd.DataFrame, sizes: Sequence[int], score_images: int = 20, draws: int = 2000,
     seed: int = 0,

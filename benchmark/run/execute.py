@@ -130,11 +130,11 @@ def run(
             if done is not None:
                 print_table(done, setup.folder, cached=True)
                 return done
+        # handed over, not kept: _execute lets go of the pixels before it reads the test split
+        data = {"train": (train_low, train_high), "val": (val_low, val_high)}
+        del train_low, train_high, val_low, val_high
         try:
-            return _execute(
-                setup, (train_low, train_high), (val_low, val_high), lock, quiet, on_checkpoint,
-                stop,
-            )
+            return _execute(setup, data, lock, quiet, on_checkpoint, stop)
         except rs.WriteError as exc:  # disk full / folder gone mid-run: a failed run, not bad input
             error = f"{exc}. Files are replaced atomically: the last complete checkpoint is kept"
             base = base_metrics(setup, None, None)
@@ -153,25 +153,53 @@ def _now() -> str:
 
 def _execute(
     setup: Setup,
-    train: tuple,
-    val: tuple,
+    data: dict[str, tuple],
     lock: rs.RunLock,
     quiet: bool,
     on_checkpoint: Callable[[int], None] | None,
     stop: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
     """One run's steps in order: prepare the folder, build (or resume) the trainer, train,
-    then select the best checkpoint and read the test split once."""
+    then select the best checkpoint and read the test split once.
+
+    ``data`` holds the only references to the training and validation pixels (``"train"``,
+    ``"val"``); they are taken out of it, and the trainer drops them once training ends, so the
+    test split is read and scored without the training set resident (the run's peak memory is
+    then the training phase's, docs/PROTOCOL.md).
+    """
     started = _now()
     _prepare_folder(setup)
     determinism = configure_determinism(setup.device, setup.protocol.deterministic)
-    trainer, gen = _build_trainer(setup, train, val, quiet)
+    trainer, gen = _build_trainer(setup, data.pop("train"), data.pop("val"), quiet)
     trainer.stop = stop
     base = base_metrics(setup, started, determinism)
     failed = _train(setup, trainer, gen, lock, quiet, on_checkpoint, base, determinism)
     if failed is not None:
         return failed
+    trainer.train_data = trainer.val_data = ([], [])  # training is over: free the pixels
+    release_freed_memory()
     return _evaluate(setup, trainer, base, determinism, quiet)
+
+
+def release_freed_memory() -> None:
+    """Hand memory that was freed back to the operating system (glibc's ``malloc_trim``).
+
+    glibc keeps freed blocks in its heaps (and raises its mmap threshold as large blocks are
+    freed), so without this the resident size never falls after the training set is dropped and
+    the test evaluation's allocations come on top of it. A no-op where glibc is absent.
+    """
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        if libc is not None and hasattr(libc, "malloc_trim"):
+            libc.malloc_trim(0)
+    except OSError:
+        pass
 
 
 def _prepare_folder(setup: Setup) -> None:
