@@ -24,7 +24,7 @@ DATA_ARG := $(if $(DATA),--data $(DATA),)
 PRECISION_ARG := $(if $(PRECISION),--precision $(PRECISION),)
 METRICS_ARG := $(if $(METRICS),--metrics $(METRICS),)
 
-.PHONY: reference gpu-check venv test test-fast bench sweep compare plots report data list weights lint bench-losses bench-train clean
+.PHONY: reference reference-docs gpu-check venv test test-fast bench sweep compare plots report data list weights lint bench-losses bench-train clean
 
 venv: $(STAMP)
 
@@ -78,11 +78,17 @@ bench-train: $(STAMP)
 
 # The lite reference results on the full LOL-v1 (every backbone-free recipe x seeds 0-2,
 # resumable; WORK is the results tree, outside the repository), then the small text files of the
-# finished runs into results/reference/LOL-v1/lite.
+# finished runs into results/reference/LOL-v1/lite, then the docs made from them (below).
 WORK ?= $(HOME)/lossbench-work/reference
 reference: $(STAMP)
 	$(PY) benchmarks/reference.py run --data $(DATA) --work $(WORK)
 	$(PY) benchmarks/reference.py export --work $(WORK)
+	$(PY) benchmarks/reference.py docs --work $(WORK)
+
+# The README table, docs/RESULTS.md's tables and figures and docs/PROTOCOL.md's prediction,
+# regenerated from results/reference/LOL-v1/lite (the sample grid from WORK's images, if there).
+reference-docs: $(STAMP)
+	$(PY) benchmarks/reference.py docs $(if $(wildcard $(WORK)/runs),--work $(WORK),)
 
 # The GPU protocol check (CUDA tests, paper-profile bench_train, a 2,000-iteration l1 run on
 # LOL-v1): exit 2 at once without CUDA. DATA= or LOSSBENCH_REAL_DATA names the LOL-v1 folder.

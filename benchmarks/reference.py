@@ -12,9 +12,13 @@ run is cached, an interrupted one resumes from its checkpoint, so stopping and s
 after that time of day.
 
 ``export`` copies the small text files of every finished run (``config.yaml``,
-``metrics.json``, ``per_image.csv``, ``train_log.csv``) into ``--to`` in the run-folder layout
-``runs/<recipe>/lite/seed<N>/``, so ``python -m benchmark compare --results DIR`` reads it like
-any results tree. No checkpoints and no images are copied.
+``metrics.json``, ``per_image.csv``, ``train_log.csv``, ``val_log.csv``) into ``--to`` in the
+run-folder layout ``runs/<recipe>/lite/seed<N>/``, so ``python -m benchmark compare --results
+DIR`` reads it like any results tree. No checkpoints and no images are copied.
+
+``docs`` fills the generated blocks of README.md ("Comparing recipes"), docs/RESULTS.md and
+docs/PROTOCOL.md ("What a rerun should get") and draws docs/figures/reference/ from the exported
+folder (``make reference-docs``); a test checks that the committed documents equal its output.
 """
 
 from __future__ import annotations
@@ -28,12 +32,13 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 #: every shipped recipe that needs no pretrained backbone (perceptual and adversarial recipes
 #: need the official VGG19, which the machines that made the reference could not download)
 RECIPES = ("l1", "mse", "charbonnier", "ssim", "ms_ssim", "zhao_mix", "edge", "frequency",
            "zero_dce_color", "flw", "exposure_fusion", "exposure_fusion_luma", "gt_mean_l1")
-TEXT_FILES = ("config.yaml", "metrics.json", "per_image.csv", "train_log.csv")
+TEXT_FILES = ("config.yaml", "metrics.json", "per_image.csv", "train_log.csv", "val_log.csv")
 
 
 def _status(work: Path, recipe: str, seed: int) -> str | None:
@@ -79,6 +84,98 @@ def export(args: argparse.Namespace) -> int:
     return 0
 
 
+REFERENCE = ROOT / "results" / "reference" / "LOL-v1" / "lite"
+FIGURES = Path("docs", "figures", "reference")  # under the repository root
+#: (document, marker name) filled by ``docs``; the text between the markers is generated
+BLOCKS = (("README.md", "reference-table"), ("docs/RESULTS.md", "reference-results"),
+          ("docs/PROTOCOL.md", "reference-prediction"))
+COMPARE = "python -m benchmark compare --results results/reference/LOL-v1/lite --compact"
+
+
+def blocks(results: Path) -> dict[str, str]:
+    """The generated Markdown of every ``BLOCKS`` marker, from the reference folder alone."""
+    from benchmark.analysis.frames import compare_frames
+    from benchmark.analysis.metric_tables import metric_markdown, prediction, prediction_markdown
+    from benchmark.analysis.report import compact_markdown, details_markdown
+
+    runs, _, summary = compare_frames(results, "l1")
+    ok = runs[runs["status"] == "ok"]
+    seeds = sorted(int(s) for s in ok["seed"].unique())
+    cpus = ", ".join(sorted({str(c) for c in ok["cpu_model"].dropna()})) or "unknown"
+    precision = ", ".join(sorted({str(p) for p in ok["precision"].dropna()})) or "unknown"
+    hours = ok["train_seconds"].sum() / 3600
+    dataset = ", ".join(sorted({str(d) for d in ok["dataset_name"].dropna()})) or "unknown"
+    provenance = (
+        f"{len(ok)} finished runs: {ok['recipe'].nunique()} recipes, seeds "
+        f"{', '.join(map(str, seeds))}, at the `lite` profile on {dataset} (the test set: "
+        f"eval15), `--metrics psnr,ssim`, precision {precision}, on {cpus} "
+        f"(torch {', '.join(sorted({str(t) for t in ok['torch'].dropna()}))}; "
+        f"{hours:.1f} h of training in all, on a machine shared with other work, so the times "
+        "vary with its load). Each run's config, environment, metrics, per-image values and "
+        "training logs are in `results/reference/LOL-v1/lite/runs/`.")
+    table = compact_markdown(summary)
+    readme = (f"Generated from `results/reference/LOL-v1/lite/` by `{COMPARE}` (`make "
+              f"reference-docs` refreshes it); {provenance}\n\n{table}")
+    results_md = [provenance, ""]
+    for metric in ("psnr", "ssim", "psnr_gtmean"):
+        results_md.append(metric_markdown(runs, summary, metric))
+    results_md.append(details_markdown(summary))
+    preds = [prediction(runs, "l1", m) for m in ("psnr", "ssim", "psnr_gtmean")]
+    protocol = "".join("- " + prediction_markdown(p, f"a lite l1 run on {dataset}")
+                       for p in preds)
+    return {"reference-table": readme, "reference-results": "\n".join(results_md),
+            "reference-prediction": protocol}
+
+
+def fill(text: str, name: str, body: str, where: str) -> str:
+    """``text`` with the lines between ``<!-- name:begin -->`` and ``<!-- name:end -->``
+    replaced by ``body``."""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    if text.count(begin) != 1 or text.count(end) != 1:
+        raise SystemExit(f"{where}: needs one {begin} ... {end} pair")
+    head, rest = text.split(begin, 1)
+    return f"{head}{begin}\n\n{body.rstrip()}\n\n{end}{rest.split(end, 1)[1]}"
+
+
+def docs(args: argparse.Namespace) -> int:
+    """Fill the generated blocks of README.md, docs/RESULTS.md and docs/PROTOCOL.md and draw
+    the figures into docs/figures/reference/ from the reference folder (the sample grid from
+    ``--work``'s images, which are not exported)."""
+    from benchmark.analysis import plots
+    from benchmark.analysis.frames import compare_frames, load_runs, load_train_logs
+    from benchmark.analysis.logs import load_val_logs
+    from benchmark.analysis.samples import sample_grid_figure, sample_table
+
+    root = args.root
+    bodies = blocks(args.results)
+    for doc, name in BLOCKS:
+        path = root / doc
+        body = bodies[name]
+        path.write_text(fill(path.read_text(encoding="utf-8"), name, body, doc), encoding="utf-8")
+        print(f"reference: filled {doc} ({name})")
+    runs, per_image, summary = compare_frames(args.results, "l1")
+    colors = plots.recipe_colors(list(runs["recipe"].unique()))
+    figures = {
+        "metrics": plots.metrics_figure(summary, colors=colors),
+        "psnr_ssim": plots.perception_distortion_figure(summary, colors=colors),
+        "validation_curves": plots.validation_curves_figure(load_val_logs(runs), colors=colors),
+        "training_curves": plots.training_curves_figure(load_train_logs(runs), colors=colors),
+        "per_image_diff": plots.per_image_difference_figure(per_image, "l1", colors=colors),
+        "rank_stability": plots.rank_stability_figure(
+            plots.rank_frequency_frame(per_image, summary)),
+    }
+    if args.work and (args.work / "runs").is_dir():
+        work_runs, _ = load_runs(args.work)
+        samples = sample_table(work_runs[work_runs["profile"] == "lite"], "l1")
+        figures["samples"] = sample_grid_figure(samples, hide=("low", "reference"))
+    folder = root / FIGURES
+    folder.mkdir(parents=True, exist_ok=True)
+    for kind, fig in figures.items():
+        fig.savefig(folder / f"{kind}.png", dpi=150, metadata={"Software": None})
+        print(f"reference: wrote {FIGURES / f'{kind}.png'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="action", required=True)
@@ -91,8 +188,13 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("export")
     p.add_argument("--work", type=Path, required=True)
     p.add_argument("--to", type=Path, default=ROOT / "results" / "reference" / "LOL-v1" / "lite")
+    p = sub.add_parser("docs")
+    p.add_argument("--results", type=Path, default=REFERENCE)
+    p.add_argument("--work", type=Path, default=None,
+                   help="the results tree (for the sample grid's images)")
+    p.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)  # tests
     args = parser.parse_args(argv)
-    return run(args) if args.action == "run" else export(args)
+    return {"run": run, "export": export, "docs": docs}[args.action](args)
 
 
 if __name__ == "__main__":

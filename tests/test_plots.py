@@ -197,7 +197,7 @@ def test_sample_grid_can_hide_the_dataset_images(frames) -> None:
     assert len(fig.axes) == 2 * 2 * 3
     assert [ax.get_title() for ax in fig.axes[:3]] == ["l1\nseed 0", "s3net\nseed 0",
                                                       "srgan\nseed 0"]
-    assert "input and reference not shown" in fig.get_suptitle()
+    assert "input, reference not shown" in fig.get_suptitle()
     box = [p for p in fig.axes[0].patches if isinstance(p, Rectangle)][0]
     same = [p for p in full.axes[1].patches if isinstance(p, Rectangle)][0]
     assert box.get_xy() == same.get_xy() and box.get_width() == same.get_width()

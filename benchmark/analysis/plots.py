@@ -243,9 +243,10 @@ def validation_curves_figure(val: pd.DataFrame, colors: dict[str, tuple] | None 
         ax.set_ylabel("validation PSNR (dB) ↑")
         ax.grid(lw=0.3, alpha=0.5)
         handles, labels = ax.get_legend_handles_labels()
-        fig.legend(handles, labels, loc="outside right upper", frameon=False)
+        fig.legend(handles, labels, loc="outside lower center", ncols=min(7, len(labels)),
+                   frameon=False)
         fig.suptitle("Validation PSNR (held-out training pairs): median over seeds, band = "
-                     "min-max")
+                     "min-max over seeds")
     return fig
 
 

@@ -106,9 +106,9 @@ def sample_grid_figure(samples: pd.DataFrame, max_images: int = 3,
                     full.set_title(column if seed is None else f"{column}\nseed {int(seed)}")
             axes[2 * i, 0].set_ylabel(image)
             axes[2 * i + 1, 0].set_ylabel("zoom")
-        shown = ("each recipe's output (input and reference not shown)"
+        shown = ("each recipe's output (input, reference not shown)"
                  if {"low", "reference"} <= set(hide) else "input, each recipe's output, reference")
-        fig.suptitle(f"Test images: {shown}; the yellow box is the zoomed region (below each)")
+        fig.suptitle(f"Test images: {shown}; yellow box: the zoomed region (below)")
     return fig
 
 

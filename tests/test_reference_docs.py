@@ -1,0 +1,167 @@
+"""The shipped reference results and the documents made from them: the per-metric tables and
+the prediction interval (against scipy and by simulation), the generated blocks of README.md,
+docs/RESULTS.md and docs/PROTOCOL.md (equal to what the tool makes from the committed folder),
+and the reference sweep's recipe list (every shipped recipe that needs no pretrained backbone).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from scipy import stats as sps
+
+from benchmark.analysis.frames import compare_frames, load_runs
+from benchmark.analysis.metric_tables import metric_markdown, prediction, prediction_markdown
+from benchmark.cli import main
+from tests.test_reference import _runs
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import reference as reference_script  # noqa: E402
+
+SHIPPED = ROOT / "results" / "reference" / "LOL-v1" / "lite"
+
+
+# ---------------------------------------------------------------- the prediction interval
+
+
+def test_prediction_interval_against_scipy(tmp_path: Path) -> None:
+    offsets = {0: -0.3, 1: 0.1, 2: 0.05, 3: 0.4}
+    _runs(tmp_path, "l1", offsets)
+    runs, _ = load_runs(tmp_path)
+    pred = prediction(runs, "l1", "psnr")
+    values = 21.0 + np.array(list(offsets.values()))  # each run's mean over its images
+    sd = values.std(ddof=1)
+    half = sps.t.ppf(0.975, 3) * sd * np.sqrt(1 + 1 / 4)
+    assert pred.n == 4 and pred.mean == pytest.approx(values.mean(), rel=1e-12)
+    assert (pred.low, pred.high) == pytest.approx((values.mean() - half, values.mean() + half),
+                                                  rel=1e-12)
+    text = prediction_markdown(pred, "a lite l1 run on LOL-v1")
+    assert text.startswith("A lite l1 run on LOL-v1 should score a test-set PSNR within **[")
+    one = prediction(runs[runs["seed"] == 0], "l1", "psnr")
+    assert np.isnan(one.low) and "too few for a prediction interval" in prediction_markdown(
+        one, "a run")
+
+
+@pytest.mark.parametrize("n", [2, 3, 5])
+def test_prediction_interval_covers_a_new_run_95_percent(n: int) -> None:
+    """Simulation: n reference runs and one new run from the same normal run-to-run
+    distribution; the new run falls inside the interval 95% of the time (SD of the rate over
+    4000 replicates: 0.0034)."""
+    rng = np.random.default_rng(n)
+    reps, hits = 4000, 0
+    for _ in range(reps):
+        values = rng.normal(17.0, 0.3, n + 1)
+        runs = pd.DataFrame({"status": "ok", "recipe": "l1", "psnr": values[:n]})
+        pred = prediction(runs, "l1", "psnr")
+        hits += pred.low <= values[n] <= pred.high
+    assert 0.94 <= hits / reps <= 0.96
+
+
+# ---------------------------------------------------------------- the per-metric table
+
+
+def test_metric_table_shows_every_seed_and_the_summary(tmp_path: Path) -> None:
+    _runs(tmp_path, "l1", {0: -0.1, 1: 0.0, 2: 0.1})
+    _runs(tmp_path, "flw", {0: 0.2, 1: 0.4})  # seed 2 missing
+    runs, _, summary = compare_frames(tmp_path, "l1")
+    text = metric_markdown(runs, summary, "psnr")
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    assert lines[0] == ("| Recipe | seed 0 | seed 1 | seed 2 | mean ± SD | 95% CI | "
+                        "Δ vs l1 [95% CI] | p (Holm) |")
+    l1 = lines[2].split(" | ")
+    assert l1[1:4] == ["20.90", "21.00", "21.10"] and l1[4] == "21.00 ± 0.10"
+    ci = sps.t.ppf(0.975, 2) * 0.1 / np.sqrt(3)
+    assert l1[5] == f"[{21 - ci:.2f}, {21 + ci:.2f}]" and lines[2].endswith("| base |  |")
+    flw = lines[3].split(" | ")
+    assert flw[1:4] == ["21.20", "21.40", "–"] and flw[6] == "+0.35"  # seeds 0, 1 shared; no CI
+    assert flw[7].rstrip(" |") == "n/a"
+
+
+# ---------------------------------------------------------------- the generated documents
+
+
+def test_docs_blocks_are_generated_from_the_shipped_folder() -> None:
+    """README, docs/RESULTS.md and docs/PROTOCOL.md hold exactly what `make reference-docs`
+    makes from results/reference/LOL-v1/lite: nothing in them is typed by hand."""
+    assert any(SHIPPED.glob("runs/*/lite/seed*/metrics.json")), "no shipped reference runs"
+    bodies = reference_script.blocks(SHIPPED)
+    for doc, name in reference_script.BLOCKS:
+        text = (ROOT / doc).read_text(encoding="utf-8")
+        expected = reference_script.fill(text, name, bodies[name], doc)
+        assert text == expected, f"{doc}: the {name} block is stale; run make reference-docs"
+
+
+def test_readme_table_is_what_compare_prints(capsys: pytest.CaptureFixture[str],
+                                             tmp_path: Path) -> None:
+    """The README's table is `compare --compact`'s output on the shipped folder."""
+    import shutil
+
+    copy = tmp_path / "ref"  # compare writes tables/ into the folder: leave the shipped one be
+    shutil.copytree(SHIPPED, copy)
+    assert main(["compare", "--results", str(copy), "--compact"]) == 0
+    printed = capsys.readouterr().out.split("\nwrote ")[0].strip()
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert printed and printed in readme
+
+
+def test_shipped_runs_are_text_only_and_complete() -> None:
+    """Only the small text files; each run finished, on the official LOL-v1, at lite."""
+    allowed = set(reference_script.TEXT_FILES)
+    for run in SHIPPED.glob("runs/*/lite/seed*"):
+        names = {p.name for p in run.iterdir()}
+        assert names <= allowed and {"config.yaml", "metrics.json", "per_image.csv"} <= names
+        data = json.loads((run / "metrics.json").read_text())
+        assert data["status"] == "ok" and data["profile"] == "lite"
+        assert data["dataset"]["name"] == "LOL-v1" and data["dataset"]["identity"] == "official"
+        assert data["metrics"] == ["psnr", "ssim"] and data["test"]["lpips"] is None
+
+
+def test_docs_command_fills_every_block_and_draws_every_figure(tmp_path: Path) -> None:
+    for doc, name in reference_script.BLOCKS:
+        (tmp_path / doc).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / doc).write_text(f"# t\n\n<!-- {name}:begin -->\nold\n<!-- {name}:end -->\n"
+                                    "after\n")
+    _runs(tmp_path / "ref", "l1", {0: -0.1, 1: 0.0, 2: 0.1})
+    _runs(tmp_path / "ref", "flw", {0: 0.2, 1: 0.4, 2: 0.3})
+    assert reference_script.main(["docs", "--results", str(tmp_path / "ref"), "--root",
+                                  str(tmp_path), "--work", str(tmp_path / "ref")]) == 0
+    for doc, name in reference_script.BLOCKS:
+        text = (tmp_path / doc).read_text()
+        assert "\nold\n" not in text and text.endswith(f"<!-- {name}:end -->\nafter\n")
+    readme = (tmp_path / "README.md").read_text()
+    assert "| flw | 3 |" in readme and "`lite` profile on LOL-v1" in readme
+    assert "should score a test-set PSNR within" in (tmp_path / "docs/PROTOCOL.md").read_text()
+    figures = {p.name for p in (tmp_path / reference_script.FIGURES).iterdir()}
+    assert figures == {f"{k}.png" for k in ("metrics", "psnr_ssim", "validation_curves",
+                                            "training_curves", "per_image_diff",
+                                            "rank_stability", "samples")}
+    for line in (ROOT / "docs" / "RESULTS.md").read_text().splitlines():
+        if line.startswith("![") and "figures/reference/" in line:
+            assert line.split("figures/reference/")[1].rstrip(")") in figures, line
+    (tmp_path / "README.md").write_text("no markers\n")
+    with pytest.raises(SystemExit, match="README.md: needs one"):
+        reference_script.main(["docs", "--results", str(tmp_path / "ref"), "--root",
+                               str(tmp_path)])
+
+
+def test_the_sweep_runs_every_backbone_free_recipe() -> None:
+    """RECIPES is every shipped recipe whose losses need no pretrained backbone (the
+    perceptual losses need VGG19), so a recipe added to recipes/ is not silently left out."""
+    from benchmark.losses import LOSSES
+
+    free = set()
+    for path in sorted((ROOT / "recipes").glob("*.yaml")):
+        recipe = yaml.safe_load(path.read_text())
+        modules = {LOSSES[term["name"]].__module__ for term in recipe["losses"]}
+        if "benchmark.losses.perceptual" not in modules:
+            free.add(path.stem)
+    assert set(reference_script.RECIPES) == free
+    assert {"s3net", "srgan", "srgan_tv"}.isdisjoint(free)
