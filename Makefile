@@ -47,7 +47,7 @@ bench: $(STAMP)
 	$(PY) -m benchmark run $(RECIPE) --profile $(PROFILE) --seed $(SEED) --results $(RESULTS) $(DATA_ARG) $(PRECISION_ARG) $(METRICS_ARG)
 
 sweep: $(STAMP)
-	$(PY) -m benchmark sweep $(RECIPES) $(if $(SEEDS),--seeds $(SEEDS),) --profile $(PROFILE) --executor $(EXECUTOR) $(if $(JOBS),--jobs $(JOBS),) --results $(RESULTS) $(DATA_ARG) $(PRECISION_ARG)
+	$(PY) -m benchmark sweep $(RECIPES) $(if $(SEEDS),--seeds $(SEEDS),) --profile $(PROFILE) --executor $(EXECUTOR) $(if $(JOBS),--jobs $(JOBS),) --results $(RESULTS) $(DATA_ARG) $(PRECISION_ARG) $(METRICS_ARG)
 
 compare: $(STAMP)
 	$(PY) -m benchmark compare --results $(RESULTS) $(if $(BASELINE),--baseline $(BASELINE),)

@@ -136,6 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
         "cluster whose nodes differ)",
     )
     p.add_argument(
+        "--metrics",
+        type=_metrics,
+        default=None,
+        help="test metrics of every run: psnr,ssim,lpips (default) or psnr,ssim (no pretrained "
+        "AlexNet needed; LPIPS absent, not zero)",
+    )
+    p.add_argument(
         "--grid",
         action="append",
         default=None,

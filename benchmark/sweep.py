@@ -211,7 +211,8 @@ def run_local(todo: list[RunKey], args: argparse.Namespace, results: Path, log_d
                 job = _submit_shielded(executor, run_job, key.spec or key.recipe, key.profile,
                                        key.seed, args.data, str(results), args.force, threads,
                                        getattr(args, "precision", None),
-                                       getattr(args, "ckpt_minutes", None))
+                                       getattr(args, "ckpt_minutes", None),
+                                       getattr(args, "metrics", None))
                 active[job] = (key, gpu)
             progress.set_running(len(active))
             time.sleep(0.5)
@@ -250,7 +251,8 @@ def run_slurm(todo: list[RunKey], args: argparse.Namespace, results: Path, log_d
                 job = executor.submit(SlurmRunJob(), key.spec or key.recipe, key.profile,
                                       key.seed, args.data, str(results), args.force, None,
                                       getattr(args, "precision", None),
-                                      getattr(args, "ckpt_minutes", None))
+                                      getattr(args, "ckpt_minutes", None),
+                                      getattr(args, "metrics", None))
                 jobs.append((job, key))
     except (submitit.core.utils.FailedJobError, OSError) as exc:
         raise slurm.refusal(str(exc)) from None

@@ -212,3 +212,15 @@ def test_threads_follow_the_slurm_allocation(monkeypatch: pytest.MonkeyPatch):
     finally:
         torch.set_num_threads(before)
     assert seen["threads"] == 1
+
+
+def test_run_job_passes_the_metrics_on(monkeypatch: pytest.MonkeyPatch):
+    """``sweep --metrics psnr,ssim`` reaches ``run`` (no AlexNet needed); without it, ``run``'s
+    default (every metric) applies."""
+    from benchmark.run import job
+
+    calls = []
+    monkeypatch.setattr("benchmark.run.execute.run", lambda *a, **k: calls.append(k) or {})
+    job.run_job("l1", "smoke", 0, None, "results", False, None, None, None, ("psnr", "ssim"))
+    job.run_job("l1", "smoke", 0, None, "results", False, None)
+    assert calls[0]["metrics"] == ("psnr", "ssim") and "metrics" not in calls[1]

@@ -147,7 +147,7 @@ def test_slurm_path_hands_submitit_an_array_with_the_parameters(tmp_path, monkey
     cfg.write_text("partition: gpu\naccount: lab\narray_parallelism: 4\nseeds: [0, 1, 2]\n")
     code = main(["sweep", "l1", "s3net", "--executor", "slurm", "--profile", "paper",
                  "--results", str(tmp_path / "res"), "--config", str(cfg), "--gpus-per-job", "2",
-                 "--precision", "bf16"])
+                 "--precision", "bf16", "--metrics", "psnr,ssim"])
     assert code == 0
     ex = _FakeAutoExecutor.created[-1]
     assert ex.cluster == "slurm"
@@ -161,6 +161,7 @@ def test_slurm_path_hands_submitit_an_array_with_the_parameters(tmp_path, monkey
     assert calls == [(r, "paper", s) for r in ("l1", "s3net") for s in (0, 1, 2)]
     assert all(isinstance(j.fn, sweep.SlurmRunJob) for j in ex.jobs)
     assert all(j.args[7] == "bf16" for j in ex.jobs)  # pinned for every node of the cluster
+    assert all(j.args[9] == ("psnr", "ssim") for j in ex.jobs)  # --metrics reaches every run
     records = slurm.read_records(tmp_path / "res")
     assert records["l1/paper/seed0"]["job_id"] == "77_0"
     assert len(records) == 6
@@ -168,8 +169,10 @@ def test_slurm_path_hands_submitit_an_array_with_the_parameters(tmp_path, monkey
     delayed = ex.jobs[0].fn.checkpoint(*ex.jobs[0].args)
     assert delayed.args == ex.jobs[0].args
     # ... and resumes even when the sweep was started with --force
-    forced = ex.jobs[0].fn.checkpoint("l1", "paper", 0, None, "res", True, None, "bf16", None)
-    assert forced.args == ("l1", "paper", 0, None, "res", False, None, "bf16", None)
+    forced = ex.jobs[0].fn.checkpoint("l1", "paper", 0, None, "res", True, None, "bf16", None,
+                                      ("psnr", "ssim"))
+    assert forced.args == ("l1", "paper", 0, None, "res", False, None, "bf16", None,
+                           ("psnr", "ssim"))
 
 
 def test_default_recipes_and_seeds_come_from_recipes_dir_and_protocol():

@@ -16,11 +16,13 @@ from benchmark.recipes.mix import load_recipe
 
 def run_job(recipe: str, profile: str, seed: int, data: str | None, results: str,
             force: bool, threads: int | None, precision: str | None = None,
-            ckpt_minutes: float | None = None, stop: Callable[[], bool] | None = None,
+            ckpt_minutes: float | None = None, metrics: tuple[str, ...] | None = None,
+            stop: Callable[[], bool] | None = None,
             on_checkpoint: Callable[[int], None] | None = None) -> dict[str, Any]:
     """One job (runs in the worker process). Returns the run's metrics dict, never raises for a
     failed run so one failure cannot stop the sweep. Torch threads: ``threads``, else the
-    Slurm allocation (``SLURM_CPUS_PER_TASK``), else torch's default."""
+    Slurm allocation (``SLURM_CPUS_PER_TASK``), else torch's default. ``metrics``: the test
+    metrics (``sweep --metrics``; None: all of them)."""
     import dataclasses
 
     import torch
@@ -35,9 +37,10 @@ def run_job(recipe: str, profile: str, seed: int, data: str | None, results: str
         protocol: Any = profile
         if ckpt_minutes is not None:
             protocol = dataclasses.replace(resolve_profile(profile)[0], ckpt_minutes=ckpt_minutes)
+        extra = {"metrics": tuple(metrics)} if metrics else {}
         return run(recipe, profile=protocol, seed=seed, data_dir=data, results_dir=results,
                    force=force, quiet=True, precision=precision, stop=stop,
-                   on_checkpoint=on_checkpoint)
+                   on_checkpoint=on_checkpoint, **extra)
     except UserError as exc:
         return {"status": "failed", "error": str(exc), "recipe": recipe, "seed": seed}
 
