@@ -105,9 +105,13 @@ def blocks(results: Path) -> dict[str, str]:
     precision = ", ".join(sorted({str(p) for p in ok["precision"].dropna()})) or "unknown"
     hours = ok["train_seconds"].sum() / 3600
     dataset = ", ".join(sorted({str(d) for d in ok["dataset_name"].dropna()})) or "unknown"
+    counts = ok.groupby("recipe")["seed"].nunique()
+    per = "; ".join(f"{n} seed{'s' if n > 1 else ''}: "
+                    f"{', '.join(sorted(counts[counts == n].index))}"
+                    for n in sorted(counts.unique(), reverse=True))
     provenance = (
-        f"{len(ok)} finished runs: {ok['recipe'].nunique()} recipes, seeds "
-        f"{', '.join(map(str, seeds))}, at the `lite` profile on {dataset} (the test set: "
+        f"{len(ok)} finished runs of {ok['recipe'].nunique()} recipes ({per}; seeds "
+        f"{', '.join(map(str, seeds))}) at the `lite` profile on {dataset} (the test set: "
         f"eval15), `--metrics psnr,ssim`, precision {precision}, on {cpus} "
         f"(torch {', '.join(sorted({str(t) for t in ok['torch'].dropna()}))}; "
         f"{hours:.1f} h of training in all, on a machine shared with other work, so the times "
