@@ -92,13 +92,14 @@ BLOCKS = (("README.md", "reference-table"), ("docs/RESULTS.md", "reference-resul
 COMPARE = "python -m benchmark compare --results results/reference/LOL-v1/lite --compact"
 
 
-def blocks(results: Path) -> dict[str, str]:
-    """The generated Markdown of every ``BLOCKS`` marker, from the reference folder alone."""
+def blocks(results: Path, frames: tuple | None = None) -> dict[str, str]:
+    """The generated Markdown of every ``BLOCKS`` marker, from the reference folder alone
+    (``frames``: its ``compare_frames(results, "l1")``, when the caller already has them)."""
     from benchmark.analysis.frames import compare_frames
     from benchmark.analysis.metric_tables import metric_markdown, prediction, prediction_markdown
     from benchmark.analysis.report import compact_markdown, details_markdown
 
-    runs, _, summary = compare_frames(results, "l1")
+    runs, _, summary = frames or compare_frames(results, "l1")
     ok = runs[runs["status"] == "ok"]
     seeds = sorted(int(s) for s in ok["seed"].unique())
     cpus = ", ".join(sorted({str(c) for c in ok["cpu_model"].dropna()})) or "unknown"
@@ -151,13 +152,13 @@ def docs(args: argparse.Namespace) -> int:
     from benchmark.analysis.samples import sample_grid_figure, sample_table
 
     root = args.root
-    bodies = blocks(args.results)
+    runs, per_image, summary = frames = compare_frames(args.results, "l1")
+    bodies = blocks(args.results, frames)
     for doc, name in BLOCKS:
         path = root / doc
         body = bodies[name]
         path.write_text(fill(path.read_text(encoding="utf-8"), name, body, doc), encoding="utf-8")
         print(f"reference: filled {doc} ({name})")
-    runs, per_image, summary = compare_frames(args.results, "l1")
     colors = plots.recipe_colors(list(runs["recipe"].unique()))
     figures = {
         "metrics": plots.metrics_figure(summary, colors=colors),

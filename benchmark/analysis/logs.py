@@ -22,10 +22,14 @@ def train_logs(runs: pd.DataFrame) -> Iterator[tuple[Any, pd.DataFrame]]:
         path = Path(run.run_dir) / "train_log.csv"
         if not path.is_file():
             continue
-        try:
-            yield run, pd.read_csv(path)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-            raise UserError(f"{path}: not a readable CSV: {str(exc).strip()}") from None
+        yield run, _read_csv(path)
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not a readable CSV: {str(exc).strip()}") from None
 
 
 def load_val_logs(runs: pd.DataFrame) -> pd.DataFrame:
@@ -39,10 +43,7 @@ def load_val_logs(runs: pd.DataFrame) -> pd.DataFrame:
         path = Path(run.run_dir) / "val_log.csv"
         if not path.is_file():
             continue
-        try:
-            log = pd.read_csv(path)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-            raise UserError(f"{path}: not a readable CSV: {str(exc).strip()}") from None
+        log = _read_csv(path)
         for col in ("iteration", "val_psnr"):
             if col not in log.columns or not pd.api.types.is_numeric_dtype(log[col]):
                 raise UserError(f"{path}: column {col!r} missing or not numeric")
