@@ -87,9 +87,70 @@ def export(args: argparse.Namespace) -> int:
 REFERENCE = ROOT / "results" / "reference" / "LOL-v1" / "lite"
 FIGURES = Path("docs", "figures", "reference")  # under the repository root
 #: (document, marker name) filled by ``docs``; the text between the markers is generated
-BLOCKS = (("README.md", "reference-table"), ("docs/RESULTS.md", "reference-results"),
-          ("docs/PROTOCOL.md", "reference-prediction"))
+BLOCKS = (("README.md", "reference-table"), ("README.md", "reference-reading"),
+          ("docs/RESULTS.md", "reference-results"), ("docs/PROTOCOL.md", "reference-prediction"))
 COMPARE = "python -m benchmark compare --results results/reference/LOL-v1/lite --compact"
+
+
+def _listing(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def reading(summary, baseline: str = "l1", alpha: float = 0.05) -> str:
+    """What the table says, in sentences made from ``summary`` (``compare_frames``' third
+    frame) alone: per metric, the recipes the crossed seed x image test finds above or below
+    the baseline (Holm-adjusted p < ``alpha``, with the difference and its 95% interval), the
+    ones it cannot tell apart and the smallest difference it would detect, then the recipes
+    with too few seeds for a test. Generated, so it cannot drift from the table."""
+    from benchmark.analysis.tables import METRIC_TEXT
+
+    others = summary[~summary["is_baseline"].astype(bool)].sort_values("recipe")
+    tested_any = others[others["psnr_p_holm"].notna()]
+    sentences = []
+    if not tested_any.empty:
+        sentences.append(
+            f"Against {baseline}, with the crossed seed × image test (it counts both the "
+            "training seeds and the test images as samples; Holm-adjusted p < "
+            f"{alpha:g} over the {len(tested_any)} recipes with 3 or more seeds shared with "
+            f"{baseline}; each difference with its 95% interval).")
+    for metric in ("psnr", "ssim"):
+        label, unit, dec = METRIC_TEXT[metric]
+        unit = f" {unit}" if unit else ""
+        tested = others[others[f"{metric}_p_holm"].notna()]
+        if tested.empty:
+            continue
+        sig = tested[tested[f"{metric}_p_holm"] < alpha]
+        found = []
+        for direction, part in (("higher", sig[sig[f"{metric}_diff"] > 0]),
+                                ("lower", sig[sig[f"{metric}_diff"] < 0])):
+            cells = [
+                f"{r.recipe} ({r[f'{metric}_diff']:+.{dec}f}{unit} "
+                f"[{r[f'{metric}_diff_ci_low']:+.{dec}f}, {r[f'{metric}_diff_ci_high']:+.{dec}f}])"
+                for _, r in part.sort_values(f"{metric}_diff", ascending=direction == "lower")
+                .iterrows()]
+            if cells:
+                found.append(f"{_listing(cells)} score{'s' if len(cells) == 1 else ''} "
+                             f"{direction}")
+        rest = tested[tested[f"{metric}_p_holm"] >= alpha]
+        text = f"On {label}, " + "; ".join(
+            found + ([f"it cannot tell {_listing(sorted(rest['recipe']))} from {baseline}"]
+                     if not rest.empty else []))
+        if not rest.empty:
+            mde = float(rest[f"{metric}_mde"].median())
+            text += (", which is not evidence of equal scores: with these seeds and images it "
+                     f"detects a difference of about {mde:.{dec}f}{unit} with 80% power")
+        sentences.append(text + ".")
+    untested = sorted(others[others["psnr_p_holm"].isna()]["recipe"])
+    if untested:
+        one = len(untested) == 1
+        sentences.append(f"Not tested yet (fewer than 3 seeds shared with {baseline}): "
+                         f"{_listing(untested)}; "
+                         f"{'its Δ rests' if one else 'their Δ rest'} on one or two pairs of runs.")
+    sentences.append(
+        "These are statements about the small fixed UNet trained for 2,000 iterations (`lite`) "
+        "and about test images like these 15; they do not rank the losses at their papers' own "
+        "schedules and architectures.")
+    return " ".join(sentences)
 
 
 def blocks(results: Path, frames: tuple | None = None) -> dict[str, str]:
@@ -128,7 +189,8 @@ def blocks(results: Path, frames: tuple | None = None) -> dict[str, str]:
     preds = [prediction(runs, "l1", m) for m in ("psnr", "ssim", "psnr_gtmean")]
     protocol = "".join("- " + prediction_markdown(p, f"a lite l1 run on {dataset}")
                        for p in preds)
-    return {"reference-table": readme, "reference-results": "\n".join(results_md),
+    return {"reference-table": readme, "reference-reading": reading(summary),
+            "reference-results": "\n".join(results_md),
             "reference-prediction": protocol}
 
 

@@ -125,17 +125,18 @@ def test_shipped_runs_are_text_only_and_complete() -> None:
 
 
 def test_docs_command_fills_every_block_and_draws_every_figure(tmp_path: Path) -> None:
-    for doc, name in reference_script.BLOCKS:
-        (tmp_path / doc).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / doc).write_text(f"# t\n\n<!-- {name}:begin -->\nold\n<!-- {name}:end -->\n"
-                                    "after\n")
+    for doc, name in reference_script.BLOCKS:  # README.md has two blocks
+        path = tmp_path / doc
+        path.parent.mkdir(parents=True, exist_ok=True)
+        head = path.read_text() if path.exists() else "# t\n"
+        path.write_text(f"{head}\n<!-- {name}:begin -->\nold\n<!-- {name}:end -->\nafter\n")
     _runs(tmp_path / "ref", "l1", {0: -0.1, 1: 0.0, 2: 0.1})
     _runs(tmp_path / "ref", "flw", {0: 0.2, 1: 0.4, 2: 0.3})
     assert reference_script.main(["docs", "--results", str(tmp_path / "ref"), "--root",
                                   str(tmp_path), "--work", str(tmp_path / "ref")]) == 0
     for doc, name in reference_script.BLOCKS:
         text = (tmp_path / doc).read_text()
-        assert "\nold\n" not in text and text.endswith(f"<!-- {name}:end -->\nafter\n")
+        assert "\nold\n" not in text and f"<!-- {name}:end -->\nafter\n" in text
     readme = (tmp_path / "README.md").read_text()
     assert "| flw | 3 |" in readme and "`lite` profile on LOL-v1" in readme
     assert "should score a test-set PSNR within" in (tmp_path / "docs/PROTOCOL.md").read_text()
@@ -165,3 +166,30 @@ def test_the_sweep_runs_every_backbone_free_recipe() -> None:
             free.add(path.stem)
     assert set(reference_script.RECIPES) == free
     assert {"s3net", "srgan", "srgan_tv"}.isdisjoint(free)
+
+
+def test_reading_states_what_the_test_found_and_no_more(tmp_path: Path) -> None:
+    """The README's sentences under the table come from the summary: a large difference is
+    reported with its interval and direction, a null one as "cannot tell" (with the detectable
+    size, never as "equal"), and a recipe with one seed as untested."""
+    from tests.test_results import make_run
+
+    rng = np.random.default_rng(0)
+    images = rng.normal(18.0, 2.0, 15)  # per-image difficulty, shared by every recipe
+    shifts = {"l1": 0.0, "flw": 3.0, "mse": 0.0, "edge": -3.0}
+    for recipe, shift in shifts.items():
+        for seed in (0, 1, 2):
+            noise = rng.normal(0, 0.3) + rng.normal(0, 0.2, 15)  # seed effect + seed x image
+            make_run(tmp_path, recipe, seed, images + shift + noise, profile="lite")
+    make_run(tmp_path, "ssim", 0, images + 1.0, profile="lite")
+    _, _, summary = compare_frames(tmp_path, "l1")
+    text = reference_script.reading(summary)
+    assert "On PSNR, flw (+3." in text and " dB [+" in text
+    assert "Holm-adjusted p < 0.05 over the 3 recipes" in text
+    assert "scores higher; edge (-3." in text
+    assert "scores lower; it cannot tell mse from l1" in text
+    assert "which is not evidence of equal scores" in text
+    assert "Not tested yet (fewer than 3 seeds shared with l1): ssim;" in text
+    flw = summary.set_index("recipe").loc["flw"]
+    assert f"flw (+{flw['psnr_diff']:.2f} dB [+{flw['psnr_diff_ci_low']:.2f}, " in text
+    assert "mse (" not in text  # no difference is quoted for what the test could not tell
