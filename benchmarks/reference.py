@@ -88,7 +88,8 @@ REFERENCE = ROOT / "results" / "reference" / "LOL-v1" / "lite"
 FIGURES = Path("docs", "figures", "reference")  # under the repository root
 #: (document, marker name) filled by ``docs``; the text between the markers is generated
 BLOCKS = (("README.md", "reference-table"), ("README.md", "reference-reading"),
-          ("docs/RESULTS.md", "reference-results"), ("docs/PROTOCOL.md", "reference-prediction"))
+          ("docs/RESULTS.md", "reference-reading"), ("docs/RESULTS.md", "reference-results"),
+          ("docs/PROTOCOL.md", "reference-prediction"))
 COMPARE = "python -m benchmark compare --results results/reference/LOL-v1/lite --compact"
 
 
