@@ -158,14 +158,21 @@ def _gpu_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def _submit_shielded(executor: Any, *args: Any) -> Any:
-    """Submit with SIGINT ignored, so the job processes inherit that: a Ctrl-C in the terminal
-    reaches only the sweep, which then stops its jobs cleanly (no stray tracebacks)."""
-    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _submit_shielded(executor: Any, *args: Any) -> tuple[Any, bool]:
+    """Submit with SIGINT blocked, so the job processes inherit it blocked: a Ctrl-C in the
+    terminal reaches only the sweep, which then stops its jobs cleanly (no stray tracebacks).
+    A Ctrl-C that arrives during the submission is kept, not lost (as it was when SIGINT was
+    ignored for the submission): the second value says it came, and the caller, having recorded
+    the new job, stops the sweep as for any Ctrl-C."""
+    caught: list[int] = []
+    old = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
-        return executor.submit(*args)
+        job = executor.submit(*args)
     finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # a pending one: recorded
         signal.signal(signal.SIGINT, old)
+    return job, bool(caught)
 
 
 def _threads_per_job(jobs: int) -> int:
@@ -208,12 +215,13 @@ def run_local(todo: list[RunKey], args: argparse.Namespace, results: Path, log_d
                 if gpus:
                     gpu = free_gpus.pop(0) if free_gpus else len(active) % gpus
                     executor.update_parameters(gpus_per_node=1, visible_gpus=[gpu])
-                job = _submit_shielded(executor, run_job, key.spec or key.recipe, key.profile,
-                                       key.seed, args.data, str(results), args.force, threads,
-                                       getattr(args, "precision", None),
-                                       getattr(args, "ckpt_minutes", None),
-                                       getattr(args, "metrics", None))
+                job, interrupted = _submit_shielded(
+                    executor, run_job, key.spec or key.recipe, key.profile, key.seed, args.data,
+                    str(results), args.force, threads, getattr(args, "precision", None),
+                    getattr(args, "ckpt_minutes", None), getattr(args, "metrics", None))
                 active[job] = (key, gpu)
+                if interrupted:
+                    raise KeyboardInterrupt
             progress.set_running(len(active))
             time.sleep(0.5)
             for job in [j for j in active if j.done()]:

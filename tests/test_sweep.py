@@ -263,3 +263,29 @@ def test_interrupted_sweep_started_again_completes_only_the_rest(
             m = json.loads((results / "runs" / recipe / "smoke" / f"seed{seed}" /
                             "metrics.json").read_text())
             assert m["status"] == "ok"
+
+
+def test_a_ctrl_c_during_a_submission_is_kept_and_the_child_inherits_it_blocked():
+    """A SIGINT that arrives while a job is being submitted is reported (it used to be ignored
+    and lost, so the sweep ran on), and the process started meanwhile has SIGINT blocked, so a
+    Ctrl-C in the terminal reaches only the sweep."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    class Executor:
+        def submit(self, *args):
+            os.kill(os.getpid(), signal.SIGINT)  # the Ctrl-C lands mid-submission
+            code = "import signal; print(signal.SIGINT in signal.pthread_sigmask(0, set()))"
+            return subprocess.run([sys.executable, "-c", code], capture_output=True,
+                                  text=True).stdout.strip()
+
+    before = signal.getsignal(signal.SIGINT)
+    child_blocks_sigint, interrupted = sweep._submit_shielded(Executor())
+    assert interrupted and child_blocks_sigint == "True"
+    assert signal.getsignal(signal.SIGINT) is before
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, set())
+    child_blocks_sigint, interrupted = sweep._submit_shielded(type("E", (), {
+        "submit": lambda self: "job"})())
+    assert (child_blocks_sigint, interrupted) == ("job", False)
