@@ -236,9 +236,12 @@ def test_interrupted_sweep_started_again_completes_only_the_rest(
     results = tmp_path / "results"
     cmd = ["sweep", "l1", "charbonnier", "--seeds", "0", "1", "--profile", "smoke", "--jobs", "1",
            "--results", str(results)]
+    # SIGINT back to its default in the sweep, as in a terminal: a shell that starts pytest in
+    # the background (`... &`, nohup) hands it SIGINT ignored, and the sweep would inherit that
     proc = subprocess.Popen([sys.executable, "-m", "benchmark", *cmd], cwd=REPO,
                             start_new_session=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     first = results / "runs" / "l1" / "smoke" / "seed0" / "metrics.json"
     deadline = time.time() + 240
     while not first.exists() and time.time() < deadline and proc.poll() is None:
