@@ -104,6 +104,7 @@ def reading(summary, baseline: str = "l1", alpha: float = 0.05) -> str:
     ones it cannot tell apart and the smallest difference it would detect, then the recipes
     with too few seeds for a test. Generated, so it cannot drift from the table."""
     from benchmark.analysis.tables import METRIC_TEXT
+    from benchmark.protocol import PROFILES
 
     others = summary[~summary["is_baseline"].astype(bool)].sort_values("recipe")
     tested_any = others[others["psnr_p_holm"].notna()]
@@ -147,10 +148,11 @@ def reading(summary, baseline: str = "l1", alpha: float = 0.05) -> str:
         sentences.append(f"Not tested yet (fewer than 3 seeds shared with {baseline}): "
                          f"{_listing(untested)}; "
                          f"{'its Δ rests' if one else 'their Δ rest'} on one or two pairs of runs.")
+    images = int(summary["psnr_n_images"].max()) if summary["psnr_n_images"].notna().any() else 0
     sentences.append(
-        "These are statements about the small fixed UNet trained for 2,000 iterations (`lite`) "
-        "and about test images like these 15; they do not rank the losses at their papers' own "
-        "schedules and architectures.")
+        f"These are statements about the small fixed UNet trained for "
+        f"{PROFILES['lite'].iterations:,} iterations (`lite`) and about test images like these "
+        f"{images}; they do not rank the losses at their papers' own schedules and architectures.")
     return " ".join(sentences)
 
 
