@@ -21,9 +21,10 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import optimize
 from scipy import stats as sps
 
-from benchmark.analysis import inference
+from benchmark.analysis import inference, power
 
 
 @dataclass(frozen=True)
@@ -145,3 +146,94 @@ def evaluate(
         out["reject_old"] = float(np.mean(old_wilcoxon_p(d) < inference.ALPHA))
         out["cover_old_cell"] = _covers(*old_bootstrap_ci(sample.a, rng), sample.a_fixed)
     return out
+
+
+# ---------------------------------------------------------------- probability of improvement
+
+
+def improvement_coverage(seeds: int, p_true: float, reps: int, seed: int = 0, *,
+                         heavy_tails: bool = False, level: float = 0.95) -> dict[str, float]:
+    """Coverage and width of :func:`inference.prob_improvement`'s interval at ``p_true``.
+
+    The per-seed differences ``D`` are normal (or Student t with 3 df, ``heavy_tails``) with
+    SD 1 and mean set so that ``P(D > 0) = p_true``; the interval is judged against it.
+    """
+    rng = np.random.default_rng(seed)
+    if heavy_tails:
+        scale = 1.0 / np.sqrt(3.0)  # t3 has variance 3
+        mu = -sps.t.ppf(1.0 - p_true, 3) * scale
+        d = mu + rng.standard_t(3, (reps, seeds)) * scale
+    else:
+        d = sps.norm.ppf(p_true) + rng.standard_normal((reps, seeds))
+    t = np.sqrt(seeds) * d.mean(1) / d.std(1, ddof=1)
+    est, low, high = inference.improvement_from_t(t, seeds, level)
+    return {"cover": _covers(low, high, p_true), "width": float(np.median(high - low)),
+            "bias": float(np.mean(est) - p_true)}
+
+
+def old_improvement_coverage(seeds: int, p_true: float, reps: int, seed: int = 0,
+                             n_boot: int = 1000) -> dict[str, float]:
+    """The previous interval: rliable's stratified percentile bootstrap of the Mann-Whitney
+    probability ``P(X_A > X_B)`` over independent runs (normal, SD 1 each), judged against
+    that probability; also how often the interval has zero width."""
+    rng = np.random.default_rng(seed)
+    mu = sps.norm.ppf(p_true) * np.sqrt(2.0)
+    a = mu + rng.standard_normal((reps, seeds))
+    b = rng.standard_normal((reps, seeds))
+    rows = np.arange(reps)[:, None, None]
+    ra = a[rows, rng.integers(0, seeds, (reps, n_boot, seeds))]
+    rb = b[rows, rng.integers(0, seeds, (reps, n_boot, seeds))]
+    wins = (ra[..., :, None] > rb[..., None, :]).mean(axis=(-2, -1))
+    low, high = np.quantile(wins, [0.025, 0.975], axis=1)
+    return {"cover": _covers(low, high, p_true), "zero_width": float(np.mean(high == low))}
+
+
+# ---------------------------------------------------------------- detectable difference
+
+
+def scenario_components(sc: Scenario) -> power.Components:
+    """The variance components of the paired difference A - B under scenario ``sc``."""
+    return power.Components(2 * sc.run_sd**2, 2 * sc.interaction_sd**2, 2 * sc.noise_sd**2)
+
+
+def _old_detectable(se: np.ndarray, df: np.ndarray) -> np.ndarray:
+    """The previous "Detectable": the observed se and df taken as known (noncentral t)."""
+    out = np.empty(np.shape(se))
+    for i, (s, f) in enumerate(zip(np.ravel(se), np.ravel(df), strict=True)):
+        crit = sps.t.ppf(0.975, f)
+
+        def gap(x: float, s: float = s, f: float = f, crit: float = crit) -> float:
+            got = float(sps.nct.sf(crit, f, x) + sps.nct.cdf(-crit, f, x))
+            return (1.0 if np.isnan(got) else got) - 0.8  # NaN far in the tail
+
+        out.flat[i] = s * optimize.brentq(gap, 0.0, 40.0)
+    return out
+
+
+def detectable_check(comp: power.Components, seeds: int, images: int, reps: int,
+                     seed: int = 0) -> dict[str, float]:
+    """The detectable difference against the empirical 80%-power difference.
+
+    ``empirical``: the difference at which the crossed test rejects in 80% of ``reps``
+    simulated matrices (bisection with the same noise at every step); ``mdd``: what
+    :func:`power.detectable` computes from the true components; ``old``: the median over the
+    replicates of the previous plug-in value, and ``old_power`` the simulated power at it.
+    """
+    rng = np.random.default_rng(seed)
+    noise = (rng.normal(0, np.sqrt(comp.seed), (reps, seeds, 1))
+             + rng.normal(0, np.sqrt(comp.image), (reps, 1, images))
+             + rng.normal(0, np.sqrt(comp.resid), (reps, seeds, images)))
+    est0 = inference.crossed(noise)
+
+    def hit(delta: float) -> float:
+        shifted = inference.Estimate(est0.mean + delta, est0.se, est0.df)
+        return float(np.mean(shifted.pvalue() < inference.ALPHA))
+
+    lo, hi = 0.0, float(np.sqrt(comp.seed + comp.image + comp.resid)) * 10
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if hit(mid) < 0.8 else (lo, mid)
+    pick = rng.choice(reps, size=min(reps, 400), replace=False)
+    old = float(np.median(_old_detectable(est0.se[pick], est0.df[pick])))
+    return {"mdd": power.detectable(comp, seeds, images), "empirical": (lo + hi) / 2,
+            "old": old, "old_power": hit(old)}

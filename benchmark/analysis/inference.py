@@ -19,15 +19,17 @@ so the calibration simulations run thousands of matrices at once.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize
 from scipy import stats as sps
 
 POWER = 0.8
 ALPHA = 0.05
 MAX_SEEDS = 1000
+#: fewest seeds for a test (``paired_test`` refuses fewer)
+MIN_SEEDS = 3
 
 
 @dataclass(frozen=True)
@@ -104,20 +106,39 @@ def crossed(d: np.ndarray) -> Estimate:
     the seed-level t-test. One seed: no estimate of run-to-run variance (se and df NaN).
     """
     m = mean_squares(d)
-    s, n = m.seeds, m.images
-    if s < 2:
+    if m.seeds < 2:
         nan = np.full(m.grand.shape, np.nan)
         return Estimate(m.grand, nan, nan)
-    if n < 2:
+    if m.images < 2:
         return fixed_images(d)
-    # variance components truncated at zero: which mean squares enter, with which sign
-    use_a = m.ms_a > m.ms_e
-    use_b = m.ms_b > m.ms_e
-    c_e = 1.0 - use_a - use_b
-    total, df = _satterthwaite([(use_a * m.ms_a, s - 1.0), (use_b * m.ms_b, n - 1.0),
-                                (c_e * m.ms_e, (s - 1.0) * (n - 1.0))])
-    se = np.sqrt(np.maximum(total, 0.0) / (s * n))
+    se, df = crossed_se(m.ms_a, m.ms_b, m.ms_e, m.seeds, m.images)
     return Estimate(m.grand, se, df)
+
+
+def crossed_se(ms_a: np.ndarray, ms_b: np.ndarray, ms_e: np.ndarray, s: int, n: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Standard error of the grand mean and its Satterthwaite df from the three mean squares.
+
+    A variance component whose estimate is negative is set to zero and its mean square pooled
+    into the residual (the balanced REML estimate on that boundary): with both the seed and the
+    image component at zero the residual has ``S n - 1`` degrees of freedom, not
+    ``(S - 1)(n - 1)``. With one at zero the estimate of the variance of the mean is the other
+    mean square alone, pooled or not.
+    """
+    ms_a, ms_b, ms_e = (np.asarray(x, dtype=np.float64) for x in (ms_a, ms_b, ms_e))
+    df_a, df_b, df_e = s - 1.0, n - 1.0, (s - 1.0) * (n - 1.0)
+    use_a = ms_a > ms_e
+    use_b = ms_b > ms_e
+    neither = ~use_a & ~use_b
+    pooled = (ms_a * df_a + ms_b * df_b + ms_e * df_e) / (df_a + df_b + df_e)
+    c_e = 1.0 - use_a - use_b
+    resid = np.where(neither, pooled, ms_e)
+    total = use_a * ms_a + use_b * ms_b + c_e * resid
+    den = ((use_a * ms_a) ** 2 / df_a + (use_b * ms_b) ** 2 / df_b
+           + (c_e * resid) ** 2 / np.where(neither, df_a + df_b + df_e, df_e))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        df = np.maximum(np.where(den > 0, total**2 / den, np.inf), 1.0)
+    return np.sqrt(np.maximum(total, 0.0) / (s * n)), df
 
 
 def fixed_images(d: np.ndarray) -> Estimate:
@@ -179,102 +200,122 @@ def paired_test(diffs: np.ndarray, *, images: str = "random") -> float:
             test images are a sample) or ``"fixed"`` (t on per-seed means: this test set).
 
     Returns:
-        The p-value; NaN with fewer than 2 seeds or no data.
+        The p-value; NaN with no data or fewer than ``MIN_SEEDS`` seeds (with 2 seeds the
+        run-to-run variance rests on one degree of freedom and the test rejects a true null
+        up to twice as often as it should when runs dominate; a warning says so).
     """
     block = complete(diffs)
     if block.size == 0:
+        return float("nan")
+    if block.shape[0] < MIN_SEEDS:
+        warnings.warn(f"paired_test: {block.shape[0]} seed(s), fewer than {MIN_SEEDS}: no "
+                      "p-value (run-to-run variance cannot be estimated well enough)",
+                      RuntimeWarning, stacklevel=2)
         return float("nan")
     est = crossed(block) if images == "random" else fixed_images(block)
     return float(est.pvalue())
 
 
-def _power(shift: np.ndarray | float, df: float, level: float = ALPHA) -> np.ndarray:
-    """Power of the two-sided t-test when the true mean is ``shift`` standard errors."""
-    crit = sps.t.ppf(1.0 - level / 2.0, df)
-    power = sps.nct.sf(crit, df, shift) + sps.nct.cdf(-crit, df, shift)
-    return np.where(np.isnan(power), 1.0, power)  # scipy's nct gives NaN far in the tail
+@dataclass(frozen=True)
+class Improvement:
+    """Probability of improvement with its interval (``low``/``high`` NaN: no interval)."""
+
+    estimate: float
+    low: float
+    high: float
+    seeds: int
 
 
-def detectable(se: float, df: float, power: float = POWER) -> float:
-    """Smallest true difference the two-sided t-test detects with probability ``power``."""
-    if np.isnan(se) or np.isnan(df):
-        return float("nan")
-    if se == 0:
-        return 0.0
-    shift = optimize.brentq(lambda x: float(_power(x, df)) - power, 0.0, 40.0)
-    return float(shift * se)
+def _nc_for_quantile(t: np.ndarray, df: float, q: float, bound: float) -> np.ndarray:
+    """The noncentrality ``lam`` in ``[-bound, bound]`` with ``nct.cdf(t, df, lam) = q``
+    (decreasing in ``lam``; clipped at the bounds), by bisection, vectorised over ``t``."""
+    lo = np.full(np.shape(t), -bound)
+    hi = np.full(np.shape(t), bound)
+    for _ in range(60):
+        mid = (lo + hi) / 2.0
+        cdf = sps.nct.cdf(t, df, mid)
+        cdf = np.where(np.isnan(cdf), np.where(mid > t, 0.0, 1.0), cdf)
+        above = cdf > q  # the root lies above mid
+        lo, hi = np.where(above, mid, lo), np.where(above, hi, mid)
+    return (lo + hi) / 2.0
 
 
-def seeds_needed(
-    block: np.ndarray, delta: float, power: float = POWER, min_seeds: int = 3
-) -> float:
-    """Seeds (with this many test images) for the crossed test to detect ``delta`` at ``power``.
+def _row_means(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim < 2:
+        return x
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN row gives NaN
+        return np.nanmean(x.reshape(x.shape[0], -1), axis=1)
 
-    The search starts at ``min_seeds`` (fewer are never tested).
 
-    From the estimated variance components; ``inf`` when even unlimited seeds would not do
-    (the image term alone is too large) or more than ``MAX_SEEDS`` would be needed.
+def prob_improvement(
+    a: np.ndarray, b: np.ndarray, *, higher: bool = True, level: float = 0.95
+) -> Improvement:
+    """P(a run of A beats the run of B with the same seed), from two seeds x images arrays.
+
+    Rows are seeds, paired by position (the same seed gives both recipes the same
+    initialisation and crop order); the score of a run is its mean over the test images.
+    The quantity is ``P(D > 0)`` for the per-seed difference ``D = mean_A - mean_B`` of a new
+    seed on these test images (``D < 0`` when lower is better). With ``D`` normal,
+    ``P = Phi(delta)``, ``delta = E[D] / SD[D]``, and ``sqrt(S) mean(D) / sd(D)`` is noncentral
+    t with ``S - 1`` df and noncentrality ``sqrt(S) delta``: inverting it gives an exact
+    interval for ``delta`` (so for ``P``) and a median-unbiased estimate. The interval is
+    mapped through ``Phi``; ``|delta|`` is capped at 6 (``P`` within 1e-9 of 0 or 1).
+
+    Args:
+        a: seeds x images (or seeds) scores of recipe A; NaN cells are averaged over.
+        b: the same for recipe B, same seeds in the same order.
+        higher: whether higher scores are better.
+        level: interval level.
+
+    Returns:
+        :class:`Improvement`; NaN estimate with no seeds, no interval with fewer than
+        ``MIN_SEEDS`` seeds or when every seed gives the same difference.
     """
-    m = mean_squares(block)
-    if m.seeds < 2 or not np.isfinite(delta) or delta == 0:
-        return float("nan") if m.seeds < 2 else float("inf")
-    n = m.images
-    if n < 2:
-        var_a, var_b, var_e = float(m.ms_a), 0.0, 0.0
-    else:
-        var_e = float(m.ms_e)
-        var_a = max(float(m.ms_a) - var_e, 0.0) / n
-        var_b = max(float(m.ms_b) - var_e, 0.0) / m.seeds
-    for s in range(min_seeds, MAX_SEEDS + 1):
-        # expected mean squares with s seeds, combined as the test combines them
-        terms = [(var_e + n * var_a, s - 1.0)]
-        if n > 1:
-            terms += [(var_e + s * var_b, n - 1.0), (-var_e, (s - 1.0) * (n - 1.0))]
-        total, df = _satterthwaite([(np.float64(t), d) for t, d in terms])
-        if total <= 0:
-            return float(s)
-        if _power(abs(delta) / np.sqrt(total / (s * n)), float(df)) >= power:
-            return float(s)
-        if var_a == 0 and var_e == 0:
-            break  # only the image term: more seeds do not help
-    return float("inf")
+    ma, mb = _row_means(a), _row_means(b)
+    d = (ma - mb) if higher else (mb - ma)
+    d = d[np.isfinite(d)]
+    s = d.size
+    nan = float("nan")
+    if s == 0:
+        return Improvement(nan, nan, nan, 0)
+    sd = d.std(ddof=1) if s > 1 else 0.0
+    if s < MIN_SEEDS or sd <= 1e-12 * max(abs(d.mean()), 1e-300):
+        est = float(np.mean(d > 0) + 0.5 * np.mean(d == 0))
+        return Improvement(est, nan, nan, s)
+    est, low, high = improvement_from_t(np.sqrt(s) * d.mean() / sd, s, level)
+    return Improvement(float(est), float(low), float(high), s)
 
 
-def prob_improvement(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """P(X_a > X_b) over all pairs of runs (ties count half), on the last axis.
-
-    The probability of improvement of Agarwal et al. (NeurIPS 2021, rliable): the
-    Mann-Whitney statistic of the per-run scores divided by the number of pairs.
-    """
-    a = np.asarray(a, dtype=np.float64)[..., :, None]
-    b = np.asarray(b, dtype=np.float64)[..., None, :]
-    return ((a > b) + 0.5 * (a == b)).mean(axis=(-2, -1))
-
-
-def prob_improvement_ci(
-    a: np.ndarray, b: np.ndarray, rng: np.random.Generator, *, n_boot: int = 2000,
-    level: float = 0.95,
-) -> tuple[float, float, float]:
-    """``(P(a > b), low, high)``: rliable's stratified percentile bootstrap (runs of each
-    recipe resampled separately). NaN when either side has no run."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if a.size == 0 or b.size == 0:
-        return float("nan"), float("nan"), float("nan")
-    ra = a[rng.integers(0, a.size, size=(n_boot, a.size))]
-    rb = b[rng.integers(0, b.size, size=(n_boot, b.size))]
-    reps = prob_improvement(ra, rb)
-    low, high = np.quantile(reps, [0.5 - level / 2.0, 0.5 + level / 2.0])
-    return float(prob_improvement(a, b)), float(low), float(high)
+def improvement_from_t(t_obs: np.ndarray, seeds: int, level: float = 0.95
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(estimate, low, high)`` of ``Phi(delta)`` from the one-sample t statistics ``t_obs``
+    of per-seed differences over ``seeds`` seeds (vectorised; see :func:`prob_improvement`)."""
+    t_obs = np.asarray(t_obs, dtype=np.float64)
+    bound = 6.0 * np.sqrt(seeds)
+    lam = [_nc_for_quantile(t_obs, seeds - 1.0, q, bound)
+           for q in (0.5, 0.5 + level / 2.0, 0.5 - level / 2.0)]
+    est, low, high = (sps.norm.cdf(x / np.sqrt(seeds)) for x in lam)
+    return est, low, high
 
 
 def rank_stability(
     cube: np.ndarray, higher: bool, rng: np.random.Generator, *, n_boot: int = 2000
 ) -> np.ndarray:
-    """How often each recipe takes each rank over crossed seed x image bootstrap replicates.
+    """How often each recipe takes each rank, by a parametric bootstrap of the crossed design.
+
+    The recipe means are redrawn from a normal distribution centred on the observed means
+    whose covariance reproduces, for every pair of recipes, the crossed seed x image variance
+    of the difference of their means (:func:`crossed` on the paired difference matrix):
+    ``Sigma = -J D J / 2`` with ``D`` the matrix of those variances and ``J`` the centring
+    matrix, negative eigenvalues set to zero. Ranks depend on differences only, so this is the
+    sampling variability of the ranking with seeds and test images both random (a joint
+    resampling of seeds and images does not reproduce it: McCullagh, Bernoulli 6, 2000).
 
     Args:
         cube: recipes x seeds x images scores (complete; the same seeds and images for every
-            recipe, so a replicate keeps the pairing).
+            recipe).
         higher: whether higher scores are better.
         rng: random generator.
         n_boot: replicates.
@@ -284,17 +325,19 @@ def rank_stability(
         recipe ``r`` has rank ``k + 1`` (ties take the best rank).
     """
     cube = np.asarray(cube, dtype=np.float64)
-    n_rec, s, n = cube.shape
-    counts = np.zeros((n_rec, n_rec))
-    chunk = max(1, 4_000_000 // max(1, n_rec * s * n))
+    n_rec = cube.shape[0]
+    means = cube.mean(axis=(-2, -1))
+    dist = np.zeros((n_rec, n_rec))
+    for r in range(n_rec):
+        for q in range(r + 1, n_rec):
+            se = float(crossed(cube[r] - cube[q]).se)
+            dist[r, q] = dist[q, r] = se**2 if np.isfinite(se) else 0.0
+    j = np.eye(n_rec) - 1.0 / n_rec
+    vals, vecs = np.linalg.eigh(-j @ dist @ j / 2.0)
+    root = vecs * np.sqrt(np.clip(vals, 0.0, None))
+    draws = means + rng.standard_normal((n_boot, n_rec)) @ root.T
     sign = -1.0 if higher else 1.0
-    for start in range(0, n_boot, chunk):
-        b = min(chunk, n_boot - start)
-        si = rng.integers(0, s, size=(b, s))
-        ii = rng.integers(0, n, size=(b, n))
-        # mean over drawn seeds and drawn images of cube[r, si, ii]
-        picked = cube[:, si[:, :, None], ii[:, None, :]]  # (R, b, s, n)
-        means = picked.mean(axis=(-2, -1)).T  # (b, R)
-        ranks = sps.rankdata(sign * means, method="min", axis=1).astype(int) - 1
-        np.add.at(counts, (np.broadcast_to(np.arange(n_rec), ranks.shape), ranks), 1.0)
+    ranks = sps.rankdata(sign * draws, method="min", axis=1).astype(int) - 1
+    counts = np.zeros((n_rec, n_rec))
+    np.add.at(counts, (np.broadcast_to(np.arange(n_rec), ranks.shape), ranks), 1.0)
     return counts / n_boot
