@@ -187,6 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--compact", action="store_true",
                            help="print the narrow summary table (the report's first) instead "
                                 "of the one with every column")
+            p.add_argument("--all-pairs", action="store_true",
+                           help="test every pair of recipes (crossed test, Holm over every pair "
+                                "and metric); bold and ranks come only from these tests")
+            p.add_argument("--mdd", default=None, metavar="DIFF",
+                           help="seeds needed to detect this difference with 80%% power: a "
+                                "number (PSNR, dB) or metric=value pairs, e.g. psnr=0.5,ssim=0.01")
         if name in ("compare", "report"):
             p.add_argument("--reference", default=None, metavar="DIR",
                            help="a reference results folder (e.g. results/reference/LOL-v1/lite):"

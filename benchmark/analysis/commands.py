@@ -6,15 +6,19 @@ Each reads the results tree only (run folders -> frames -> statistics -> tables/
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from benchmark.analysis import plots
 from benchmark.analysis.frames import DEFAULT_BASELINE, compare_frames
 from benchmark.analysis.instruments import sensitivity_figure, sensitivity_frame
+from benchmark.analysis.pairs import all_pairs, apply_pairs, pairs_markdown
 from benchmark.analysis.reference import write_reference_check
 from benchmark.analysis.report import compact_markdown, write_report
+from benchmark.analysis.stats import METRICS
 from benchmark.analysis.tables import markdown_tables
 from benchmark.analysis.tex import write_tables
+from benchmark.errors import UserError
 
 
 def _test(args: argparse.Namespace) -> str:
@@ -22,19 +26,52 @@ def _test(args: argparse.Namespace) -> str:
     return getattr(args, "test", "crossed")
 
 
+def parse_mdd(text: str | None) -> dict[str, float] | None:
+    """``--mdd``: ``0.5`` (PSNR, dB) or ``psnr=0.5,ssim=0.01`` -> {metric: difference}."""
+    if text is None:
+        return None
+    out = {}
+    for part in text.split(","):
+        metric, _, value = part.rpartition("=")
+        metric = metric.strip() or "psnr"
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if metric not in METRICS or not math.isfinite(number) or number <= 0:
+            raise UserError(
+                f"--mdd {text!r}: expected a positive difference (PSNR, dB) or metric=value "
+                f"pairs with metrics from {', '.join(METRICS)} (e.g. psnr=0.5,ssim=0.01); "
+                f"{part!r} is not one")
+        out[metric] = number
+    return out
+
+
 def command_compare(args: argparse.Namespace) -> int:
     """``python -m benchmark compare``: write tables/summary.{csv,md,tex}, print the Markdown.
 
     With ``--reference DIR`` also one verdict per recipe found in both (exit 0 whatever they
-    say), written to tables/reference_check.{md,csv}.
+    say), written to tables/reference_check.{md,csv}. With ``--all-pairs`` every pair of
+    recipes is tested (tables/pairs.{md,csv}) and the tables' claims come from that family.
     """
     results = Path(args.results)
-    _, _, summary = compare_frames(results, args.baseline, _test(args))
+    mdd = parse_mdd(getattr(args, "mdd", None))
+    runs, per_image, summary = compare_frames(results, args.baseline, _test(args), mdd)
     reference = getattr(args, "reference", None)
     check = write_reference_check(results, reference) if reference else None
+    pair_text = None
+    if getattr(args, "all_pairs", False):
+        pair_frame = all_pairs(runs, per_image, summary)
+        summary = apply_pairs(summary, pair_frame)
+        pair_text = pairs_markdown(pair_frame)
     paths = write_tables(summary, results / "tables", getattr(args, "caption", None))
     print(compact_markdown(summary) if getattr(args, "compact", False)
           else markdown_tables(summary))
+    if pair_text is not None:
+        (results / "tables" / "pairs.md").write_text(pair_text, encoding="utf-8")
+        pair_frame.to_csv(results / "tables" / "pairs.csv", index=False)
+        paths += [results / "tables" / "pairs.md", results / "tables" / "pairs.csv"]
+        print("\n" + pair_text)
     if check is not None:
         print("\n## Checking against the reference\n\n" + check[0])
         paths += check[1]

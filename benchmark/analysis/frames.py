@@ -206,6 +206,7 @@ def _one_run(run_dir: Path, recipe: str, profile: str, seed: int) -> tuple[dict,
         env = data.get("env") or {}
         row.update(
             status=data["status"], error=data.get("error"), config_hash=data["config_hash"],
+            outcome=data.get("outcome") or "ok",  # ok | collapsed | failed; absent in old runs
             dataset=ds.get("manifest_sha256"), dataset_name=ds.get("name"),
             dataset_root=ds.get("root"),
             dataset_layout=ds.get("layout"),
@@ -236,8 +237,8 @@ def _one_run(run_dir: Path, recipe: str, profile: str, seed: int) -> tuple[dict,
 
 
 RUN_COLUMNS = [
-    "run_id", "run_dir", "recipe", "profile", "seed", "status", "error", "config_hash",
-    "config_key", "precision", "dataset", "dataset_name", "dataset_root", "dataset_layout",
+    "run_id", "run_dir", "recipe", "profile", "seed", "status", "outcome", "error",
+    "config_hash", "config_key", "precision", "dataset", "dataset_name", "dataset_root", "dataset_layout",
     *PER_IMAGE_METRICS,
     "train_seconds", "eval_seconds", "iterations", "n_images", "unofficial_weights",
     "git_commit", "git_dirty", "torch", "device", "device_name", "cpu_model", "started_at",
@@ -408,17 +409,18 @@ DEFAULT_BASELINE = "l1"
 
 
 def compare_frames(
-    results_dir: str | Path, baseline: str | None = None, test: str = "crossed"
+    results_dir: str | Path, baseline: str | None = None, test: str = "crossed",
+    mdd: dict[str, float] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Load, check the baseline, summarise: ``(runs, per_image, summary)``.
 
     ``baseline=None`` means ``l1`` where it has runs (tables without differences and a note
     otherwise); a baseline named explicitly must have runs. ``test`` picks the test shown in
-    the Δ columns (``crossed`` or ``fixed-images``; both are in the summary).
-    """
+    the Δ columns (``crossed`` or ``fixed-images``; both are in the summary); ``mdd``: metric
+    -> a difference to find the seeds needed for (``compare --mdd``)."""
     runs, per_image = load_runs(results_dir)
     if baseline is None:
         baseline = DEFAULT_BASELINE
     else:
         check_baseline(runs, baseline)
-    return runs, per_image, summarize(runs, per_image, baseline, test=test)
+    return runs, per_image, summarize(runs, per_image, baseline, test=test, mdd=mdd)

@@ -25,12 +25,18 @@ import numpy as np
 from scipy import optimize
 from scipy import stats as sps
 
-from benchmark.analysis.inference import ALPHA, MIN_SEEDS, POWER, crossed_se, mean_squares
+from benchmark.analysis.inference import (
+    ALPHA,
+    MAX_SEEDS,
+    MIN_SEEDS,
+    POWER,
+    crossed_se,
+    mean_squares,
+)
 
 __all__ = ["Components", "components", "detectable", "power", "seeds_needed"]
 
 DRAWS = 4000
-MAX_SEEDS = 1000
 RNG_SEED = 20240
 
 

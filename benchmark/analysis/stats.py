@@ -21,14 +21,22 @@ Differences (``<metric>_diff`` ...): the grand mean of that matrix; p (``_p``) a
 interval (``_diff_ci_low/high``) from the crossed random-effects ANOVA with Satterthwaite
 degrees of freedom (calibrated when both the runs and the test images are random);
 ``_p_fixed`` and ``_diff_fixed_ci_low/high`` are the fixed-test-set variant (t on the
-per-seed mean differences). With fewer than ``FEW_SEEDS`` shared seeds no test is made.
-``_mde``: the smallest true difference the test detects with 80% power given the observed
-variances; ``_seeds_needed``: seeds for 80% power at the observed difference. ``_p_improve``
-(with ``_low/_high``): rliable's probability that a run of the recipe beats a run of the
-baseline, with its stratified bootstrap interval.
+per-seed mean differences). ``_test_used`` is ``seed means`` where no per-image values are
+shared and the crossed test could not be made. With fewer than ``FEW_SEEDS`` shared seeds no
+test is made. ``_mde``: the smallest true difference the test detects with 80% power,
+simulated from the fitted variance components (:mod:`.power`); ``_seeds_for_mdd``: seeds
+needed for a difference the user names (``_mdd_target``, ``compare --mdd``). ``_p_improve``
+(with ``_low/_high``): the probability that a run of the recipe beats the run of the
+baseline with the same seed, with its exact interval (:func:`.inference.prob_improvement`).
 
-Holm (``holm``): step-down family-wise correction across the recipes compared with the
-baseline (Holm, Scand. J. Statist. 6, 1979), one family per (profile, dataset, metric).
+Holm (``_p_holm``): step-down family-wise correction (Holm, Scand. J. Statist. 6, 1979) over
+every (recipe, metric) test of a (profile, dataset) table, the family every claim of the
+table and its reading is drawn from (``holm_family``: its size). Ranks (``_rank``) order the
+means of the recipes that finished every seed; they are not tested (``compare --all-pairs``
+tests them, :mod:`.pairs`). Collapsed runs (``outcome: collapsed`` in metrics.json) are left
+out of every mean, interval and test and counted in ``n_collapsed`` with a Clopper-Pearson
+interval of the rate (``collapse_low/high``); ``<metric>_median_all`` is the median over
+every finished seed, collapsed ones included.
 """
 
 from __future__ import annotations
@@ -38,11 +46,13 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from scipy import stats as sps
 
-from benchmark.analysis import inference
+from benchmark.analysis import inference, power
 from benchmark.analysis.inference import paired_test
 
-__all__ = ["FEW_SEEDS", "METRICS", "holm", "paired_test", "rank_frequencies", "summarize"]
+__all__ = ["FEW_SEEDS", "METRICS", "clopper_pearson", "collect", "holm", "holm_family",
+           "paired_test", "rank_frequencies", "summarize"]
 
 # metric -> higher is better?
 METRICS: dict[str, bool] = {"psnr": True, "ssim": True, "lpips": False, "psnr_gtmean": True}
@@ -76,6 +86,16 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
     return out
 
 
+def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) interval of a rate ``k / n``; NaN when ``n`` is 0."""
+    if n == 0:
+        return np.nan, np.nan
+    a = (1 - level) / 2
+    low = sps.beta.ppf(a, k, n - k + 1) if k > 0 else 0.0
+    high = sps.beta.ppf(1 - a, k + 1, n - k) if k < n else 1.0
+    return float(low), float(high)
+
+
 def _seed_text(seeds: Sequence[int]) -> str:
     return ",".join(str(s) for s in sorted(seeds))
 
@@ -99,7 +119,10 @@ def _one_recipe(
 ) -> tuple[dict, dict[str, tuple[pd.Series, pd.DataFrame]]]:
     """Seed accounting, mean/std/CIs per metric and train time for one (profile, dataset,
     recipe); also each metric's per-seed means and seeds x images table."""
-    ok = runs[runs["status"] == "ok"]
+    outcome = runs["outcome"].fillna("ok") if "outcome" in runs else pd.Series("ok", runs.index)
+    finished = runs[runs["status"] == "ok"]
+    collapsed = finished[outcome[finished.index] == "collapsed"]
+    ok = finished[outcome[finished.index] != "collapsed"]  # collapsed runs: rate, median only
     seen = set(runs["seed"])
     row: dict = {
         "profile": key[0],
@@ -118,6 +141,10 @@ def _one_recipe(
         "failed_seeds": _seed_text(runs.loc[runs["status"] == "failed", "seed"]),
         "incomplete_seeds": _seed_text(runs.loc[runs["status"] == "incomplete", "seed"]),
         "missing_seeds": _seed_text(expected - seen),
+        "n_collapsed": len(collapsed),
+        "collapsed_seeds": _seed_text(collapsed["seed"]),
+        **dict(zip(("collapse_low", "collapse_high"),
+                   clopper_pearson(len(collapsed), len(finished)), strict=True)),
         "errors": " | ".join(
             f"seed{s}: {e}"
             for s, e in zip(runs["seed"], runs["error"], strict=True)
@@ -140,6 +167,8 @@ def _one_recipe(
         row[f"{metric}_ci_crossed_low"] = float(c_low)
         row[f"{metric}_ci_crossed_high"] = float(c_high)
         row[f"{metric}_n_seeds"] = len(means)
+        every = finished[metric].astype(float).dropna()  # collapsed runs included
+        row[f"{metric}_median_all"] = float(every.median()) if len(every) else np.nan
     t = ok["train_seconds"].astype(float)
     row["train_seconds_mean"] = float(t.mean()) if t.notna().any() else np.nan
     row["train_seconds_std"] = float(t.std(ddof=1)) if t.notna().sum() > 1 else np.nan
@@ -151,16 +180,19 @@ def _one_recipe(
 
 DIFF_COLUMNS = ("diff", "n_shared_seeds", "n_images", "n_pairs", "diff_ci_low", "diff_ci_high",
                 "df", "p", "p_holm", "p_fixed", "p_fixed_holm", "diff_fixed_ci_low",
-                "diff_fixed_ci_high", "mde", "seeds_needed", "p_improve", "p_improve_low",
-                "p_improve_high")
+                "diff_fixed_ci_high", "mde", "mdd_target", "seeds_for_mdd", "p_improve",
+                "p_improve_low", "p_improve_high")
 
 
 def _compare(
     recipe: tuple[pd.Series, pd.DataFrame], base: tuple[pd.Series, pd.DataFrame],
-    higher: bool, rng: np.random.Generator, n_boot: int,
-) -> dict[str, float]:
-    """Every ``DIFF_COLUMNS`` value (less the Holm ones) of one recipe against the baseline."""
-    out = dict.fromkeys(DIFF_COLUMNS, np.nan)
+    higher: bool, target: float | None = None,
+) -> dict[str, float | str]:
+    """Every ``DIFF_COLUMNS`` value (less the Holm ones) of one recipe against ``base``, and
+    ``test_used``: ``crossed``, or ``seed means`` when no per-image values are shared (the
+    crossed test then cannot be made and the t-test on the per-seed mean differences is)."""
+    out: dict[str, float | str] = dict.fromkeys(DIFF_COLUMNS, np.nan)
+    out["test_used"] = "crossed"
     shared = sorted(set(recipe[0].index) & set(base[0].index))
     images = recipe[1].columns.intersection(base[1].columns)
     seeds = [s for s in shared if s in recipe[1].index and s in base[1].index]
@@ -171,6 +203,7 @@ def _compare(
     if block.size == 0:  # no per-image values in common: the per-seed means alone
         block = (recipe[0].reindex(shared) - base[0].reindex(shared)).to_numpy()[:, None]
         block = block[np.isfinite(block[:, 0])]
+        out["test_used"] = "seed means"
     s, n = block.shape
     out.update(n_shared_seeds=s, n_images=n, n_pairs=s * n)
     if block.size == 0:
@@ -182,14 +215,33 @@ def _compare(
     out["diff_ci_low"], out["diff_ci_high"] = (float(v) for v in est.interval())
     out["diff_fixed_ci_low"], out["diff_fixed_ci_high"] = (float(v) for v in fixed.interval())
     out.update(df=float(est.df), p=float(est.pvalue()), p_fixed=float(fixed.pvalue()))
-    out["mde"] = 0.0 if est.exact() else inference.detectable(float(est.se), float(est.df))
-    out["seeds_needed"] = inference.seeds_needed(block, out["diff"])
-    a = recipe[0].reindex(shared).to_numpy()
-    b = base[0].reindex(shared).to_numpy()
-    a, b = (a, b) if higher else (b, a)
-    pi = inference.prob_improvement_ci(a, b, rng, n_boot=n_boot)
-    out["p_improve"], out["p_improve_low"], out["p_improve_high"] = pi
+    comp = power.components(block)
+    out["mde"] = 0.0 if est.exact() else power.detectable(comp, s, n)
+    if target:
+        out["mdd_target"] = target
+        out["seeds_for_mdd"] = power.seeds_needed(target, comp, n)
+    pi = inference.prob_improvement(recipe[0].reindex(shared).to_numpy(),
+                                    base[0].reindex(shared).to_numpy(), higher=higher)
+    out["p_improve"], out["p_improve_low"], out["p_improve_high"] = pi.estimate, pi.low, pi.high
     return out
+
+
+def holm_family(summary: pd.DataFrame, metrics: Sequence[str] = tuple(METRICS),
+                column: str = "p") -> None:
+    """``<metric>_<column>_holm``: Holm over every (recipe, metric) test of each (profile,
+    dataset) table, in place, and ``holm_family`` (the number of tests in it).
+
+    One family for every claim a table and its reading print: the recipes' differences to the
+    baseline on every metric that was tested (PSNR, SSIM, LPIPS, GT-mean PSNR).
+    """
+    for _, idx in summary.groupby(["profile", "dataset"]).groups.items():
+        cols = [f"{m}_{column}" for m in metrics]
+        block = summary.loc[idx, cols].to_numpy(dtype=np.float64)
+        adjusted = holm(block.ravel()).reshape(block.shape)
+        for k, m in enumerate(metrics):
+            summary.loc[idx, f"{m}_{column}_holm"] = adjusted[:, k]
+        if column == "p":
+            summary.loc[idx, "holm_family"] = int(np.isfinite(block).sum())
 
 
 def _common_seeds(summary: pd.DataFrame) -> None:
@@ -224,7 +276,7 @@ def rank_frequencies(
 ) -> pd.DataFrame | None:
     """How often each ranked recipe of one (profile, dataset) group takes each rank.
 
-    Crossed seed x image bootstrap (the same drawn seeds and images for every recipe) over the
+    Parametric bootstrap of the crossed design (:func:`.inference.rank_stability`) over the
     recipes that finished every seed, on the images they all have.
 
     Args:
@@ -259,30 +311,9 @@ def rank_frequencies(
     return pd.DataFrame(freq, index=recipes, columns=range(1, len(recipes) + 1))
 
 
-def summarize(
-    runs: pd.DataFrame,
-    per_image: pd.DataFrame,
-    baseline: str = "l1",
-    *,
-    n_boot: int = N_BOOT,
-    test: str = "crossed",
-) -> pd.DataFrame:
-    """One row per (profile, dataset, recipe): seeds, means, intervals, tests vs baseline, ranks.
-
-    Args:
-        runs: the run frame of :func:`benchmark.analysis.frames.load_runs`.
-        per_image: the long per-image frame of :func:`benchmark.analysis.frames.load_runs`.
-        baseline: recipe every other recipe of the same (profile, dataset) is compared with.
-        n_boot: bootstrap replicates (probability of improvement, rank stability).
-        test: the test the tables show in the Δ columns (column ``test``): ``crossed``
-            (default: runs and test images random) or ``fixed-images`` (this test set only).
-            Both tests are computed either way.
-
-    Returns:
-        The summary frame (the module docstring and ``results/README.md`` describe the
-        columns). Seeds expected for a group are all the seeds any recipe of that (profile,
-        dataset) has a folder for; a recipe lacking one of them reports it as missing.
-    """
+def collect(runs: pd.DataFrame, per_image: pd.DataFrame) -> tuple[list[dict], dict]:
+    """Per (profile, dataset, recipe): the summary row without comparisons, and per metric
+    the per-seed means and the seeds x images table (collapsed runs left out)."""
     rows, data = [], {}
     for (profile, dataset), group in runs.groupby(["profile", "dataset"], sort=True):
         expected = set(group["seed"])
@@ -290,6 +321,37 @@ def summarize(
             key = (profile, dataset, recipe)
             row, data[key] = _one_recipe(key, sub, per_image, expected)
             rows.append(row)
+    return rows, data
+
+
+def summarize(
+    runs: pd.DataFrame,
+    per_image: pd.DataFrame,
+    baseline: str = "l1",
+    *,
+    n_boot: int = N_BOOT,
+    test: str = "crossed",
+    mdd: dict[str, float] | None = None,
+) -> pd.DataFrame:
+    """One row per (profile, dataset, recipe): seeds, means, intervals, tests vs baseline, ranks.
+
+    Args:
+        runs: the run frame of :func:`benchmark.analysis.frames.load_runs`.
+        per_image: the long per-image frame of :func:`benchmark.analysis.frames.load_runs`.
+        baseline: recipe every other recipe of the same (profile, dataset) is compared with.
+        n_boot: bootstrap replicates (rank stability).
+        test: the test the tables show in the Δ columns (column ``test``): ``crossed``
+            (default: runs and test images random) or ``fixed-images`` (this test set only).
+            Both tests are computed either way.
+        mdd: metric -> a difference the user names (``compare --mdd``): ``<metric>_seeds_for_mdd``
+            is the number of seeds the crossed test needs to detect it with 80% power.
+
+    Returns:
+        The summary frame (the module docstring and ``results/README.md`` describe the
+        columns). Seeds expected for a group are all the seeds any recipe of that (profile,
+        dataset) has a folder for; a recipe lacking one of them reports it as missing.
+    """
+    rows, data = collect(runs, per_image)
     summary = pd.DataFrame(rows)
     # baseline first, then the other recipes by name, within each (profile, dataset)
     summary = summary.sort_values(
@@ -305,6 +367,7 @@ def summarize(
     for metric, higher in METRICS.items():
         for col in DIFF_COLUMNS:
             summary[f"{metric}_{col}"] = np.nan
+        summary[f"{metric}_test_used"] = None
         for (profile, dataset), idx in summary.groupby(["profile", "dataset"]).groups.items():
             base = data.get((profile, dataset, baseline))
             others = [i for i in idx if summary.at[i, "recipe"] != baseline]
@@ -312,12 +375,10 @@ def summarize(
                 continue
             for i in others:
                 key = (profile, dataset, summary.at[i, "recipe"])
-                got = _compare(data[key][metric], base[metric], higher,
-                               stable_rng(*key, metric, "improve"), n_boot)
+                got = _compare(data[key][metric], base[metric], higher, (mdd or {}).get(metric))
                 for col, value in got.items():
                     summary.at[i, f"{metric}_{col}"] = value
-            for col in ("p", "p_fixed"):
-                summary.loc[others, f"{metric}_{col}_holm"] = holm(
-                    summary.loc[others, f"{metric}_{col}"])
+    holm_family(summary)
+    holm_family(summary, column="p_fixed")
     _ranks(summary, per_image, n_boot)
     return summary

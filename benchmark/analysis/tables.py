@@ -12,6 +12,15 @@ import re
 
 import pandas as pd
 
+from benchmark.analysis.cells import (
+    collapse_text,
+    family_text,
+    improve_cell,
+    mdd_targets,
+    power_notes,
+    rank_cell,
+    unit_text,
+)
 from benchmark.analysis.inference import MAX_SEEDS
 from benchmark.analysis.stats import FEW_SEEDS, METRICS
 
@@ -48,11 +57,13 @@ def _seeds_cell(row: pd.Series, s: dict[str, str]) -> str:
              if row[f"n_{what}"]]
     if notes:
         text += f" ({'; '.join(notes)})"
+    text += collapse_text(row)
     if row["n_ok"] < FEW_SEEDS:
         text += s["ddagger"]
     if row["n_ok"] and not row["full_seeds"]:
         text += s["section"]
     return text
+
 
 
 def _metric_cell(row: pd.Series, metric: str, s: dict[str, str]) -> str:
@@ -90,17 +101,21 @@ def _diff_cell(row: pd.Series, metric: str, s: dict[str, str]) -> str:
     star = "*" if p < ALPHA else ""
     ci = "diff_fixed_ci" if fixed else "diff_ci"
     low, high = row[f"{metric}_{ci}_low"], row[f"{metric}_{ci}_high"]
-    return f"{text} [{_signed(low, d)}, {_signed(high, d)}] (p={p:.2g}{star})"
+    used = row.get(f"{metric}_test_used")
+    note = ("; t on seed means: no per-image values" if isinstance(used, str)
+            and used != "crossed" and not fixed else "")
+    return f"{text} [{_signed(low, d)}, {_signed(high, d)}] (p={p:.2g}{star}{note})"
 
 
 def _is_best(group: pd.DataFrame, column: str, higher: bool, decimals: int) -> pd.Series:
-    """The best value at the precision shown among recipes that finished every seed (ties at
-    that precision are all bold)."""
-    values = group[column].round(decimals).where(group["full_seeds"])
-    if values.notna().sum() < 2:
+    """Bold only where tested: the recipe significantly better than every other one in the
+    all-pairs family (``<metric>_best``, ``compare --all-pairs``); nothing otherwise."""
+    tested = column.removesuffix("_mean") + "_best"
+    if tested not in group:
         return pd.Series(False, index=group.index)
-    best = values.max() if higher else values.min()
-    return values == best
+    return group[tested].fillna(False).astype(bool)
+
+
 
 
 def _group_table(group: pd.DataFrame, s: dict[str, str]) -> tuple[list[str], list[list[str]]]:
@@ -130,8 +145,7 @@ def _group_table(group: pd.DataFrame, s: dict[str, str]) -> tuple[list[str], lis
         t = row["train_seconds_mean"]
         tcell = f"{t:.0f}" if math.isfinite(t) else "n/a"
         cells.append(s["bold"].format(tcell) if best["time"][i] else tcell)
-        ranks = [row[f"{m}_rank"] for m in ("psnr", "ssim", "lpips")]
-        cells.append("/".join(f"{r:.0f}" if math.isfinite(r) else "-" for r in ranks))
+        cells.append(rank_cell(row))
         rows.append(cells)
     return header, rows
 
@@ -141,8 +155,9 @@ def _footnotes(group: pd.DataFrame, s: dict[str, str]) -> list[str]:
     notes = [
         f"Metric cells: mean {s['pm']} SD over seeds of each run's mean over the test images "
         f"[95{s['pct']} CI of the expected score on this test set over training runs: Student "
-        "t over the per-seed means]; best mean per column in bold among the recipes that "
-        "finished every seed.",
+        "t over the per-seed means]; bold only for a recipe significantly better than every "
+        "other (--all-pairs), ranks only from those tests (1 + recipes significantly "
+        "better; - untested).",
         f"{s['delta']}: mean paired difference to {baseline} (same seed = same initialisation "
         "and crops; same image), over the seeds both finished [95" + s["pct"] + " CI]; p: "
         + ("FIXED TEST SET (--test fixed-images): t-test on the per-seed mean differences, "
@@ -151,8 +166,9 @@ def _footnotes(group: pd.DataFrame, s: dict[str, str]) -> list[str]:
            if group["test"].iloc[0] == "fixed-images" else
            "two-sided test treating both the training runs and the test images as samples "
            f"(crossed seed {s['times']} image random effects, Satterthwaite df)")
-        + "; Holm-adjusted across recipes; * p < 0.05. p is the chance of a difference at least "
-        "this large if both losses had the same expected score.",
+        + f"; p {family_text(group)}; * adjusted p < 0.05. Unadjusted, p would be the chance "
+        "of a difference at least this large if both losses had the same expected score; the "
+        "adjusted p bounds the chance of any false claim among all those tests.",
     ]
     if group["unofficial_weights"].str.len().gt(0).any():
         notes.append(f"{s['dagger']} made with unofficial pretrained weights (alexnet: LPIPS; "
@@ -187,9 +203,11 @@ def _fmt(value: float, spec: str, missing: str = "-") -> str:
 def _details_table(group: pd.DataFrame, s: dict[str, str]) -> tuple[list[str], list[list[str]]]:
     """One row per (recipe, metric): the comparison with the baseline in full, and ranks."""
     baseline = group["baseline"].iloc[0]
+    targets = mdd_targets(group)
     header = ["Recipe", "Metric", f"{s['delta']} [95% CI]", "p", "p, this test set",
-              "Detectable (80% power)", "Seeds for 80% power",
-              f"P(better than {baseline}) [95% CI]", "Rank held"]
+              "Detectable (80% power)"]
+    header += ["Seeds to detect the named difference"] if targets else []
+    header += [f"P(better than {baseline}) [95% CI]", "Rank held"]
     header = [h.replace("%", s["pct"]) for h in header]
     rows = []
     recorded = [m for m in DIFF_METRICS if group[f"{m}_mean"].notna().any()]  # LPIPS may not be
@@ -200,25 +218,29 @@ def _details_table(group: pd.DataFrame, s: dict[str, str]) -> tuple[list[str], l
             rank_held += s["pct"] if rank_held != "-" else ""
             cells = [row["recipe"], METRIC_TEXT[metric][0]]
             if row["is_baseline"] or not math.isfinite(row[f"{metric}_diff"]):
-                rows.append(cells + ["baseline" if row["is_baseline"] else "n/a"] + ["-"] * 5
-                            + [rank_held])
+                rows.append(cells + ["baseline" if row["is_baseline"] else "n/a"]
+                            + ["-"] * (5 if targets else 4) + [rank_held])
                 continue
             diff_cell = _diff_cell(row, metric, s).split(" (p=")[0]
             p, pf = row[f"{metric}_p_holm"], row[f"{metric}_p_fixed_holm"]
-            need = row[f"{metric}_seeds_needed"]
+            need = row[f"{metric}_seeds_for_mdd"]
             need_text = (f"{s['gt']} {MAX_SEEDS}" if need == math.inf
                          else _fmt(need, ".0f"))
+            if metric in targets and need_text != "-":
+                need_text += f" (for {targets[metric]:g}{unit_text(metric)})"
             mde = row[f"{metric}_mde"]
             pi, lo, hi = (row[f"{metric}_p_improve{x}"] for x in ("", "_low", "_high"))
             cells += [diff_cell,
                       _fmt(p, ".2g") + ("*" if math.isfinite(p) and p < ALPHA else ""),
                       _fmt(pf, ".2g") + ("*" if math.isfinite(pf) and pf < ALPHA else ""),
-                      _fmt(mde, f".{d}f") if not 0 < mde < 10**-d else f"{mde:.1e}",
-                      need_text,
-                      f"{pi:.2f} [{lo:.2f}, {hi:.2f}]" if math.isfinite(pi) else "-",
-                      rank_held]
+                      _fmt(mde, f".{d}f") if not 0 < mde < 10**-d else f"{mde:.1e}"]
+            cells += [need_text] if targets else []
+            cells += [improve_cell(pi, lo, hi), rank_held]
             rows.append(cells)
     return header, rows
+
+
+
 
 
 def _has_details(group: pd.DataFrame) -> bool:
@@ -231,20 +253,11 @@ def _details_footnotes(group: pd.DataFrame, s: dict[str, str]) -> list[str]:
     baseline = group["baseline"].iloc[0]
     return [
         f"p: the default test of the {s['delta']} column (runs and test images both random), "
-        "Holm-adjusted. p, this test set: treats the test images as fixed (t-test on the "
-        "per-seed mean differences, Holm-adjusted); it asks only whether the difference on "
-        "these images would persist over more training runs, and is too small when other "
-        "images could order the losses differently.",
-        "Detectable: the smallest true difference the default test finds with 80" + s["pct"]
-        + " probability with these seeds and images, from the observed variances. Seeds for "
-        "80" + s["pct"] + " power: training seeds (with these test images) needed to detect "
-        f"the observed {s['delta']}; {s['gt']} {MAX_SEEDS} when more seeds cannot do it "
-        "(the test images limit it, or the difference is negligible).",
-        f"P(better than {baseline}): probability that a run of the recipe scores better than "
-        f"a run of {baseline} (all pairs of their shared seeds; Agarwal et al. 2021), with a "
-        "stratified bootstrap CI. Rank held: share of 2000 bootstrap replicates (seeds and "
-        "test images resampled together for all recipes) in which the recipe keeps its rank; "
-        "only recipes that finished every seed are ranked.",
+        f"{family_text(group)}. p, this test set: treats the test images as fixed (t-test on "
+        "the per-seed mean differences, Holm-adjusted the same way); it asks only whether the "
+        "difference on these images would persist over more training runs, and is too small "
+        "when other images could order the losses differently.",
+        *power_notes(group, s, baseline),
     ]
 
 
@@ -283,18 +296,15 @@ def markdown_tables(summary: pd.DataFrame) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def _half_width(row: pd.Series, metric: str) -> float:
-    return (row[f"{metric}_ci_high"] - row[f"{metric}_ci_low"]) / 2
-
 
 def _compact_cell(row: pd.Series, metric: str, s: dict[str, str]) -> str:
-    """``mean ± half-width of the 95% CI`` (the mean alone when there is no interval)."""
+    """``mean ± SD over seeds`` (the mean alone with one seed)."""
     mean = row[f"{metric}_mean"]
     if not math.isfinite(mean):
         return "n/a"
     d = METRIC_TEXT[metric][2]
-    half = _half_width(row, metric)
-    return f"{mean:.{d}f} {s['pm']} {half:.{d}f}" if math.isfinite(half) else f"{mean:.{d}f}"
+    sd = row[f"{metric}_std"]
+    return f"{mean:.{d}f} {s['pm']} {sd:.{d}f}" if math.isfinite(sd) else f"{mean:.{d}f}"
 
 
 def _compact_diff(row: pd.Series, metric: str) -> str:
@@ -347,12 +357,12 @@ def _compact_table(group: pd.DataFrame, s: dict[str, str]) -> tuple[list[str], l
 def _compact_footnotes(group: pd.DataFrame, s: dict[str, str]) -> list[str]:
     baseline = group["baseline"].iloc[0]
     notes = [
-        f"n: finished training seeds. Metric cells: mean over seeds {s['pm']} half-width of "
-        f"its 95{s['pct']} confidence interval (Student t over the per-seed means); best mean "
-        "per column in bold among the recipes that finished every seed.",
+        f"n: finished training seeds. Metric cells: mean {s['pm']} SD over seeds of the "
+        "per-seed mean scores (95" + s["pct"] + " CIs: the tables that follow); bold only for "
+        "a recipe significantly better than every other (--all-pairs).",
         f"{s['delta']}: mean paired difference to {baseline} over the seeds both finished; "
-        f"* Holm-adjusted p {s['lt']} 0.05 (crossed seed {s['times']} image test). Intervals, "
-        "p-values, power and ranks: the tables that follow.",
+        f"* p {s['lt']} 0.05, {family_text(group)} (crossed seed {s['times']} image test). "
+        "Intervals, p-values, power and ranks: the tables that follow.",
     ]
     return notes + [n for n in _footnotes(group, s)[2:] if not n.startswith("no p-value")]
 
@@ -374,18 +384,16 @@ def _intervals_table(group: pd.DataFrame, s: dict[str, str], interval: str
 
 
 def _runs_table(group: pd.DataFrame, s: dict[str, str]) -> tuple[list[str], list[list[str]]]:
-    """Seeds in full, GT-mean PSNR (mean ± CI half-width), train time and ranks."""
+    """Seeds in full, GT-mean PSNR (mean ± SD over seeds), train time and tested ranks."""
     label, unit, _ = METRIC_TEXT["psnr_gtmean"]
     header = ["Recipe", "Seeds", f"{label} ({unit}) {s['up']}", f"Time (s) {s['down']}",
               "Rank P/S/L"]
     rows = []
     for _, row in group.iterrows():
         t = row["train_seconds_mean"]
-        ranks = [row[f"{m}_rank"] for m in ("psnr", "ssim", "lpips")]
         rows.append([_recipe_name(row, s), _seeds_cell(row, s),
                      _compact_cell(row, "psnr_gtmean", s),
-                     f"{t:.0f}" if math.isfinite(t) else "n/a",
-                     "/".join(f"{r:.0f}" if math.isfinite(r) else "-" for r in ranks)])
+                     f"{t:.0f}" if math.isfinite(t) else "n/a", rank_cell(row)])
     return header, rows
 
 

@@ -92,7 +92,7 @@ def latex_tables(summary: pd.DataFrame, caption: str | None = None) -> str:
         first = (_tex_escape(caption) + (f" ({title})" if several else "") if caption
                  else f"Low-light enhancement losses compared with {title}")
         out += _tex_table(*_compact(_compact_table(group, _TEX)),
-                          f"{first}. Mean $\\pm$ 95\\% CI half-width over training seeds; "
+                          f"{first}. Mean $\\pm$ SD over training seeds; "
                           f"$\\Delta$: difference to {baseline}.",
                           label, _compact_footnotes(group, _TEX))
         out += _tex_table(*_intervals_table(group, _TEX, "{}--{}"),
@@ -100,15 +100,16 @@ def latex_tables(summary: pd.DataFrame, caption: str | None = None) -> str:
                           f"{label}-intervals", [])
         header, rows = _compact(_runs_table(group, _TEX))
         out += _tex_table(header, [[r[0], r[1].replace(" of ", "/"), *r[2:]] for r in rows],
-                          f"Seeds, GT-mean PSNR (mean $\\pm$ CI half-width), training time and "
-                          f"ranks (PSNR/SSIM/LPIPS), {title}.", f"{label}-runs", [])
+                          f"Seeds, GT-mean PSNR (mean $\\pm$ SD over seeds), training time and "
+                          f"tested ranks (PSNR/SSIM/LPIPS), {title}.", f"{label}-runs", [])
         if _has_details(group):
             header, rows = _details_table(group, _TEX)
             header = short_headers(header)
             notes = _details_footnotes(group, _TEX)
             for part, (cols, text) in enumerate(
                     (([0, 1, 2, 3, 4], f"comparisons with {baseline}"),
-                     ([0, 1, 5, 6, 7, 8], "power, probability of improvement and ranks"))):
+                     ([0, 1, *range(5, len(header))],
+                      "power, probability of improvement and ranks"))):
                 out += _tex_table([header[c] for c in cols], [[r[c] for c in cols] for r in rows],
                                   f"lossbench {text}, {title}.", f"{label}-tests{part + 1}",
                                   [notes[part]] if part == 0 else notes[1:], left=2)

@@ -1,0 +1,87 @@
+"""Table cells that carry statistics: tested ranks, the Holm family, collapses, the
+probability of improvement, the named difference of ``compare --mdd``.
+
+Shared by :mod:`.tables` (Markdown and LaTeX) and :mod:`.report`; formatting constants only,
+nothing here computes a statistic.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from benchmark.analysis.inference import MAX_SEEDS
+
+#: metric -> unit, for the cells here (the tables' METRIC_TEXT has labels and decimals)
+UNITS = {"psnr": "dB", "ssim": "", "lpips": "", "psnr_gtmean": "dB"}
+DIFF_METRICS = ("psnr", "ssim", "lpips")
+
+
+def collapse_text(row: pd.Series) -> str:
+    """`` (collapsed k/n [a, b])`` when any finished run collapsed (Clopper-Pearson 95% CI of
+    the rate; the collapsed runs are left out of means, intervals and tests)."""
+    k = row.get("n_collapsed", 0)
+    if not k or not math.isfinite(k):
+        return ""
+    n = int(k + row["n_ok"])
+    return (f" (collapsed {int(k)}/{n} [{row['collapse_low']:.2f}, "
+            f"{row['collapse_high']:.2f}]: seeds {row['collapsed_seeds']})")
+
+
+def rank_cell(row: pd.Series) -> str:
+    """Tested ranks (``compare --all-pairs``: 1 + recipes significantly better), else -."""
+    ranks = [row.get(f"{m}_rank_tested", math.nan) for m in ("psnr", "ssim", "lpips")]
+    return "/".join(f"{r:.0f}" if math.isfinite(r) else "-" for r in ranks)
+
+
+def family_text(group: pd.DataFrame) -> str:
+    """Which Holm family the p-values of a table are adjusted over, in words."""
+    n = group["holm_family"].dropna() if "holm_family" in group else pd.Series([], dtype=float)
+    size = f"the {int(n.iloc[0])} tests" if len(n) else "the tests"
+    if "family" in group and (group["family"] == "all-pairs").any():
+        return f"Holm-adjusted over {size} of every pair of recipes on every metric"
+    return f"Holm-adjusted over {size} of this table (every recipe on every metric)"
+
+
+def unit_text(metric: str) -> str:
+    unit = UNITS.get(metric, "")
+    return f" {unit}" if unit else ""
+
+
+def mdd_targets(group: pd.DataFrame) -> dict[str, float]:
+    """metric -> the difference named with ``compare --mdd`` (none: no such column)."""
+    out = {}
+    for metric in DIFF_METRICS:
+        col = group.get(f"{metric}_mdd_target")
+        if col is not None and col.notna().any():
+            out[metric] = float(col.dropna().iloc[0])
+    return out
+
+
+def improve_cell(pi: float, lo: float, hi: float) -> str:
+    if not math.isfinite(pi):
+        return "-"
+    return f"{pi:.2f} [{lo:.2f}, {hi:.2f}]" if math.isfinite(lo) else f"{pi:.2f} (no CI)"
+
+
+def power_notes(group: pd.DataFrame, s: dict[str, str], baseline: str) -> list[str]:
+    """The comparisons table's footnotes on Detectable, the named difference, P(better) and
+    Rank held (``s``: the Markdown or LaTeX symbols of :mod:`.tables`)."""
+    return [
+        "Detectable: the smallest true difference the default test finds with 80" + s["pct"]
+        + " probability with this many seeds and images, simulated from the variance "
+        "components fitted to the paired differences (the uncertainty of the estimated "
+        "variances included; the components themselves are estimates from few seeds)."
+        + (" Seeds to detect the named difference (--mdd): training seeds (with these test "
+           f"images) at which the default test finds it with 80{s['pct']} probability; "
+           f"{s['gt']} {MAX_SEEDS} when more seeds cannot do it (the test images limit it)."
+           if mdd_targets(group) else ""),
+        f"P(better than {baseline}): probability that a run of the recipe scores better than "
+        f"the run of {baseline} with the same seed, on these test images (per-seed mean "
+        "scores), assuming normal per-seed differences; median-unbiased estimate and exact "
+        "95" + s["pct"] + " CI (noncentral t). No CI with fewer than 3 shared seeds. Rank "
+        "held: share of 2000 draws of a parametric bootstrap of the crossed seed "
+        f"{s['times']} image design in which the recipe keeps the rank of its mean (ranks of "
+        "means, untested); only recipes that finished every seed are ranked.",
+    ]
