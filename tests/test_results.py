@@ -528,3 +528,52 @@ def test_a_known_dataset_is_named_in_tables_and_report(tmp_path: Path) -> None:
     assert "dataset `LOL-v1`" in md and MANIFEST[:12] not in md
     tex = latex_tables(summary)
     assert "LOL-v1" in tex and "tab:lossbench-smoke-lol-v1" in tex
+
+
+# ---------------------------------------------------------------- collapses, --mdd, --all-pairs
+
+
+def test_collapsed_runs_are_left_out_and_counted(tmp_path: Path) -> None:
+    for seed in range(4):
+        make_run(tmp_path, "l1", seed, [20.0 + 0.1 * seed, 21.0, 22.0])
+        run = make_run(tmp_path, "wild", seed, [20.5 + 0.2 * seed, 21.5, 22.5] if seed < 3
+                       else [5.0, 6.0, 7.0])
+        if seed == 3:
+            _edit_json(run, outcome="collapsed", outcome_reason="output constant")
+    runs, per_image = load_runs(tmp_path)
+    assert set(runs["outcome"]) == {"ok", "collapsed"}
+    summary = summarize(runs, per_image, "l1")
+    wild = _row(summary, "wild")
+    assert (wild["n_ok"], wild["n_collapsed"], wild["collapsed_seeds"]) == (3, 1, "3")
+    seed_means = [(20.5 + 0.2 * s + 21.5 + 22.5) / 3 for s in range(3)]
+    assert wild["psnr_mean"] == pytest.approx(np.mean(seed_means))
+    assert wild["psnr_n_shared_seeds"] == 3  # the collapsed seed is not in the test
+    ci = sps.binomtest(1, 4).proportion_ci(method="exact")
+    assert (wild["collapse_low"], wild["collapse_high"]) == pytest.approx((ci.low, ci.high))
+    # the median over every finished seed, collapsed ones included
+    assert wild["psnr_median_all"] == pytest.approx(np.median([*seed_means, 6.0]))
+    md = markdown_tables(summary)
+    assert f"collapsed 1/4 [{ci.low:.2f}, {ci.high:.2f}]: seeds 3" in md
+
+
+def test_compare_mdd_and_all_pairs(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    rng = np.random.default_rng(8)
+    for seed in range(3):
+        base = 20.0 + rng.normal(0, 0.3, 5)
+        make_run(tmp_path, "l1", seed, base)
+        make_run(tmp_path, "up", seed, base + 1.0 + rng.normal(0, 0.05, 5))
+        make_run(tmp_path, "same", seed, base + rng.normal(0, 0.05, 5))
+    assert main(["compare", "--results", str(tmp_path), "--mdd", "psnr=0.05,ssim=0.001",
+                 "--all-pairs"]) == 0
+    out = capsys.readouterr().out
+    assert "Seeds to detect the named difference" in out and "(for 0.05 dB)" in out
+    assert "All pairs" in out and "| PSNR | up | same |" in out
+    pairs = pd.read_csv(tmp_path / "tables" / "pairs.csv")
+    assert len(pairs) == 3 * 4 and pairs["family"].eq(12).all()  # 3 pairs x 4 metrics
+    summary = pd.read_csv(tmp_path / "tables" / "summary.csv").set_index("recipe")
+    assert summary.loc["up", "psnr_seeds_for_mdd"] >= 3
+    assert bool(summary.loc["up", "psnr_best"]) and summary.loc["up", "psnr_rank_tested"] == 1
+    assert "Holm-adjusted over the 12 tests of every pair" in out
+    for bad in ("abc", "psnr=-1", "fid=0.5"):
+        assert main(["compare", "--results", str(tmp_path), "--mdd", bad]) == 2
+        assert "--mdd" in capsys.readouterr().err
