@@ -5,34 +5,13 @@ For every recipe with finished runs both in the user's results and in the refere
 recorded on both sides is tested for equivalence on the per-seed means (each run's mean over
 the test images), and the recipe gets one verdict.
 
-The test (Wellek 2010, *Testing Statistical Hypotheses of Equivalence and Noninferiority*,
-2nd ed., sec. 6.1: the two-sample t-test for equivalence). With ``m`` reference seeds and ``n``
-of the user's, means ``r`` and ``u``, pooled run-to-run SD ``s`` (``m + n - 2`` degrees of
-freedom) and ``c = sqrt(1/m + 1/n)``, the hypothesis "the expected scores differ by at least
-``K_MARGIN`` run-to-run SDs" is rejected, and the rerun called *reproduced*, when
-``|u - r| / (s c) < C``, where ``C^2`` is the ``ALPHA`` quantile of the noncentral F
-distribution with 1 and ``m + n - 2`` degrees of freedom and noncentrality ``(K_MARGIN / c)^2``.
-This is exact for normal per-seed means with one run-to-run SD on both sides (which is part of
-what "reproduces" means: the same protocol): a rerun whose expectation sits exactly at the
-margin is called reproduced with probability ``ALPHA``, whatever ``m``, ``n`` and the SD. It
-needs no SD from the user's side, so a single user seed is tested against the reference's
-spread (a prediction-interval check: is the one value inside what the reference's seeds make
-plausible for a new run, to within the margin).
-
-The margin is ``K_MARGIN`` = 3 run-to-run SDs (shown in the metric's units, from the pooled
-SD): a shift smaller than that is within the spread single reruns of the reference protocol
-show among themselves (a new run falls within 3 SDs of the expected score 99.7% of the time),
-so it cannot change what one run says. A wider margin would call visibly different losses
-equal; a narrower one needs many more seeds (with ``K_MARGIN = 2`` one user seed against three
-reference seeds reaches a verdict 21% of the time under exact reproduction; with 3, 54%).
-
-Verdicts per metric: *reproduced* (equivalent within the margin); *differs* (not equivalent,
-and the 95% t interval of ``u - r`` excludes zero, a two-sided 5% test: "differs by X (95%
-CI ...)"); otherwise
-*too few seeds to tell*, with the number of user seeds that give an 80% chance of
-"reproduced" under exact reproduction. A recipe is reproduced when every compared metric is
-(an intersection-union test: no multiplicity correction is needed), differs when any metric
-differs, and is too few seeds to tell otherwise. docs/STATISTICS.md has the calibration.
+The statistics are in :mod:`.equivalence`: an equivalence test of every metric within an
+absolute margin (``MARGINS``: 0.5 dB PSNR, 0.02 SSIM, ...; they do not grow with the noise),
+a check that the rerun is not much noisier than the reference (SD ratio), and one verdict per
+recipe: *reproduced* when every metric is, *differs* when any metric's difference or SD ratio
+is significant (Bonferroni over the recipe's tests, so exact reproduction is called "differs"
+at most 5% of the time), else *too few seeds to tell*. docs/STATISTICS.md has the simulated
+error rates.
 
 A comparison is refused, naming what differs, when the two sides do not share the profile,
 the protocol (every field that changes numbers, precision included), the model, the recipe's
@@ -43,26 +22,25 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
+from benchmark.analysis.equivalence import (
+    MARGINS,
+    MAX_SEEDS,
+    equivalence,
+    power_exact,
+    recipe_verdict,
+    seeds_needed,
+)
 from benchmark.analysis.frames import load_runs, read_config
 from benchmark.errors import UserError
 
-__all__ = ["K_MARGIN", "compare_reference", "equivalence", "format_verdicts", "power_exact",
+__all__ = ["MARGINS", "compare_reference", "equivalence", "format_verdicts", "power_exact",
            "seeds_needed"]
 
-K_MARGIN = 3.0
-ALPHA = 0.05  # each one-sided test of the equivalence test
-CI_LEVEL = 0.95  # the interval shown, and the two-sided 5% test behind "differs"
-POWER = 0.8
-MAX_SEEDS = 100
 #: metrics checked when both sides recorded them (lpips is null without AlexNet)
 METRICS = ("psnr", "ssim", "lpips", "psnr_gtmean")
 LABELS = {"psnr": "PSNR", "ssim": "SSIM", "lpips": "LPIPS", "psnr_gtmean": "PSNR (GT-mean)"}
@@ -76,82 +54,6 @@ OPERATIONAL_FIELDS = ("ckpt_every", "ckpt_minutes", "log_every", "seeds", "n_sam
 ROUNDING_FIELDS = ("deterministic", "channels_last")
 #: data fields that change numbers (benchmark.run.setup.hashed_part)
 DATA_FIELDS = ("layout", "manifest_sha256", "val_images")
-
-
-@dataclass(frozen=True)
-class Equivalence:
-    """One metric of one recipe: the user's runs against the reference's."""
-
-    n_ref: int
-    n_user: int
-    diff: float  # user mean - reference mean
-    ci_low: float  # 95% t interval of diff
-    ci_high: float
-    sd: float  # pooled run-to-run SD
-    margin: float  # K_MARGIN * sd
-    verdict: str  # reproduced | differs | too few seeds
-    power: float  # chance of "reproduced" under exact reproduction with these seeds
-    seeds_needed: int | None  # user seeds for POWER under exact reproduction (None: > MAX_SEEDS)
-
-
-@lru_cache(maxsize=4096)
-def _critical(m: int, n: int, k: float, alpha: float) -> float:
-    """Wellek's critical value ``C`` for ``|T|`` (``nan`` when no SD can be estimated)."""
-    df = m + n - 2
-    if m < 1 or n < 1 or df < 1:
-        return math.nan
-    c = math.sqrt(1 / m + 1 / n)
-    return math.sqrt(float(sps.ncf.ppf(alpha, 1, df, (k / c) ** 2)))
-
-
-@lru_cache(maxsize=4096)
-def _t_quantile(q: float, df: int) -> float:
-    return float(sps.t.ppf(q, df))
-
-
-@lru_cache(maxsize=4096)
-def power_exact(m: int, n: int, k: float = K_MARGIN, alpha: float = ALPHA) -> float:
-    """Probability of "reproduced" when the rerun's expectation equals the reference's."""
-    crit = _critical(m, n, k, alpha)
-    if not math.isfinite(crit):
-        return 0.0
-    return float(2 * sps.t.cdf(crit, m + n - 2) - 1)
-
-
-@lru_cache(maxsize=256)
-def seeds_needed(m: int, k: float = K_MARGIN, power: float = POWER) -> int | None:
-    """The fewest user seeds giving ``power`` under exact reproduction against ``m`` seeds."""
-    for n in range(1, MAX_SEEDS + 1):
-        if power_exact(m, n, k) >= power:
-            return n
-    return None
-
-
-def equivalence(ref: np.ndarray, user: np.ndarray, k: float = K_MARGIN,
-                alpha: float = ALPHA) -> Equivalence:
-    """Wellek's t-test for equivalence of the per-seed means ``user`` and ``ref`` (module doc)."""
-    r, u = np.asarray(ref, dtype=np.float64), np.asarray(user, dtype=np.float64)
-    m, n = r.size, u.size
-    diff = float(u.mean() - r.mean()) if m and n else math.nan
-    df = m + n - 2
-    power, needed = power_exact(m, n, k, alpha), seeds_needed(m, k)
-    if m == 0 or n == 0 or df < 1:
-        return Equivalence(m, n, diff, math.nan, math.nan, math.nan, math.nan, "too few seeds",
-                           power, needed)
-    ss = float(((r - r.mean()) ** 2).sum() + ((u - u.mean()) ** 2).sum())
-    sd = math.sqrt(ss / df)
-    c = math.sqrt(1 / m + 1 / n)
-    half = _t_quantile((1 + CI_LEVEL) / 2, df) * sd * c
-    low, high = diff - half, diff + half
-    if sd == 0.0:  # every run identical: equal or not, nothing in between
-        verdict = "reproduced" if diff == 0.0 else "differs"
-    elif abs(diff) / (sd * c) < _critical(m, n, k, alpha):
-        verdict = "reproduced"
-    elif low > 0 or high < 0:
-        verdict = "differs"
-    else:
-        verdict = "too few seeds"
-    return Equivalence(m, n, diff, low, high, sd, k * sd, verdict, power, needed)
 
 
 def _metrics_json(run_dir: str) -> dict[str, Any]:
@@ -262,11 +164,11 @@ def compare_reference(results: str | Path, reference: str | Path) -> tuple[pd.Da
         if diffs:
             refused.append((recipe, diffs))
             continue
-        for metric in METRICS:
-            r, u = ref[metric].dropna().to_numpy(), mine[metric].dropna().to_numpy()
-            if r.size == 0 or u.size == 0:
-                continue
-            eq = equivalence(r, u)
+        pairs = {metric: (ref[metric].dropna().to_numpy(), mine[metric].dropna().to_numpy())
+                 for metric in METRICS}
+        pairs = {k: v for k, v in pairs.items() if v[0].size and v[1].size}
+        for metric, (r, u) in pairs.items():
+            eq = equivalence(r, u, MARGINS[metric], k=len(pairs))
             rows.append({"recipe": recipe, "profile": mine["profile"].iloc[0], "metric": metric,
                          "ref_mean": float(r.mean()), "user_mean": float(u.mean()),
                          "user_seeds": ",".join(str(s) for s in sorted(mine["seed"])),
@@ -279,14 +181,9 @@ def compare_reference(results: str | Path, reference: str | Path) -> tuple[pd.Da
             "reference's in what changes the numbers: " + " ".join(notes)
         )
     frame = pd.DataFrame(rows)
-    frame["recipe_verdict"] = frame.groupby("recipe")["verdict"].transform(_overall)
+    frame["recipe_verdict"] = frame.groupby("recipe")["verdict"].transform(
+        lambda v: recipe_verdict(list(v)))
     return frame, notes
-
-
-def _overall(verdicts: pd.Series) -> str:
-    if (verdicts == "differs").any():
-        return "differs"
-    return "reproduced" if (verdicts == "reproduced").all() else "too few seeds"
 
 
 def _num(value: float, metric: str, sign: bool = False) -> str:
@@ -300,12 +197,16 @@ def _metric_line(r: Any) -> str:
     if not math.isfinite(r.sd):
         return (f"{label}: no run-to-run SD from {r.n_ref} reference and {r.n_user} user "
                 "seed(s): too few seeds to tell")
+    spread = (f"run SD yours {_num(r.sd_user, m)}{unit} vs {_num(r.sd_ref, m)}{unit} "
+              f"(ratio {r.sd_user / r.sd_ref:.2f}, F-test p={r.sd_p:.2g})"
+              if math.isfinite(r.sd_p) else f"reference run SD {_num(r.sd_ref, m)}{unit}")
     text = (f"{label}: yours {_num(r.user_mean, m)}{unit} vs {_num(r.ref_mean, m)}{unit}, "
             f"Δ {_num(r.diff, m, True)}{unit} (95% CI {_num(r.ci_low, m, True)} to "
-            f"{_num(r.ci_high, m, True)}), margin ±{_num(r.margin, m)}{unit} "
-            f"({K_MARGIN:g} × run SD {_num(r.sd, m)}{unit}): ")
+            f"{_num(r.ci_high, m, True)}), margin ±{_num(r.margin, m)}{unit}; {spread}: ")
     if r.verdict == "reproduced":
         return text + "reproduced"
+    if r.verdict == "differs (noisier)":
+        return text + "differs: your runs are much noisier than the reference's"
     if r.verdict == "differs":
         return text + f"differs by {_num(r.diff, m, True)}{unit}"
     return text + "too few seeds to tell"
@@ -314,22 +215,28 @@ def _metric_line(r: Any) -> str:
 def _needed(sub: pd.DataFrame) -> str:
     need = sub["seeds_needed"]
     if need.isna().any():
-        return f"even {MAX_SEEDS} seeds of yours would not be enough against this reference"
+        return (f"even {MAX_SEEDS} seeds of yours would not be enough against this reference "
+                "(its own spread is too large for the margin)")
     return (f"{int(need.max())} seed(s) of yours give an 80% chance of 'reproduced' if the "
             f"rerun matches (you have {int(sub['n_user'].iloc[0])})")
 
 
 def format_verdicts(frame: pd.DataFrame, notes: list[str], reference: str | Path) -> str:
     """The verdicts as Markdown: one bullet per recipe, one sub-bullet per metric."""
+    margins = ", ".join(f"{LABELS[k]} ±{v:g}{UNITS.get(k, '')}" for k, v in MARGINS.items())
     lines = [f"Reference: `{Path(reference).as_posix()}`. Equivalence test on the per-seed "
-             f"means (Wellek's t-test, 5% level, margin {K_MARGIN:g} run-to-run SDs; "
+             f"means (two one-sided t-tests, 5% level) within absolute margins ({margins}), "
+             "and an F-test that your runs are not much noisier; a recipe differs when any "
+             "metric does (Bonferroni: at most 5% under exact reproduction; "
              "docs/STATISTICS.md).", ""]
     for recipe, sub in frame.groupby("recipe", sort=True):
         verdict = sub["recipe_verdict"].iloc[0]
         seeds = (f"{int(sub['n_user'].iloc[0])} seed(s) of yours ({sub['user_seeds'].iloc[0]}) "
                  f"vs {int(sub['n_ref'].iloc[0])} of the reference, profile "
                  f"{sub['profile'].iloc[0]}")
-        if verdict == "differs":
+        if verdict == "differs" and not (sub["verdict"] == "differs").any():
+            head = "differs: your runs are much noisier than the reference's"
+        elif verdict == "differs":
             bad = next(sub[sub["verdict"] == "differs"].itertuples())
             unit = UNITS.get(bad.metric, "")
             head = (f"differs: {LABELS.get(bad.metric, bad.metric)} by "
