@@ -108,13 +108,18 @@ def reading(summary, baseline: str = "l1", alpha: float = 0.05) -> str:
 
     others = summary[~summary["is_baseline"].astype(bool)].sort_values("recipe")
     tested_any = others[others["psnr_p_holm"].notna()]
+    family = int(summary["holm_family"].max()) if summary["holm_family"].notna().any() else 0
+    metrics = [m for m in ("psnr", "ssim", "lpips", "psnr_gtmean")
+               if others[f"{m}_p"].notna().any()]
     sentences = []
     if not tested_any.empty:
         sentences.append(
             f"Against {baseline}, with the crossed seed × image test (it counts both the "
-            "training seeds and the test images as samples; Holm-adjusted p < "
-            f"{alpha:g} over the {len(tested_any)} recipes with 3 or more seeds shared with "
-            f"{baseline}; each difference with its 95% interval).")
+            "training seeds and the test images as samples), a claim below is one whose p, "
+            f"Holm-adjusted over all {family} tests of the table ({len(tested_any)} recipes "
+            f"with 3 or more seeds shared with {baseline}, each on "
+            f"{_listing([METRIC_TEXT[m][0] for m in metrics])}), is under {alpha:g}; each "
+            "difference comes with its 95% interval.")
     for metric in ("psnr", "ssim"):
         label, unit, dec = METRIC_TEXT[metric]
         unit = f" {unit}" if unit else ""
@@ -138,10 +143,16 @@ def reading(summary, baseline: str = "l1", alpha: float = 0.05) -> str:
             found + ([f"it cannot tell {_listing(sorted(rest['recipe']))} from {baseline}"]
                      if not rest.empty else []))
         if not rest.empty:
-            mde = float(rest[f"{metric}_mde"].median())
-            text += (", which is not evidence of equal scores: with these seeds and images it "
-                     f"detects a difference of about {mde:.{dec}f}{unit} with 80% power")
+            mde = rest.set_index("recipe")[f"{metric}_mde"].dropna().sort_values()
+            text += (", which is not evidence of equal scores: with these seeds and images "
+                     "the difference it would detect with 80% power (simulated from each "
+                     "comparison's fitted variance components) runs from "
+                     f"{mde.iloc[0]:.{dec}f}{unit} ({mde.index[0]}) to "
+                     f"{mde.iloc[-1]:.{dec}f}{unit} ({mde.index[-1]}), median "
+                     f"{mde.median():.{dec}f}{unit}")
         sentences.append(text + ".")
+    sentences.append("No recipe is called best: only the differences to "
+                     f"{baseline} were tested (`compare --all-pairs` tests every pair).")
     untested = sorted(others[others["psnr_p_holm"].isna()]["recipe"])
     if untested:
         one = len(untested) == 1

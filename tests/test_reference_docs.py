@@ -179,13 +179,15 @@ def test_reading_states_what_the_test_found_and_no_more(tmp_path: Path) -> None:
     shifts = {"l1": 0.0, "flw": 3.0, "mse": 0.0, "edge": -3.0}
     for recipe, shift in shifts.items():
         for seed in (0, 1, 2):
-            noise = rng.normal(0, 0.3) + rng.normal(0, 0.2, 15)  # seed effect + seed x image
+            noise = rng.normal(0, 0.1) + rng.normal(0, 0.2, 15)  # seed effect + seed x image
             make_run(tmp_path, recipe, seed, images + shift + noise, profile="lite")
     make_run(tmp_path, "ssim", 0, images + 1.0, profile="lite")
     _, _, summary = compare_frames(tmp_path, "l1")
     text = reference_script.reading(summary)
     assert "On PSNR, flw (+3." in text and " dB [+" in text
-    assert "Holm-adjusted p < 0.05 over the 3 recipes" in text
+    # 3 recipes x PSNR, SSIM, LPIPS and GT-mean PSNR (the hand-made runs record all four)
+    assert "Holm-adjusted over all 12 tests of the table (3 recipes" in text
+    assert "No recipe is called best" in text
     assert "scores higher; edge (-3." in text
     assert "scores lower; it cannot tell mse from l1" in text
     assert "which is not evidence of equal scores" in text

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from benchmark.analysis.cells import family_text
 from benchmark.analysis.stats import FEW_SEEDS, METRICS
 from benchmark.analysis.tables import METRIC_TEXT, dataset_words
 
@@ -93,7 +94,7 @@ def metric_markdown(runs: pd.DataFrame, summary: pd.DataFrame, metric: str) -> s
         out.append(f"Each seed's value is that run's mean over the test images. 95% CI: Student "
                    f"t over the per-seed means. Δ: mean paired difference to {baseline} over the "
                    f"seeds both finished (same seed, same image); its interval and p from the "
-                   f"{test}; p Holm-adjusted across recipes. No interval or p with fewer than "
+                   f"{test}; p {family_text(group)}. No interval or p with fewer than "
                    f"{FEW_SEEDS} seeds.\n")
     return "\n".join(out).rstrip() + "\n"
 

@@ -310,9 +310,9 @@ def rank_frequency_frame(
 def rank_stability_figure(freqs: pd.DataFrame) -> Figure:
     """Share of bootstrap replicates in which each recipe takes each rank, a panel per metric.
 
-    ``freqs`` is :func:`rank_frequency_frame`'s long frame; seeds and test images are resampled
-    together for all recipes, so a recipe that keeps its rank in most replicates is robustly
-    placed.
+    ``freqs`` is :func:`rank_frequency_frame`'s long frame: a parametric bootstrap of the
+    crossed seed x image design (:func:`.inference.rank_stability`), so a recipe that keeps its
+    rank in most draws is robustly placed.
     """
     metrics = list(dict.fromkeys(freqs["metric"]))
     with mpl.rc_context(STYLE):
@@ -333,7 +333,8 @@ def rank_stability_figure(freqs: pd.DataFrame) -> Figure:
             ax.set_yticks(range(table.shape[0]), list(table.index))
             ax.set_xlabel("rank")
             ax.set_title(f"{LABELS[metric]} {_arrow(metric)}")
-        fig.suptitle("How often each recipe takes each rank (bootstrap over seeds and images)")
+        fig.suptitle("How often each recipe takes each rank (parametric bootstrap, seeds and "
+                     "images random)")
     return fig
 
 
@@ -353,7 +354,7 @@ FIGURES = (  # kind, caption
     ("validation_curves", "Validation PSNR during training, median over seeds"),
     ("samples", "Sample outputs with zoomed crops"),
     ("per_image_diff", "Per-image difference from the baseline"),
-    ("rank_stability", "Rank stability over bootstrap replicates of seeds and test images"),
+    ("rank_stability", "Rank stability (parametric bootstrap, seeds and test images random)"),
 )
 
 
