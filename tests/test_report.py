@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 
 from benchmark.analysis import plots
 from benchmark.analysis.frames import load_runs
+from benchmark.analysis.pairs import all_pairs, apply_pairs
 from benchmark.analysis.stats import summarize
 from benchmark.analysis.tables import markdown_tables
 from benchmark.analysis.tex import latex_tables
@@ -156,6 +157,9 @@ def test_tables_bold_best_and_latex(tmp_path: Path) -> None:
         make_run(tmp_path, "l1", seed, [20.0, 21.0 + seed])
         make_run(tmp_path, "my_mix", seed, [22.0, 23.0 + seed])
     summary = summarize(*load_runs(tmp_path), "l1")
+    assert "**" not in markdown_tables(summary).split("\n", 1)[1]  # bold only where tested
+    runs, per_image = load_runs(tmp_path)
+    summary = apply_pairs(summary, all_pairs(runs, per_image, summary))  # --all-pairs
     md = markdown_tables(summary)
     assert "| PSNR (dB) ↑ |" in md and "| LPIPS ↓ |" in md
     # t(2) interval over the per-seed means 22.5, 23, 23.5: 23 -/+ 4.303 * 0.2887
@@ -164,9 +168,9 @@ def test_tables_bold_best_and_latex(tmp_path: Path) -> None:
     assert "| ΔPSNR vs l1 (dB) |" in md and "+2.00 [+2.00, +2.00] (p=0*)" in md
     assert "| my_mix | PSNR | +2.00 [+2.00, +2.00] | 0* | 0* |" in md
     tex = latex_tables(summary)
-    # compact: mean with the CI's half-width (4.303 * 0.2887 = 1.24); the interval in full
+    # compact: mean with the SD over seeds (0.50); the interval in full
     for token in (r"\toprule", r"\midrule", r"\bottomrule", r"my\_mix",
-                  r"\textbf{23.00$\pm$1.24}", r"21.76--24.24", r"PSNR (dB)\\{}$\uparrow$",
+                  r"\textbf{23.00$\pm$0.50}", r"21.76--24.24", r"PSNR (dB)\\{}$\uparrow$",
                   r"[95\% CI]", r"lossbench comparisons with l1"):
         assert token in tex
     assert re.search(r"(?<!\\)%", tex) is None  # an unescaped % would comment out the rest
