@@ -333,7 +333,7 @@ MAIN_METRICS = ("psnr", "ssim", "lpips")  # GT-mean PSNR: extra, never the headl
 
 
 def _compact_table(group: pd.DataFrame, s: dict[str, str]) -> tuple[list[str], list[list[str]]]:
-    """The paper table: n, mean ± CI half-width per headline metric, starred differences."""
+    """The paper table: n, mean ± SD over seeds per headline metric, starred differences."""
     header = ["Recipe", "n"]
     for metric in MAIN_METRICS:
         label, unit, _ = METRIC_TEXT[metric]

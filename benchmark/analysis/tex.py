@@ -1,6 +1,6 @@
 r"""The summary tables as LaTeX (booktabs), sized for papers.
 
-Per (profile, dataset): the compact summary (mean ± CI half-width, starred differences), the
+Per (profile, dataset): the compact summary (mean ± SD over seeds, starred differences), the
 intervals table and the comparisons in two parts, each fitting a one-column article's text
 width (345 pt) and a two-column article's ``table*`` at ``\footnotesize``, with a
 ``\label{tab:lossbench-<profile>-<dataset>}`` and only ASCII (math minus, ``\dag``,
