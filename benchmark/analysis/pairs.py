@@ -3,7 +3,7 @@
 "Which loss is best" is a question about every pair, not about each recipe against one
 baseline. Within a (profile, dataset) table every pair of recipes with at least
 ``FEW_SEEDS`` shared seeds is compared exactly as a recipe is compared with the baseline
-(:func:`benchmark.analysis.stats._compare`: paired by seed and image, crossed seed x image
+(:func:`benchmark.analysis.stats.compare_pair`: paired by seed and image, crossed seed x image
 test), and Holm's correction runs over every (pair, metric) test of the table: one family for
 every claim the table then prints. The baseline comparisons are pairs of that family, so
 their adjusted p-values replace the narrower family's in the summary.
@@ -21,7 +21,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from benchmark.analysis.stats import FEW_SEEDS, METRICS, _compare, collect, holm
+from benchmark.analysis.stats import FEW_SEEDS, METRICS, collect, compare_pair, holm
 from benchmark.analysis.tables import METRIC_TEXT
 
 __all__ = ["ALPHA", "all_pairs", "apply_pairs", "pairs_markdown"]
@@ -41,7 +41,7 @@ def all_pairs(runs: pd.DataFrame, per_image: pd.DataFrame, summary: pd.DataFrame
         recipes = sorted(group.loc[group["n_ok"] > 0, "recipe"])
         for metric, higher in METRICS.items():
             for a, b in itertools.combinations(recipes, 2):
-                got = _compare(data[(profile, dataset, a)][metric],
+                got = compare_pair(data[(profile, dataset, a)][metric],
                                data[(profile, dataset, b)][metric], higher)
                 if not math.isfinite(got["diff"]):
                     continue

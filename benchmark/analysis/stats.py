@@ -52,7 +52,7 @@ from benchmark.analysis import inference, power
 from benchmark.analysis.inference import paired_test
 
 __all__ = ["FEW_SEEDS", "METRICS", "clopper_pearson", "collect", "holm", "holm_family",
-           "paired_test", "rank_frequencies", "summarize"]
+           "compare_pair", "paired_test", "rank_frequencies", "summarize"]
 
 # metric -> higher is better?
 METRICS: dict[str, bool] = {"psnr": True, "ssim": True, "lpips": False, "psnr_gtmean": True}
@@ -184,7 +184,7 @@ DIFF_COLUMNS = ("diff", "n_shared_seeds", "n_images", "n_pairs", "diff_ci_low", 
                 "p_improve_low", "p_improve_high")
 
 
-def _compare(
+def compare_pair(
     recipe: tuple[pd.Series, pd.DataFrame], base: tuple[pd.Series, pd.DataFrame],
     higher: bool, target: float | None = None,
 ) -> dict[str, float | str]:
@@ -375,7 +375,8 @@ def summarize(
                 continue
             for i in others:
                 key = (profile, dataset, summary.at[i, "recipe"])
-                got = _compare(data[key][metric], base[metric], higher, (mdd or {}).get(metric))
+                got = compare_pair(data[key][metric], base[metric], higher,
+                                   (mdd or {}).get(metric))
                 for col, value in got.items():
                     summary.at[i, f"{metric}_{col}"] = value
     holm_family(summary)
