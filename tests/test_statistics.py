@@ -148,6 +148,21 @@ def test_rank_stability() -> None:
     assert 0.3 < freq[0, 0] < 0.7  # two equal recipes swap ranks about half the time
 
 
+def test_rank_stability_uses_the_crossed_variance() -> None:
+    """Two recipes: the share of draws in which they swap is Phi(-|diff| / se), se the crossed
+    test's standard error of the difference (seeds and images random), not a resampling of
+    this one set of seeds and images."""
+    rng = np.random.default_rng(6)
+    a = _crossed_matrix(rng, 3, 15, 0.3, 0.4, 0.2) + 20.0
+    b = a + _crossed_matrix(rng, 3, 15, 0.2, 0.3, 0.1, delta=0.3)
+    est = inference.crossed(b - a)
+    freq = inference.rank_stability(np.stack([a, b]), True, np.random.default_rng(0),
+                                    n_boot=40_000)
+    swap = sps.norm.cdf(-abs(float(est.mean)) / float(est.se))
+    leader = int(b.mean() > a.mean()) ^ 1  # index of the recipe ranked second
+    assert freq[leader, 0] == pytest.approx(swap, abs=0.01)
+
+
 # ---------------------------------------------------------------- calibration by simulation
 
 
