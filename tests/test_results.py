@@ -577,3 +577,14 @@ def test_compare_mdd_and_all_pairs(tmp_path: Path, capsys: pytest.CaptureFixture
     for bad in ("abc", "psnr=-1", "fid=0.5"):
         assert main(["compare", "--results", str(tmp_path), "--mdd", bad]) == 2
         assert "--mdd" in capsys.readouterr().err
+
+
+def test_a_comparison_without_per_image_values_names_its_test(tmp_path: Path) -> None:
+    for seed in range(3):
+        make_run(tmp_path, "l1", seed, [20.0 + 0.1 * seed, 21.0, 22.0], per_image=False)
+        make_run(tmp_path, "up", seed, [21.0 + 0.3 * seed, 22.0, 23.0], per_image=False)
+    summary = summarize(*load_runs(tmp_path), "l1")
+    up = _row(summary, "up")
+    assert up["psnr_test_used"] == "seed means" and up["psnr_n_images"] == 1
+    assert up["psnr_p"] == pytest.approx(up["psnr_p_fixed"])  # the t on per-seed means
+    assert "t on seed means: no per-image values" in markdown_tables(summary)

@@ -316,7 +316,10 @@ def _compact_diff(row: pd.Series, metric: str) -> str:
     p = row[f"{metric}_p_fixed_holm" if fixed else f"{metric}_p_holm"]
     if not math.isfinite(diff):
         return "n/a"
-    return _signed(diff, METRIC_TEXT[metric][2]) + ("*" if math.isfinite(p) and p < ALPHA else "")
+    used = row.get(f"{metric}_test_used")
+    note = " (t on seed means)" if isinstance(used, str) and used != "crossed" else ""
+    return (_signed(diff, METRIC_TEXT[metric][2])
+            + ("*" if math.isfinite(p) and p < ALPHA else "") + note)
 
 
 def _recipe_name(row: pd.Series, s: dict[str, str]) -> str:
