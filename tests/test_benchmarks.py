@@ -53,6 +53,8 @@ def test_calibration_script_prints_both_tables(capsys: pytest.CaptureFixture) ->
     assert out.count("| run-dominated | 3 x 15 | 0.3 / 0.0 / 0.1 |") == 2  # null and power
     assert "new default: crossed seed x image (reject)" in out
     assert "True difference 0.3 dB" in out
+    assert "<!-- calibration-improvement -->" in out and "| 5 | normal |" in out
+    assert "| run-dominated | 3 x 15 |" in out.split("<!-- calibration-detectable -->")[1]
 
 
 def test_tv_weight_reference_term_on_a_ramp() -> None:
@@ -110,13 +112,13 @@ def test_gpu_check_summarises_bench_train_records(tmp_path: Path) -> None:
 def test_equivalence_script_prints_the_verdict_rates(capsys: pytest.CaptureFixture) -> None:
     import equivalence as script
 
-    assert script.main(["--reps", "200", "--seed", "1"]) == 0
+    assert script.main(["--reps", "60", "--seed", "1"]) == 0
     out = capsys.readouterr().out
-    rows = [line for line in out.splitlines() if line.startswith("| 3 | 1 |")]
-    assert len(rows) == 1 and rows[0].startswith("| 3 | 1 | 0.542 |")
-    at_margin = float(rows[0].split("|")[6].split("/")[0])  # shift 3 SD: the margin
-    assert at_margin <= 0.1
-    assert "Not used: TOST with the margin fixed at 3 x the reference's SD" in out
+    rows = [line for line in out.splitlines() if line.startswith("| 3 | 3 | 0.1 |")]
+    assert len(rows) == 1 and rows[0].startswith("| 3 | 3 | 0.1 | 0.999 |")  # the formula
+    assert float(rows[0].split("|")[6]) <= 0.2  # "reproduced" at the margin
+    assert "| psnr | 0.133 / 0.218 / 0.351 | 0.5 | 2.3 |" in out  # the reference's run SDs
+    assert "0 would be called \"reproduced\"" in out  # no recipe passes as another
 
 
 def test_reference_export_copies_only_finished_runs_text_files(tmp_path: Path) -> None:
