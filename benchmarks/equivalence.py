@@ -17,8 +17,10 @@ Prints (and with ``--docs`` writes into docs/STATISTICS.md's ``reference-margins
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
+import platform
 import sys
 import time
 from pathlib import Path
@@ -131,9 +133,13 @@ def main(argv: list[str] | None = None) -> int:
     means = reference_means()
     blocks = {"reference-margins": margins_table(means)}
     table = calibration_table(args.reps, args.seed)
+    cpu = platform.machine()
+    with contextlib.suppress(OSError, StopIteration):
+        cpu = next(line.split(":", 1)[1].strip() for line in
+                   Path("/proc/cpuinfo").read_text().splitlines() if "model name" in line)
     blocks["reference-calibration"] = (
         f"Output of `python benchmarks/equivalence.py --reps {args.reps} --seed {args.seed}` "
-        f"({time.perf_counter() - start:.0f} s): recipe verdicts with three metrics compared "
+        f"({cpu}, {time.perf_counter() - start:.0f} s on a shared machine): recipe verdicts with three metrics compared "
         "(independent, each with the PSNR margin 0.5 dB; at the margin: one metric). "
         f"{args.reps} replicates a cell.\n\n{table}\n\n{cross_recipe(means)}")
     for name, body in blocks.items():
