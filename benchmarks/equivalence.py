@@ -139,8 +139,9 @@ def main(argv: list[str] | None = None) -> int:
                    Path("/proc/cpuinfo").read_text().splitlines() if "model name" in line)
     blocks["reference-calibration"] = (
         f"Output of `python benchmarks/equivalence.py --reps {args.reps} --seed {args.seed}` "
-        f"({cpu}, {time.perf_counter() - start:.0f} s on a shared machine): recipe verdicts with three metrics compared "
-        "(independent, each with the PSNR margin 0.5 dB; at the margin: one metric). "
+        f"({cpu}, {time.perf_counter() - start:.0f} s on a shared machine): recipe verdicts "
+        "with three metrics compared (independent, each with the PSNR margin 0.5 dB; at the "
+        "margin: one metric). "
         f"{args.reps} replicates a cell.\n\n{table}\n\n{cross_recipe(means)}")
     for name, body in blocks.items():
         print(f"<!-- {name} -->\n{body}\n")
