@@ -216,7 +216,8 @@ def _needed(sub: pd.DataFrame) -> str:
     need = sub["seeds_needed"]
     if need.isna().any():
         return (f"even {MAX_SEEDS} seeds of yours would not be enough against this reference "
-                "(its own spread is too large for the margin)")
+                f"(with its {int(sub['n_ref'].iloc[0])} seeds and their spread the interval "
+                "cannot fit inside the margin)")
     return (f"{int(need.max())} seed(s) of yours give an 80% chance of 'reproduced' if the "
             f"rerun matches (you have {int(sub['n_user'].iloc[0])})")
 
