@@ -33,7 +33,8 @@ def all_pairs(runs: pd.DataFrame, per_image: pd.DataFrame, summary: pd.DataFrame
               ) -> pd.DataFrame:
     """One row per (profile, dataset, metric, recipe a, recipe b) with ``a < b`` by name:
     ``diff`` (a - b), its 95% interval, p of the test the summary shows (``test`` column) and
-    ``p_holm`` over every (pair, metric) test of the (profile, dataset) table."""
+    ``p_holm`` over every (pair, metric) test of the (profile, dataset) table; ``p_other`` and
+    ``p_other_holm`` the same for the other test (crossed or fixed-images)."""
     _, data = collect(runs, per_image)
     fixed = bool(len(summary)) and summary["test"].iloc[0] == "fixed-images"
     rows = []
@@ -51,13 +52,15 @@ def all_pairs(runs: pd.DataFrame, per_image: pd.DataFrame, summary: pd.DataFrame
                     "ci_low": got["diff_fixed_ci_low" if fixed else "diff_ci_low"],
                     "ci_high": got["diff_fixed_ci_high" if fixed else "diff_ci_high"],
                     "p": got["p_fixed" if fixed else "p"], "test_used": got["test_used"],
+                    "p_other": got["p" if fixed else "p_fixed"],
                     "a_better": (got["diff"] > 0) == higher})
     frame = pd.DataFrame(rows, columns=["profile", "dataset", "metric", "a", "b", "diff",
                                         "n_shared_seeds", "ci_low", "ci_high", "p",
-                                        "test_used", "a_better"])
-    frame["p_holm"] = np.nan
+                                        "test_used", "p_other", "a_better"])
+    frame["p_holm"] = frame["p_other_holm"] = np.nan
     for _, idx in frame.groupby(["profile", "dataset"]).groups.items():
         frame.loc[idx, "p_holm"] = holm(frame.loc[idx, "p"])
+        frame.loc[idx, "p_other_holm"] = holm(frame.loc[idx, "p_other"])
     frame["family"] = frame.groupby(["profile", "dataset"])["p"].transform(
         lambda p: int(p.notna().sum()))
     return frame
@@ -90,8 +93,10 @@ def apply_pairs(summary: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
                     hit = sub[(sub["metric"] == metric)
                               & (((sub["a"] == recipe) & (sub["b"] == baseline))
                                  | ((sub["a"] == baseline) & (sub["b"] == recipe)))]
-                    col = f"{metric}_p_fixed_holm" if fixed else f"{metric}_p_holm"
-                    out.at[i, col] = float(hit["p_holm"].iloc[0]) if len(hit) else np.nan
+                    cols = (f"{metric}_p_fixed_holm", f"{metric}_p_holm")
+                    for col, src in zip(cols if fixed else cols[::-1], ("p_holm", "p_other_holm"),
+                                        strict=True):
+                        out.at[i, col] = float(hit[src].iloc[0]) if len(hit) else np.nan
                 if i not in full or not np.isfinite(out.at[i, f"{metric}_mean"]):
                     continue
                 rivals = [out.at[j, "recipe"] for j in full if j != i
