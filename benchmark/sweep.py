@@ -1,8 +1,10 @@
 """Many runs: recipes x seeds on local processes or a Slurm cluster, through submitit.
 
 The results tree is the only state. A sweep expands (recipe, seed) pairs, looks at each run
-folder's ``metrics.json`` and submits only what is missing or failed (finished runs are reported
-as cached; ``--force`` redoes them). Each job calls :func:`benchmark.run.execute.run`, which
+folder and submits only what is missing or failed: a finished run is cached when its config hash
+is the requested one, and a folder of another configuration (``--data``, ``--metrics``, a pinned
+``--precision``...) is refused, naming the fields, before anything is submitted
+(:mod:`benchmark.run.reuse`, the run's own check; ``--force`` redoes only same-config runs). Each job calls :func:`benchmark.run.execute.run`, which
 resumes from its own checkpoint, takes the run folder's lock and refuses a folder with another
 config; so a requeued (preempted / timed-out) Slurm job or an interrupted sweep started again
 simply carries on. Scheduling is submitit's: ``LocalExecutor`` (real subprocesses, one per job,
@@ -69,31 +71,19 @@ class RunState:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def run_state(key: RunKey, results: Path, precision: str | None = None) -> RunState:
-    """What the results tree says about one run. With a pinned ``precision`` (not ``auto``), a
-    finished run recorded at another precision is not cached: it is submitted, and the run
-    refuses its folder naming the differing field (``--force`` redoes it)."""
+def run_state(key: RunKey, results: Path) -> RunState:
+    """What the results tree says about one run (``cached``: finished, whatever its
+    configuration; :func:`_states` then keeps as cached only the runs of the requested one)."""
     folder = key.folder(results)
     data = read_json(folder / "metrics.json")
     if data is not None:
         if data.get("status") == "ok":
-            if precision not in (None, "auto") and _recorded_precision(folder) != precision:
-                return RunState(key, "pending")
             return RunState(key, "cached")
         if data.get("status") == "failed":
             return RunState(key, "failed", error=data.get("error"))
     if RunLock(folder).is_held():
         return RunState(key, "running")
     return RunState(key, "pending")
-
-
-def _recorded_precision(folder: Path) -> str | None:
-    from benchmark.analysis.frames import config_precision, read_config
-
-    try:
-        return config_precision(read_config(folder / "config.yaml"))
-    except UserError:  # unreadable: not taken as cached; the run itself reports the file
-        return None
 
 
 def expand(recipes: Sequence[str], seeds: Sequence[int], profile: str) -> list[RunKey]:
@@ -335,9 +325,17 @@ def _resolve(args: argparse.Namespace) -> tuple[list[RunKey], Path, dict[str, An
 
 def _states(keys: list[RunKey], results: Path, args: argparse.Namespace) -> list[RunState]:
     """Each run's state; with the Slurm executor a recorded job still in the queue says queued
-    or running (or unknown, when squeue fails)."""
-    precision = getattr(args, "precision", None)
-    states = [run_state(k, results, precision) for k in keys]
+    or running (or unknown, when squeue fails). A finished run is cached only when its folder
+    holds the configuration the job would request; a folder of another one is refused (exit 2,
+    naming the fields) before anything is submitted: :func:`benchmark.run.reuse.reusable`."""
+    from benchmark.run.reuse import reusable
+
+    same = reusable([(k.spec or k.recipe, k.profile, k.seed) for k in keys], results,
+                    args.data, getattr(args, "precision", None), getattr(args, "metrics", None))
+    states = [run_state(k, results) for k in keys]
+    for s in states:
+        if s.state == "cached" and s.key.folder(results) not in same:
+            s.state = "pending"  # finished, but the run itself decides (e.g. no config.yaml)
     records = slurm.read_records(results) if args.executor == "slurm" else {}
     mine = [s for s in states if str(s.key) in records and s.state != "cached"]
     if not mine:
