@@ -1,15 +1,16 @@
 """Many runs: recipes x seeds on local processes or a Slurm cluster, through submitit.
 
-The results tree is the only state. A sweep expands (recipe, seed) pairs, looks at each run
-folder and submits only what is missing or failed: a finished run is cached when its config hash
-is the requested one, and a folder of another configuration (``--data``, ``--metrics``, a pinned
+The results tree is the only state. A sweep expands (recipe, seed) pairs, looks at each run folder
+and submits only what is missing or failed: a finished run is cached when its config hash is the
+requested one, and a folder of another configuration (``--data``, ``--metrics``, a pinned
 ``--precision``...) is refused, naming the fields, before anything is submitted
-(:mod:`benchmark.run.reuse`, the run's own check; ``--force`` redoes only same-config runs). Each job calls :func:`benchmark.run.execute.run`, which
-resumes from its own checkpoint, takes the run folder's lock and refuses a folder with another
-config; so a requeued (preempted / timed-out) Slurm job or an interrupted sweep started again
-simply carries on. Scheduling is submitit's: ``LocalExecutor`` (real subprocesses, one per job,
-at most ``--jobs`` at a time) or ``AutoExecutor`` for Slurm (one job array; the checks before
-submitting, the job records and the queue are :mod:`benchmark.slurm`'s).
+(:mod:`benchmark.run.reuse`, the run's own check; ``--force`` redoes only same-config runs). Each
+job calls :func:`benchmark.run.execute.run`, which resumes from its own checkpoint, takes the run
+folder's lock and refuses a folder with another config; so a requeued (preempted / timed-out) Slurm
+job or an interrupted sweep started again simply carries on. Scheduling is submitit's:
+``LocalExecutor`` (real subprocesses, one per job, at most ``--jobs`` at a time) or ``AutoExecutor``
+for Slurm (one job array; the checks before submitting, the job records and the queue are
+:mod:`benchmark.slurm`'s).
 
 A Slurm job traps the scheduler's signals: SIGUSR2 (submitit's, ``signal_margin_s`` before the
 time limit) and SIGTERM (``scontrol requeue``, preemption, ``scancel``) make the run write a
