@@ -34,7 +34,7 @@ import yaml
 from benchmark import slurm
 from benchmark.errors import UserError, did_you_mean
 from benchmark.progress import Progress, print_states, print_status
-from benchmark.run.job import SlurmRunJob, run_job
+from benchmark.run.job import SlurmRunJob, error_line, run_job
 from benchmark.run.state import RunLock, read_json
 from benchmark.slurm import (  # noqa: F401 - re-exported: the sweep's settings
     MAX_REQUEUES,
@@ -181,8 +181,8 @@ def _collect(job: Any, key: RunKey, results: Path) -> RunState:
     try:
         out = job.result()
     except Exception as exc:  # noqa: BLE001 - a crashed job is a failed run, not a failed sweep
-        msg = str(exc).strip().splitlines()
-        return RunState(key, "failed", error=msg[-1] if msg else repr(exc), log=_job_log(job))
+        return RunState(key, "failed", error=error_line(str(exc)) if str(exc).strip()
+                        else repr(exc), log=_job_log(job))
     status = out.get("status") if isinstance(out, dict) else None
     if status == "ok":
         return RunState(key, "done", log=_job_log(job))
