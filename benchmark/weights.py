@@ -37,9 +37,46 @@ from urllib.parse import urlparse
 
 import torch
 from torch import nn
-from torchvision.models import AlexNet_Weights, VGG19_Weights, WeightsEnum, alexnet, vgg19
 
 from benchmark.errors import UserError
+
+
+def _mismatch(exc: RuntimeError) -> UserError:
+    """torchvision built for another torch (e.g. a CPU-only torch next to a CUDA torchvision,
+    as a ``pip install -e .`` into a fresh environment can pair them): its compiled operators
+    fail to register when it is imported (``operator torchvision::nms does not exist``)."""
+    from importlib import metadata
+
+    def version(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "?"
+
+    try:  # the pair lossbench pins, as its installed metadata says
+        required = metadata.requires("lossbench") or []
+    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        required = []
+    pins = [r.split(";")[0].replace(" ", "") for r in required
+            if r.split("=")[0].strip() in ("torch", "torchvision")]
+    pair = (f"`pip install {' '.join(pins)}`" if pins else
+            "the torch and torchvision that requirements.lock pins, in one `pip install`")
+    return UserError(
+        f"torchvision {version('torchvision')} does not match torch {version('torch')}: importing "
+        f"it failed with '{str(exc).strip().splitlines()[-1]}', which means its compiled "
+        f"operators were built for another torch build. Install the matching pair from one index: "
+        f"{pair} (for CPU-only builds add --index-url "
+        f"https://download.pytorch.org/whl/cpu), or build the environment from requirements.lock "
+        f"(`make venv`)."
+    )
+
+
+try:
+    from torchvision.models import AlexNet_Weights, VGG19_Weights, WeightsEnum, alexnet, vgg19
+except RuntimeError as _exc:
+    if "torchvision::" not in str(_exc):
+        raise
+    raise _mismatch(_exc) from None
 
 ALLOW_ENV = "BENCHMARK_ALLOW_UNOFFICIAL_WEIGHTS"
 DOWNLOAD_TIMEOUT_S = 60.0

@@ -226,3 +226,25 @@ def test_a_run_names_every_missing_file_and_the_offline_way(empty_home: Path,
     assert code == 2
     assert f"alexnet-owt-7be5be79.pth is not at {checkpoints / 'alexnet-owt-7be5be79.pth'}" in err
     assert "vgg19" not in err and "`--metrics psnr,ssim`" in err
+
+
+def test_a_torchvision_built_for_another_torch_is_a_clear_error(tmp_path: Path) -> None:
+    """What torchvision raises at import when its operators were compiled for another torch
+    (a CPU-only torch beside a CUDA torchvision): exit 2 with what to install, no traceback."""
+    import subprocess
+    import sys
+
+    fake = tmp_path / "shadow" / "torchvision"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(
+        'raise RuntimeError("operator torchvision::nms does not exist")\n')
+    root = Path(__file__).resolve().parents[1]
+    env = {"PYTHONPATH": f"{fake.parent}:{root}", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-m", "benchmark", "list"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith("lossbench: error: torchvision ")
+    assert "does not match torch" in done.stderr
+    assert "'operator torchvision::nms does not exist'" in done.stderr
+    assert "pip install" in done.stderr and "requirements.lock" in done.stderr
