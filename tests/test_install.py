@@ -23,6 +23,8 @@ import pytest
 pytestmark = pytest.mark.slow  # pip installs, interpreter start-ups, one smoke run: ~1-2 min
 
 ROOT = Path(__file__).resolve().parents[1]
+#: the project's build files (pyproject.toml, setup.py's build step, MANIFEST.in for the sdist)
+PROJECT_FILES = ("pyproject.toml", "README.md", "setup.py", "MANIFEST.in")
 
 
 def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -40,7 +42,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     for name in ("benchmark", "recipes"):
         shutil.copytree(ROOT / name, project / name,
                         ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md"):
+    for name in PROJECT_FILES:
         shutil.copy2(ROOT / name, project / name)
     venv = tmp / "venv"
     made = _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], tmp)
@@ -76,11 +78,13 @@ def test_loss_library_imports_from_any_directory(installed, tmp_path: Path) -> N
     assert out.returncode == 0, out.stderr
     where, value = out.stdout.split()
     assert Path(where) == project / "benchmark" / "__init__.py"
+    # editable: the recipes are the sources' recipes/, with no copy made beside the code
+    code = "from benchmark.resources import recipes_dir; print(recipes_dir())"
+    out = _run([str(venv / "bin" / "python"), "-c", code], tmp_path)
+    assert Path(out.stdout.strip()) == project / "recipes", out.stderr
+    assert not (project / "benchmark" / "_recipes").exists()
     assert float(value) == pytest.approx((0.01 + 1e-6) ** 0.5, rel=1e-6)
 
-
-#: what a source distribution of the project holds (MANIFEST.in, pyproject.toml, setup.py)
-PROJECT_FILES = ("pyproject.toml", "README.md", "setup.py", "MANIFEST.in")
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
