@@ -14,8 +14,10 @@ from functools import lru_cache
 from pathlib import Path
 
 from benchmark.errors import UserError, did_you_mean
+from benchmark.resources import recipes_dir
 
-BIB_PATH: Path = Path(__file__).resolve().parents[1] / "recipes" / "references.bib"
+#: recipes/references.bib of the checkout, or the wheel's copy (benchmark.resources)
+BIB_PATH: Path = recipes_dir() / "references.bib"
 
 #: what every lossbench number rests on besides the recipe: metric -> keys
 METRIC_REFERENCES: dict[str, tuple[str, ...]] = {

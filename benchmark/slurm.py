@@ -339,8 +339,9 @@ def outcome(rec: dict[str, Any]) -> tuple[str | None, str | None]:
             return "failed", f"unreadable job result {path}: {exc}"
         if kind == "success" and isinstance(value, dict):
             return value.get("status"), value.get("error")
-        text = str(value).strip().splitlines()
-        return "failed", text[-1] if text else "the job raised an error"
+        from benchmark.run.job import error_line
+
+        return "failed", error_line(str(value))
     return "failed", (f"job {rec.get('job_id')} left the queue without a result "
                       f"(cancelled, killed, or out of requeues){_last_error(rec)}")
 

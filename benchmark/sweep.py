@@ -1,13 +1,16 @@
 """Many runs: recipes x seeds on local processes or a Slurm cluster, through submitit.
 
-The results tree is the only state. A sweep expands (recipe, seed) pairs, looks at each run
-folder's ``metrics.json`` and submits only what is missing or failed (finished runs are reported
-as cached; ``--force`` redoes them). Each job calls :func:`benchmark.run.execute.run`, which
-resumes from its own checkpoint, takes the run folder's lock and refuses a folder with another
-config; so a requeued (preempted / timed-out) Slurm job or an interrupted sweep started again
-simply carries on. Scheduling is submitit's: ``LocalExecutor`` (real subprocesses, one per job,
-at most ``--jobs`` at a time) or ``AutoExecutor`` for Slurm (one job array; the checks before
-submitting, the job records and the queue are :mod:`benchmark.slurm`'s).
+The results tree is the only state. A sweep expands (recipe, seed) pairs, looks at each run folder
+and submits only what is missing or failed: a finished run is cached when its config hash is the
+requested one, and a folder of another configuration (``--data``, ``--metrics``, a pinned
+``--precision``...) is refused, naming the fields, before anything is submitted
+(:mod:`benchmark.run.reuse`, the run's own check; ``--force`` redoes only same-config runs). Each
+job calls :func:`benchmark.run.execute.run`, which resumes from its own checkpoint, takes the run
+folder's lock and refuses a folder with another config; so a requeued (preempted / timed-out) Slurm
+job or an interrupted sweep started again simply carries on. Scheduling is submitit's:
+``LocalExecutor`` (real subprocesses, one per job, at most ``--jobs`` at a time) or ``AutoExecutor``
+for Slurm (one job array; the checks before submitting, the job records and the queue are
+:mod:`benchmark.slurm`'s).
 
 A Slurm job traps the scheduler's signals: SIGUSR2 (submitit's, ``signal_margin_s`` before the
 time limit) and SIGTERM (``scontrol requeue``, preemption, ``scancel``) make the run write a
@@ -31,7 +34,7 @@ import yaml
 from benchmark import slurm
 from benchmark.errors import UserError, did_you_mean
 from benchmark.progress import Progress, print_states, print_status
-from benchmark.run.job import SlurmRunJob, run_job
+from benchmark.run.job import SlurmRunJob, error_line, run_job
 from benchmark.run.state import RunLock, read_json
 from benchmark.slurm import (  # noqa: F401 - re-exported: the sweep's settings
     MAX_REQUEUES,
@@ -69,31 +72,19 @@ class RunState:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def run_state(key: RunKey, results: Path, precision: str | None = None) -> RunState:
-    """What the results tree says about one run. With a pinned ``precision`` (not ``auto``), a
-    finished run recorded at another precision is not cached: it is submitted, and the run
-    refuses its folder naming the differing field (``--force`` redoes it)."""
+def run_state(key: RunKey, results: Path) -> RunState:
+    """What the results tree says about one run (``cached``: finished, whatever its
+    configuration; :func:`_states` then keeps as cached only the runs of the requested one)."""
     folder = key.folder(results)
     data = read_json(folder / "metrics.json")
     if data is not None:
         if data.get("status") == "ok":
-            if precision not in (None, "auto") and _recorded_precision(folder) != precision:
-                return RunState(key, "pending")
             return RunState(key, "cached")
         if data.get("status") == "failed":
             return RunState(key, "failed", error=data.get("error"))
     if RunLock(folder).is_held():
         return RunState(key, "running")
     return RunState(key, "pending")
-
-
-def _recorded_precision(folder: Path) -> str | None:
-    from benchmark.analysis.frames import config_precision, read_config
-
-    try:
-        return config_precision(read_config(folder / "config.yaml"))
-    except UserError:  # unreadable: not taken as cached; the run itself reports the file
-        return None
 
 
 def expand(recipes: Sequence[str], seeds: Sequence[int], profile: str) -> list[RunKey]:
@@ -190,8 +181,8 @@ def _collect(job: Any, key: RunKey, results: Path) -> RunState:
     try:
         out = job.result()
     except Exception as exc:  # noqa: BLE001 - a crashed job is a failed run, not a failed sweep
-        msg = str(exc).strip().splitlines()
-        return RunState(key, "failed", error=msg[-1] if msg else repr(exc), log=_job_log(job))
+        return RunState(key, "failed", error=error_line(str(exc)) if str(exc).strip()
+                        else repr(exc), log=_job_log(job))
     status = out.get("status") if isinstance(out, dict) else None
     if status == "ok":
         return RunState(key, "done", log=_job_log(job))
@@ -335,9 +326,17 @@ def _resolve(args: argparse.Namespace) -> tuple[list[RunKey], Path, dict[str, An
 
 def _states(keys: list[RunKey], results: Path, args: argparse.Namespace) -> list[RunState]:
     """Each run's state; with the Slurm executor a recorded job still in the queue says queued
-    or running (or unknown, when squeue fails)."""
-    precision = getattr(args, "precision", None)
-    states = [run_state(k, results, precision) for k in keys]
+    or running (or unknown, when squeue fails). A finished run is cached only when its folder
+    holds the configuration the job would request; a folder of another one is refused (exit 2,
+    naming the fields) before anything is submitted: :func:`benchmark.run.reuse.reusable`."""
+    from benchmark.run.reuse import reusable
+
+    same = reusable([(k.spec or k.recipe, k.profile, k.seed) for k in keys], results,
+                    args.data, getattr(args, "precision", None), getattr(args, "metrics", None))
+    states = [run_state(k, results) for k in keys]
+    for s in states:
+        if s.state == "cached" and s.key.folder(results) not in same:
+            s.state = "pending"  # finished, but the run itself decides (e.g. no config.yaml)
     records = slurm.read_records(results) if args.executor == "slurm" else {}
     mine = [s for s in states if str(s.key) in records and s.state != "cached"]
     if not mine:

@@ -30,15 +30,53 @@ import hashlib
 import os
 import socket
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
 from torch import nn
-from torchvision.models import AlexNet_Weights, VGG19_Weights, WeightsEnum, alexnet, vgg19
 
 from benchmark.errors import UserError
+
+
+def _mismatch(exc: RuntimeError) -> UserError:
+    """torchvision built for another torch (e.g. a CPU-only torch next to a CUDA torchvision,
+    as a ``pip install -e .`` into a fresh environment can pair them): its compiled operators
+    fail to register when it is imported (``operator torchvision::nms does not exist``)."""
+    from importlib import metadata
+
+    def version(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "?"
+
+    try:  # the pair lossbench pins, as its installed metadata says
+        required = metadata.requires("lossbench") or []
+    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        required = []
+    pins = [r.split(";")[0].replace(" ", "") for r in required
+            if r.split("=")[0].strip() in ("torch", "torchvision")]
+    pair = (f"`pip install {' '.join(pins)}`" if pins else
+            "the torch and torchvision that requirements.lock pins, in one `pip install`")
+    return UserError(
+        f"torchvision {version('torchvision')} does not match torch {version('torch')}: importing "
+        f"it failed with '{str(exc).strip().splitlines()[-1]}', which means its compiled "
+        f"operators were built for another torch build. Install the matching pair from one index: "
+        f"{pair} (for CPU-only builds add --index-url "
+        f"https://download.pytorch.org/whl/cpu), or build the environment from requirements.lock "
+        f"(`make venv`)."
+    )
+
+
+try:
+    from torchvision.models import AlexNet_Weights, VGG19_Weights, WeightsEnum, alexnet, vgg19
+except RuntimeError as _exc:
+    if "torchvision::" not in str(_exc):
+        raise
+    raise _mismatch(_exc) from None
 
 ALLOW_ENV = "BENCHMARK_ALLOW_UNOFFICIAL_WEIGHTS"
 DOWNLOAD_TIMEOUT_S = 60.0
@@ -149,6 +187,21 @@ def _download(url: str, dst: Path) -> None:
         socket.setdefaulttimeout(previous)
 
 
+#: what a run's missing-weights message adds: the way to run without any pretrained file
+OFFLINE_HINT = (
+    "Offline, a recipe without a perceptual term (l1, charbonnier, ssim, ...) needs no "
+    "pretrained file at all with `--metrics psnr,ssim` (LPIPS, which needs AlexNet, left out)."
+)
+
+
+class MissingWeightsError(UserError):
+    """A backbone file that is not cached and could not be downloaded."""
+
+    def __init__(self, bb: Backbone, path: Path, reason: str) -> None:
+        super().__init__(_missing_message(bb, path, reason))
+        self.backbone, self.path, self.reason = bb, path, reason
+
+
 def _missing_message(bb: Backbone, path: Path, reason: str) -> str:
     return (
         f"pretrained weights for {bb.name} are missing: {bb.file_name} is not at {path} and "
@@ -175,13 +228,13 @@ def ensure(name: str, *, download: bool = True) -> WeightsInfo:
     fresh = False
     if not path.is_file():
         if not download:
-            raise UserError(_missing_message(bb, path, "downloads were not requested"))
+            raise MissingWeightsError(bb, path, "downloads were not requested")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             print(f"lossbench: downloading {bb.url} to {path}", file=sys.stderr)
             _download(bb.url, path)
         except Exception as exc:  # offline, DNS, HTTP, disk: all mean "not available here"
-            raise UserError(_missing_message(bb, path, f"{type(exc).__name__}: {exc}")) from None
+            raise MissingWeightsError(bb, path, f"{type(exc).__name__}: {exc}") from None
         fresh = True
     sha = file_sha256(path)
     official = sha == bb.sha256
@@ -203,6 +256,35 @@ def ensure(name: str, *, download: bool = True) -> WeightsInfo:
     info = WeightsInfo(name, path, sha, official)
     _USED[name] = info
     return info
+
+
+def ensure_all(names: Iterable[str]) -> list[WeightsInfo]:
+    """:func:`ensure` every backbone in ``names``; the files that are missing are reported
+    together, in one message that also says how to run without them (:data:`OFFLINE_HINT`).
+
+    Raises:
+        UserError: as :func:`ensure`; for missing files, one naming each of them.
+    """
+    infos, missing = [], []
+    for name in dict.fromkeys(names):
+        try:
+            infos.append(ensure(name))
+        except MissingWeightsError as exc:
+            missing.append(exc)
+    if len(missing) == 1:
+        raise UserError(f"{missing[0]} {OFFLINE_HINT}")
+    if missing:
+        files = " and ".join(f"{m.backbone.file_name} ({m.backbone.name})" for m in missing)
+        urls = " and ".join(m.backbone.url for m in missing)
+        folder = missing[0].path.parent
+        raise UserError(
+            f"pretrained weights are missing: {files} are not in {folder} and could not be "
+            f"downloaded ({missing[0].reason}). On a machine with a network, run `python -m "
+            f"benchmark weights` (it saves them under $TORCH_HOME/hub/checkpoints, by default "
+            f"~/.cache/torch/hub/checkpoints), or download {urls} directly; then copy them to "
+            f"{folder}. {OFFLINE_HINT}"
+        )
+    return infos
 
 
 def _features_state_dict(name: str, info: WeightsInfo) -> dict[str, torch.Tensor]:

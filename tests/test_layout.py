@@ -21,14 +21,15 @@ ALLOWED = {
     "progress": set(),  # the sweep's display
     "run": {"recipes", "losses", "data", "metrics", "model", "protocol", "weights", "errors"},
     "analysis": {"errors", "references"},  # reads run folders (and the bibliography) only
-    "recipes": {"losses", "errors", "weights", "references"},
+    "recipes": {"losses", "errors", "weights", "references", "resources"},
     "losses": {"weights", "errors"},
-    "data": {"errors"},
+    "data": {"errors", "resources"},
     "metrics": {"weights", "errors"},
     "model": {"errors"},
     "protocol": {"errors"},
     "weights": {"errors"},
-    "references": {"errors"},
+    "references": {"errors", "resources"},
+    "resources": set(),  # where the shipped recipes, bibliography and manifests are
     "errors": set(),
 }
 

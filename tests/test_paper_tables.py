@@ -14,17 +14,24 @@ from pathlib import Path
 
 import pytest
 
+from benchmark.analysis.commands import command_compare, command_report
 from benchmark.analysis.frames import compare_frames
 from benchmark.analysis.report import report_markdown_tables
 from benchmark.analysis.tables import markdown_tables
 from benchmark.analysis.tex import latex_tables, write_tables
-from benchmark.cli import main
+from benchmark.cli import build_parser
 from benchmark.recipes.schema import recipe_names
 from tests.gfm import parse
 from tests.test_results import make_run
 
 # widest realistic content: every shipped recipe name, failures, unofficial weights, 3 seeds
 LONGEST = max(recipe_names(), key=len)
+
+
+def _command(handler, argv: list[str], frames: tuple) -> int:
+    """A sub-command as the CLI parses it, on the frames the fixture computed once (the summary
+    took three times as long when each command recomputed it)."""
+    return handler(build_parser().parse_args(argv), frames=frames)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +46,8 @@ def summary(tmp_path_factory: pytest.TempPathFactory):
                                              21.0 + 0.05 * k * seed],
                      unofficial=("alexnet", "vgg19") if recipe in ("s3net", "srgan") else ())
     make_run(results, "l1", 3, [20.0, 21.0, 22.0])  # a seed only the baseline finished
-    return results, compare_frames(results, "l1")[2]
+    frames = compare_frames(results, "l1")
+    return results, frames[2], frames
 
 
 def _pdflatex() -> str:
@@ -70,7 +78,7 @@ def _compile(tmp_path: Path, options: str, body: str) -> str:
 @pytest.mark.parametrize("options", ["10pt", "10pt,twocolumn"])
 def test_summary_tex_compiles_without_overfull_boxes(summary, tmp_path: Path,
                                                      options: str) -> None:
-    results, frame = summary
+    results, frame = summary[:2]
     (tex,) = [p for p in write_tables(frame, tmp_path / "tables") if p.suffix == ".tex"]
     text = tex.read_text(encoding="utf-8")
     labels = re.findall(r"\\label\{([^}]+)\}", text)
@@ -110,7 +118,8 @@ def test_caption_uses_the_dataset_name_and_can_be_replaced(summary) -> None:
 
 def test_compare_writes_the_caption_it_is_given(summary, capsys) -> None:
     results = summary[0]
-    assert main(["compare", "--results", str(results), "--caption", "My table"]) == 0
+    assert _command(command_compare, ["compare", "--results", str(results),
+                                      "--caption", "My table"], summary[2]) == 0
     capsys.readouterr()
     assert r"\caption{My table. Mean" in (results / "tables" / "summary.tex").read_text()
 
@@ -134,11 +143,12 @@ def test_markdown_tables_are_valid_and_the_report_s_fit_a_page(summary) -> None:
 
 
 def test_report_and_summary_md_tables_are_valid(summary, monkeypatch) -> None:
-    from benchmark.analysis import plots
+    from benchmark.analysis import report
 
     results = summary[0]
-    monkeypatch.setattr(plots, "write_figures", lambda *a, **k: [])
-    assert main(["report", "--results", str(results)]) == 0
+    # the tables are under test, not the figures (report.py holds its own name of the function)
+    monkeypatch.setattr(report, "write_figures", lambda *a, **k: [])
+    assert _command(command_report, ["report", "--results", str(results)], summary[2]) == 0
     for name in ("report.md", "tables/summary.md"):
         tables, problems = parse((results / name).read_text(encoding="utf-8"))
         assert problems == [] and tables, name

@@ -45,11 +45,7 @@ def test_run_state_reads_the_results_tree(tmp_path: Path):
     assert (state.state, state.error) == ("failed", "NaN in l1")
     (folder / "metrics.json").write_text(json.dumps({"status": "ok"}))
     assert sweep.run_state(key, tmp_path).state == "cached"
-    # a pinned --precision does not take a run recorded at another precision as cached
-    (folder / "config.yaml").write_text("protocol:\n  precision: bf16\n")
-    assert sweep.run_state(key, tmp_path, "bf16").state == "cached"
-    assert sweep.run_state(key, tmp_path, "auto").state == "cached"
-    assert sweep.run_state(key, tmp_path, "fp32").state == "pending"
+    # whether it holds the requested configuration: tests/test_sweep_cache.py
 
 
 def test_run_state_sees_a_live_lock_and_ignores_a_dead_one(tmp_path: Path):

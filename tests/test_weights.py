@@ -201,3 +201,50 @@ def test_cli_weights_offline_exits_2_with_instructions(
     assert err.startswith("lossbench: downloading https://download.pytorch.org/models/vgg19-")
     assert "\nlossbench: error: pretrained weights for vgg19 are missing" in err
     assert "Traceback" not in err
+
+
+def test_a_run_names_every_missing_file_and_the_offline_way(empty_home: Path,
+                                                            tmp_path: Path, capsys) -> None:
+    """s3net (VGG19) with LPIPS (AlexNet), offline and with neither file: one message names
+    both, and says how to run a backbone-free recipe offline."""
+    checkpoints = empty_home / "hub" / "checkpoints"
+    code = main(["run", "s3net", "--profile", "smoke", "--device", "cpu", "--results",
+                 str(tmp_path / "results")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert ("pretrained weights are missing: alexnet-owt-7be5be79.pth (alexnet) and "
+            f"vgg19-dcbb9e9d.pth (vgg19) are not in {checkpoints}") in err
+    assert "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth" in err
+    assert "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth" in err
+    assert "simulated: network is unreachable" in err
+    assert "`--metrics psnr,ssim`" in err
+    assert not (tmp_path / "results").exists()
+    # one file missing: its own message, with the same hint
+    code = main(["run", "l1", "--profile", "smoke", "--device", "cpu", "--results",
+                 str(tmp_path / "results")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"alexnet-owt-7be5be79.pth is not at {checkpoints / 'alexnet-owt-7be5be79.pth'}" in err
+    assert "vgg19" not in err and "`--metrics psnr,ssim`" in err
+
+
+def test_a_torchvision_built_for_another_torch_is_a_clear_error(tmp_path: Path) -> None:
+    """What torchvision raises at import when its operators were compiled for another torch
+    (a CPU-only torch beside a CUDA torchvision): exit 2 with what to install, no traceback."""
+    import subprocess
+    import sys
+
+    fake = tmp_path / "shadow" / "torchvision"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(
+        'raise RuntimeError("operator torchvision::nms does not exist")\n')
+    root = Path(__file__).resolve().parents[1]
+    env = {"PYTHONPATH": f"{fake.parent}:{root}", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-m", "benchmark", "list"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith("lossbench: error: torchvision ")
+    assert "does not match torch" in done.stderr
+    assert "'operator torchvision::nms does not exist'" in done.stderr
+    assert "pip install" in done.stderr and "requirements.lock" in done.stderr

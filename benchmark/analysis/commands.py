@@ -9,6 +9,8 @@ import argparse
 import math
 from pathlib import Path
 
+import pandas as pd
+
 from benchmark.analysis import plots
 from benchmark.analysis.frames import DEFAULT_BASELINE, compare_frames
 from benchmark.analysis.instruments import sensitivity_figure, sensitivity_frame
@@ -47,16 +49,22 @@ def parse_mdd(text: str | None) -> dict[str, float] | None:
     return out
 
 
-def command_compare(args: argparse.Namespace) -> int:
+#: ``(runs, per_image, summary)`` as :func:`compare_frames` returns them
+Frames = tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]
+
+
+def command_compare(args: argparse.Namespace, frames: Frames | None = None) -> int:
     """``python -m benchmark compare``: write tables/summary.{csv,md,tex}, print the Markdown.
 
     With ``--reference DIR`` also one verdict per recipe found in both (exit 0 whatever they
     say), written to tables/reference_check.{md,csv}. With ``--all-pairs`` every pair of
     recipes is tested (tables/pairs.{md,csv}) and the tables' claims come from that family.
+    ``frames``: the frames of ``args.results`` already computed (a caller that has them, e.g.
+    tests, skips the summary's recomputation).
     """
     results = Path(args.results)
     mdd = parse_mdd(getattr(args, "mdd", None))
-    runs, per_image, summary = compare_frames(results, args.baseline, _test(args), mdd)
+    runs, per_image, summary = frames or compare_frames(results, args.baseline, _test(args), mdd)
     reference = getattr(args, "reference", None)
     check = write_reference_check(results, reference) if reference else None
     pair_text = None
@@ -89,10 +97,12 @@ def command_plots(args: argparse.Namespace) -> int:
     return 0
 
 
-def command_report(args: argparse.Namespace) -> int:
-    """``python -m benchmark report``: tables, figures and results/report.md."""
+def command_report(args: argparse.Namespace, frames: Frames | None = None) -> int:
+    """``python -m benchmark report``: tables, figures and results/report.md (``frames``: as
+    for :func:`command_compare`)."""
     path = write_report(Path(args.results), args.baseline, _test(args),
-                        getattr(args, "caption", None), getattr(args, "reference", None))
+                        getattr(args, "caption", None), getattr(args, "reference", None),
+                        frames=frames)
     print(f"wrote {path}")
     return 0
 

@@ -364,7 +364,8 @@ def load_runs(results_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     _attach_dataset(runs)
     _check_one_config(runs)
     _check_one_precision(runs)
-    per_image = pd.concat(frames, ignore_index=True)
+    # empty frames (runs without per-image values) left out: pandas 2.1-2.3 warn otherwise
+    per_image = pd.concat([f for f in frames if not f.empty] or frames, ignore_index=True)
     meta = runs[["run_id", "recipe", "profile", "dataset", "seed"]]
     per_image = per_image.merge(meta, on="run_id", how="left")
     per_image = per_image[["run_id", "recipe", "profile", "dataset", "seed", "image", "metric",

@@ -235,13 +235,15 @@ def _provenance(runs: pd.DataFrame, results: Path) -> list[str]:
 
 
 def write_report(results: Path, baseline: str | None = None, test: str = "crossed",
-                 caption: str | None = None, reference: str | Path | None = None) -> Path:
+                 caption: str | None = None, reference: str | Path | None = None,
+                 frames: tuple | None = None) -> Path:
     """Regenerate tables and figures, then write ``results/report.md`` linking them.
 
     ``caption`` is the first sentence of the LaTeX summary table's caption. With ``reference``
-    the report also says per recipe whether the runs reproduce it.
+    the report also says per recipe whether the runs reproduce it. ``frames``: ``(runs,
+    per_image, summary)`` of ``results`` already computed, else computed here.
     """
-    runs, per_image, summary = compare_frames(results, baseline, test)
+    runs, per_image, summary = frames or compare_frames(results, baseline, test)
     check = write_reference_check(results, reference) if reference else None
     baseline = baseline or DEFAULT_BASELINE
     tables = write_tables(summary, results / "tables", caption)

@@ -245,13 +245,18 @@ def holm_family(summary: pd.DataFrame, metrics: Sequence[str] = tuple(METRICS),
 
 
 def _common_seeds(summary: pd.DataFrame) -> None:
-    """``group_seeds`` (finished by any recipe of the group) and ``full_seeds``, in place."""
+    """``group_seeds`` (finished by any recipe of the group) and ``full_seeds``, in place.
+
+    Both columns exist with their dtypes (text, bool) before the groups fill them: pandas 3.0
+    refuses booleans set into the float column a missing one would be created as (2.x warned).
+    """
+    summary["group_seeds"] = ""
+    summary["full_seeds"] = False
     for _, idx in summary.groupby(["profile", "dataset"]).groups.items():
         done = [set(filter(None, summary.at[i, "ok_seeds"].split(","))) for i in idx]
         union = set().union(*done)
         summary.loc[idx, "group_seeds"] = _seed_text(int(s) for s in union)
         summary.loc[idx, "full_seeds"] = [bool(d) and d == union for d in done]
-    summary["full_seeds"] = summary["full_seeds"].astype(bool)
 
 
 def _ranks(summary: pd.DataFrame, per_image: pd.DataFrame, n_boot: int) -> None:

@@ -20,8 +20,9 @@ from pathlib import Path
 
 from benchmark.data.imagefiles import file_sha256
 from benchmark.data.pairs import Dataset
+from benchmark.resources import known_dir
 
-KNOWN_DIR = Path(__file__).resolve().parent / "known"
+KNOWN_DIR: Path = known_dir()  # package data: found in a wheel as in the checkout
 #: the official split names of each known list: (training split, test split)
 SPLITS = {"LOL-v1": ("our485", "eval15")}
 

@@ -81,8 +81,14 @@ class Dataset:
 
 
 def default_dataset_dir() -> Path:
-    """Where the embedded synthetic default lives: ``<repo>/datasets/synth``."""
-    return Path(__file__).resolve().parents[2] / "datasets" / "synth"
+    """Where the embedded synthetic default lives: ``<repo>/datasets/synth`` in a checkout (and
+    an editable install); installed from a wheel, ``$XDG_CACHE_HOME/lossbench/datasets/synth``
+    (``~/.cache/...``), never inside the installed package."""
+    root = Path(__file__).resolve().parents[2]
+    if (root / "pyproject.toml").is_file() and (root / "benchmark").is_dir():
+        return root / "datasets" / "synth"
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "lossbench" / "datasets" / "synth"
 
 
 def _natural_key(text: str) -> list[object]:

@@ -43,8 +43,10 @@ from benchmark.errors import UserError, did_you_mean
 from benchmark.losses import LOSSES, loss_params
 from benchmark.losses.custom import CustomLoss, custom_params, is_custom, load_custom
 from benchmark.references import bibliography, unknown_key_message
+from benchmark.resources import recipes_dir
 
-RECIPES_DIR: Path = Path(__file__).resolve().parents[2] / "recipes"
+#: the shipped recipes: the checkout's recipes/, or the wheel's copy (benchmark.resources)
+RECIPES_DIR: Path = recipes_dir()
 
 TOP_KEYS = ("name", "description", "references", "losses")
 ENTRY_KEYS = ("name", "weight", "params", "label")

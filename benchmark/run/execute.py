@@ -283,8 +283,16 @@ def _train(
         dynamic_ncols=True,
     )
 
+    plain = not quiet and bar.disable  # no terminal (log file, pipe): lines, not a bar
+
     def on_log(row: dict[str, float]) -> None:
         _write_logs(folder, trainer)
+        if plain:
+            shown = " ".join(f"{k} {row[k]:.4g}" for k in ("total", *trainer.labels, "lr"))
+            print(f"{setup.recipe.name} {proto.name} seed{setup.seed}: iteration "
+                  f"{int(row['iteration'])}/{proto.iterations} {shown} ({row['seconds']:.0f} s)",
+                  flush=True)
+            return
         bar.set_postfix(
             {k: f"{v:.4g}" for k, v in row.items() if k not in ("iteration", "seconds")},
             refresh=False,

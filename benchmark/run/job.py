@@ -4,6 +4,7 @@ or to :class:`SlurmRunJob` on a cluster)."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable
@@ -43,6 +44,28 @@ def run_job(recipe: str, profile: str, seed: int, data: str | None, results: str
                    on_checkpoint=on_checkpoint, **extra)
     except UserError as exc:
         return {"status": "failed", "error": str(exc), "recipe": recipe, "seed": seed}
+
+
+#: a Python exception line (``ModuleNotFoundError: No module named 'x'``, ``MemoryError``)
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b(: .*)?$")
+
+
+def error_line(text: str) -> str:
+    """The line of a failed job's report that says what went wrong.
+
+    submitit wraps an error raised outside the run (in the worker's start-up, or a crash of
+    the job function) in a message that ends with the log paths or the tail of the error
+    stream; its last line is rarely the error. The last exception line of the traceback is
+    taken, else the last line that is neither a separator nor a path.
+    """
+    lines = [ln.strip() for ln in str(text).strip().splitlines() if ln.strip()]
+    for line in reversed(lines):
+        if _EXCEPTION_LINE.match(line):
+            return line
+    for line in reversed(lines):
+        if not (set(line) <= set("-=_ ") or line.startswith(("- /", "/"))):
+            return line
+    return "the job raised an error without a message"
 
 
 def link_log(folder: Path, job_id: str, log: str) -> None:
@@ -115,4 +138,4 @@ class SlurmRunJob:
         return submitit.helpers.DelayedSubmission(self, *args)
 
 
-__all__ = ["SlurmRunJob", "link_log", "run_job"]
+__all__ = ["SlurmRunJob", "error_line", "link_log", "run_job"]

@@ -36,6 +36,7 @@ from benchmark import weights as weights_mod
 from benchmark.data import known as known_mod
 from benchmark.data import pairs as data_mod
 from benchmark.errors import UserError
+from benchmark.losses import LOSSES
 from benchmark.model import UNet, count_parameters
 from benchmark.protocol import PROFILES, Protocol, resolve_precision, resolve_profile
 from benchmark.recipes import mix as recipes_mod
@@ -150,6 +151,10 @@ def prepare(
     if not quiet:
         print(f"lossbench: dataset {dataset.root}: {identity.note}")
     train_pairs, val_pairs = data_mod.split_train_val(dataset.train, protocol.n_val)
+    # every pretrained file the run needs, checked at once: a message names all missing ones
+    needed = {b for s in rec.losses if s.custom is None
+              for b in getattr(LOSSES[s.name], "backbones", ())}
+    weights_mod.ensure_all(sorted(needed | ({"alexnet"} if "lpips" in metrics else set())))
     rs.seed_everything(seed)
     model = UNet(protocol.width, protocol.depth)
     mix = recipes_mod.build_mix(rec)
