@@ -99,6 +99,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--compile", action="store_true", help="opt-in torch.compile of the UNet")
     p.add_argument(
+        "--tf32",
+        choices=("on", "off"),
+        default=None,
+        help="CUDA: let float32 convolutions/matmuls (losses, VGG, an fp32 network) use TF32 "
+        "(default off: IEEE float32 as on the CPU; recorded and hashed when on)",
+    )
+    p.add_argument(
+        "--cuda-graphs",
+        action="store_true",
+        help="CUDA: capture the training step in a CUDA graph where the recipe allows (the run's "
+        "log says when it does not, and why); off by default",
+    )
+    p.add_argument(
         "--metrics",
         type=_metrics,
         default=METRICS,
