@@ -521,6 +521,9 @@ def main(argv: list[str] | None = None) -> int:
                                            / result["ref"]["steps_per_s"])
             records.extend(result.values())
             print(f"  measured {prof} {rname}", file=sys.stderr, flush=True)
+            if args.json:  # after every recipe: a later crash or time-out keeps these
+                Path(args.json).write_text(json.dumps({"meta": meta, "records": records},
+                                                      indent=2))
     meta["loadavg_after"] = os.getloadavg()
     print()
     print_table(records, dev)
