@@ -59,6 +59,10 @@ def markdown(summary: dict) -> str:
         counts = ", ".join(f"{v} {k}" for k, v in tests["counts"].items()) or "no summary line"
         lines += ["", f"`pytest -m cuda`: {counts}."]
         lines += [f"- failed: `{t}`" for t in tests["failed"]]
+        for fig in tests.get("figures", []):
+            values = ", ".join(f"{k} {v:.2e}" if isinstance(v, float) else f"{k} {v}"
+                               for k, v in fig.items() if k != "test")
+            lines.append(f"- {fig['test']}: {values}")
     bench = summary.get("bench_train") or {}
     rows = _bench_rows(bench.get("records") or [])
     if rows:
