@@ -498,7 +498,10 @@ def main(argv: list[str] | None = None) -> int:
             random.seed(0)
             loops = {"fast": FastLoop(recipe, proto, train, dev, args.compile)}
             if args.graphs:
-                loops["graph"] = FastLoop(recipe, proto, train, dev, args.compile, graphs=True)
+                # without the gradient shares (an extra backward per term at logged steps,
+                # which keeps a multi-term step eager), as `run --cuda-graphs --no-grad-shares`
+                loops["graph"] = FastLoop(recipe, replace(proto, grad_shares=False), train, dev,
+                                          args.compile, graphs=True)
             if not args.no_ref:
                 loops["ref"] = ReferenceLoop(recipe, proto, train_pairs, dev, args.ref_workers)
             result = measure(loops, dev, steps, warmup, args.repeats, split=not args.no_split)
