@@ -145,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--executor", choices=("local", "slurm"), default="local")
     p.add_argument("--jobs", type=_jobs, default=None,
                    help="parallel local jobs (default 1), or auto: as many as the GPU's (or "
-                   "host's) free memory and the CPU cores allow (benchmark/capacity.py)")
+                   "host's) free memory and the CPU cores allow (benchmark/run/capacity.py)")
     p.add_argument("--force", action="store_true")
     p.add_argument(
         "--precision",

@@ -405,8 +405,8 @@ def command_sweep(args: argparse.Namespace) -> int:
             if args.executor == "slurm":
                 finished = run_slurm(todo, args, results, log_dir, progress, params, requeues)
             else:
-                if args.jobs == "auto":  # device memory, cores, runs: benchmark/capacity.py
-                    from benchmark.capacity import sweep_jobs
+                if args.jobs == "auto":  # memory, cores, runs: benchmark/run/capacity.py
+                    from benchmark.run.capacity import sweep_jobs
 
                     args.jobs, line = sweep_jobs(todo, args)
                     print(f"sweep: {line}")

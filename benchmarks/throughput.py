@@ -14,8 +14,8 @@ span from the first start to the last end), per run, the speed-up over one run, 
 time of a ``lite`` run's 2 000 iterations at that rate, and each worker's peak device memory
 (``max_memory_allocated``) and the device memory in use when all k were ready
 (``mem_get_info``: contexts and caches included), which ``sweep --jobs auto`` estimates
-(:mod:`benchmark.capacity`). Python start-up, data loading and evaluation are not in the span: a
-sweep pays them per run on top.
+(:mod:`benchmark.run.capacity`). Python start-up, data loading and evaluation are not in the
+span: a sweep pays them per run on top.
 """
 
 from __future__ import annotations
