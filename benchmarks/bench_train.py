@@ -77,6 +77,7 @@ from benchmark.protocol import (  # noqa: E402
 )
 from benchmark.recipes import mix as recipes_mod  # noqa: E402
 from benchmark.run.loop import Trainer, to_storage  # noqa: E402
+from benchmark.run.setup import configure_determinism  # noqa: E402
 
 PARTS = ("data", "forward", "loss", "shares", "backward", "optimiser", "discriminator")
 
@@ -426,6 +427,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--graphs", action="store_true",
                         help="also time the real step captured in a CUDA graph ('graph' loop; "
                         "on the CPU or where capture is refused it runs eagerly and says why)")
+    parser.add_argument("--tf32", choices=("on", "off"), default="off",
+                        help="CUDA: the run's TF32 policy for float32 convolutions (default off)")
     parser.add_argument("--no-ref", action="store_true",
                         help="leave out the straightforward reference loop")
     parser.add_argument("--no-split", action="store_true",
@@ -488,6 +491,10 @@ def main(argv: list[str] | None = None) -> int:
     meta["unet_train_gflop"] = {}
     for prof in profiles:
         proto = resolve_precision(PROFILES[prof], dev, args.precision)[0]
+        proto = replace(proto, tf32=args.tf32 == "on")
+        # the run's CUDA settings: determinism (cuDNN autotuning off) and the TF32 policy
+        meta.setdefault("determinism", {})[prof] = configure_determinism(
+            dev, proto.deterministic, proto.tf32)
         flops = unet_train_flops(proto)
         meta["unet_train_gflop"][prof] = flops / 1e9
         train_pairs, _ = data_mod.split_train_val(dataset.train, proto.n_val)
