@@ -139,8 +139,9 @@ class GraphStep:
         dev = trainer.device
         for group in trainer.opt.param_groups:
             group["capturable"] = True
-            if not isinstance(group["lr"], torch.Tensor):
-                group["lr"] = torch.tensor(float(group["lr"]), dtype=torch.float32, device=dev)
+            lr = group["lr"]
+            if not isinstance(lr, torch.Tensor) or lr.device != dev:
+                group["lr"] = torch.tensor(float(lr), dtype=torch.float32, device=dev)
         static_low, static_high = low.clone(), high.clone()
         graph = torch.cuda.CUDAGraph()
         trainer.opt.zero_grad(set_to_none=True)  # the graph allocates (and then owns) the grads

@@ -163,6 +163,9 @@ class Trainer:
     def load_state_dict(self, ckpt: dict[str, Any]) -> None:
         self.model.load_state_dict(ckpt["model"])
         self.opt.load_state_dict(ckpt["opt"])
+        for group in self.opt.param_groups:  # saved from a captured step: a plain float again
+            if isinstance(group["lr"], torch.Tensor):  # (a later capture makes its own)
+                group["lr"], group["capturable"] = float(group["lr"]), False
         for label, loss in self.adversarial:
             loss.discriminator.load_state_dict(ckpt["discriminators"][label])
             self.d_opts[label].load_state_dict(ckpt["d_opts"][label])
