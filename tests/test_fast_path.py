@@ -579,3 +579,29 @@ def test_cuda_graphs_fall_back_for_a_discriminator(planted_weights) -> None:
         trainer._step(it)
     assert trainer.graph.graph is None
     assert lines and "the recipe trains a discriminator" in lines[0]
+
+
+def test_checkpoint_of_a_captured_step_resumes_with_a_float_learning_rate() -> None:
+    """A captured step keeps the learning rate in a device tensor (Adam ``capturable``); its
+    checkpoint loads into a trainer that runs eagerly with a plain float again."""
+    rng = np.random.default_rng(11)
+    lows = [(rng.integers(0, 256, (60, 72, 3)) / 255.0).astype(np.float32) for _ in range(3)]
+    highs = [np.clip(x * 3, 0, 1).astype(np.float32) for x in lows]
+
+    def trainer() -> Trainer:
+        torch.manual_seed(0)
+        return Trainer(TINY, UNet(TINY.width, TINY.depth), build_mix(load_recipe("l1")), CPU,
+                       torch.Generator().manual_seed(3),
+                       (to_storage(lows, CPU), to_storage(highs, CPU)), ([], []))
+
+    saved = trainer()
+    saved._step(1)
+    for group in saved.opt.param_groups:  # what GraphStep._capture leaves in the optimiser
+        group["lr"], group["capturable"] = torch.tensor(5e-4), True
+    ckpt = saved.state_dict(rng={})
+    resumed = trainer()
+    resumed.load_state_dict(ckpt)
+    group = resumed.opt.param_groups[0]
+    assert type(group["lr"]) is float and group["capturable"] is False
+    assert group["lr"] == pytest.approx(5e-4)
+    assert torch.isfinite(resumed._step(2)).all()
