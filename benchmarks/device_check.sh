@@ -33,7 +33,7 @@ finish() {
     printf '### GPU check\n\ngpu_check.py wrote no report: see device_check_log.txt.\n' \
       > "$OUT/gpu_check.md"
   fi
-  for f in bench_train.json throughput.json; do
+  for f in bench_train.json throughput.json profile.json; do
     [ -s "$WORK/$f" ] && cp "$WORK/$f" "$OUT/$f"
   done
   tail -c 60000 "$LOG" > "$OUT/device_check_log.txt"

@@ -17,6 +17,7 @@ budget, so a hang or crash in one still leaves the others' figures; ``OUT/gpu_ch
    ``train_log.csv`` and test metrics are bit-identical.
 4. ``throughput.py``: aggregate steps/s of 1, 2, 4, 8, 16 concurrent lite l1 runs.
 5. A small lite sweep (``sweep l1 charbonnier mse --seeds 0 1 --jobs auto``) timed.
+6. ``profile_step.py``: the kernels with the most device time in the paper step of l1 and s3net.
 
 Data: ``--data`` (lite runs, sweep, default the synthetic set, which ``python -m benchmark data
 synth`` makes) and ``--big-data`` (the step benchmark: images of at least 256 px, generated
@@ -266,6 +267,14 @@ def main(argv: list[str] | None = None) -> int:
     summary["sweep"] = {"runs": 6, "seconds": sweep["seconds"], "exit": sweep["exit"],
                         "jobs_line": next((ln for ln in sweep["tail"].splitlines()
                                            if "--jobs auto" in ln), None)}
+    save()
+    prof_json = work / "profile.json"
+    prof_cmd = [py, "benchmarks/profile_step.py", "--device", "cpu" if dry else "cuda",
+                "--profile", "smoke" if dry else "paper", "--recipes", "l1", "s3net",
+                "--steps", "2" if dry else "5", "--warmup", "1" if dry else "5", "--data", big,
+                "--json", str(prof_json)]
+    add(step("profile of the paper step (l1, s3net)", prof_cmd, budget.limit(60, reserve=3)))
+    summary["profile"] = _json(prof_json) or []
     save()
     print(markdown(summary))
     print(f"wrote {out / 'gpu_check.json'} and {out / 'gpu_check.md'}")

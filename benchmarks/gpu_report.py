@@ -119,6 +119,15 @@ def markdown(summary: dict) -> str:
         lines += ["", f"Lite sweep of {sweep['runs']} runs (l1, charbonnier, mse x seeds 0, 1; "
                   f"`--jobs auto`): {sweep['seconds']} s wall, exit {sweep['exit']}. "
                   f"{sweep.get('jobs_line') or ''}".rstrip()]
+    for prof in summary.get("profile") or []:
+        lines += ["", f"Device time of the {prof['recipe']} step at {prof['profile']} "
+                  f"(`profile_step.py`, {prof['steps']} steps): "
+                  f"{_f(prof.get('device_ms_per_step'), '.2f')} ms a step.", "",
+                  "| kernel / operator | ms a step | share | calls a step |",
+                  "|---|---:|---:|---:|"]
+        lines += [f"| `{r['name'].replace('|', '/')}` | {_f(r['ms_per_step'], '.3f')} | "
+                  f"{_f(100 * r['share'])}% | {_f(r['calls_per_step'], '.0f')} |"
+                  for r in prof.get("top", [])]
     if rows:
         lines += ["", "| issue 26 target | measured (best of eager/graph) | met |", "|---|---|---|"]
         for what, prof, recipe, limit in STEP_TARGETS:
