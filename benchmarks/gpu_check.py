@@ -265,8 +265,9 @@ def main(argv: list[str] | None = None) -> int:
     sweep = add(step("lite sweep (3 recipes x 2 seeds, --jobs auto)", sweep_cmd,
                      budget.limit(120, reserve=3)))
     summary["sweep"] = {"runs": 6, "seconds": sweep["seconds"], "exit": sweep["exit"],
-                        "jobs_line": next((ln for ln in sweep["tail"].splitlines()
-                                           if "--jobs auto" in ln), None)}
+                        "jobs_line": next((ln[ln.index("--jobs auto ->"):]
+                                           for ln in sweep["tail"].splitlines()
+                                           if "--jobs auto ->" in ln), None)}
     save()
     prof_json = work / "profile.json"
     prof_cmd = [py, "benchmarks/profile_step.py", "--device", "cpu" if dry else "cuda",
