@@ -90,9 +90,14 @@ reference: $(STAMP)
 reference-docs: $(STAMP)
 	$(PY) benchmarks/reference.py docs $(if $(wildcard $(WORK)/runs),--work $(WORK),)
 
-# The GPU protocol check (CUDA tests, paper-profile bench_train, a 2,000-iteration l1 run on
-# LOL-v1): exit 2 at once without CUDA. DATA= or LOSSBENCH_REAL_DATA names the LOL-v1 folder.
+# The GPU check of issue 26 (<= 8 minutes on one H100/H200): the CUDA tests, step times and
+# TFLOP/s of every backbone-free recipe + s3net/srgan at lite and paper shapes, eager and in a
+# CUDA graph, a lite l1 run eager vs captured, the concurrent-runs curve and a small lite sweep
+# (--jobs auto); writes gpu_check.json and gpu_check.md under OUT (default results/gpu-check).
+# DATA= a lite-sized dataset (default: the synthetic one). On a bare GPU machine without this
+# venv: bash benchmarks/device_check.sh
 gpu-check: $(STAMP)
+	$(PY) -m benchmark data synth
 	$(PY) benchmarks/gpu_check.py $(DATA_ARG)
 
 clean:

@@ -70,6 +70,10 @@ def _pos_int(text: str) -> int:
     return value
 
 
+def _jobs(text: str) -> int | str:
+    return "auto" if text == "auto" else _pos_int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     installed = Path(sys.argv[0]).name == "lossbench"  # the console script of `pip install`
     parser = argparse.ArgumentParser(
@@ -99,6 +103,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--compile", action="store_true", help="opt-in torch.compile of the UNet")
     p.add_argument(
+        "--tf32",
+        choices=("on", "off"),
+        default=None,
+        help="CUDA: let float32 convolutions/matmuls (losses, VGG, an fp32 network) use TF32 "
+        "(default off: IEEE float32 as on the CPU; recorded and hashed when on)",
+    )
+    p.add_argument(
+        "--cuda-graphs",
+        action="store_true",
+        help="CUDA: capture the training step in a CUDA graph where the recipe allows (the run's "
+        "log says when it does not, and why); off by default",
+    )
+    p.add_argument(
         "--metrics",
         type=_metrics,
         default=METRICS,
@@ -126,7 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None)
     p.add_argument("--results", default="results")
     p.add_argument("--executor", choices=("local", "slurm"), default="local")
-    p.add_argument("--jobs", type=_pos_int, default=None, help="parallel local jobs (default 1)")
+    p.add_argument("--jobs", type=_jobs, default=None,
+                   help="parallel local jobs (default 1), or auto: as many as the GPU's (or "
+                   "host's) free memory and the CPU cores allow (benchmark/run/capacity.py)")
     p.add_argument("--force", action="store_true")
     p.add_argument(
         "--precision",

@@ -93,6 +93,11 @@ class Protocol:
     precision: str = "auto"
     #: channels_last memory format for the network and its input (every device)
     channels_last: bool = True
+    #: CUDA only: let cuDNN convolutions and cuBLAS matmuls of float32 tensors (the losses, the
+    #: VGG trunk, an fp32 network) round their inputs to TF32 (10-bit mantissa). Off: they
+    #: compute in IEEE float32, as on the CPU (``--tf32 on|off``; :func:`tf32_settings`).
+    #: Hashed only when on, so runs from before the field existed keep their hash.
+    tf32: bool = False
     #: seeds a sweep runs when none are given
     seeds: tuple[int, ...] = (0, 1, 2)
     #: test images saved as low | output | reference PNGs
@@ -312,5 +317,32 @@ def resolve_precision(protocol: Protocol, device: torch.device, requested: str |
     return dataclasses.replace(protocol, precision=chosen), line
 
 
+def tf32_settings(allow: bool) -> dict[str, Any]:
+    """Apply the TF32 policy to torch's global CUDA flags; return what is now in force.
+
+    torch >= 2.9 has the ``fp32_precision`` API (``"ieee"`` or ``"tf32"`` per backend and
+    operator); mixing it with the legacy ``allow_tf32`` flags makes torch raise when the legacy
+    flags are read, so where it exists only the new API is used, and every CUDA operator class
+    (cuDNN convolutions and RNNs, cuBLAS matmuls) is set, never one alone. Older torch: the
+    legacy ``torch.backends.cudnn.allow_tf32`` and ``torch.backends.cuda.matmul.allow_tf32``.
+    Harmless on a machine without CUDA (the flags are process-wide settings).
+    """
+    value = "tf32" if allow else "ieee"
+    targets = [("cudnn.conv", torch.backends.cudnn, "conv"),
+               ("cudnn.rnn", torch.backends.cudnn, "rnn"),
+               ("cuda.matmul", torch.backends.cuda, "matmul")]
+    found = [(name, getattr(mod, attr, None)) for name, mod, attr in targets]
+    if all(hasattr(obj, "fp32_precision") for _, obj in found):
+        for _, obj in found:
+            obj.fp32_precision = value
+        return {"tf32": allow, "api": "fp32_precision",
+                **{name: obj.fp32_precision for name, obj in found}}
+    torch.backends.cudnn.allow_tf32 = allow
+    torch.backends.cuda.matmul.allow_tf32 = allow
+    return {"tf32": allow, "api": "allow_tf32",
+            "cudnn.allow_tf32": bool(torch.backends.cudnn.allow_tf32),
+            "cuda.matmul.allow_tf32": bool(torch.backends.cuda.matmul.allow_tf32)}
+
+
 __all__ = ["PRECISIONS", "PROFILES", "Protocol", "native_bf16", "resolve_precision",
-           "resolve_profile"]
+           "resolve_profile", "tf32_settings"]

@@ -404,6 +404,11 @@ def command_sweep(args: argparse.Namespace) -> int:
             if args.executor == "slurm":
                 finished = run_slurm(todo, args, results, log_dir, progress, params, requeues)
             else:
+                if args.jobs == "auto":  # memory, cores, runs: benchmark/run/capacity.py
+                    from benchmark.run.capacity import sweep_jobs
+
+                    args.jobs, line = sweep_jobs(todo, args)
+                    print(f"sweep: {line}")
                 args.jobs = args.jobs or int(config.get("jobs") or 1)
                 finished = run_local(todo, args, results, log_dir, progress)
         finally:

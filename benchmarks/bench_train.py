@@ -77,6 +77,7 @@ from benchmark.protocol import (  # noqa: E402
 )
 from benchmark.recipes import mix as recipes_mod  # noqa: E402
 from benchmark.run.loop import Trainer, to_storage  # noqa: E402
+from benchmark.run.setup import configure_determinism  # noqa: E402
 
 PARTS = ("data", "forward", "loss", "shares", "backward", "optimiser", "discriminator")
 
@@ -174,7 +175,8 @@ class FastLoop:
     """The real :class:`Trainer`, built as ``benchmark.run.execute`` builds it."""
 
     def __init__(
-        self, recipe: Any, proto: Protocol, train: tuple, dev: torch.device, compile: bool
+        self, recipe: Any, proto: Protocol, train: tuple, dev: torch.device, compile: bool,
+        graphs: bool = False,
     ) -> None:
         model = UNet(proto.width, proto.depth).to(dev)
         if proto.channels_last:
@@ -183,7 +185,8 @@ class FastLoop:
         stored = tuple(to_storage(x, dev) for x in train)
         forward = torch.compile(model) if compile else None
         gen = torch.Generator().manual_seed(17)
-        self.trainer = Trainer(proto, model, mix, dev, gen, stored, ([], []), forward=forward)
+        self.trainer = Trainer(proto, model, mix, dev, gen, stored, ([], []), forward=forward,
+                               graphs=graphs)
         model.train()
         mix.train()
 
@@ -193,6 +196,23 @@ class FastLoop:
 
 
 # -- measuring -------------------------------------------------------------------------------
+
+
+def unet_train_flops(proto: Protocol) -> int:
+    """FLOPs of one UNet forward + backward at the profile's width, batch and patch.
+
+    Counted by ``torch.utils.flop_counter.FlopCounterMode`` on the meta device (no compute):
+    convolutions, transposed convolutions and matmuls, forward and backward (input and weight
+    gradients), 2 FLOPs per multiply-add; elementwise work, the losses and the optimiser are
+    not counted. The same count for every recipe: what the step's FLOP/s figures divide.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = UNet(proto.width, proto.depth).to("meta")
+    x = torch.empty(proto.batch, 3, proto.patch, proto.patch, device="meta", requires_grad=True)
+    with FlopCounterMode(display=False) as counter:
+        model(x).sum().backward()
+    return int(counter.get_total_flops())
 
 
 def sync(dev: torch.device) -> None:
@@ -254,7 +274,8 @@ def run_block(loop: Any, dev: torch.device, steps: int, first: int, split: bool)
 
 
 def measure(
-    loops: dict[str, Any], dev: torch.device, steps: int, warmup: int, repeats: int
+    loops: dict[str, Any], dev: torch.device, steps: int, warmup: int, repeats: int,
+    split: bool = True,
 ) -> dict[str, dict]:
     """Interleaved blocks of every loop; medians per loop."""
     it = 1
@@ -267,7 +288,7 @@ def measure(
         for name, loop in loops.items():
             cpu = dev.type != "cuda"
             blocks[name].append(run_block(loop, dev, steps, it, split=cpu))
-            if not cpu:
+            if not cpu and split:
                 splits[name].append(run_block(loop, dev, steps, it + steps, split=True))
         it += 2 * steps
     out = {}
@@ -322,7 +343,7 @@ def print_table(records: list[dict], dev: torch.device) -> None:
     head = (
         f"| {'profile':<7} | {'recipe':<7} | {'loop':<4} | {'step ms':>8} | {'steps/s':>7} | "
         f"{'img/s':>7} | {'data':>5} | {'fwd':>7} | {'loss':>7} | {'bwd':>7} | {'optim':>6} | "
-        f"{'disc':>6} | {mem:>20} | {'fast/ref':>8} |"
+        f"{'disc':>6} | {mem:>20} | {'fast/ref':>8} | {'TFLOP/s':>7} | {'% peak':>6} |"
     )
     print(head)
     cells = head.split("|")[1:-1]
@@ -330,6 +351,8 @@ def print_table(records: list[dict], dev: torch.device) -> None:
                          for k, c in enumerate(cells)) + "|")
     for r in records:
         p = r["parts_ms"]
+        share = None if r["data_share"] is None else 100 * r["data_share"]
+        peak = None if r.get("peak_fraction") is None else 100 * r["peak_fraction"]
         ratio = _fmt(r.get("ratio"), ".2f") + "x" if r.get("ratio") else ""
         memory = _fmt(r["peak_mib"], ".0f")
         if dev.type != "cuda" and r["grown_mib"] is not None:
@@ -337,9 +360,11 @@ def print_table(records: list[dict], dev: torch.device) -> None:
         print(
             f"| {r['profile']:<7} | {r['recipe']:<7} | {r['loop']:<4} | {r['step_ms']:>8.1f} | "
             f"{r['steps_per_s']:>7.2f} | {r['images_per_s']:>7.1f} | "
-            f"{_fmt(100 * r['data_share'], '.1f') + '%':>5} | {p['forward']:>7.1f} | "
+            f"{_fmt(share, '.1f') + '%':>5} | {p['forward']:>7.1f} | "
             f"{p['loss']:>7.1f} | {p['backward']:>7.1f} | {p['optimiser']:>6.1f} | "
-            f"{p['discriminator']:>6.1f} | {memory:>20} | {ratio:>8} |"
+            f"{p['discriminator']:>6.1f} | {memory:>20} | {ratio:>8} | "
+            f"{_fmt(r.get('tflop_per_s'), '.2f'):>7} | "
+            f"{_fmt(peak, '.1f'):>6} |"
         )
 
 
@@ -399,6 +424,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None, help="also write the figures here")
     parser.add_argument("--grad-shares", action="store_true",
                         help="measure the cost of the gradient-share logging instead")
+    parser.add_argument("--graphs", action="store_true",
+                        help="also time the real step captured in a CUDA graph ('graph' loop; "
+                        "on the CPU or where capture is refused it runs eagerly and says why)")
+    parser.add_argument("--tf32", choices=("on", "off"), default="off",
+                        help="CUDA: the run's TF32 policy for float32 convolutions (default off)")
+    parser.add_argument("--no-ref", action="store_true",
+                        help="leave out the straightforward reference loop")
+    parser.add_argument("--no-split", action="store_true",
+                        help="CUDA: skip the synchronised blocks that split a step into parts")
+    parser.add_argument("--peak-tflops", type=float, default=790.0,
+                        help="the device's peak for the %%-of-peak column (default 790: the "
+                        "measured dense bf16 peak of an H200)")
     args = parser.parse_args(argv)
     dev = torch.device(args.device)
     if dev.type == "cuda" and not cuda:
@@ -450,29 +487,53 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             Path(args.json).write_text(json.dumps({"meta": meta, "records": records}, indent=2))
         return 0
+    meta["peak_tflops"] = args.peak_tflops
+    meta["unet_train_gflop"] = {}
     for prof in profiles:
         proto = resolve_precision(PROFILES[prof], dev, args.precision)[0]
+        proto = replace(proto, tf32=args.tf32 == "on")
+        # the run's CUDA settings: determinism (cuDNN autotuning off) and the TF32 policy
+        meta.setdefault("determinism", {})[prof] = configure_determinism(
+            dev, proto.deterministic, proto.tf32)
+        flops = unet_train_flops(proto)
+        meta["unet_train_gflop"][prof] = flops / 1e9
         train_pairs, _ = data_mod.split_train_val(dataset.train, proto.n_val)
         train = data_mod.load_pairs(train_pairs, native=True)
         for rname in args.recipes:
             recipe = recipes_mod.load_recipe(rname)
             torch.manual_seed(0)
             random.seed(0)
-            loops = {
-                "fast": FastLoop(recipe, proto, train, dev, args.compile),
-                "ref": ReferenceLoop(recipe, proto, train_pairs, dev, args.ref_workers),
-            }
-            result = measure(loops, dev, steps, warmup, args.repeats)
+            loops = {"fast": FastLoop(recipe, proto, train, dev, args.compile)}
+            if args.graphs:
+                # without the gradient shares (an extra backward per term at logged steps,
+                # which keeps a multi-term step eager), as `run --cuda-graphs --no-grad-shares`
+                loops["graph"] = FastLoop(recipe, replace(proto, grad_shares=False), train, dev,
+                                          args.compile, graphs=True)
+            if not args.no_ref:
+                loops["ref"] = ReferenceLoop(recipe, proto, train_pairs, dev, args.ref_workers)
+            result = measure(loops, dev, steps, warmup, args.repeats, split=not args.no_split)
             for loop_name, fig in result.items():
                 fig.update(
                     profile=prof,
                     recipe=rname,
                     loop=loop_name,
                     images_per_s=fig["steps_per_s"] * proto.batch,
+                    unet_gflop=flops / 1e9,
+                    tflop_per_s=flops * fig["steps_per_s"] / 1e12,
+                    peak_fraction=flops * fig["steps_per_s"] / (args.peak_tflops * 1e12),
                 )
-            result["fast"]["ratio"] = result["fast"]["steps_per_s"] / result["ref"]["steps_per_s"]
-            records.extend([result["fast"], result["ref"]])
+            if "graph" in loops:
+                graph = loops["graph"].trainer.graph
+                result["graph"]["graph_note"] = graph.note if graph is not None else None
+                result["graph"]["captured"] = graph is not None and graph.graph is not None
+            if "ref" in result:
+                result["fast"]["ratio"] = (result["fast"]["steps_per_s"]
+                                           / result["ref"]["steps_per_s"])
+            records.extend(result.values())
             print(f"  measured {prof} {rname}", file=sys.stderr, flush=True)
+            if args.json:  # after every recipe: a later crash or time-out keeps these
+                Path(args.json).write_text(json.dumps({"meta": meta, "records": records},
+                                                      indent=2))
     meta["loadavg_after"] = os.getloadavg()
     print()
     print_table(records, dev)

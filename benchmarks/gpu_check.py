@@ -1,149 +1,285 @@
-"""The GPU protocol check (``make gpu-check``): one script, at most about 8 minutes on one H100.
+"""The GPU check (``make gpu-check``; ``benchmarks/device_check.sh`` on a bare GPU machine).
 
-Three steps, each in its own process with its own time limit, so a hang or crash in one still
-leaves the others' figures:
+Answers issue 26's questions in one go, within ``--budget`` seconds (default 450) on one
+H100/H200. Every step runs in its own process with a time limit cut to what is left of the
+budget, so a hang or crash in one still leaves the others' figures; ``OUT/gpu_check.json`` and
+``OUT/gpu_check.md`` are rewritten after every step. Steps, in order of importance:
 
-1. ``pytest -m cuda``: the CUDA-only tests (bf16 + channels_last, no host sync in a step,
-   batched evaluation, VGG on the device, ``--compile``).
-2. ``benchmarks/bench_train.py --device cuda --profile paper`` for l1, flw, s3net and srgan:
-   the real training step against the plain DataLoader loop (VGG19 is random-init when the
-   official file is absent: same cost, and the summary says so).
-3. A 2,000-iteration run of l1 at the ``paper`` shapes on a LOL-v1 folder (``--data``, default
-   ``$LOSSBENCH_REAL_DATA``) through ``benchmark.run.execute.run`` with ``--metrics psnr,ssim``:
-   wall time, iterations per second and the test PSNR/SSIM.
+1. ``pytest -m cuda``: the CUDA-only tests (no host sync in a step, bf16 step and batched
+   evaluation against the CPU, VGG on the device against float64, TF32 policy, captured step
+   against the eager step).
+2. ``bench_train.py --graphs --no-ref``: the real step's time, eager and captured in a CUDA
+   graph, and its TFLOP/s (the UNet's forward + backward FLOPs) and % of the measured 790
+   TFLOP/s bf16 peak, at the ``lite`` and ``paper`` shapes, for every backbone-free recipe plus
+   s3net and srgan (VGG19 random-init when the official file is absent: same cost).
+3. A ``lite`` l1 run (2 000 iterations) on the synthetic data, eager, then the same run with
+   ``--cuda-graphs``: wall and training time, test PSNR/SSIM, and whether the two runs'
+   ``train_log.csv`` and test metrics are bit-identical.
+4. ``throughput.py``: aggregate steps/s of 1, 2, 4, 8, 16 concurrent lite l1 runs.
+5. A small lite sweep (``sweep l1 charbonnier mse --seeds 0 1 --jobs auto``) timed.
+6. ``profile_step.py``: the kernels with the most device time in the paper step of l1 and s3net.
 
-Writes ``OUT/gpu_check.json`` and ``OUT/gpu_check.md`` (OUT: ``--out``, default ``$OUT`` when
-set, else ``results/gpu-check``). Without CUDA it stops at once with exit 2.
+Data: ``--data`` (lite runs, sweep, default the synthetic set, which ``python -m benchmark data
+synth`` makes) and ``--big-data`` (the step benchmark: images of at least 256 px, generated
+here with :func:`make_pairs` when not given). ``--dry-run`` runs the same steps on the CPU at
+``smoke`` sizes (CUDA steps are skipped by pytest): a check of the script, not a measurement.
+``--docs`` writes the Markdown of an existing JSON into docs/PERFORMANCE.md's GPU section.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-RUN_SNIPPET = """
-import dataclasses, json, sys, time
-from benchmark.protocol import PROFILES
-from benchmark.run.execute import run
-proto = dataclasses.replace(PROFILES["paper"], name="paper-2k", iterations=2000, warmup=100,
-                            val_every=500, ckpt_every=500, log_every=100)
-start = time.perf_counter()
-m = run("l1", proto, 0, sys.argv[1], sys.argv[2], "cuda", quiet=True,
-        metrics=("psnr", "ssim"), force=True)
-print("RESULT " + json.dumps({"status": m["status"], "error": m.get("error"),
-      "wall_s": round(time.perf_counter() - start, 1), "train_s": m.get("train_seconds"),
-      "test": m.get("test"), "dataset": m.get("dataset", {}).get("name"),
-      "env": m.get("env")}))
-"""
+from gpu_report import BEGIN, END, markdown, replace_section  # noqa: E402
+
+#: the measured dense bf16 peak of the H200 the issue was measured on (TFLOP/s)
+PEAK_TFLOPS = 790.0
 
 
-def _step(name: str, cmd: list[str], timeout: int, env: dict | None = None) -> dict:
+def make_pairs(root: Path, n_train: int = 40, n_test: int = 4, size: tuple = (400, 600),
+               seed: int = 0) -> Path:
+    """A LOL-layout folder of smooth random scenes and dark noisy copies (8-bit PNGs); for
+    timing only (its numbers mean nothing). 40 training pairs: ``lite`` holds 30 out for
+    validation, ``paper`` 15."""
+    from PIL import Image
+
+    if (root / "our485" / "low").is_dir():
+        return root
+    rng = np.random.default_rng(seed)
+    h, w = size
+    for split, n in (("our485", n_train), ("eval15", n_test)):
+        for side in ("low", "high"):
+            (root / split / side).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            coarse = rng.random((h // 50 + 1, w // 50 + 1, 3))
+            img = Image.fromarray((coarse * 255).astype(np.uint8)).resize((w, h), Image.BICUBIC)
+            high = np.asarray(img, dtype=np.float32) / 255.0
+            low = np.clip(high * 0.08 + rng.normal(0, 0.01, high.shape), 0, 1)
+            for side, arr in (("high", high), ("low", low)):
+                Image.fromarray(np.round(arr * 255).astype(np.uint8)).save(
+                    root / split / side / f"{i + 1}.png")
+    return root
+
+
+class Budget:
+    """Seconds left of the whole check; each step's limit is cut to fit."""
+
+    def __init__(self, seconds: float) -> None:
+        self.end = time.monotonic() + seconds
+
+    def limit(self, cap: float, reserve: float = 10.0) -> int:
+        return int(max(1.0, min(cap, self.end - time.monotonic() - reserve)))
+
+
+def step(name: str, cmd: list[str], timeout: int, env: dict | None = None) -> dict:
+    """Run one step; its exit code (or "timeout"), seconds and the tail of its output."""
+    if timeout < 5:  # the budget is spent: say so rather than start what cannot finish
+        print(f"gpu-check: {name}: skipped (budget spent)", flush=True)
+        return {"name": name, "command": " ".join(cmd), "exit": "skipped", "seconds": 0.0,
+                "limit_s": timeout, "tail": ""}
     start = time.perf_counter()
+    # its own process group: on time-out the step's children (a sweep's jobs) go with it
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env={**os.environ, **(env or {})},
+                            start_new_session=True)
     try:
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
-                              env={**os.environ, **(env or {})})
-        code, out = proc.returncode, proc.stdout + proc.stderr
-    except subprocess.TimeoutExpired as exc:
+        out, _ = proc.communicate(timeout=timeout)
+        code = proc.returncode
+    except subprocess.TimeoutExpired:
         code = "timeout"
-        out = (exc.stdout or b"").decode(errors="replace") if isinstance(exc.stdout, bytes) \
-            else (exc.stdout or "")
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
     seconds = round(time.perf_counter() - start, 1)
-    print(f"gpu-check: {name}: exit {code} in {seconds} s", flush=True)
+    print(f"gpu-check: {name}: exit {code} in {seconds} s (limit {timeout} s)", flush=True)
     return {"name": name, "command": " ".join(cmd), "exit": code, "seconds": seconds,
-            "tail": out[-4000:]}
+            "limit_s": timeout, "tail": out[-3000:]}
 
 
-def _markdown(summary: dict) -> str:
-    lines = ["# lossbench GPU check", "", f"Device: {summary['device']}; torch "
-             f"{summary['torch']}, CUDA {summary['cuda']}, driver {summary['driver']}.", "",
-             "| step | exit | seconds |", "|---|---|---|"]
-    lines += [f"| {s['name']} | {s['exit']} | {s['seconds']} |" for s in summary["steps"]]
-    bench = summary.get("bench_train")
-    if bench:
-        lines += ["", "bench_train (paper profile, median ms per step):", "",
-                  "| recipe | fast | ref | ref/fast |", "|---|---|---|---|"]
-        for r in bench:
-            lines.append(f"| {r['recipe']} | {r['fast_ms']:.1f} | {r['ref_ms']:.1f} | "
-                         f"{r['speedup']:.2f}x |")
-    run = summary.get("paper_2k")
-    if run:
-        test = run.get("test") or {}
-        lines += ["", f"l1, 2,000 iterations at the paper shapes on {run.get('dataset') or 'the'}"
-                  f" data: {run['status']}, {run['wall_s']} s wall ({run.get('train_s')} s "
-                  f"training), test PSNR {test.get('psnr')}, SSIM {test.get('ssim')}."]
-    return "\n".join(lines) + "\n"
+def _json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
-def _bench_rows(path: Path) -> list[dict]:
-    """One row per recipe from bench_train's JSON: ms per step of each loop and their ratio."""
-    if not path.is_file():
-        return []
-    records = json.loads(path.read_text()).get("records", [])
-    by = {(r["recipe"], r["loop"]): r for r in records}
-    rows = []
-    for (recipe, loop), fast in by.items():
-        ref = by.get((recipe, "ref"))
-        if loop == "fast" and ref and fast["steps_per_s"] > 0 and ref["steps_per_s"] > 0:
-            rows.append({"recipe": recipe, "fast_ms": 1e3 / fast["steps_per_s"],
-                         "ref_ms": 1e3 / ref["steps_per_s"],
-                         "speedup": fast["steps_per_s"] / ref["steps_per_s"]})
-    return rows
+def pytest_summary(tail: str) -> dict:
+    """Counts from pytest's last line and the ids of failed tests."""
+    counts = {}
+    last = [ln for ln in tail.splitlines() if " in " in ln and ("passed" in ln or "failed" in ln
+                                                                 or "skipped" in ln)]
+    if last:
+        for part in last[-1].strip("= ").split(" in ")[0].split(","):
+            words = part.split()
+            if len(words) == 2 and words[0].isdigit():
+                counts[words[1]] = int(words[0])
+    failed = [ln.split(" ", 2)[1] for ln in tail.splitlines() if ln.startswith("FAILED ")]
+    return {"counts": counts, "failed": failed}
+
+
+def backbone_free(recipes: list[str]) -> list[str]:
+    from benchmark.recipes.mix import load_recipe
+
+    return [r for r in recipes if not any(t.get("name") in ("perceptual", "adversarial")
+                                          for t in load_recipe(r).to_dict()["losses"])]
+
+
+def run_pair(py: str, work: Path, data: str, profile: str, budget: Budget, dry: bool) -> dict:
+    """The l1 run eagerly and with --cuda-graphs; times, metrics, bit-identity."""
+    dev = "cpu" if dry else "cuda"
+    out: dict = {"profile": profile}
+    for mode, extra in (("eager", []), ("graphs", ["--cuda-graphs"])):
+        results = work / f"run-{mode}"
+        cmd = [py, "-m", "benchmark", "run", "l1", "--profile", profile, "--data", data,
+               "--results", str(results), "--metrics", "psnr,ssim", "--device", dev, *extra]
+        out[mode] = step(f"l1 {profile} run ({mode})", cmd, budget.limit(90))
+        folder = results / "runs" / "l1" / profile / "seed0"
+        metrics = _json(folder / "metrics.json") or {}
+        log = folder / "train_log.csv"
+        out[mode].update(status=metrics.get("status"), train_s=metrics.get("train_seconds"),
+                         test=metrics.get("test"), cuda_graphs=metrics.get("cuda_graphs"),
+                         log_text=log.read_text() if log.is_file() else None,
+                         determinism=metrics.get("determinism"), env=metrics.get("env"))
+    a, b = out["eager"], out["graphs"]
+    if a.get("log_text") and b.get("log_text"):
+        strip = [ln.rsplit(",", 1)[0] for ln in a["log_text"].splitlines()]  # minus seconds
+        strip_b = [ln.rsplit(",", 1)[0] for ln in b["log_text"].splitlines()]
+        out["identical_train_log"] = strip == strip_b
+        out["identical_test"] = a.get("test") == b.get("test")
+    for mode in ("eager", "graphs"):
+        out[mode].pop("log_text", None)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="lossbench GPU check (make gpu-check)")
-    parser.add_argument("--data", default=os.environ.get("LOSSBENCH_REAL_DATA"),
-                        help="a LOL-v1 folder for the 2,000-iteration run")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=None, help="lite-sized data (default: datasets/synth)")
+    parser.add_argument("--big-data", default=None, help=">= 256 px images for the paper shapes")
     parser.add_argument("--out", default=os.environ.get("OUT") or "results/gpu-check")
+    parser.add_argument("--work", default=None, help="scratch folder (default OUT/../work)")
+    parser.add_argument("--budget", type=float, default=450.0, help="seconds for everything")
+    parser.add_argument("--dry-run", action="store_true", help="CPU, smoke sizes: checks the "
+                        "script, measures nothing")
+    parser.add_argument("--docs", default=None, metavar="JSON",
+                        help="write this gpu_check.json's Markdown into docs/PERFORMANCE.md")
     args = parser.parse_args(argv)
+    if args.docs:
+        summary = _json(Path(args.docs))
+        if summary is None:
+            print(f"lossbench: error: --docs: {args.docs} is not a gpu_check JSON",
+                  file=sys.stderr)
+            return 2
+        doc = ROOT / "docs" / "PERFORMANCE.md"
+        doc.write_text(replace_section(doc.read_text(), markdown(summary)))
+        print(f"wrote the GPU section of {doc} ({BEGIN} ... {END})")
+        return 0
     import torch
 
-    if not torch.cuda.is_available():
+    budget = Budget(args.budget)
+    if not args.dry_run and not torch.cuda.is_available():
         print("lossbench: error: gpu-check needs a CUDA device, and torch.cuda.is_available() is "
               f"False here (torch {torch.__version__}, built for CUDA {torch.version.cuda}). Run "
-              "it on a machine with an NVIDIA GPU; CPU figures come from make bench-train.",
-              file=sys.stderr)
-        return 2
-    if not args.data or not Path(args.data).is_dir():
-        print(f"lossbench: error: --data: a LOL-v1 folder is needed for the 2,000-iteration run "
-              f"(got {args.data!r}); pass --data DIR or set LOSSBENCH_REAL_DATA", file=sys.stderr)
+              "it on a machine with an NVIDIA GPU; CPU figures come from make bench-train "
+              "(--dry-run checks this script on the CPU).", file=sys.stderr)
         return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    py = sys.executable
-    steps = [
-        _step("pytest -m cuda", [py, "-m", "pytest", "-q", "-m", "cuda", "-p", "no:cacheprovider"],
-              150),
-        _step("bench_train paper", [py, "benchmarks/bench_train.py", "--device", "cuda",
-                                    "--profile", "paper", "--recipes", "l1", "flw", "s3net",
-                                    "srgan", "--json", str(out / "bench_train.json")], 180),
-        _step("l1 paper shapes 2k iterations",
-              [py, "-c", RUN_SNIPPET, str(args.data), str(out / "results")], 150),
-    ]
-    run_result = next((json.loads(line[7:]) for line in steps[2]["tail"].splitlines()
-                       if line.startswith("RESULT ")), None)
-    summary = {
-        "device": torch.cuda.get_device_name(0),
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
-        "driver": (run_result or {}).get("env", {}).get("gpu_driver"),
-        "steps": steps,
-        "bench_train": _bench_rows(out / "bench_train.json"),
-        "paper_2k": run_result,
+    work = Path(args.work) if args.work else out.parent / "gpu-check-work"
+    work.mkdir(parents=True, exist_ok=True)
+    from benchmark.recipes.mix import recipe_names
+
+    dry, py = args.dry_run, sys.executable
+    data = args.data or str(ROOT / "datasets" / "synth")
+    big = args.big_data or str(make_pairs(work / "big-data"))
+    cuda = torch.cuda.is_available() and not dry
+    summary: dict = {
+        "dry_run": dry,
+        "device": torch.cuda.get_device_name(0) if cuda else "cpu (dry run)",
+        "torch": torch.__version__, "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if cuda else None,
+        "peak_tflops": PEAK_TFLOPS, "budget_s": args.budget,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "steps": [],
     }
-    (out / "gpu_check.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (out / "gpu_check.md").write_text(_markdown(summary))
-    print(_markdown(summary))
+
+    def save() -> None:
+        (out / "gpu_check.json").write_text(json.dumps(summary, indent=2) + "\n")
+        (out / "gpu_check.md").write_text(markdown(summary))
+
+    def add(result: dict) -> dict:
+        summary["steps"].append({k: v for k, v in result.items() if k != "tail"}
+                                | {"tail": result["tail"][-1500:]})
+        save()
+        return result
+
+    save()
+    figures = work / "cuda_figures.jsonl"
+    figures.unlink(missing_ok=True)
+    test = add(step("pytest -m cuda", [py, "-m", "pytest", "-q", "-m", "cuda", "-rfE",
+                                       "-p", "no:cacheprovider", "tests"], budget.limit(130),
+                    env={"LOSSBENCH_CUDA_FIGURES": str(figures)}))
+    summary["pytest"] = pytest_summary(test["tail"])
+    if figures.is_file():  # what the passing tests measured (their margins)
+        summary["pytest"]["figures"] = [json.loads(ln) for ln in figures.read_text().splitlines()
+                                        if ln.strip()]
+    recipes = backbone_free(recipe_names()) + ["s3net", "srgan"]
+    profiles = ["smoke"] if dry else ["lite", "paper"]
+    bench_json = work / "bench_train.json"
+    bench_cmd = [py, "benchmarks/bench_train.py", "--device", "cpu" if dry else "cuda",
+                 "--profile", *profiles, "--recipes", *(recipes[:2] if dry else recipes),
+                 "--graphs", "--no-ref", "--no-split", "--steps", "2" if dry else "10",
+                 "--repeats", "1" if dry else "3", "--warmup", "1" if dry else "5",
+                 "--data", big, "--peak-tflops", str(PEAK_TFLOPS), "--json", str(bench_json)]
+    add(step("bench_train lite + paper, eager and graphs", bench_cmd, budget.limit(170)))
+    bench = _json(bench_json) or {}
+    summary["bench_train"] = {"meta": bench.get("meta"), "records": bench.get("records", [])}
+    save()
+    summary["lite_run"] = run_pair(py, work, data, "smoke" if dry else "lite", budget, dry)
+    for mode in ("eager", "graphs"):
+        summary["steps"].append({k: v for k, v in summary["lite_run"][mode].items()
+                                 if k in ("name", "command", "exit", "seconds", "limit_s")})
+    save()
+    tp_json = work / "throughput.json"
+    tp_cmd = [py, "benchmarks/throughput.py", "--device", "cpu" if dry else "cuda",
+              "--profile", "smoke" if dry else "lite", "--data", data,
+              "--concurrency", *(["1", "2"] if dry else ["1", "2", "4", "8", "16"]),
+              "--steps", "3" if dry else "300", "--wait-s", "60", "--json", str(tp_json)]
+    add(step("throughput curve", tp_cmd, budget.limit(150)))
+    summary["throughput"] = (_json(tp_json) or {}).get("rows", [])
+    save()
+    sweep_cmd = [py, "-m", "benchmark", "sweep", "l1", "charbonnier", "mse", "--seeds", "0", "1",
+                 "--profile", "smoke" if dry else "lite", "--jobs", "auto", "--data", data,
+                 "--metrics", "psnr,ssim", "--results", str(work / "sweep")]
+    sweep = add(step("lite sweep (3 recipes x 2 seeds, --jobs auto)", sweep_cmd,
+                     budget.limit(120, reserve=3)))
+    summary["sweep"] = {"runs": 6, "seconds": sweep["seconds"], "exit": sweep["exit"],
+                        "jobs_line": next((ln[ln.index("--jobs auto ->"):]
+                                           for ln in sweep["tail"].splitlines()
+                                           if "--jobs auto ->" in ln), None)}
+    save()
+    prof_json = work / "profile.json"
+    prof_cmd = [py, "benchmarks/profile_step.py", "--device", "cpu" if dry else "cuda",
+                "--profile", "smoke" if dry else "paper", "--recipes", "l1", "s3net",
+                "--steps", "2" if dry else "5", "--warmup", "1" if dry else "5", "--data", big,
+                "--json", str(prof_json)]
+    add(step("profile of the paper step (l1, s3net)", prof_cmd, budget.limit(60, reserve=3)))
+    summary["profile"] = _json(prof_json) or []
+    save()
+    print(markdown(summary))
     print(f"wrote {out / 'gpu_check.json'} and {out / 'gpu_check.md'}")
-    return 0 if all(s["exit"] == 0 for s in steps) else 1
+    return 0 if all(s.get("exit") == 0 for s in summary["steps"]) else 1
 
 
 if __name__ == "__main__":

@@ -86,27 +86,71 @@ def test_gpu_check_stops_at_once_without_cuda(
     assert not (tmp_path / "out").exists()
 
 
-def test_gpu_check_summarises_bench_train_records(tmp_path: Path) -> None:
-    """The summary's ms per step and ratio come from bench_train's steps_per_s records."""
+def test_gpu_report_tables_and_targets_come_from_the_json() -> None:
+    """Step times, TFLOP/s, the captured-or-not reason, the curve and the targets' verdicts
+    are the JSON's numbers; a dry run never claims a target."""
+    import gpu_report
+
+    def rec(profile: str, recipe: str, loop: str, ms: float, **extra: object) -> dict:
+        return {"profile": profile, "recipe": recipe, "loop": loop, "step_ms": ms,
+                "tflop_per_s": 582.0 / ms, "peak_fraction": 582.0 / ms / 790, "peak_mib": 900.0,
+                **extra}
+
+    records = [rec("paper", "l1", "fast", 10.0),
+               rec("paper", "l1", "graph", 2.5, captured=True, graph_note="captured at 4"),
+               rec("paper", "srgan", "fast", 20.0),
+               rec("paper", "srgan", "graph", 20.0, captured=False,
+                   graph_note="CUDA graphs: not used, the step stays eager: the recipe trains a "
+                   "discriminator (adv): its own optimiser")]
+    summary = {"device": "GPU X", "steps": [{"name": "a", "exit": 0, "seconds": 1.0}],
+               "pytest": {"counts": {"passed": 12}, "failed": [],
+                          "figures": [{"test": "perceptual lol5", "cuda": 1.5e-5}]},
+               "bench_train": {"meta": {"unet_train_gflop": {"paper": 582.0}}, "records": records},
+               "throughput": [{"concurrency": 2, "aggregate_steps_per_s": 300.0,
+                               "per_run_steps_per_s": 150.0, "speedup": 1.5}],
+               "peak_tflops": 790.0}
+    md = gpu_report.markdown(summary)
+    assert "| paper | l1 | 10.00 | 2.50 | 4.00x | 58.2 | 232.8 | 29.5 | 900 |  |" in md
+    assert "| paper | srgan | 20.00 | eager |" in md and "the recipe trains a discriminator |" in md
+    assert "`pytest -m cuda`: 12 passed." in md and "perceptual lol5: cuda 1.50e-05" in md
+    assert "| 2 | 300.0 | 150.0 | 1.50 |" in md
+    assert "| paper-shape l1 step <= 3.5 ms | 2.50 ms | yes |" in md
+    assert "| lite l1 step <= 1.5 ms | n/a ms | n/a |" in md
+    dry = gpu_report.markdown({**summary, "dry_run": True})
+    assert "| paper-shape l1 step <= 3.5 ms | 2.50 ms | n/a |" in dry and "Dry run" in dry
+    doc = f"intro\n{gpu_report.BEGIN}\nold\n{gpu_report.END}\nrest\n"
+    assert gpu_report.replace_section(doc, "NEW\n") == (
+        f"intro\n{gpu_report.BEGIN}\n\nNEW\n\n{gpu_report.END}\nrest\n")
+    with pytest.raises(ValueError, match="no gpu-check section markers"):
+        gpu_report.replace_section("no markers", "x")
+
+
+def test_gpu_check_budget_and_pytest_summary() -> None:
     import gpu_check
 
-    records = [
-        {"recipe": "l1", "loop": "fast", "steps_per_s": 40.0},
-        {"recipe": "l1", "loop": "ref", "steps_per_s": 10.0},
-        {"recipe": "s3net", "loop": "fast", "steps_per_s": 20.0},
-        {"recipe": "s3net", "loop": "ref", "steps_per_s": 8.0},
-    ]
-    path = tmp_path / "bench.json"
-    path.write_text(json.dumps({"meta": {}, "records": records}))
-    rows = gpu_check._bench_rows(path)
-    assert rows == [
-        {"recipe": "l1", "fast_ms": 25.0, "ref_ms": 100.0, "speedup": 4.0},
-        {"recipe": "s3net", "fast_ms": 50.0, "ref_ms": 125.0, "speedup": 2.5},
-    ]
-    md = gpu_check._markdown({"device": "X", "torch": "t", "cuda": "c", "driver": "d",
-                              "steps": [{"name": "a", "exit": 0, "seconds": 1.0}],
-                              "bench_train": rows, "paper_2k": None})
-    assert "| l1 | 25.0 | 100.0 | 4.00x |" in md
+    budget = gpu_check.Budget(100.0)
+    assert budget.limit(30) == 30 and 85 <= budget.limit(500) <= 90
+    assert gpu_check.Budget(-5).limit(30) == 1  # spent: the step is then skipped
+    skipped = gpu_check.step("x", ["false"], 1)
+    assert skipped["exit"] == "skipped"
+    tail = ("FAILED tests/test_a.py::test_b[x] - AssertionError: boom\n"
+            "=== 1 failed, 9 passed, 3 skipped, 700 deselected in 12.3s ===")
+    assert gpu_check.pytest_summary(tail) == {
+        "counts": {"failed": 1, "passed": 9, "skipped": 3, "deselected": 700},
+        "failed": ["tests/test_a.py::test_b[x]"]}
+    assert gpu_check.backbone_free(["l1", "s3net", "srgan", "flw"]) == ["l1", "flw"]
+
+
+def test_gpu_check_makes_pairs_large_enough_for_the_paper_shapes(tmp_path: Path) -> None:
+    import gpu_check
+
+    from benchmark.data import pairs as data_mod
+
+    root = gpu_check.make_pairs(tmp_path / "big", n_train=2, n_test=1, size=(260, 300))
+    dataset = data_mod.discover(root)
+    low, high = data_mod.load_pairs(dataset.train)
+    assert len(dataset.train) == 2 and len(dataset.test) == 1
+    assert low[0].shape == (260, 300, 3) and float(low[0].mean()) < float(high[0].mean())
 
 
 def test_equivalence_script_prints_the_verdict_rates(capsys: pytest.CaptureFixture) -> None:

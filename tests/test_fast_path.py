@@ -414,3 +414,194 @@ def test_cuda_batched_evaluation_is_within_bf16_tolerance(tmp_path: Path, plante
     for a, b in zip(cpu_rows, gpu_rows, strict=True):
         assert b["psnr"] == pytest.approx(a["psnr"], abs=0.05)
         assert b["ssim"] == pytest.approx(a["ssim"], abs=2e-3)
+
+
+# -- TF32 policy, --compile, CUDA graphs (issue 26) ----------------------------------------------
+
+
+def test_tf32_policy_is_recorded_and_hashed_only_when_on(tmp_path: Path) -> None:
+    """Off (the default) leaves the config hash of runs made before the field existed; on is
+    refused on the CPU with a message naming the option."""
+    from benchmark.errors import UserError
+    from benchmark.run.setup import hashed_part, prepare
+
+    setup = prepare("l1", "smoke", 0, None, tmp_path, "cpu", quiet=True, metrics=("psnr", "ssim"))
+    assert setup.config["protocol"]["tf32"] is False
+    assert "tf32" not in setup.hashed["protocol"]
+    on = {**setup.config, "protocol": {**setup.config["protocol"], "tf32": True}}
+    assert hashed_part(on)["protocol"]["tf32"] is True  # a TF32 run is another configuration
+    with pytest.raises(UserError, match="--tf32 on: TF32 is a format of NVIDIA tensor cores"):
+        prepare("l1", "smoke", 0, None, tmp_path, "cpu", quiet=True, tf32=True)
+
+
+def test_tf32_settings_set_every_cuda_operator_class_and_restore() -> None:
+    from benchmark.protocol import tf32_settings
+
+    try:
+        on, off = tf32_settings(True), tf32_settings(False)
+    finally:
+        tf32_settings(False)
+    assert on["tf32"] is True and off["tf32"] is False
+    if off["api"] == "fp32_precision":  # torch >= 2.9: never a mix of the two APIs
+        assert {on[k] for k in ("cudnn.conv", "cudnn.rnn", "cuda.matmul")} == {"tf32"}
+        assert {off[k] for k in ("cudnn.conv", "cudnn.rnn", "cuda.matmul")} == {"ieee"}
+    else:
+        assert off["cudnn.allow_tf32"] is False and on["cudnn.allow_tf32"] is True
+
+
+def test_compare_keeps_tf32_runs_apart() -> None:
+    from benchmark.analysis.frames import config_precision
+
+    assert config_precision({"protocol": {"precision": "bf16", "tf32": False}}) == "bf16"
+    assert config_precision({"protocol": {"precision": "bf16", "tf32": True}}) == "bf16+tf32"
+
+
+def test_run_compile_trains_through_the_compiled_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """``run --compile`` (the CLI) trains through the compiled module: its ``bool()`` used to
+    raise ``TypeError: UNet does not support len()``. Dynamo's "eager" backend keeps the test
+    seconds long (Inductor's code generation takes minutes on 2 cores); the call path is the
+    same. --cuda-graphs on the CPU says why it stays eager."""
+    from benchmark.cli import main
+
+    calls = []
+    real_compile = torch.compile
+
+    def compile_eagerly(model: torch.nn.Module, **kwargs: object) -> object:
+        compiled = real_compile(model, backend="eager")
+        calls.append(compiled)
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", compile_eagerly)
+    code = main(["run", "l1", "--profile", "smoke", "--device", "cpu", "--results",
+                 str(tmp_path), "--metrics", "psnr,ssim", "--compile", "--cuda-graphs"])
+    assert code == 0 and len(calls) == 1
+    out = capsys.readouterr().out
+    assert "CUDA graphs: not used, the step stays eager: CUDA graphs need a CUDA device" in out
+    import yaml
+
+    folder = tmp_path / "runs" / "l1" / "smoke" / "seed0"
+    config = yaml.safe_load((folder / "config.yaml").read_text())
+    assert config["compile"] is True and config["cuda_graphs"] is True
+
+
+def _fake_cuda_trainer(**overrides: object) -> object:
+    from types import SimpleNamespace
+
+    base = {"device": torch.device("cuda"), "adversarial": [], "share_labels": [],
+            "forward": None, "protocol": TINY}
+    return SimpleNamespace(**{**base, **overrides})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({}, None),
+        ({"device": CPU}, "CUDA graphs need a CUDA device; this run is on cpu"),
+        ({"adversarial": [("adv", None)]}, "the recipe trains a discriminator (adv)"),
+        ({"share_labels": ["a", "b"]}, "gradient shares are logged every 2 steps"),
+        ({"forward": object()}, "--compile is on"),
+    ],
+)
+def test_capture_blocker_names_what_keeps_a_step_eager(overrides: dict, reason: str | None
+                                                       ) -> None:
+    from benchmark.run.graphs import capture_blocker
+
+    got = capture_blocker(_fake_cuda_trainer(**overrides))
+    assert got == reason if reason is None else got.startswith(reason)
+
+
+@pytest.mark.parametrize("recipe", ["l1", "srgan"])
+def test_graph_fallback_gives_the_eager_numbers(recipe: str, planted_weights) -> None:
+    """Where the step cannot be captured (here: the CPU) ``graphs=True`` trains exactly as
+    without it, and the log line says why."""
+    rng = np.random.default_rng(8)
+    lows = [(rng.integers(0, 256, (60, 72, 3)) / 255.0).astype(np.float32) for _ in range(3)]
+    highs = [np.clip(x * 3, 0, 1).astype(np.float32) for x in lows]
+    records, lines = [], []
+    for graphs in (False, True):
+        torch.manual_seed(0)
+        trainer = Trainer(
+            TINY, UNet(TINY.width, TINY.depth), build_mix(load_recipe(recipe)), CPU,
+            torch.Generator().manual_seed(3), (to_storage(lows, CPU), to_storage(highs, CPU)),
+            ([], []), graphs=graphs, log=lines.append,
+        )  # fmt: skip
+        records.append(torch.stack([trainer._step(it) for it in (1, 2, 3)]))
+    assert torch.equal(records[0], records[1])
+    assert lines == ["CUDA graphs: not used, the step stays eager: CUDA graphs need a CUDA "
+                     "device; this run is on cpu"]
+
+
+@pytest.mark.cuda
+@needs_cuda
+@pytest.mark.parametrize("recipe", ["l1", "flw", "ssim"])
+def test_cuda_graph_step_matches_the_eager_step(recipe: str) -> None:
+    """The captured step (after its eager warm-up) against the eager step on the same batches:
+    loss records and final weights within float32 tolerance (the same kernels, the learning
+    rate read from a float32 tensor); whether they are bit-identical is recorded."""
+    from benchmark.run.setup import configure_determinism
+    from tests.loss_helpers import record_cuda_figure
+
+    configure_determinism(torch.device("cuda"), True)
+    rng = np.random.default_rng(9)
+    lows = [(rng.integers(0, 256, (60, 72, 3)) / 255.0).astype(np.float32) for _ in range(4)]
+    highs = [np.clip(x * 3, 0, 1).astype(np.float32) for x in lows]
+    proto = Protocol(**{**TINY.to_dict(), "grad_shares": False, "iterations": 10,
+                        "seeds": (0,)})
+    runs, lines = [], []
+    for graphs in (False, True):
+        trainer = _cuda_trainer(recipe, proto, lows, highs)
+        trainer.graphs, trainer.log = graphs, lines.append
+        trainer.__post_init__()  # rebuild with the option (optimiser, graph runner)
+        records = torch.stack([trainer._step(it) for it in range(1, 11)]).cpu()
+        weights = torch.cat([p.detach().flatten() for p in trainer.model.parameters()]).cpu()
+        runs.append((records, weights, trainer.graph))
+    (rec_a, w_a, _), (rec_b, w_b, graph) = runs
+    assert graph.graph is not None, lines  # captured
+    record_cuda_figure(f"graph vs eager {recipe}", records_equal=bool(torch.equal(rec_a, rec_b)),
+                       weights_equal=bool(torch.equal(w_a, w_b)),
+                       max_weight_diff=float((w_a - w_b).abs().max()))
+    torch.testing.assert_close(rec_b, rec_a, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(w_b, w_a, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.cuda
+@needs_cuda
+def test_cuda_graphs_fall_back_for_a_discriminator(planted_weights) -> None:
+    rng = np.random.default_rng(10)
+    lows = [(rng.integers(0, 256, (60, 72, 3)) / 255.0).astype(np.float32) for _ in range(3)]
+    lines: list[str] = []
+    trainer = _cuda_trainer("srgan", TINY, lows, [np.clip(x * 3, 0, 1) for x in lows])
+    trainer.graphs, trainer.log = True, lines.append
+    trainer.__post_init__()
+    for it in range(1, 6):
+        trainer._step(it)
+    assert trainer.graph.graph is None
+    assert lines and "the recipe trains a discriminator" in lines[0]
+
+
+def test_checkpoint_of_a_captured_step_resumes_with_a_float_learning_rate() -> None:
+    """A captured step keeps the learning rate in a device tensor (Adam ``capturable``); its
+    checkpoint loads into a trainer that runs eagerly with a plain float again."""
+    rng = np.random.default_rng(11)
+    lows = [(rng.integers(0, 256, (60, 72, 3)) / 255.0).astype(np.float32) for _ in range(3)]
+    highs = [np.clip(x * 3, 0, 1).astype(np.float32) for x in lows]
+
+    def trainer() -> Trainer:
+        torch.manual_seed(0)
+        return Trainer(TINY, UNet(TINY.width, TINY.depth), build_mix(load_recipe("l1")), CPU,
+                       torch.Generator().manual_seed(3),
+                       (to_storage(lows, CPU), to_storage(highs, CPU)), ([], []))
+
+    saved = trainer()
+    saved._step(1)
+    for group in saved.opt.param_groups:  # what GraphStep._capture leaves in the optimiser
+        group["lr"], group["capturable"] = torch.tensor(5e-4), True
+    ckpt = saved.state_dict(rng={})
+    resumed = trainer()
+    resumed.load_state_dict(ckpt)
+    group = resumed.opt.param_groups[0]
+    assert type(group["lr"]) is float and group["capturable"] is False
+    assert group["lr"] == pytest.approx(5e-4)
+    assert torch.isfinite(resumed._step(2)).all()

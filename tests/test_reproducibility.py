@@ -234,6 +234,9 @@ def test_cuda_deterministic_setting(restore_determinism) -> None:
     assert torch.are_deterministic_algorithms_enabled()
     assert torch.is_deterministic_algorithms_warn_only_enabled()
     assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+    from benchmark.protocol import tf32_settings
+
+    assert record.pop("tf32") == tf32_settings(False)  # the TF32 policy, off by default
     assert record == {
         "setting": "deterministic",
         "device_type": "cuda",

@@ -289,12 +289,13 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def config_precision(config: dict[str, Any] | None) -> str | None:
-    """The precision a run's ``config.yaml`` records (None without a readable protocol)."""
+    """The precision a run's ``config.yaml`` records (None without a readable protocol); a CUDA
+    run with TF32 on (``--tf32 on``) is its own precision, ``"<precision>+tf32"``."""
     protocol = (config or {}).get("protocol")
     if not isinstance(protocol, dict):
         return None
     if "precision" in protocol:
-        return str(protocol["precision"])
+        return str(protocol["precision"]) + ("+tf32" if protocol.get("tf32") is True else "")
     legacy_cuda = str(config.get("device", "")).startswith("cuda")
     return "bf16" if legacy_cuda and protocol.get("amp", False) else "fp32"
 

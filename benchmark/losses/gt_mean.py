@@ -17,6 +17,7 @@ from benchmark.losses.base import Loss, check_pair
 #: luma weights of the grey image whose mean is an image's brightness (torchvision's Grayscale,
 #: which the authors' code uses: ITU-R 601-2)
 GREY = (0.2989, 0.587, 0.114)
+_GREY_WEIGHTS: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
 #: brightness floor: an all-black prediction would divide by 0 (the authors' code gives NaN)
 MIN_MEAN = 1e-6
 
@@ -43,7 +44,10 @@ def mismatch_weight(mu_y: torch.Tensor, mu_x: torch.Tensor, sigma: float) -> tor
 
 def brightness(images: torch.Tensor) -> torch.Tensor:
     """Mean of each image's grey version (N x 3 x H x W -> N)."""
-    w = images.new_tensor(GREY).view(1, 3, 1, 1)
+    key = (images.device, images.dtype)
+    w = _GREY_WEIGHTS.get(key)
+    if w is None:  # one host-to-device copy per device, not one per step
+        w = _GREY_WEIGHTS[key] = images.new_tensor(GREY).view(1, 3, 1, 1)
     return (images * w).sum(dim=1).mean(dim=(1, 2))
 
 

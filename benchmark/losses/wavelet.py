@@ -104,6 +104,10 @@ class WaveletSSIMLoss(Loss):
         self.register_buffer("haar", haar_filters(), persistent=False)
         win = gaussian_kernel_1d(win_size, float(win_sigma))
         self.register_buffer("win", win, persistent=False)
+        # the band weights as one device-resident (levels, 4) buffer: no host-to-device copy per
+        # step (a CUDA step must never wait for the host, and a CUDA graph cannot capture one)
+        gamma = torch.tensor(self.band_weights(), dtype=torch.float64)
+        self.register_buffer("gamma", gamma, persistent=False)
 
     def band_weights(self) -> list[tuple[float, float, float, float]]:
         """Per level, the weights (LL, LH, HL, HH); LL is 0 except at the last level."""
@@ -158,13 +162,13 @@ class WaveletSSIMLoss(Loss):
         n, c = pred.shape[:2]
         loss = 1.0 - self._ssim_per_channel(pred, target).mean()
         x, y = pred, target
-        for i, weights in enumerate(self.band_weights()):
+        for i in range(self.levels):
             last = i == self.levels - 1
             bx, by = self._dwt(x), self._dwt(y)
             first = 0 if last else 1  # LL is scored only at the last level
             sx, sy = bx[:, :, first:].flatten(1, 2), by[:, :, first:].flatten(1, 2)
             ssim = self._ssim_per_channel(sx, sy).view(n, c, 4 - first).mean(dim=(0, 1))
-            gamma = torch.tensor(weights[first:], dtype=ssim.dtype, device=ssim.device)
+            gamma = self.gamma[i, first:].to(ssim.dtype)
             loss = loss + (gamma * (1.0 - ssim)).sum()
             x, y = bx[:, :, 0], by[:, :, 0]
         return loss

@@ -122,6 +122,8 @@ def command_run(args: argparse.Namespace) -> int:
         precision=args.precision,
         metrics=args.metrics,
         grad_shares=False if getattr(args, "no_grad_shares", False) else None,
+        tf32=None if getattr(args, "tf32", None) is None else args.tf32 == "on",
+        cuda_graphs=bool(getattr(args, "cuda_graphs", False)),
     )
     return 0 if metrics["status"] == "ok" else 1
 

@@ -87,6 +87,8 @@ def run(
     metrics: Sequence[str] = ALL_METRICS,
     stop: Callable[[], bool] | None = None,
     grad_shares: bool | None = None,
+    tf32: bool | None = None,
+    cuda_graphs: bool = False,
 ) -> dict[str, Any]:
     """Train and evaluate one (recipe, profile, seed); return the run's ``metrics.json`` dict.
 
@@ -98,11 +100,12 @@ def run(
     :class:`StopRequested` (a Slurm job about to be preempted or requeued); the same call later
     resumes from it.
     ``grad_shares=False`` (``--no-grad-shares``) skips the gradient-share columns of
-    ``train_log.csv``.
+    ``train_log.csv``. ``tf32`` (``--tf32``) and ``cuda_graphs`` (``--cuda-graphs``): see
+    :func:`benchmark.run.setup.prepare` and :mod:`benchmark.run.graphs`.
     """
     setup = prepare(
         recipe, profile, seed, data_dir, results_dir, device, deterministic, compile, quiet,
-        precision, metrics, grad_shares,
+        precision, metrics, grad_shares, tf32, cuda_graphs,
     )
     if not force:
         done = check_folder(setup)
@@ -169,11 +172,14 @@ def _execute(
     """
     started = _now()
     _prepare_folder(setup)
-    determinism = configure_determinism(setup.device, setup.protocol.deterministic)
+    determinism = configure_determinism(setup.device, setup.protocol.deterministic,
+                                        setup.protocol.tf32)
     trainer, gen = _build_trainer(setup, data.pop("train"), data.pop("val"), quiet)
     trainer.stop = stop
     base = base_metrics(setup, started, determinism)
     failed = _train(setup, trainer, gen, lock, quiet, on_checkpoint, base, determinism)
+    if trainer.graph is not None:  # --cuda-graphs: captured where, or why the step stayed eager
+        base["cuda_graphs"] = trainer.graph.note
     if failed is not None:
         return failed
     trainer.train_data = trainer.val_data = ([], [])  # training is over: free the pixels
@@ -232,6 +238,8 @@ def _build_trainer(
         tuple(to_storage(x, dev) for x in train),
         tuple(to_storage(x, dev) for x in val),
         forward=torch.compile(model) if setup.config["compile"] else None,
+        graphs=bool(setup.config.get("cuda_graphs")),
+        log=lambda line: print(f"lossbench: {line}", flush=True),  # asked for: always said
     )
     ckpt_path = folder / "checkpoint.pt"
     if ckpt_path.is_file():

@@ -31,7 +31,8 @@ from torch import nn
 
 from benchmark.protocol import Protocol
 from benchmark.run.batches import sample_batch, to_storage  # noqa: F401 - re-exported
-from benchmark.run.evaluate import as_float, autocast, network_input, validate
+from benchmark.run.evaluate import as_float, network_input, uses_bf16, validate
+from benchmark.run.graphs import GraphStep
 
 
 class StopRequested(Exception):  # noqa: N818 - a request, not an error
@@ -84,6 +85,11 @@ class Trainer:
     stop: Callable[[], bool] | None = None
     #: monotonic clock (tests replace it to trigger the time-based checkpoint)
     clock: Callable[[], float] = time.monotonic
+    #: capture the training step in a CUDA graph where the recipe allows (``run --cuda-graphs``;
+    #: :mod:`benchmark.run.graphs`); elsewhere the step stays eager and ``graph_note`` says why
+    graphs: bool = False
+    #: called once with a line for the run's log when graphs were asked for (captured or not)
+    log: Callable[[str], None] | None = None
 
     def __post_init__(self) -> None:
         p, cuda = self.protocol, self.device.type == "cuda"
@@ -132,6 +138,7 @@ class Trainer:
                              for lb in self.share_labels]
         self._shares: torch.Tensor | None = None
         self.sync_every = p.log_every if cuda else 1
+        self.graph = GraphStep(self) if self.graphs else None
 
     # -- checkpoints -------------------------------------------------------------------------
 
@@ -156,6 +163,9 @@ class Trainer:
     def load_state_dict(self, ckpt: dict[str, Any]) -> None:
         self.model.load_state_dict(ckpt["model"])
         self.opt.load_state_dict(ckpt["opt"])
+        for group in self.opt.param_groups:  # saved from a captured step: a plain float again
+            if isinstance(group["lr"], torch.Tensor):  # (a later capture makes its own)
+                group["lr"], group["capturable"] = float(group["lr"]), False
         for label, loss in self.adversarial:
             loss.discriminator.load_state_dict(ckpt["discriminators"][label])
             self.d_opts[label].load_state_dict(ckpt["d_opts"][label])
@@ -174,12 +184,27 @@ class Trainer:
         p = self.protocol
         lr = p.lr_at(it)
         for group in self.opt.param_groups:
-            group["lr"] = lr
+            if isinstance(group["lr"], torch.Tensor):  # a captured step reads it from the device
+                group["lr"].fill_(lr)
+            else:
+                group["lr"] = lr
         mark = self.mark or _no_mark
         low, high = sample_batch(*self.train_data, p.patch, p.batch, self.gen)
         mark("data")
-        with autocast(self.device, p):
-            pred = (self.forward or self.model)(network_input(low, p))
+        if self.graph is not None:
+            return self.graph.step(it, low, high)
+        return self._compute(it, low, high)
+
+    def _compute(self, it: int, low: torch.Tensor, high: torch.Tensor, *,
+                 capturing: bool = False) -> torch.Tensor:
+        """Forward, losses, backward, checks and updates of one step on a sampled batch; the
+        step's record (terms, total, discriminator losses, gradient norms) on the device."""
+        p, mark = self.protocol, self.mark or _no_mark
+        network = self.model if self.forward is None else self.forward
+        # autocast's cast cache cannot outlive a captured region (torch.cuda.graphs docs)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16,
+                            enabled=uses_bf16(self.device, p), cache_enabled=not capturing):
+            pred = network(network_input(low, p))
         pred = pred.float().contiguous()  # the losses get float32 NCHW, whatever the network ran
         mark("forward")
         total, terms = self.mix(pred, high, low=low)
@@ -383,6 +408,7 @@ __all__ = [
     "NonFiniteError",
     "StopRequested",
     "Trainer",
+    "GraphStep",
     "as_float",
     "term_gradient_norms",
     "sample_batch",

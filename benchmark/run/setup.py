@@ -38,7 +38,13 @@ from benchmark.data import pairs as data_mod
 from benchmark.errors import UserError
 from benchmark.losses import LOSSES
 from benchmark.model import UNet, count_parameters
-from benchmark.protocol import PROFILES, Protocol, resolve_precision, resolve_profile
+from benchmark.protocol import (
+    PROFILES,
+    Protocol,
+    resolve_precision,
+    resolve_profile,
+    tf32_settings,
+)
 from benchmark.recipes import mix as recipes_mod
 from benchmark.run import state as rs
 
@@ -98,6 +104,8 @@ def hashed_part(config: dict[str, Any]) -> dict[str, Any]:
     protocol = config.get("protocol")
     if isinstance(protocol, dict):
         protocol = {k: v for k, v in protocol.items() if k not in OPERATIONAL_FIELDS}
+        if not protocol.get("tf32", False):  # the default: runs from before the field keep
+            protocol.pop("tf32", None)        # their hash (they computed IEEE float32 too)
     return {
         "recipe": {"name": recipe.get("name"), "losses": recipe.get("losses")},
         "protocol": protocol,
@@ -123,8 +131,13 @@ def prepare(
     precision: str | None = None,
     metrics: Sequence[str] = ALL_METRICS,
     grad_shares: bool | None = None,
+    tf32: bool | None = None,
+    cuda_graphs: bool = False,
 ) -> Setup:
     """Validate every input and build the model and losses; write nothing but the dataset cache.
+
+    ``tf32`` (``--tf32 on|off``) overrides the profile's TF32 policy (CUDA only; hashed when
+    on); ``cuda_graphs`` (``--cuda-graphs``) is recorded, not hashed, like ``compile``.
 
     Raises:
         UserError: unknown recipe/profile, bad dataset, missing weights, CUDA unavailable, ...
@@ -139,6 +152,13 @@ def prepare(
     if grad_shares is not None:  # operational: recorded, not hashed
         protocol = replace(protocol, grad_shares=grad_shares)
     protocol, precision_line = resolve_precision(protocol, dev, precision)
+    if tf32 is not None:
+        protocol = replace(protocol, tf32=tf32)
+    if protocol.tf32 and dev.type != "cuda":
+        raise UserError(f"--tf32 on: TF32 is a format of NVIDIA tensor cores and this run is on "
+                        f"{dev.type}; leave it off (float32 is IEEE float32 there anyway)")
+    if protocol.tf32:
+        precision_line += "; TF32 on for float32 convolutions and matmuls (--tf32)"
     if not quiet:
         print(f"lossbench: {message}; {precision_line}")
     rec = recipes_mod.load_recipe(recipe)
@@ -193,6 +213,7 @@ def prepare(
         "crop_seed": crop_seed(seed),
         "device": str(dev),
         "compile": bool(compile),
+        "cuda_graphs": bool(cuda_graphs),
         "backbones": backbones,
         "metrics": metrics,
     }
@@ -256,8 +277,10 @@ def check_sizes(setup: Setup, images: list) -> None:
         )
 
 
-def configure_determinism(device: torch.device, deterministic: bool) -> dict[str, Any]:
-    """Apply the CUDA determinism setting (nothing changes on the CPU); return the record.
+def configure_determinism(device: torch.device, deterministic: bool, tf32: bool = False
+                          ) -> dict[str, Any]:
+    """Apply the CUDA determinism setting and TF32 policy (nothing changes on the CPU); return
+    the record (``tf32``: :func:`benchmark.protocol.tf32_settings`).
 
     ``CUBLAS_WORKSPACE_CONFIG`` is read when cuBLAS starts, so it is set here, before the run's
     first CUDA operation; a value the user already exported is kept.
@@ -275,7 +298,9 @@ def configure_determinism(device: torch.device, deterministic: bool) -> dict[str
         )
     else:
         guarantee = "bit-identical reruns on the same CPU type, thread count and package versions"
+    tf32_record = tf32_settings(tf32) if device.type == "cuda" else {"tf32": False}
     return {
+        "tf32": tf32_record,
         "setting": "deterministic" if deterministic else "fast",
         "device_type": device.type,
         "guarantee": guarantee,
