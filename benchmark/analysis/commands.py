@@ -15,6 +15,7 @@ from benchmark.analysis.reference import write_reference_check
 from benchmark.analysis.report import compact_markdown, write_report
 from benchmark.analysis.tables import markdown_tables
 from benchmark.analysis.tex import write_tables
+from benchmark.analysis.transfer_report import write_transfer
 
 
 def _test(args: argparse.Namespace) -> str:
@@ -26,7 +27,9 @@ def command_compare(args: argparse.Namespace) -> int:
     """``python -m benchmark compare``: write tables/summary.{csv,md,tex}, print the Markdown.
 
     With ``--reference DIR`` also one verdict per recipe found in both (exit 0 whatever they
-    say), written to tables/reference_check.{md,csv}.
+    say), written to tables/reference_check.{md,csv}. With ``--transfer DIR`` and/or
+    ``--transfer-profiles A B`` also the rank-transfer study between two profiles
+    (:mod:`.transfer_report`), written to tables/ and plots/transfer_<a>_<b>.*.
     """
     results = Path(args.results)
     _, _, summary = compare_frames(results, args.baseline, _test(args))
@@ -38,6 +41,11 @@ def command_compare(args: argparse.Namespace) -> int:
     if check is not None:
         print("\n## Checking against the reference\n\n" + check[0])
         paths += check[1]
+    other, pair = getattr(args, "transfer", None), getattr(args, "transfer_profiles", None)
+    if other or pair:
+        text, written = write_transfer(results, other, pair)
+        print("\n## Does the cheaper profile rank recipes like the longer one?\n\n" + text)
+        paths += written
     print(f"\nwrote {', '.join(str(p) for p in paths)}")
     return 0
 
