@@ -16,7 +16,7 @@ from pathlib import Path
 
 from benchmark.errors import UserError, did_you_mean
 
-PROFILES = ("smoke", "quick", "lite", "paper", "auto")
+PROFILES = ("smoke", "quick", "lite", "long", "paper", "auto")
 PRECISIONS = ("auto", "bf16", "fp32")  # benchmark.protocol.PRECISIONS (no torch import here)
 
 # sub-command -> (module, handler function)

@@ -297,3 +297,31 @@ def test_the_two_profiles_are_ordered_by_iterations(tmp_path: Path) -> None:
         data = json.loads(path.read_text())
         path.write_text(json.dumps({**data, "iterations": 100_000}))
     assert load_pair(tmp_path)[2] == ("quick", "paper")
+
+
+# ---------------------------------------------------------------- the long profile
+
+
+def test_long_is_lite_trained_ten_times_longer() -> None:
+    """Every field of long equals lite's but the iteration count and the cadences, which are
+    10x, so the schedule keeps its shape; and it follows lite if lite changes."""
+    import dataclasses
+
+    from benchmark.protocol import LONG_FACTOR, PROFILES, resolve_profile, scaled
+
+    lite, long = PROFILES["lite"].to_dict(), PROFILES["long"].to_dict()
+    scaled_fields = {"iterations", "warmup", "val_every", "ckpt_every", "log_every"}
+    assert LONG_FACTOR == 10 and long["iterations"] == 20_000
+    assert {k for k in lite if lite[k] != long[k]} == scaled_fields | {"name"}
+    assert all(long[k] == 10 * lite[k] for k in scaled_fields)
+    p = PROFILES["long"]
+    assert p.iterations % p.val_every == p.iterations % p.ckpt_every == 0
+    for frac in (0.1, 0.5, 1.0):  # the same learning rate at the same fraction of training
+        assert p.lr_at(int(frac * p.iterations)) == pytest.approx(
+            PROFILES["lite"].lr_at(int(frac * PROFILES["lite"].iterations)), rel=1e-9)
+    changed = dataclasses.replace(PROFILES["lite"], lr=5e-4)
+    assert scaled(changed, "long", 10).lr == 5e-4
+    assert resolve_profile("long", "cpu")[0] is PROFILES["long"]
+    from benchmark.cli import build_parser
+
+    assert build_parser().parse_args(["run", "l1", "--profile", "long"]).profile == "long"
