@@ -325,3 +325,74 @@ def test_long_is_lite_trained_ten_times_longer() -> None:
     from benchmark.cli import build_parser
 
     assert build_parser().parse_args(["run", "l1", "--profile", "long"]).profile == "long"
+
+
+# ---------------------------------------------------------------- the reference script
+
+
+def _reference_script():  # noqa: ANN202 - the module
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root / "benchmarks"))
+    import reference
+
+    return reference
+
+
+def test_reference_docs_say_the_transfer_only_when_long_runs_exist(tmp_path: Path) -> None:
+    ref = _reference_script()
+    from tests.test_reference import _runs
+
+    for recipe, off in (("l1", 0.0), ("flw", 1.0), ("ssim", 2.0)):
+        _runs(tmp_path / "lite", recipe, {s: off + 0.01 * s for s in (0, 1, 2)})
+    before = ref.blocks(tmp_path / "lite")
+    assert "Does lite rank" not in before["reference-reading"]
+    assert "transfer.png" not in before["reference-results"]
+    for recipe, off in (("l1", 0.0), ("flw", 2.0), ("ssim", 1.0)):  # flw and ssim swap
+        _runs(tmp_path / "long", recipe, {s: off + 0.01 * s for s in (0, 1)}, profile="long")
+    after = ref.blocks(tmp_path / "lite")
+    text = after["reference-reading"]
+    assert text.startswith(before["reference-reading"])
+    assert ("Does lite rank the losses the way 10x longer training (`long`) does? On PSNR, "
+            "lite and long agree on the order of 2 of 3 recipe pairs (3 recipes); Kendall's "
+            "τ = 0.33 [") in text
+    assert "this pair flips: flw/ssim (ssim higher at lite" in text
+    assert "(figures/reference/transfer.png)" in after["reference-results"]
+    for doc, name in ref.BLOCKS:
+        path = tmp_path / "root" / doc
+        path.parent.mkdir(parents=True, exist_ok=True)
+        old = path.read_text() if path.exists() else "# t\n"
+        path.write_text(f"{old}\n<!-- {name}:begin -->\nold\n<!-- {name}:end -->\n")
+    assert ref.main(["docs", "--results", str(tmp_path / "lite"), "--root",
+                     str(tmp_path / "root")]) == 0
+    assert (tmp_path / "root" / ref.FIGURES / "transfer.png").is_file()
+    assert "Does lite rank" in (tmp_path / "root" / "README.md").read_text()
+
+
+def test_reference_run_is_resumable_at_long_and_runs_jobs_at_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ref = _reference_script()
+    make_run(tmp_path / "work", "l1", 0, profile="long")  # finished: not redone
+    started = []
+
+    class FakeRun:
+        returncode = 0
+
+        def __init__(self, cmd: list[str], cwd: Path) -> None:
+            started.append(cmd)
+
+        def poll(self) -> int:
+            return 0
+
+    monkeypatch.setattr(ref.subprocess, "Popen", FakeRun)
+    monkeypatch.setattr(ref.time, "sleep", lambda s: None)
+    assert ref.main(["run", "--data", "/data/LOL-v1", "--work", str(tmp_path / "work"),
+                     "--profile", "long", "--recipes", "l1", "flw", "--seeds", "0", "1",
+                     "--device", "cuda", "--jobs", "3"]) == 0
+    assert [(c[4], c[8]) for c in started] == [("flw", "0"), ("l1", "1"), ("flw", "1")]
+    assert all(c[c.index("--profile") + 1] == "long" and c[c.index("--device") + 1] == "cuda"
+               for c in started)
+    assert ref.main(["export", "--work", str(tmp_path / "work"), "--profile", "long",
+                     "--to", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "runs" / "l1" / "long" / "seed0" / "metrics.json").is_file()
