@@ -383,3 +383,14 @@ def test_reference_run_is_resumable_at_long_and_runs_jobs_at_once(
     assert ref.main(["export", "--work", str(tmp_path / "work"), "--profile", "long",
                      "--to", str(tmp_path / "out")]) == 0
     assert (tmp_path / "out" / "runs" / "l1" / "long" / "seed0" / "metrics.json").is_file()
+
+
+def test_runs_without_per_image_values_are_a_user_error(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    for profile in ("lite", "long"):
+        for recipe in ("l1", "flw"):
+            make_run(tmp_path, recipe, 0, profile=profile, per_image=False)
+    assert main(["compare", "--results", str(tmp_path), "--transfer-profiles", "lite",
+                 "long"]) == 2
+    err = capsys.readouterr().err
+    assert "--transfer: the runs of lite and long share no test image (per_image.csv)" in err

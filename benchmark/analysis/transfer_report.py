@@ -116,7 +116,8 @@ def study(runs: pd.DataFrame, per_image: pd.DataFrame, profiles: tuple[str, str]
             f"({', '.join(recipes) or 'none'}); a ranking needs 2 or more")
     keep = keep[keep["recipe"].isin(recipes) & keep["profile"].isin(profiles)]
     sub = per_image[per_image["run_id"].isin(keep["run_id"]) & per_image["value"].notna()]
-    images = sorted(set.intersection(*sub.groupby(["run_id", "metric"])["image"].agg(set)))
+    per_run = sub.groupby(["run_id", "metric"])["image"].agg(set)
+    images = sorted(set.intersection(*per_run)) if len(per_run) else []
     if not images:
         raise UserError(f"--transfer: the runs of {a} and {b} share no test image "
                         "(per_image.csv)")
@@ -125,6 +126,9 @@ def study(runs: pd.DataFrame, per_image: pd.DataFrame, profiles: tuple[str, str]
         got = [scores(keep, sub, p, metric, recipes, images)[0] for p in profiles]
         if all(len(g) == len(recipes) for g in got):
             out[metric] = transfer(*got, stable_rng(a, b, metric, "transfer"), n_boot=n_boot)
+    if not out:
+        raise UserError(f"--transfer: no metric has per-image values (per_image.csv) for "
+                        f"every recipe at both {a} and {b}")
     return out
 
 
