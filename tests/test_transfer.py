@@ -246,6 +246,9 @@ def test_figure_conventions(tmp_path: Path) -> None:
                                                            seeds.mean() + half))
     fig = transfer_figure(points)
     assert fig.get_size_inches()[0] == pytest.approx(3.5)
+    psnr = points[points["metric"] == "psnr"]
+    lo, hi = fig.axes[0].get_ylim()  # the bulk: every per-seed mean inside, wide bars cut
+    assert lo <= min(min(v) for v in psnr["seeds_b"]) and hi >= max(max(v) for v in psnr["seeds_b"])
     agg = FigureCanvasAgg(fig)
     agg.draw()
     renderer = agg.get_renderer()

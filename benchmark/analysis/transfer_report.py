@@ -236,11 +236,22 @@ def recipe_styles(recipes: Sequence[str]) -> dict[str, tuple[str, str]]:
             for i, r in enumerate(sorted(set(recipes)))}
 
 
+def _bulk(part: pd.DataFrame, side: str) -> tuple[float, float]:
+    """Axis limits around the means and per-seed values (not the intervals: with 2 seeds a t
+    interval is 12.7 SDs wide and would flatten the rest; a cut bar runs to the edge)."""
+    values = np.concatenate([part[f"mean_{side}"].to_numpy(dtype=float),
+                             *[np.asarray(v, dtype=float) for v in part[f"seeds_{side}"]]])
+    low, high = float(np.nanmin(values)), float(np.nanmax(values))
+    pad = 0.08 * (high - low) if high > low else max(abs(high) * 0.01, 1e-3)
+    return low - pad, high + pad
+
+
 def transfer_figure(points: pd.DataFrame) -> Figure:
     """Each recipe's mean at the cheap profile (x) against the long one (y), a panel per metric.
 
-    Bars: 95% t intervals over the per-seed means at each profile (NaN with one seed: no bar);
-    small hollow marks: the per-seed means. The title gives Kendall's tau with its bootstrap
+    Bars: 95% t intervals over the per-seed means at each profile (NaN with one seed: no bar;
+    the axes span the means and per-seed means, and a longer bar runs to the edge); small
+    marks: the per-seed means. The title gives Kendall's tau with its bootstrap
     interval. One column wide (3.5 in); the recipes are named in a legend under the panels.
     """
     metrics = list(dict.fromkeys(points["metric"])) if len(points) else []
@@ -269,6 +280,8 @@ def transfer_figure(points: pd.DataFrame) -> Figure:
                         color=color, alpha=0.7)
                 ax.plot([r.mean_a] * len(r.seeds_b), r.seeds_b, ls="", marker="_", ms=4,
                         color=color, alpha=0.7)
+            for side, setter in (("a", ax.set_xlim), ("b", ax.set_ylim)):
+                setter(*_bulk(part, side))
             t = part.iloc[0]
             ax.set_title(f"{label}: Kendall's τ = {t.tau:.2f} [{t.tau_low:.2f}, "
                          f"{t.tau_high:.2f}]")
