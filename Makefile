@@ -24,7 +24,7 @@ DATA_ARG := $(if $(DATA),--data $(DATA),)
 PRECISION_ARG := $(if $(PRECISION),--precision $(PRECISION),)
 METRICS_ARG := $(if $(METRICS),--metrics $(METRICS),)
 
-.PHONY: reference reference-docs gpu-check venv test test-fast bench sweep compare plots report data list weights lint bench-losses bench-train clean
+.PHONY: reference reference-docs reference-long reference-long-gpu gpu-check venv test test-fast bench sweep compare plots report data list weights lint bench-losses bench-train clean
 
 venv: $(STAMP)
 
@@ -83,6 +83,23 @@ WORK ?= $(HOME)/lossbench-work/reference
 reference: $(STAMP)
 	$(PY) benchmarks/reference.py run --data $(DATA) --work $(WORK)
 	$(PY) benchmarks/reference.py export --work $(WORK)
+	$(PY) benchmarks/reference.py docs --work $(WORK)
+
+# The long profile (lite trained 10x longer) for the rank-transfer study, resumable in the same
+# WORK tree: on 2 CPU cores l1, ssim and flw x seeds 0 1 (docs/PROTOCOL.md has the measured
+# cost); on one GPU every backbone-free recipe x seeds 0-2, LONG_JOBS runs sharing the GPU.
+# Both export to results/reference/LOL-v1/long and regenerate the docs (the sentence + figure).
+LONG_JOBS ?= 8
+reference-long: $(STAMP)
+	$(PY) benchmarks/reference.py run --profile long --data $(DATA) --work $(WORK) \
+		--recipes l1 ssim flw --seeds 0 1
+	$(PY) benchmarks/reference.py export --profile long --work $(WORK)
+	$(PY) benchmarks/reference.py docs --work $(WORK)
+
+reference-long-gpu: $(STAMP)
+	$(PY) benchmarks/reference.py run --profile long --data $(DATA) --work $(WORK) \
+		--device cuda --jobs $(LONG_JOBS)
+	$(PY) benchmarks/reference.py export --profile long --work $(WORK)
 	$(PY) benchmarks/reference.py docs --work $(WORK)
 
 # The README table, docs/RESULTS.md's tables and figures and docs/PROTOCOL.md's prediction,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from benchmark.errors import UserError, did_you_mean
 
-PROFILES = ("smoke", "quick", "lite", "paper", "auto")
+PROFILES = ("smoke", "quick", "lite", "long", "paper", "auto")
 PRECISIONS = ("auto", "bf16", "fp32")  # benchmark.protocol.PRECISIONS (no torch import here)
 
 # sub-command -> (module, handler function)
@@ -216,6 +216,16 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--reference", default=None, metavar="DIR",
                            help="a reference results folder (e.g. results/reference/LOL-v1/lite):"
                                 " say per recipe whether your runs reproduce it")
+        if name == "compare":
+            p.add_argument("--transfer", default=None, metavar="DIR",
+                           help="a second results folder with the same recipes at another "
+                                "profile (e.g. results/reference/LOL-v1/lite beside a long "
+                                "rerun): does the cheaper profile rank them like the longer?")
+            p.add_argument("--transfer-profiles", nargs=2, default=None,
+                           metavar=("CHEAP", "LONG"),
+                           help="the two profiles of the transfer study (default: the two the "
+                                "runs hold, fewer iterations first); alone, it studies them "
+                                "within --results")
 
     p = sub.add_parser("data", help="dataset tools")
     data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)

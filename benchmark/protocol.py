@@ -1,4 +1,5 @@
-"""The fixed training and evaluation protocol: profiles ``smoke``, ``quick``, ``lite``, ``paper``.
+"""The fixed training and evaluation protocol: profiles ``smoke``, ``quick``, ``lite``, ``long``,
+``paper``.
 
 Everything except the loss is fixed here: network width and depth, patch size, batch size,
 iterations, optimiser (Adam, betas 0.9/0.999, no weight decay), learning-rate schedule, the
@@ -32,6 +33,12 @@ Profiles (times are on 2 CPU cores unless said):
            about 15 minutes on 2 cores, and validation PSNR has stopped moving by more than
            about 0.3 dB there (docs/PROTOCOL.md has the convergence curves and the reasoning;
            results/reference/LOL-v1/lite holds its reference results).
+``long``   lite scaled by ``LONG_FACTOR`` = 10: lite's network, crops, lr and every other
+           setting (defined from ``PROFILES["lite"]``, so it follows lite), 20 000 iterations
+           with the warm-up, validation, checkpoint and logging cadences multiplied by 10. It
+           answers one question: does lite rank the losses the way longer training does
+           (``compare --transfer``; docs/PROTOCOL.md, "The long profile")? About 10 times
+           lite's cost: docs/PROTOCOL.md has the measured figures.
 ``paper``  width 32 (7.8 M parameters), 256 px patches, batch 8, 100 000 iterations (about
            1 700 epochs of LOL-v1's 470 training pairs left after holding out 15 for
            validation), lr 2e-4 with 1 000 warm-up iterations and cosine decay to 1e-6,
@@ -225,6 +232,22 @@ PROFILES: dict[str, Protocol] = {
 }
 
 
+#: how many times lite's iterations (and schedule cadences) the ``long`` profile trains
+LONG_FACTOR = 10
+
+
+def scaled(base: Protocol, name: str, factor: int) -> Protocol:
+    """``base`` trained ``factor`` times longer: iterations, warm-up and the validation,
+    checkpoint and logging cadences multiplied, every other field (network, crops, lr,
+    precision, seeds) kept."""
+    return dataclasses.replace(
+        base, name=name, iterations=base.iterations * factor, warmup=base.warmup * factor,
+        val_every=base.val_every * factor, ckpt_every=base.ckpt_every * factor,
+        log_every=base.log_every * factor)
+
+
+PROFILES["long"] = scaled(PROFILES["lite"], "long", LONG_FACTOR)
+
 #: what each profile is for (``python -m benchmark profiles`` prints it with the settings)
 PURPOSE = {
     "smoke": "tests and CI: seconds per recipe, numbers meaningless",
@@ -232,6 +255,7 @@ PURPOSE = {
     "lite": "real data on a CPU: converged within ~0.3 dB, <= ~15 min per backbone-free recipe "
             "on LOL-v1 (docs/PROTOCOL.md)",
     "paper": "the GPU protocol: ~1 700 epochs of LOL-v1",
+    "long": "lite trained 10x longer: does lite's ranking hold? (docs/PROTOCOL.md)",
 }
 
 
@@ -344,5 +368,5 @@ def tf32_settings(allow: bool) -> dict[str, Any]:
             "cuda.matmul.allow_tf32": bool(torch.backends.cuda.matmul.allow_tf32)}
 
 
-__all__ = ["PRECISIONS", "PROFILES", "Protocol", "native_bf16", "resolve_precision",
-           "resolve_profile", "tf32_settings"]
+__all__ = ["LONG_FACTOR", "PRECISIONS", "PROFILES", "Protocol", "native_bf16", "resolve_precision",
+           "resolve_profile", "scaled", "tf32_settings"]

@@ -4,6 +4,12 @@
     python benchmarks/reference.py export --work /root/lossbench-work/reference \\
         --to results/reference/LOL-v1/lite
 
+``--profile long`` (``run`` and ``export``) does the same at the ``long`` profile (lite trained
+10x longer) for the rank-transfer study; ``--device cuda --jobs N`` runs N runs at once sharing
+one GPU (``make reference-long`` and ``make reference-long-gpu``). Exported to
+``results/reference/LOL-v1/long``, it adds the study's sentence to the generated reading and
+its figure to docs/RESULTS.md (``docs``; nothing changes while that folder does not exist).
+
 ``run`` trains seed by seed (all recipes with seed 0, then seed 1, ...), one
 ``python -m benchmark run RECIPE --profile lite --metrics psnr,ssim`` process at a time, into
 the results tree ``--work`` (outside the repository). That tree is the only state: a finished
@@ -29,6 +35,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,36 +48,55 @@ RECIPES = ("l1", "mse", "charbonnier", "ssim", "ms_ssim", "zhao_mix", "edge", "f
 TEXT_FILES = ("config.yaml", "metrics.json", "per_image.csv", "train_log.csv", "val_log.csv")
 
 
-def _status(work: Path, recipe: str, seed: int) -> str | None:
-    path = work / "runs" / recipe / "lite" / f"seed{seed}" / "metrics.json"
+def _status(work: Path, recipe: str, seed: int, profile: str = "lite") -> str | None:
+    path = work / "runs" / recipe / profile / f"seed{seed}" / "metrics.json"
     try:
         return json.loads(path.read_text()).get("status")
     except (OSError, ValueError):
         return None
 
 
+def _command(args: argparse.Namespace, recipe: str, seed: int) -> list[str]:
+    return [sys.executable, "-m", "benchmark", "run", recipe, "--profile", args.profile,
+            "--seed", str(seed), "--data", str(args.data), "--results", str(args.work),
+            "--metrics", "psnr,ssim", "--device", args.device]
+
+
 def run(args: argparse.Namespace) -> int:
+    """Train the missing runs, seed by seed, ``--jobs`` processes at a time."""
     until = dt.datetime.strptime(args.until, "%H:%M").time() if args.until else None
-    for seed in args.seeds:
-        for recipe in args.recipes:
-            if _status(args.work, recipe, seed) == "ok":
-                continue
+    todo = [(recipe, seed) for seed in args.seeds for recipe in args.recipes
+            if _status(args.work, recipe, seed, args.profile) != "ok"]
+    running: list[tuple[str, int, subprocess.Popen]] = []
+    code = 0
+    while todo or running:
+        while todo and len(running) < args.jobs and code != 2:
+            recipe, seed = todo[0]
             if until and dt.datetime.now().time() >= until:
                 print(f"reference: {args.until} reached; stopping before {recipe} seed {seed}")
-                return 0
-            cmd = [sys.executable, "-m", "benchmark", "run", recipe, "--profile", "lite",
-                   "--seed", str(seed), "--data", str(args.data), "--results", str(args.work),
-                   "--metrics", "psnr,ssim", "--device", "cpu"]
-            print(f"reference: {recipe} seed {seed} ({dt.datetime.now():%H:%M:%S})", flush=True)
-            code = subprocess.call(cmd, cwd=ROOT)
-            if code == 2:  # bad input: the same for every seed, so stop and show it
-                return 2
-    return 0
+                todo = []
+                break
+            todo.pop(0)
+            print(f"reference: {recipe} seed {seed} at {args.profile} "
+                  f"({dt.datetime.now():%H:%M:%S})", flush=True)
+            running.append((recipe, seed, subprocess.Popen(_command(args, recipe, seed),
+                                                            cwd=ROOT)))
+        if not running:
+            break
+        for item in list(running):
+            if item[2].poll() is not None:
+                running.remove(item)
+                if item[2].returncode == 2:  # bad input: the same for every seed: stop
+                    code, todo = 2, []
+        time.sleep(1)
+    return code
 
 
 def export(args: argparse.Namespace) -> int:
     copied = 0
-    for metrics in sorted(args.work.glob("runs/*/lite/seed*/metrics.json")):
+    if args.to is None:
+        args.to = ROOT / "results" / "reference" / "LOL-v1" / args.profile
+    for metrics in sorted(args.work.glob(f"runs/*/{args.profile}/seed*/metrics.json")):
         folder = metrics.parent
         if json.loads(metrics.read_text()).get("status") != "ok":
             continue
@@ -167,6 +193,34 @@ def reading(summary, baseline: str = "l1", alpha: float = 0.05) -> str:
     return " ".join(sentences)
 
 
+def long_folder(results: Path) -> Path:
+    """Where the long profile's reference runs live: beside the lite folder."""
+    return results.parent / "long"
+
+
+def transfer_study(results: Path, n_boot: int = 2000) -> tuple | None:
+    """``(runs, study, profiles)`` of lite (``results``) against the long folder beside it,
+    or None while that folder has no runs."""
+    from benchmark.analysis.transfer_report import load_pair, study
+
+    if not any(long_folder(results).glob("runs/*/long/seed*/metrics.json")):
+        return None
+    runs, per_image, pair = load_pair(long_folder(results), results, ("lite", "long"))
+    return runs, study(runs, per_image, pair, n_boot), pair
+
+
+def transfer_reading(results: Path, found: tuple | None = None) -> str:
+    """The sentence of the rank-transfer study ("lite and long agree on the order of k of n
+    recipe pairs; tau = ... [.., ..]; these pairs flip: ..."), or "" without long runs."""
+    found = found if found is not None else transfer_study(results)
+    if found is None:
+        return ""
+    from benchmark.analysis.transfer_report import sentence
+
+    return ("Does lite rank the losses the way 10x longer training (`long`) does? "
+            + sentence(found[1], found[2]))
+
+
 def blocks(results: Path, frames: tuple | None = None) -> dict[str, str]:
     """The generated Markdown of every ``BLOCKS`` marker, from the reference folder alone
     (``frames``: its ``compare_frames(results, "l1")``, when the caller already has them)."""
@@ -203,7 +257,16 @@ def blocks(results: Path, frames: tuple | None = None) -> dict[str, str]:
     preds = [prediction(runs, "l1", m) for m in ("psnr", "ssim", "psnr_gtmean")]
     protocol = "".join("- " + prediction_markdown(p, f"a lite l1 run on {dataset}")
                        for p in preds)
-    return {"reference-table": readme, "reference-reading": reading(summary),
+    found = transfer_study(results)
+    said = reading(summary)
+    if found is not None:
+        said += "\n\n" + transfer_reading(results, found)
+        results_md.append(
+            "![Each recipe's mean at lite against long, with 95% intervals over seeds]"
+            "(figures/reference/transfer.png)\n\nGenerated from `results/reference/LOL-v1/lite`"
+            " and `results/reference/LOL-v1/long` by `python -m benchmark compare --results "
+            "results/reference/LOL-v1/long --transfer results/reference/LOL-v1/lite`.\n")
+    return {"reference-table": readme, "reference-reading": said,
             "reference-results": "\n".join(results_md),
             "reference-prediction": protocol}
 
@@ -245,6 +308,11 @@ def docs(args: argparse.Namespace) -> int:
         "rank_stability": plots.rank_stability_figure(
             plots.rank_frequency_frame(per_image, summary)),
     }
+    found = transfer_study(args.results)
+    if found is not None:
+        from benchmark.analysis.transfer_report import points_frame, transfer_figure
+
+        figures["transfer"] = transfer_figure(points_frame(found[0], found[1], found[2]))
     if args.work and (args.work / "runs").is_dir():
         work_runs, _ = load_runs(args.work)
         samples = sample_table(work_runs[work_runs["profile"] == "lite"], "l1")
@@ -266,9 +334,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--recipes", nargs="+", default=list(RECIPES))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--until", default=None, help="HH:MM: start no new run after this time")
+    p.add_argument("--profile", choices=("lite", "long"), default="lite")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--jobs", type=int, default=1, help="runs at once (several share one GPU)")
     p = sub.add_parser("export")
     p.add_argument("--work", type=Path, required=True)
-    p.add_argument("--to", type=Path, default=ROOT / "results" / "reference" / "LOL-v1" / "lite")
+    p.add_argument("--profile", choices=("lite", "long"), default="lite")
+    p.add_argument("--to", type=Path, default=None,
+                   help="default: results/reference/LOL-v1/<profile>")
     p = sub.add_parser("docs")
     p.add_argument("--results", type=Path, default=REFERENCE)
     p.add_argument("--work", type=Path, default=None,

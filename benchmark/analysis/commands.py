@@ -21,6 +21,7 @@ from benchmark.analysis.stats import METRICS
 from benchmark.analysis.tables import markdown_tables
 from benchmark.analysis.tex import write_tables
 from benchmark.errors import UserError
+from benchmark.analysis.transfer_report import write_transfer
 
 
 def _test(args: argparse.Namespace) -> str:
@@ -61,6 +62,9 @@ def command_compare(args: argparse.Namespace, frames: Frames | None = None) -> i
     recipes is tested (tables/pairs.{md,csv}) and the tables' claims come from that family.
     ``frames``: the frames of ``args.results`` already computed (a caller that has them, e.g.
     tests, skips the summary's recomputation).
+    With ``--transfer DIR`` and/or ``--transfer-profiles A B`` also the rank-transfer study
+    between two profiles (:mod:`.transfer_report`), written to tables/ and
+    plots/transfer_<a>_<b>.*.
     """
     results = Path(args.results)
     mdd = parse_mdd(getattr(args, "mdd", None))
@@ -83,6 +87,11 @@ def command_compare(args: argparse.Namespace, frames: Frames | None = None) -> i
     if check is not None:
         print("\n## Checking against the reference\n\n" + check[0])
         paths += check[1]
+    other, pair = getattr(args, "transfer", None), getattr(args, "transfer_profiles", None)
+    if other or pair:
+        text, written = write_transfer(results, other, pair)
+        print("\n## Does the cheaper profile rank recipes like the longer one?\n\n" + text)
+        paths += written
     print(f"\nwrote {', '.join(str(p) for p in paths)}")
     return 0
 
