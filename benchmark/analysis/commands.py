@@ -20,8 +20,8 @@ from benchmark.analysis.report import compact_markdown, write_report
 from benchmark.analysis.stats import METRICS
 from benchmark.analysis.tables import markdown_tables
 from benchmark.analysis.tex import write_tables
-from benchmark.errors import UserError
 from benchmark.analysis.transfer_report import write_transfer
+from benchmark.errors import UserError
 
 
 def _test(args: argparse.Namespace) -> str:
