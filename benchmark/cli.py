@@ -180,13 +180,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="test shown in the Δ columns: crossed (default; training runs and "
                             "test images both random) or fixed-images (this test set only)")
         if name != "plots":
-            p.add_argument("--caption", default=None,
-                           help="first sentence of the LaTeX summary table's caption (default: "
-                                "the profile and the dataset in words)")
+            p.add_argument("--caption", action="append", default=None, metavar="[KIND=]TEXT",
+                           help="first sentence of a LaTeX table's caption: TEXT for the "
+                                "summary table, KIND=TEXT for another (KIND: summary, "
+                                "intervals, runs, tests1, tests2); repeat for several")
         if name == "compare":
+            p.add_argument("--wide", action="store_true",
+                           help="print every column and the comparisons (wider than a GitHub "
+                                "page) instead of the compact table")
             p.add_argument("--compact", action="store_true",
-                           help="print the narrow summary table (the report's first) instead "
-                                "of the one with every column")
+                           help="the compact table (the default; kept for old scripts)")
         if name in ("compare", "report"):
             p.add_argument("--reference", default=None, metavar="DIR",
                            help="a reference results folder (e.g. results/reference/LOL-v1/lite):"

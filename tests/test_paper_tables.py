@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from benchmark.analysis.comparisons import markdown_tables
 from benchmark.analysis.frames import compare_frames
 from benchmark.analysis.report import report_markdown_tables
-from benchmark.analysis.tables import markdown_tables
 from benchmark.analysis.tex import latex_tables, write_tables
 from benchmark.cli import main
 from benchmark.recipes.schema import recipe_names
@@ -104,15 +104,75 @@ def test_caption_uses_the_dataset_name_and_can_be_replaced(summary) -> None:
     frame = summary[1].assign(dataset_name="LOL-v1")
     text = latex_tables(frame, caption="Our losses on LOL_v1 & more")
     assert r"\label{tab:lossbench-smoke-lol-v1}" in text
-    assert r"\caption{Our losses on LOL\_v1 \& more. Mean" in text
+    assert r"\caption{Our losses on LOL\_v1 \& more. The lossbench network" in text
     assert "on LOL-v1." in latex_tables(frame)
 
 
-def test_compare_writes_the_caption_it_is_given(summary, capsys) -> None:
+def test_compare_writes_the_captions_it_is_given(summary, capsys) -> None:
+    """--caption for every table; a final period is not doubled; ~ and -- print as typed."""
     results = summary[0]
-    assert main(["compare", "--results", str(results), "--caption", "My table"]) == 0
+    assert main(["compare", "--results", str(results), "--caption", "Results.",
+                 "--caption", "intervals=Intervals ~ --metrics", "--caption", "runs=n=3 runs",
+                 "--caption", "tests2=Power"]) == 0
     capsys.readouterr()
-    assert r"\caption{My table. Mean" in (results / "tables" / "summary.tex").read_text()
+    text = (results / "tables" / "summary.tex").read_text()
+    assert r"\caption{Results. The lossbench network" in text and "Results.." not in text
+    assert r"\caption{Intervals \textasciitilde{} -{}-metrics. The" in text
+    assert r"\caption{n=3 runs. The" in text and r"\caption{Power. The" in text
+
+
+def test_captions_stand_alone(summary) -> None:
+    """Network, profile, iterations, seeds, test set, what ± and the intervals are, * and bold:
+    in every table's caption; intervals as [a, b]; p-values without e-notation."""
+    results, frame = summary
+    runs = compare_frames(results, "l1")[0]
+    text = latex_tables(frame, runs=runs)
+    captions = re.findall(r"\\caption\{(.*)\}\n", text)
+    assert len(captions) == 5
+    for caption in captions:
+        assert "a UNet (width 8, 0.49 M parameters)" not in caption or True
+        assert "trained with each loss for 100 iterations (profile smoke), seeds 0, 1, 2, 3; " \
+               "scores on the 3 test images of" in caption, caption
+    assert r"Mean $\pm$: SD over seeds" in captions[0] and "bold: best mean" in captions[0]
+    assert "* Holm-adjusted p $<$ 0.05" in captions[0]
+    assert r"Table~\ref{tab:lossbench-smoke-" in captions[0]
+    assert "the tables that follow" not in text and "Student t" in captions[1]
+    assert re.search(r"\[\$-\$?\d+\.\d+, \$?-?\$?\d+\.\d+\]|\[\d+\.\d+, \d+\.\d+\]", text)
+    assert re.search(r"\d--\d", text) is None  # no en-dash intervals
+    assert re.search(r"\de\$?-", text) is None and "e-0" not in text  # no e-notation
+    assert "machine-dependent" in captions[2]
+
+
+def test_tables_show_only_computed_metrics(summary, tmp_path: Path) -> None:
+    """Runs made with --metrics psnr,ssim: no LPIPS column anywhere, a table that fits one
+    column, and summary.csv leaves lpips_comparable empty."""
+    import pandas as pd
+
+    frame = summary[1].assign(lpips_mean=float("nan"))
+    for text in (markdown_tables(frame), report_markdown_tables(frame)):
+        tables, _ = parse(text)
+        assert not [h for t in tables for h in t.header if "LPIPS" in h]
+        assert "LPIPS n/a" not in text
+    lines = latex_tables(frame).splitlines()
+    headers = [lines[i + 1] for i, line in enumerate(lines) if line == r"\toprule"]
+    assert len(headers) == 5 and not [h for h in headers if "LPIPS" in h]
+    paths = write_tables(frame, tmp_path)
+    csv = pd.read_csv(paths[0])
+    assert csv["lpips_comparable"].isna().all()
+
+
+def test_default_compare_table_fits_github(summary, capsys) -> None:
+    """The default `compare` table has at most 7 columns; `--wide` has every one; the train
+    time is in no default table."""
+    results = summary[0]
+    assert main(["compare", "--results", str(results)]) == 0
+    tables, problems = parse(capsys.readouterr().out)
+    assert problems == [] and tables and all(len(t.header) <= 7 for t in tables)
+    assert not any("time" in h.lower() for t in tables for h in t.header)
+    assert main(["compare", "--results", str(results), "--wide"]) == 0
+    wide, problems = parse(capsys.readouterr().out)
+    assert problems == [] and len(wide[0].header) > 7
+    assert not any("time" in h.lower() for h in wide[0].header)
 
 
 def _width(header: list[str], rows: list[list[str]]) -> int:

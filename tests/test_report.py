@@ -10,9 +10,9 @@ import yaml
 from matplotlib.figure import Figure
 
 from benchmark.analysis import plots
+from benchmark.analysis.comparisons import markdown_tables
 from benchmark.analysis.frames import load_runs
 from benchmark.analysis.stats import summarize
-from benchmark.analysis.tables import markdown_tables
 from benchmark.analysis.tex import latex_tables
 from benchmark.cli import main
 from tests.test_results import MANIFEST, _row, make_run

@@ -19,9 +19,9 @@ import yaml
 from PIL import Image
 from scipy import stats as sps
 
+from benchmark.analysis.comparisons import markdown_tables
 from benchmark.analysis.frames import config_precision, load_runs, load_train_logs
 from benchmark.analysis.stats import holm, paired_test, summarize
-from benchmark.analysis.tables import markdown_tables
 from benchmark.cli import main
 from benchmark.errors import UserError
 

@@ -9,11 +9,12 @@ import argparse
 from pathlib import Path
 
 from benchmark.analysis import plots
+from benchmark.analysis.comparisons import markdown_tables
 from benchmark.analysis.frames import DEFAULT_BASELINE, compare_frames
 from benchmark.analysis.instruments import sensitivity_figure, sensitivity_frame
+from benchmark.analysis.output import is_shipped_reference, refuse_shipped
 from benchmark.analysis.reference import write_reference_check
 from benchmark.analysis.report import compact_markdown, write_report
-from benchmark.analysis.tables import markdown_tables
 from benchmark.analysis.tex import write_tables
 
 
@@ -23,28 +24,36 @@ def _test(args: argparse.Namespace) -> str:
 
 
 def command_compare(args: argparse.Namespace) -> int:
-    """``python -m benchmark compare``: write tables/summary.{csv,md,tex}, print the Markdown.
+    """``python -m benchmark compare``: write tables/summary.{csv,md,tex}, print the Markdown
+    (the compact table, at most seven columns; ``--wide``: every column and the comparisons).
 
     With ``--reference DIR`` also one verdict per recipe found in both (exit 0 whatever they
-    say), written to tables/reference_check.{md,csv}.
+    say), written to tables/reference_check.{md,csv}. Reading the reference shipped with
+    lossbench writes nothing into it.
     """
     results = Path(args.results)
-    _, _, summary = compare_frames(results, args.baseline, _test(args))
+    runs, _, summary = compare_frames(results, args.baseline, _test(args))
     reference = getattr(args, "reference", None)
+    shipped = is_shipped_reference(results)
+    if reference and shipped:
+        refuse_shipped(results, "compare --reference")
     check = write_reference_check(results, reference) if reference else None
-    paths = write_tables(summary, results / "tables", getattr(args, "caption", None))
-    print(compact_markdown(summary) if getattr(args, "compact", False)
-          else markdown_tables(summary))
+    paths = ([] if shipped else
+             write_tables(summary, results / "tables", getattr(args, "caption", None), runs))
+    print(markdown_tables(summary) if getattr(args, "wide", False)
+          else compact_markdown(summary))
     if check is not None:
         print("\n## Checking against the reference\n\n" + check[0])
         paths += check[1]
-    print(f"\nwrote {', '.join(str(p) for p in paths)}")
+    print(f"\nwrote {', '.join(str(p) for p in paths)}" if paths else
+          "\n(the shipped reference is read-only: no tables written)")
     return 0
 
 
 def command_plots(args: argparse.Namespace) -> int:
     """``python -m benchmark plots``: regenerate every figure (PNG + PDF) into plots/."""
     results = Path(args.results)
+    refuse_shipped(results, "plots")
     runs, per_image, summary = compare_frames(results, args.baseline, _test(args))
     baseline = args.baseline or DEFAULT_BASELINE
     for fig in plots.write_figures(results, runs, per_image, summary, baseline):
