@@ -49,7 +49,7 @@ def _details_table(group: pd.DataFrame, s: dict[str, str]) -> tuple[list[str], l
                 rows.append(cells + ["baseline" if row["is_baseline"] else "n/a"] + ["-"] * 5
                             + [rank_held])
                 continue
-            diff_cell = _diff_cell(row, metric, s).split(" (p=")[0]
+            diff_cell = _diff_cell(row, metric, s).split(" (p ")[0]
             p, pf = row[f"{metric}_p_holm"], row[f"{metric}_p_fixed_holm"]
             need = row[f"{metric}_seeds_needed"]
             need_text = (f"{s['gt']} {MAX_SEEDS}" if need == math.inf
