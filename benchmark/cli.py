@@ -202,9 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true", help="regenerate even if it exists")
 
     sub.add_parser("list", help="list recipes and losses")
-    p = sub.add_parser("cite", help="print the BibTeX of the papers behind recipes")
-    p.add_argument("recipes", nargs="+", metavar="RECIPE",
-                   help="recipe names from recipes/ or paths to YAML files")
+    p = sub.add_parser("cite", help="print the BibTeX of lossbench and of the papers behind "
+                       "recipes")
+    p.add_argument("recipes", nargs="*", metavar="RECIPE",
+                   help="recipe names from recipes/ or paths to YAML files (none: lossbench, "
+                        "the metrics, the dataset and the network)")
     sub.add_parser("profiles", help="the training profiles' settings as a Markdown table")
     p = sub.add_parser("weights", help="pre-fetch the pretrained backbones (needs a network)")
     p.add_argument("--check", action="store_true", help="only check the cache, download nothing")
