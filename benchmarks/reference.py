@@ -90,7 +90,7 @@ FIGURES = Path("docs", "figures", "reference")  # under the repository root
 BLOCKS = (("README.md", "reference-table"), ("README.md", "reference-reading"),
           ("docs/RESULTS.md", "reference-reading"), ("docs/RESULTS.md", "reference-results"),
           ("docs/PROTOCOL.md", "reference-prediction"))
-COMPARE = "python -m benchmark compare --results results/reference/LOL-v1/lite --compact"
+COMPARE = "python -m benchmark compare --results results/reference/LOL-v1/lite"
 
 
 def _listing(names: list[str]) -> str:
