@@ -301,7 +301,14 @@ def test_every_text_inside_the_canvas_and_none_overlapping(source, frames, shipp
     from tests.figcheck import layout_problems
 
     args = (*frames, None) if source == "fixture" else shipped
-    for name, fig in _all_figures(*args).items():
+    figures = _all_figures(*args)
+    if source == "fixture":  # sample images: only the fixture's runs have them
+        table = plots.sample_table(frames[0], "l1")
+        figures["samples"] = plots.sample_grid_figure(table)
+        long = table.assign(column=table["column"].replace(
+            {"s3net": "exposure_fusion_luma", "srgan": "zero_dce_color_long_name"}))
+        figures["samples_long_names"] = plots.sample_grid_figure(long)
+    for name, fig in figures.items():
         assert layout_problems(fig) == [], name
         width, height = fig.get_size_inches()
         assert width in (3.5, 7.0) and height <= 9.0, (name, width, height)

@@ -210,7 +210,7 @@ def latex_tables(summary: pd.DataFrame, caption: str | Iterable[str] | dict | No
                                  lambda e: _tex_escape(e) if isinstance(e, str) else e))
         title = f"the {_tex_escape(profile)} profile of lossbench on {_tex_escape(words)}"
         baseline = group["baseline"].iloc[0]
-        pm = (r"$\pm$: SD over seeds of the per-seed mean scores (each seed one training run, "
+        pm = (r"$\pm$ SD over seeds of the per-seed mean scores (each seed one training run, "
               "scored by its mean over the test images)")
         first = _first(captions, "summary",
                        f"Low-light enhancement losses compared with {title}", title, several)
