@@ -210,6 +210,9 @@ def latex_tables(summary: pd.DataFrame, caption: str | Iterable[str] | dict | No
                                  lambda e: _tex_escape(e) if isinstance(e, str) else e))
         title = f"the {_tex_escape(profile)} profile of lossbench on {_tex_escape(words)}"
         baseline = group["baseline"].iloc[0]
+        test = ("t-test on the per-seed mean differences, these test images held fixed"
+                if group["test"].iloc[0] == "fixed-images" else
+                r"crossed seed $\times$ image test: seeds and test images both random")
         pm = (r"$\pm$ SD over seeds of the per-seed mean scores (each seed one training run, "
               "scored by its mean over the test images)")
         first = _first(captions, "summary",
@@ -219,9 +222,11 @@ def latex_tables(summary: pd.DataFrame, caption: str | Iterable[str] | dict | No
             if _has_details(group) else ""))
         notes = _compact_footnotes(group, _TEX, None)[2:]
         out += _tex_table(*_compact(_compact_table(group, _TEX, fit=False)),
-                          f"{first}. {context} Mean {pm}; bold: best mean among the recipes "
+                          f"{first}. {context} n: finished training seeds. Mean {pm}; bold: "
+                          "best mean among the recipes "
                           f"that finished every seed; $\\Delta$: mean paired difference to "
-                          f"{baseline} on shared seeds and images, * Holm-adjusted p $<$ 0.05. "
+                          f"{baseline} on shared seeds and images, * Holm-adjusted p $<$ 0.05 "
+                          f"({test}). "
                           f"95\\% confidence intervals: {more}.", label, notes)
         first = _first(captions, "intervals",
                        f"95\\% confidence intervals of the mean scores, {title}", title, several)
