@@ -39,6 +39,8 @@ def rank_cell(row: pd.Series, metrics: tuple[str, ...] | list[str] = DIFF_METRIC
 def family_text(group: pd.DataFrame) -> str:
     """Which Holm family the p-values of a table are adjusted over, in words."""
     n = group["holm_family"].dropna() if "holm_family" in group else pd.Series([], dtype=float)
+    if len(n) and int(n.iloc[0]) == 0:
+        return "Holm-adjusted over the tests of this table (none: too few shared seeds)"
     size = f"the {int(n.iloc[0])} tests" if len(n) else "the tests"
     if "family" in group and (group["family"] == "all-pairs").any():
         return f"Holm-adjusted over {size} of every pair of recipes on every metric"

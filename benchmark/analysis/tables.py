@@ -306,7 +306,7 @@ def _compact_footnotes(group: pd.DataFrame, s: dict[str, str], more: str | None 
         "score is that run's mean over the test images); bold only for a recipe significantly "
         "better than every other (--all-pairs).",
         f"{s['delta']}: mean paired difference to {baseline} over the seeds both finished; "
-        f"* p {s['lt']} 0.05, {family_text(group)} ({test})."
+        f"* p {s['lt']} 0.05 ({test}), {family_text(group)}."
         + (f" 95{s['pct']} intervals, p-values, power and ranks: {more}." if more else ""),
     ]
     return notes + [n for n in _footnotes(group, s)[2:] if not n.startswith("no p-value")]

@@ -226,7 +226,7 @@ def latex_tables(summary: pd.DataFrame, caption: str | Iterable[str] | dict | No
         out += _tex_table(*_compact(_compact_table(group, _TEX, fit=False)),
                           f"{first}. {context} n: finished training seeds. Mean {pm}; {bold}; "
                           f"$\\Delta$: mean paired difference to {baseline} on shared seeds and "
-                          f"images, * p $<$ 0.05, {family_text(group)} ({test}). "
+                          f"images, * p $<$ 0.05 ({test}), {family_text(group)}. "
                           f"95\\% confidence intervals: {more}.", label, notes)
         first = _first(captions, "intervals",
                        f"95\\% confidence intervals of the mean scores, {title}", title, several)
