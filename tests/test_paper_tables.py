@@ -160,7 +160,8 @@ def test_captions_stand_alone(summary) -> None:
     assert r"Mean $\pm$ SD over seeds" in captions[0]
     # no --all-pairs: bold and ranks are untested, and the caption says there are none
     assert "no bold and no ranks" in captions[0] and r"\textbf" not in text
-    assert "* p $<$ 0.05, Holm-adjusted over the" in captions[0]
+    assert r"* p $<$ 0.05 (crossed seed $\times$ image test" in captions[0]
+    assert "Holm-adjusted over the" in captions[0]
     assert r"Table~\ref{tab:lossbench-smoke-" in captions[0]
     assert "the tables that follow" not in text and "Student t" in captions[1]
     assert re.search(r"\[\$-\$?\d+\.\d+, \$?-?\$?\d+\.\d+\]|\[\d+\.\d+, \d+\.\d+\]", text)

@@ -173,6 +173,9 @@ def test_tables_bold_best_and_latex(tmp_path: Path) -> None:
                   r"\textbf{23.00$\pm$0.50}", r"[21.76, 24.24]", r"PSNR (dB)\\{}$\uparrow$",
                   r"[95\% CI]", r"Comparisons with l1"):
         assert token in tex
+    # the caption says what bold means under the all-pairs tests, and the ranks are tested
+    assert "bold: the recipe significantly better than every other one" in tex
+    assert "no bold and no ranks" not in tex
     assert re.search(r"(?<!\\)%", tex) is None  # an unescaped % would comment out the rest
     assert r"\\%" not in tex
 

@@ -591,6 +591,20 @@ def test_compare_mdd_and_all_pairs(tmp_path: Path, capsys: pytest.CaptureFixture
         assert "--mdd" in capsys.readouterr().err
 
 
+def test_compare_all_pairs_writes_nothing_into_the_shipped_reference(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmark.analysis import output
+
+    for seed in range(3):
+        make_run(tmp_path, "l1", seed, [20.0 + 0.1 * seed, 21.0, 22.0])
+        make_run(tmp_path, "up", seed, [21.0 + 0.3 * seed, 22.0, 23.0])
+    monkeypatch.setattr(output, "SHIPPED_REFERENCE", tmp_path)
+    assert main(["compare", "--results", str(tmp_path), "--all-pairs"]) == 0
+    out = capsys.readouterr().out
+    assert "All pairs" in out and "no tables written" in out
+    assert not (tmp_path / "tables").exists()
+
+
 def test_a_comparison_without_per_image_values_names_its_test(tmp_path: Path) -> None:
     for seed in range(3):
         make_run(tmp_path, "l1", seed, [20.0 + 0.1 * seed, 21.0, 22.0], per_image=False)
