@@ -374,6 +374,7 @@ def short_headers(header: list[str]) -> list[str]:
     """The comparisons table's headers, short enough for a page (the footnotes explain)."""
     short = {"p, this test set": "p (fixed)", "Detectable (80% power)": "Detectable",
              "Detectable (80\\% power)": "Detectable", "Seeds for 80% power": "Seeds for 80%",
-             "Seeds for 80\\% power": "Seeds for 80\\%"}
+             "Seeds for 80\\% power": "Seeds for 80\\%",
+             "Seeds to detect the named difference": "Seeds (named diff.)"}
     return [short.get(h, h.split(" than ")[0] + ") [95" + h.split("[95")[1]
                       if h.startswith("P(better than") else h) for h in header]
