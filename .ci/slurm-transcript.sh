@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prints the README's Slurm transcript: real commands and their output on the cluster that
+# Prints docs/SWEEPS.md's Slurm transcript: real commands and their output on the cluster that
 # `.ci/slurm.sh up` starts (run it as root after that; results go to a temporary folder).
 # The smoke profile's LPIPS needs AlexNet weights: offline, pass TORCH_HOME holding them (and
 # BENCHMARK_ALLOW_UNOFFICIAL_WEIGHTS=1 for test weights). The progress bar (stderr) and the

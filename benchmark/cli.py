@@ -199,13 +199,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="test shown in the Δ columns: crossed (default; training runs and "
                             "test images both random) or fixed-images (this test set only)")
         if name != "plots":
-            p.add_argument("--caption", default=None,
-                           help="first sentence of the LaTeX summary table's caption (default: "
-                                "the profile and the dataset in words)")
+            p.add_argument("--caption", action="append", default=None, metavar="[KIND=]TEXT",
+                           help="first sentence of a LaTeX table's caption: TEXT for the "
+                                "summary table, KIND=TEXT for another (KIND: summary, "
+                                "intervals, runs, tests1, tests2); repeat for several")
         if name == "compare":
+            p.add_argument("--wide", action="store_true",
+                           help="print every column and the comparisons (wider than a GitHub "
+                                "page) instead of the compact table")
             p.add_argument("--compact", action="store_true",
-                           help="print the narrow summary table (the report's first) instead "
-                                "of the one with every column")
+                           help="the compact table (the default; kept for old scripts)")
             p.add_argument("--all-pairs", action="store_true",
                            help="test every pair of recipes (crossed test, Holm over every pair "
                                 "and metric); bold and ranks come only from these tests")
@@ -234,9 +237,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true", help="regenerate even if it exists")
 
     sub.add_parser("list", help="list recipes and losses")
-    p = sub.add_parser("cite", help="print the BibTeX of the papers behind recipes")
-    p.add_argument("recipes", nargs="+", metavar="RECIPE",
-                   help="recipe names from recipes/ or paths to YAML files")
+    p = sub.add_parser("cite", help="print the BibTeX of lossbench and of the papers behind "
+                       "recipes")
+    p.add_argument("recipes", nargs="*", metavar="RECIPE",
+                   help="recipe names from recipes/ or paths to YAML files (none: lossbench, "
+                        "the metrics, the dataset and the network)")
     sub.add_parser("profiles", help="the training profiles' settings as a Markdown table")
     p = sub.add_parser("weights", help="pre-fetch the pretrained backbones (needs a network)")
     p.add_argument("--check", action="store_true", help="only check the cache, download nothing")

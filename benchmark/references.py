@@ -28,6 +28,8 @@ METRIC_REFERENCES: dict[str, tuple[str, ...]] = {
 #: the dataset the protocol is defined on (LOL) and the network every recipe trains
 DATASET_REFERENCES: tuple[str, ...] = ("wei2018retinexnet",)
 NETWORK_REFERENCES: tuple[str, ...] = ("ronneberger2015unet",)
+#: lossbench itself: every ``cite`` output starts with it
+SELF_REFERENCE = "lossbench"
 
 _ENTRY_START = re.compile(r"@(\w+)\s*\{\s*([^,\s]+)\s*,")
 
@@ -119,6 +121,12 @@ def common_keys() -> list[str]:
     return keys + list(DATASET_REFERENCES) + list(NETWORK_REFERENCES)
 
 
+def needs_url_package(text: str) -> bool:
+    """Whether BibTeX ``text`` uses ``\\url`` (the document then needs the url package or
+    hyperref)."""
+    return "\\url{" in text
+
+
 __all__ = ["BIB_PATH", "DATASET_REFERENCES", "METRIC_REFERENCES", "NETWORK_REFERENCES",
-           "bibliography", "bibtex", "common_keys", "field", "parse_bib", "short_citation",
-           "unknown_key_message"]
+           "SELF_REFERENCE", "bibliography", "bibtex", "common_keys", "field",
+           "needs_url_package", "parse_bib", "short_citation", "unknown_key_message"]

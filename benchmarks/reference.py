@@ -116,7 +116,7 @@ FIGURES = Path("docs", "figures", "reference")  # under the repository root
 BLOCKS = (("README.md", "reference-table"), ("README.md", "reference-reading"),
           ("docs/RESULTS.md", "reference-reading"), ("docs/RESULTS.md", "reference-results"),
           ("docs/PROTOCOL.md", "reference-prediction"))
-COMPARE = "python -m benchmark compare --results results/reference/LOL-v1/lite --compact"
+COMPARE = "python -m benchmark compare --results results/reference/LOL-v1/lite"
 
 
 def _listing(names: list[str]) -> str:
@@ -298,13 +298,13 @@ def docs(args: argparse.Namespace) -> int:
         body = bodies[name]
         path.write_text(fill(path.read_text(encoding="utf-8"), name, body, doc), encoding="utf-8")
         print(f"reference: filled {doc} ({name})")
-    colors = plots.recipe_colors(list(runs["recipe"].unique()))
+    styles = plots.recipe_styles(list(runs["recipe"].unique()))
     figures = {
-        "metrics": plots.metrics_figure(summary, colors=colors),
-        "psnr_ssim": plots.perception_distortion_figure(summary, colors=colors),
-        "validation_curves": plots.validation_curves_figure(load_val_logs(runs), colors=colors),
-        "training_curves": plots.training_curves_figure(load_train_logs(runs), colors=colors),
-        "per_image_diff": plots.per_image_difference_figure(per_image, "l1", colors=colors),
+        "metrics": plots.metrics_figure(summary, styles=styles, runs=runs),
+        "psnr_ssim": plots.perception_distortion_figure(summary, styles=styles, runs=runs),
+        "validation_curves": plots.validation_curves_figure(load_val_logs(runs), styles=styles),
+        "training_curves": plots.training_curves_figure(load_train_logs(runs), styles=styles),
+        "per_image_diff": plots.per_image_difference_figure(per_image, "l1", styles=styles),
         "rank_stability": plots.rank_stability_figure(
             plots.rank_frequency_frame(per_image, summary)),
     }

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from benchmark.analysis.commands import command_compare, command_report
+from benchmark.analysis.comparisons import markdown_tables
 from benchmark.analysis.frames import compare_frames
 from benchmark.analysis.report import report_markdown_tables
-from benchmark.analysis.tables import markdown_tables
 from benchmark.analysis.tex import latex_tables, write_tables
 from benchmark.cli import build_parser
 from benchmark.recipes.schema import recipe_names
@@ -92,6 +92,22 @@ def test_summary_tex_compiles_without_overfull_boxes(summary, tmp_path: Path,
     assert len(labels) >= 2 and len(set(labels)) == len(labels)
 
 
+@pytest.mark.parametrize("options", ["10pt", "10pt,twocolumn"])
+def test_reference_tex_compiles(tmp_path: Path, options: str) -> None:
+    """The shipped reference (13 recipes, PSNR and SSIM only) compiles with no overfull box,
+    its captions naming the network, schedule, seeds and test set."""
+    shipped = Path(__file__).resolve().parents[1] / "results" / "reference" / "LOL-v1" / "lite"
+    runs, _, frame = compare_frames(shipped, "l1")
+    text = latex_tables(frame, runs=runs)
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "tables" / "summary.tex").write_text(text, encoding="utf-8")
+    log = _compile(tmp_path, options, "\\input{tables/summary.tex}")
+    assert "Overfull \\hbox" not in log, re.findall(r"Overfull \\hbox.*", log)
+    assert "A UNet (width 16, 1.94 M parameters) trained with each loss for 2,000 " \
+           "iterations (profile lite), seeds 0, 1, 2; scores on the 15 test images of " \
+           "LOL-v1." in text
+
+
 def test_summary_tex_is_encoding_safe_and_labelled(summary) -> None:
     frame = summary[1]
     text = latex_tables(frame)
@@ -112,16 +128,79 @@ def test_caption_uses_the_dataset_name_and_can_be_replaced(summary) -> None:
     frame = summary[1].assign(dataset_name="LOL-v1")
     text = latex_tables(frame, caption="Our losses on LOL_v1 & more")
     assert r"\label{tab:lossbench-smoke-lol-v1}" in text
-    assert r"\caption{Our losses on LOL\_v1 \& more. Mean" in text
+    assert r"\caption{Our losses on LOL\_v1 \& more. The lossbench network" in text
     assert "on LOL-v1." in latex_tables(frame)
 
 
-def test_compare_writes_the_caption_it_is_given(summary, capsys) -> None:
+def test_compare_writes_the_captions_it_is_given(summary, capsys) -> None:
+    """--caption for every table; a final period is not doubled; ~ and -- print as typed."""
     results = summary[0]
-    assert _command(command_compare, ["compare", "--results", str(results),
-                                      "--caption", "My table"], summary[2]) == 0
+    assert _command(command_compare, [
+        "compare", "--results", str(results), "--caption", "Results.", "--caption",
+        "intervals=Intervals ~ --metrics", "--caption", "runs=n=3 runs", "--caption",
+        "tests2=Power"], summary[2]) == 0
     capsys.readouterr()
-    assert r"\caption{My table. Mean" in (results / "tables" / "summary.tex").read_text()
+    text = (results / "tables" / "summary.tex").read_text()
+    assert r"\caption{Results. The lossbench network" in text and "Results.." not in text
+    assert r"\caption{Intervals \textasciitilde{} -{}-metrics. The" in text
+    assert r"\caption{n=3 runs. The" in text and r"\caption{Power. The" in text
+
+
+def test_captions_stand_alone(summary) -> None:
+    """Network, profile, iterations, seeds, test set, what ± and the intervals are, * and bold:
+    in every table's caption; intervals as [a, b]; p-values without e-notation."""
+    results, frame = summary[:2]
+    runs = summary[2][0]
+    text = latex_tables(frame, runs=runs)
+    captions = re.findall(r"\\caption\{(.*)\}\n", text)
+    assert len(captions) == 5
+    for caption in captions:
+        assert "trained with each loss for 100 iterations (profile smoke), seeds 0, 1, 2, 3; " \
+               "scores on the 3 test images of" in caption, caption
+    assert r"Mean $\pm$ SD over seeds" in captions[0]
+    # no --all-pairs: bold and ranks are untested, and the caption says there are none
+    assert "no bold and no ranks" in captions[0] and r"\textbf" not in text
+    assert r"* p $<$ 0.05 (crossed seed $\times$ image test" in captions[0]
+    assert "Holm-adjusted over the" in captions[0]
+    assert r"Table~\ref{tab:lossbench-smoke-" in captions[0]
+    assert "the tables that follow" not in text and "Student t" in captions[1]
+    assert re.search(r"\[\$-\$?\d+\.\d+, \$?-?\$?\d+\.\d+\]|\[\d+\.\d+, \d+\.\d+\]", text)
+    assert re.search(r"\d--\d", text) is None  # no en-dash intervals
+    assert re.search(r"\de\$?-", text) is None and "e-0" not in text  # no e-notation
+    assert "machine-dependent" in captions[2]
+
+
+def test_tables_show_only_computed_metrics(summary, tmp_path: Path) -> None:
+    """Runs made with --metrics psnr,ssim: no LPIPS column anywhere, a table that fits one
+    column, and summary.csv leaves lpips_comparable empty."""
+    import pandas as pd
+
+    frame = summary[1].assign(lpips_mean=float("nan"))
+    for text in (markdown_tables(frame), report_markdown_tables(frame)):
+        tables, _ = parse(text)
+        assert not [h for t in tables for h in t.header if "LPIPS" in h]
+        assert "LPIPS n/a" not in text
+    lines = latex_tables(frame).splitlines()
+    headers = [lines[i + 1] for i, line in enumerate(lines) if line == r"\toprule"]
+    assert len(headers) == 5 and not [h for h in headers if "LPIPS" in h]
+    paths = write_tables(frame, tmp_path)
+    csv = pd.read_csv(paths[0])
+    assert csv["lpips_comparable"].isna().all()
+
+
+def test_default_compare_table_fits_github(summary, capsys) -> None:
+    """The default `compare` table has at most 7 columns; `--wide` has every one; the train
+    time is in no default table."""
+    results = summary[0]
+    assert _command(command_compare, ["compare", "--results", str(results)], summary[2]) == 0
+    tables, problems = parse(capsys.readouterr().out)
+    assert problems == [] and tables and all(len(t.header) <= 7 for t in tables)
+    assert not any("time" in h.lower() for t in tables for h in t.header)
+    assert _command(command_compare, ["compare", "--results", str(results), "--wide"],
+                    summary[2]) == 0
+    wide, problems = parse(capsys.readouterr().out)
+    assert problems == [] and len(wide[0].header) > 7
+    assert not any("time" in h.lower() for h in wide[0].header)
 
 
 def _width(header: list[str], rows: list[list[str]]) -> int:

@@ -14,7 +14,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import PathPatch, Rectangle
 
 from benchmark.analysis import plots
-from benchmark.analysis.frames import load_runs, load_train_logs
+from benchmark.analysis.figstyle import styles_for
+from benchmark.analysis.frames import compare_frames, load_runs, load_train_logs
 from benchmark.analysis.stats import summarize
 from tests.test_results import make_run
 
@@ -72,10 +73,10 @@ def test_metrics_figure(frames) -> None:
         base = summary.loc[summary["recipe"] == "l1", f"{metric}_mean"].iloc[0]
         assert ax.lines[-1].get_xdata()[0] == pytest.approx(base)
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    # no recipe has † (srgan's unofficial weights are AlexNet's): no † entry
     assert legend == ["mean over seeds, 95% CI", "l1 mean",
                       "LPIPS from unofficial AlexNet weights (not comparable)",
-                      "n = finished seeds; † trained with unofficial backbone weights; "
-                      "‡ fewer than 3 seeds"]
+                      "n = finished seeds; ‡ fewer than 3 seeds"]
     assert fig.get_size_inches()[0] == pytest.approx(7.0)
 
 
@@ -83,8 +84,13 @@ def test_colours_are_stable_across_groups() -> None:
     """A recipe keeps its colour when a group lacks other recipes or the tree gains one."""
     whole = plots.recipe_colors(["zhao_mix", "l1", "s3net", "flw"])
     assert plots.recipe_colors(["s3net", "flw", "zhao_mix", "l1"]) == whole
-    assert plots._colors(["s3net"], whole)["s3net"] == whole["s3net"]
+    styles = plots.recipe_styles(["zhao_mix", "l1", "s3net", "flw"])
+    assert styles_for(["s3net"], styles)["s3net"] == styles["s3net"]
     assert len(set(whole.values())) == 4
+    # more recipes than colours: each (colour, marker, line style) is still unique
+    many = plots.recipe_styles([f"r{i:02d}" for i in range(20)])
+    assert len({(s["color"], s["marker"], s["ls"]) for s in many.values()}) == 20
+    assert len({(s["color"], s["marker"]) for s in many.values()}) == 20
 
 
 def test_perception_distortion_figure(frames) -> None:
@@ -97,11 +103,12 @@ def test_perception_distortion_figure(frames) -> None:
     got = sorted((float(x[0]), float(y[0])) for x, y in points)
     want = sorted(zip(summary["psnr_mean"], summary["lpips_mean"], strict=True))
     np.testing.assert_allclose(got, want, rtol=1e-12)
-    assert sorted(t.get_text() for t in ax.texts) == ["l1‡ (n=2)", "s3net‡ (n=2)",
-                                                      "srgan‡ (n=2)"]
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend[:3] == ["l1‡ (n=2)", "s3net‡ (n=2)", "srgan‡ (n=2)"]  # in the legend: no
+    assert not ax.texts  # label on the plane, so none can overprint another
     faces = {c.get_label(): c.lines[0].get_markerfacecolor() for c in ax.containers}
     assert faces["srgan"] == "white" and faces["l1"] != "white"
-    assert "LPIPS from unofficial AlexNet weights (not comparable)" in [
+    assert "LPIPS: unofficial AlexNet weights" in [
         t.get_text() for t in fig.legends[0].get_texts()]
 
 
@@ -110,7 +117,7 @@ def test_perception_distortion_without_lpips_plots_ssim(frames) -> None:
     summary = frames[2].assign(lpips_mean=np.nan)
     fig = plots.perception_distortion_figure(summary)
     (ax,) = fig.axes
-    assert ax.get_ylabel().startswith("SSIM") and "LPIPS not computed" in ax.get_title()
+    assert ax.get_ylabel().startswith("SSIM") and "no run computed LPIPS" in ax.get_title()
     points = [c.lines[0].get_data() for c in ax.containers]
     got = sorted((float(x[0]), float(y[0])) for x, y in points)
     want = sorted(zip(summary["psnr_mean"], summary["ssim_mean"], strict=True))
@@ -194,7 +201,8 @@ def test_sample_grid_can_hide_the_dataset_images(frames) -> None:
     table = plots.sample_table(frames[0], "l1")
     full = plots.sample_grid_figure(table)
     fig = plots.sample_grid_figure(table, hide=("low", "reference"))
-    assert len(fig.axes) == 2 * 2 * 3
+    # three wide columns of square images: one test image keeps the figure within a page
+    assert len(fig.axes) == 2 * 1 * 3 and fig.get_size_inches()[1] <= 9.0
     assert [ax.get_title() for ax in fig.axes[:3]] == ["l1\nseed 0", "s3net\nseed 0",
                                                       "srgan\nseed 0"]
     assert "input, reference not shown" in fig.get_suptitle()
@@ -216,8 +224,9 @@ def test_per_image_difference_figure(frames) -> None:
     assert [ax.get_xlabel() for ax in fig.axes] == [
         "Δ PSNR (dB) vs l1 ↑", "Δ SSIM vs l1 ↑", "Δ LPIPS vs l1 ↓"]
     psnr_ax = fig.axes[0]
-    assert [t.get_text() for t in fig.legends[0].get_texts()] == [
-        "no difference from l1", "median; box: quartiles; whiskers: 1.5 IQR"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()][:2] == [
+        "no difference from l1", "box: median and quartiles of (seed, image) pairs; "
+        "whiskers 1.5 IQR"]
     assert sum(isinstance(p, PathPatch) for p in psnr_ax.patches) == 2  # s3net, srgan
     assert [t.get_text() for t in psnr_ax.get_yticklabels()] == ["s3net", "srgan"]
     # s3net = l1 + (1, 1, -1) per seed: the median line of its box sits at +1
@@ -243,7 +252,7 @@ def test_rank_stability_figure(frames) -> None:
     sums = freqs.groupby(["metric", "recipe"])["fraction"].sum()
     np.testing.assert_allclose(sums, 1.0)
     fig = plots.rank_stability_figure(freqs)
-    assert [ax.get_title() for ax in fig.axes] == ["PSNR (dB) ↑", "SSIM ↑", "LPIPS ↓"]
+    assert [ax.get_title() for ax in fig.axes] == ["PSNR ↑", "SSIM ↑", "LPIPS ↓"]  # no unit
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == list(RECIPES)
     image = fig.axes[0].images[0].get_array()
     table = freqs[freqs["metric"] == "psnr"].pivot(index="recipe", columns="rank",
@@ -254,3 +263,98 @@ def test_rank_stability_figure(frames) -> None:
         assert table.at[recipe, int(rank)] == pytest.approx(held)
     empty = plots.rank_stability_figure(freqs.iloc[:0])
     assert "two recipes" in empty.axes[0].texts[0].get_text()
+
+
+# ---------------------------------------------------------------- measured layout, fonts
+
+
+SHIPPED = Path(__file__).resolve().parents[1] / "results" / "reference" / "LOL-v1" / "lite"
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    """The shipped reference (13 recipes, a collapsed ms_ssim seed at 6.17 dB PSNR)."""
+    runs, per_image, summary = compare_frames(SHIPPED, "l1")
+    return runs, per_image, summary, plots.recipe_styles(runs["recipe"].unique())
+
+
+def _all_figures(runs, per_image, summary, styles) -> dict:
+    from benchmark.analysis.instruments import grad_share_figure, load_grad_shares
+    from benchmark.analysis.logs import load_val_logs
+
+    return {
+        "metrics": plots.metrics_figure(summary, styles=styles, runs=runs),
+        "pd": plots.perception_distortion_figure(summary, styles=styles, runs=runs),
+        "train": plots.training_curves_figure(load_train_logs(runs), styles=styles),
+        "val": plots.validation_curves_figure(load_val_logs(runs), styles=styles),
+        "diff": plots.per_image_difference_figure(per_image, "l1", styles=styles),
+        "rank": plots.rank_stability_figure(plots.rank_frequency_frame(per_image, summary,
+                                                                       n_boot=100)),
+        "grad": grad_share_figure(load_grad_shares(runs)),
+    }
+
+
+@pytest.mark.parametrize("source", ["fixture", "shipped"])
+def test_every_text_inside_the_canvas_and_none_overlapping(source, frames, shipped) -> None:
+    """Measured on the drawn figure: every text's box inside the canvas, no two overlapping;
+    one or two columns wide, never taller than a page."""
+    from tests.figcheck import layout_problems
+
+    args = (*frames, None) if source == "fixture" else shipped
+    figures = _all_figures(*args)
+    if source == "fixture":  # sample images: only the fixture's runs have them
+        table = plots.sample_table(frames[0], "l1")
+        figures["samples"] = plots.sample_grid_figure(table)
+        long = table.assign(column=table["column"].replace(
+            {"s3net": "exposure_fusion_luma", "srgan": "zero_dce_color_long_name"}))
+        figures["samples_long_names"] = plots.sample_grid_figure(long)
+    for name, fig in figures.items():
+        assert layout_problems(fig) == [], name
+        width, height = fig.get_size_inches()
+        assert width in (3.5, 7.0) and height <= 9.0, (name, width, height)
+
+
+def test_a_collapsed_run_does_not_stretch_the_axes(shipped) -> None:
+    """ms_ssim seed 2 scored 6.17 dB: the PSNR axis holds the other runs (16-19 dB), and the
+    collapsed run is an outward triangle at the edge with its value written beside it."""
+    runs, _, summary, styles = shipped
+    fig = plots.metrics_figure(summary, styles=styles, runs=runs)
+    psnr = fig.axes[0]
+    low, high = psnr.get_xlim()
+    assert 12.0 < low < 16.0 and 19.0 < high < 22.0, (low, high)
+    assert any("seed 6.17" in t.get_text() for t in psnr.texts)
+    edge = [line for line in psnr.lines if line.get_marker() == "<"]
+    assert edge and all(low <= line.get_xdata()[0] <= high for line in edge)
+    # every seed is drawn: 13 recipes x 3 seeds as hollow points, in every panel
+    hollow = [line for line in psnr.lines if line.get_markerfacecolor() == "none"]
+    assert len(hollow) == 39
+    diff = plots.per_image_difference_figure(shipped[1], "l1", styles=styles)
+    assert [ax.get_xlabel().split(" vs")[0] for ax in diff.axes] == ["Δ PSNR (dB)", "Δ SSIM"]
+    assert diff.axes[0].get_xlim()[0] > -12.0  # the collapsed run's -15 dB pairs: counted
+
+
+def test_pdfs_embed_no_type3_fonts(tmp_path: Path, results: Path, frames) -> None:
+    """pdffonts (poppler-utils; CI installs it) on every PDF `plots` writes: TrueType only."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("pdffonts")
+    if exe is None:
+        pytest.skip("pdffonts is not installed (poppler-utils; CI installs it)")
+    runs, per_image, summary = frames
+    written = plots.write_figures(tmp_path, runs.assign(), per_image, summary, "l1")
+    assert {w["kind"] for w in written} >= {"metrics", "perception_distortion", "samples"}
+    for item in written:
+        out = subprocess.run([exe, str(item["pdf"])], capture_output=True, text=True,
+                             check=True, timeout=60).stdout
+        rows = out.splitlines()[2:]
+        assert rows, item["pdf"]
+        assert not [r for r in rows if "Type 3" in r], (item["pdf"], out)
+
+
+def test_no_sample_figure_without_samples(tmp_path: Path, frames) -> None:
+    """From a folder without samples/ (the shipped reference) no placeholder is drawn."""
+    runs, per_image, summary = frames
+    bare = runs.assign(run_dir=str(tmp_path / "nowhere"))
+    written = plots.write_figures(tmp_path, bare, per_image, summary, "l1")
+    assert "samples" not in {w["kind"] for w in written}

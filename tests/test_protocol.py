@@ -148,12 +148,12 @@ def test_cli_precision_choices_match_the_protocol() -> None:
 
 
 def test_profile_tables_in_the_docs_are_the_generated_ones() -> None:
-    """README and docs/PROTOCOL.md show `python -m benchmark profiles` verbatim."""
+    """docs/USAGE.md and docs/PROTOCOL.md show `python -m benchmark profiles` verbatim."""
     from pathlib import Path
 
     from benchmark.run.command import profiles_markdown
 
     root = Path(__file__).resolve().parents[1]
     table = profiles_markdown()
-    for doc in ("README.md", "docs/PROTOCOL.md"):
+    for doc in ("docs/USAGE.md", "docs/PROTOCOL.md"):
         assert table in (root / doc).read_text(encoding="utf-8"), doc

@@ -68,14 +68,15 @@ def test_short_citation() -> None:
     assert short_citation("zhao2017loss") == "Zhao et al. (2017)"
     assert short_citation("simonyan2015vgg") == "Simonyan and Zisserman (2015)"
     assert short_citation("leftthomas2017srgan") == "leftthomas (2017)"
-    assert short_citation("exposurefusion_losses") == (
-        "Loss Design for Bracketed Multi-Exposure Fusion Networks (2023)")
+    assert short_citation("exposurefusion_losses") == "Anonymous (2023)"
+    assert short_citation("lossbench") == "The lossbench developers (2026)"
 
 
 def test_cite_keys_order_and_uniqueness() -> None:
     s3net, l1 = load_recipe("s3net"), load_recipe("l1")
     keys = cite_keys([s3net, l1])
-    assert keys[:3] == ["yang2021s3net", "yang2020ynet", "wang2020drn"]  # the recipe's own first
+    assert keys[0] == "lossbench"  # lossbench itself, then the recipe's own keys
+    assert keys[1:4] == ["yang2021s3net", "yang2020ynet", "wang2020drn"]
     assert len(keys) == len(set(keys))
     assert keys.index("charbonnier1994two") < keys.index("zhao2017loss")  # s3net before l1
     assert keys[-len(references.common_keys()):] == references.common_keys()
@@ -87,7 +88,8 @@ def test_cite_command_prints_bibtex(capsys: pytest.CaptureFixture[str]) -> None:
     printed = parse_bib(out)
     assert list(printed) == cite_keys([load_recipe("srgan_tv"), load_recipe("l1")])
     assert printed["ledig2016srganv1"] == bibliography()["ledig2016srganv1"]
-    assert out.startswith("% lossbench: papers behind the recipe(s) srgan_tv, l1,")
+    assert out.startswith("% lossbench and the papers behind the recipe(s) srgan_tv, l1,")
+    assert "% some entries use \\url: load \\usepackage{url}" in out  # leftthomas2017srgan
     for key in ("ledig2017srgan", "goodfellow2014gan", "zhang2018lpips", "wei2018retinexnet",
                 "ronneberger2015unet"):
         assert key in printed
@@ -155,3 +157,61 @@ def test_no_internal_document_names_in_the_repository() -> None:
     )
     assert found.returncode in (0, 1), found.stderr
     assert found.stdout == ""
+
+
+def test_cite_without_recipes_prints_lossbench_itself(capsys: pytest.CaptureFixture[str]
+                                                      ) -> None:
+    assert main(["cite"]) == 0
+    printed = parse_bib(capsys.readouterr().out)
+    assert list(printed)[0] == "lossbench"
+    assert list(printed)[1:] == references.common_keys()
+
+
+def test_citation_files_agree_with_the_package() -> None:
+    """CITATION.cff, LICENSE and the lossbench BibTeX entry say what pyproject.toml says."""
+    import tomllib
+
+    import yaml
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text(encoding="utf-8"))
+    assert cff["cff-version"] == "1.2.0" and cff["message"] and cff["authors"]
+    assert cff["version"] == project["version"] and cff["license"] == project["license"]["text"]
+    assert cff["title"].startswith("lossbench")
+    entry = bibliography()["lossbench"]
+    assert f"version {project['version']}" in references.field(entry, "howpublished")
+    assert str(cff["date-released"])[:4] == references.field(entry, "year")
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License")
+
+
+def _bibtex_log(tmp_path: Path, style: str) -> str:
+    """Run bibtex on every entry of the bibliography under ``style``; its log."""
+    exe = shutil.which("bibtex")
+    if exe is None:
+        pytest.skip("bibtex is not installed (CI installs texlive-latex-base)")
+    found = subprocess.run(["kpsewhich", f"{style}.bst"], capture_output=True, text=True,
+                           check=False)
+    if not found.stdout.strip():
+        pytest.skip(f"{style}.bst is not installed (texlive-latex-recommended)")
+    shutil.copy(references.BIB_PATH, tmp_path / "refs.bib")
+    (tmp_path / "paper.aux").write_text(
+        "\\relax\n\\citation{*}\n\\bibstyle{" + style + "}\n\\bibdata{refs}\n")
+    done = subprocess.run([exe, "paper"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120, check=False)
+    log = (tmp_path / "paper.blg").read_text(encoding="latin-1")
+    assert done.returncode == 0, log
+    return log + (tmp_path / "paper.bbl").read_text(encoding="latin-1")
+
+
+@pytest.mark.parametrize("style", ["plain", "plainnat"])
+def test_every_entry_prints_with_no_bibtex_warning(tmp_path: Path, style: str) -> None:
+    """bibtex under plain and plainnat: no warning, every entry printed, arXiv ids shown."""
+    log = _bibtex_log(tmp_path, style)
+    blg = log.split("\\begin{thebibliography}")[0]
+    assert "Warning" not in blg and "error" not in blg.lower(), blg
+    bbl = log[len(blg):]
+    assert bbl.count("\\bibitem") == len(bibliography())
+    for arxiv in ("2105.00681", "2304.02978", "1609.04802v1", "2208.14818", "2008.08298"):
+        assert f"arXiv:{arxiv}" in bbl, arxiv
+    if style == "plainnat":
+        assert "Anonymous(2023)" in bbl.replace(" ", "") or "{Anonymous}(2023)" in bbl

@@ -10,10 +10,10 @@ import yaml
 from matplotlib.figure import Figure
 
 from benchmark.analysis import plots
+from benchmark.analysis.comparisons import markdown_tables
 from benchmark.analysis.frames import load_runs
 from benchmark.analysis.pairs import all_pairs, apply_pairs
 from benchmark.analysis.stats import summarize
-from benchmark.analysis.tables import markdown_tables
 from benchmark.analysis.tex import latex_tables
 from benchmark.cli import main
 from tests.test_results import MANIFEST, _row, make_run
@@ -165,14 +165,17 @@ def test_tables_bold_best_and_latex(tmp_path: Path) -> None:
     # t(2) interval over the per-seed means 22.5, 23, 23.5: 23 -/+ 4.303 * 0.2887
     assert "**23.00 ± 0.50 [21.76, 24.24]**" in md
     # a constant +2 dB difference: zero variance, so p = 0 and a zero-width interval
-    assert "| ΔPSNR vs l1 (dB) |" in md and "+2.00 [+2.00, +2.00] (p=0*)" in md
-    assert "| my_mix | PSNR | +2.00 [+2.00, +2.00] | 0* | 0* |" in md
+    assert "| ΔPSNR vs l1 (dB) |" in md and "+2.00 [+2.00, +2.00] (p < 0.001*)" in md
+    assert "| my_mix | PSNR | +2.00 [+2.00, +2.00] | < 0.001* | < 0.001* |" in md
     tex = latex_tables(summary)
-    # compact: mean with the SD over seeds (0.50); the interval in full
+    # compact: mean ± SD over seeds (0.50); the interval in full, as [a, b]
     for token in (r"\toprule", r"\midrule", r"\bottomrule", r"my\_mix",
-                  r"\textbf{23.00$\pm$0.50}", r"21.76--24.24", r"PSNR (dB)\\{}$\uparrow$",
-                  r"[95\% CI]", r"lossbench comparisons with l1"):
+                  r"\textbf{23.00$\pm$0.50}", r"[21.76, 24.24]", r"PSNR (dB)\\{}$\uparrow$",
+                  r"[95\% CI]", r"Comparisons with l1"):
         assert token in tex
+    # the caption says what bold means under the all-pairs tests, and the ranks are tested
+    assert "bold: the recipe significantly better than every other one" in tex
+    assert "no bold and no ranks" not in tex
     assert re.search(r"(?<!\\)%", tex) is None  # an unescaped % would comment out the rest
     assert r"\\%" not in tex
 

@@ -20,10 +20,10 @@ from PIL import Image
 from scipy import optimize
 from scipy import stats as sps
 
+from benchmark.analysis.comparisons import markdown_tables
 from benchmark.analysis.frames import config_precision, load_runs, load_train_logs
 from benchmark.analysis.pairs import all_pairs, apply_pairs
 from benchmark.analysis.stats import holm, paired_test, summarize
-from benchmark.analysis.tables import markdown_tables
 from benchmark.cli import main
 from benchmark.errors import UserError
 
@@ -446,12 +446,15 @@ def test_cli_compare_writes_tables(tmp_path: Path, capsys: pytest.CaptureFixture
         make_run(tmp_path, "s3net", seed, [21.0, 22.0, 23.0])
     assert main(["compare", "--results", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "| s3net | 2‡ |" in out
+    assert "| s3net (2‡) |" in out  # the compact table: n in the recipe's cell (7 columns)
     for name in ("summary.csv", "summary.md", "summary.tex"):
         assert (tmp_path / "tables" / name).is_file()
     csv = pd.read_csv(tmp_path / "tables" / "summary.csv")
     assert list(csv["recipe"]) == ["l1", "s3net"]
     assert csv.loc[1, "psnr_mean"] == pytest.approx(22.0)
+    assert main(["compare", "--results", str(tmp_path), "--wide"]) == 0
+    out = capsys.readouterr().out
+    assert "| s3net | 2‡ |" in out
     assert (tmp_path / "tables" / "summary.md").read_text() in out
 
 
@@ -482,7 +485,7 @@ def test_default_baseline_is_optional_but_an_explicit_one_must_exist(
     assert main(["compare", "--results", str(tmp_path), "--baseline", "l1"]) == 2
     assert "--baseline: no runs of recipe 'l1'" in capsys.readouterr().err
     assert main(["compare", "--results", str(tmp_path), "--baseline", "flw"]) == 0
-    assert "ΔPSNR vs flw (dB)" in capsys.readouterr().out
+    assert "mean paired difference to flw" in capsys.readouterr().out
 
 
 def test_cli_fixed_images_test_is_an_option_and_labelled(
@@ -493,15 +496,20 @@ def test_cli_fixed_images_test_is_an_option_and_labelled(
         base = 20.0 + rng.normal(0, 0.3, 5)
         make_run(tmp_path, "l1", seed, base)
         make_run(tmp_path, "mix", seed, base + 0.2 + rng.normal(0, 0.1, 5))
-    assert main(["compare", "--results", str(tmp_path)]) == 0
+    assert main(["compare", "--results", str(tmp_path), "--wide"]) == 0
     crossed = capsys.readouterr().out
     assert "crossed seed × image random effects" in crossed and "FIXED TEST SET" not in crossed
     assert main(["compare", "--results", str(tmp_path), "--test", "fixed-images"]) == 0
+    assert "these test images held fixed" in capsys.readouterr().out  # the compact table too
+    assert main(["compare", "--results", str(tmp_path), "--test", "fixed-images",
+                 "--wide"]) == 0
     fixed = capsys.readouterr().out
     assert "p: FIXED TEST SET (--test fixed-images): t-test on the per-seed mean" in fixed
     row = _row(summarize(*load_runs(tmp_path), "l1"), "mix")
+    p = row["psnr_p_fixed_holm"]
     cell = (f"+{row['psnr_diff']:.2f} [+{row['psnr_diff_fixed_ci_low']:.2f}, "
-            f"+{row['psnr_diff_fixed_ci_high']:.2f}] (p={row['psnr_p_fixed_holm']:.2g}")
+            f"+{row['psnr_diff_fixed_ci_high']:.2f}] (p "
+            + ("< 0.001" if p < 0.001 else f"= {p:.2g}" if p < 0.01 else f"= {p:.2f}"))
     assert cell in fixed
     with pytest.raises(SystemExit) as info:  # argparse: usage and exit 2
         main(["compare", "--results", str(tmp_path), "--test", "paired"])
@@ -565,6 +573,10 @@ def test_compare_mdd_and_all_pairs(tmp_path: Path, capsys: pytest.CaptureFixture
         make_run(tmp_path, "same", seed, base + rng.normal(0, 0.05, 5))
     assert main(["compare", "--results", str(tmp_path), "--mdd", "psnr=0.05,ssim=0.001",
                  "--all-pairs"]) == 0
+    compact = capsys.readouterr().out
+    assert "| **20.83 ± 0.23** |" in compact  # the compact default bolds the tested best too
+    assert main(["compare", "--results", str(tmp_path), "--mdd", "psnr=0.05,ssim=0.001",
+                 "--all-pairs", "--wide"]) == 0
     out = capsys.readouterr().out
     assert "Seeds to detect the named difference" in out and "(for 0.05 dB)" in out
     assert "All pairs" in out and "| PSNR | up | same |" in out
@@ -577,6 +589,20 @@ def test_compare_mdd_and_all_pairs(tmp_path: Path, capsys: pytest.CaptureFixture
     for bad in ("abc", "psnr=-1", "fid=0.5"):
         assert main(["compare", "--results", str(tmp_path), "--mdd", bad]) == 2
         assert "--mdd" in capsys.readouterr().err
+
+
+def test_compare_all_pairs_writes_nothing_into_the_shipped_reference(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmark.analysis import output
+
+    for seed in range(3):
+        make_run(tmp_path, "l1", seed, [20.0 + 0.1 * seed, 21.0, 22.0])
+        make_run(tmp_path, "up", seed, [21.0 + 0.3 * seed, 22.0, 23.0])
+    monkeypatch.setattr(output, "SHIPPED_REFERENCE", tmp_path)
+    assert main(["compare", "--results", str(tmp_path), "--all-pairs"]) == 0
+    out = capsys.readouterr().out
+    assert "All pairs" in out and "no tables written" in out
+    assert not (tmp_path / "tables").exists()
 
 
 def test_a_comparison_without_per_image_values_names_its_test(tmp_path: Path) -> None:

@@ -29,19 +29,32 @@ def collapse_text(row: pd.Series) -> str:
             f"{row['collapse_high']:.2f}]: seeds {row['collapsed_seeds']})")
 
 
-def rank_cell(row: pd.Series) -> str:
-    """Tested ranks (``compare --all-pairs``: 1 + recipes significantly better), else -."""
-    ranks = [row.get(f"{m}_rank_tested", math.nan) for m in ("psnr", "ssim", "lpips")]
+def rank_cell(row: pd.Series, metrics: tuple[str, ...] | list[str] = DIFF_METRICS) -> str:
+    """Tested ranks of ``metrics`` (``compare --all-pairs``: 1 + recipes significantly
+    better), else -."""
+    ranks = [row.get(f"{m}_rank_tested", math.nan) for m in metrics]
     return "/".join(f"{r:.0f}" if math.isfinite(r) else "-" for r in ranks)
 
 
 def family_text(group: pd.DataFrame) -> str:
     """Which Holm family the p-values of a table are adjusted over, in words."""
     n = group["holm_family"].dropna() if "holm_family" in group else pd.Series([], dtype=float)
+    if len(n) and int(n.iloc[0]) == 0:
+        return "Holm-adjusted over the tests of this table (none: too few shared seeds)"
     size = f"the {int(n.iloc[0])} tests" if len(n) else "the tests"
     if "family" in group and (group["family"] == "all-pairs").any():
         return f"Holm-adjusted over {size} of every pair of recipes on every metric"
     return f"Holm-adjusted over {size} of this table (every recipe on every metric)"
+
+
+def bold_text(group: pd.DataFrame) -> str:
+    """What bold means in a table of ``group``, in words (bold exists only with the all-pairs
+    tests of ``compare --all-pairs``)."""
+    if "family" in group and (group["family"] == "all-pairs").any():
+        return ("bold: the recipe significantly better than every other one on that metric "
+                "(all-pairs tests, Holm over every pair and metric); none where no recipe is")
+    return ("no bold and no ranks: only the all-pairs tests (compare -{}-all-pairs) could "
+            "claim a best recipe, and they were not run")
 
 
 def unit_text(metric: str) -> str:

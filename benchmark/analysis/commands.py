@@ -12,13 +12,14 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.analysis import plots
+from benchmark.analysis.comparisons import markdown_tables
 from benchmark.analysis.frames import DEFAULT_BASELINE, compare_frames
 from benchmark.analysis.instruments import sensitivity_figure, sensitivity_frame
+from benchmark.analysis.output import is_shipped_reference, refuse_shipped, write_text_atomic
 from benchmark.analysis.pairs import all_pairs, apply_pairs, pairs_markdown
 from benchmark.analysis.reference import write_reference_check
 from benchmark.analysis.report import compact_markdown, write_report
 from benchmark.analysis.stats import METRICS
-from benchmark.analysis.tables import markdown_tables
 from benchmark.analysis.tex import write_tables
 from benchmark.analysis.transfer_report import write_transfer
 from benchmark.errors import UserError
@@ -55,11 +56,13 @@ Frames = tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]
 
 
 def command_compare(args: argparse.Namespace, frames: Frames | None = None) -> int:
-    """``python -m benchmark compare``: write tables/summary.{csv,md,tex}, print the Markdown.
+    """``python -m benchmark compare``: write tables/summary.{csv,md,tex}, print the Markdown
+    (the compact table, at most seven columns; ``--wide``: every column and the comparisons).
 
     With ``--reference DIR`` also one verdict per recipe found in both (exit 0 whatever they
     say), written to tables/reference_check.{md,csv}. With ``--all-pairs`` every pair of
     recipes is tested (tables/pairs.{md,csv}) and the tables' claims come from that family.
+    Reading the reference shipped with lossbench writes nothing into it.
     ``frames``: the frames of ``args.results`` already computed (a caller that has them, e.g.
     tests, skips the summary's recomputation).
     With ``--transfer DIR`` and/or ``--transfer-profiles A B`` also the rank-transfer study
@@ -70,19 +73,24 @@ def command_compare(args: argparse.Namespace, frames: Frames | None = None) -> i
     mdd = parse_mdd(getattr(args, "mdd", None))
     runs, per_image, summary = frames or compare_frames(results, args.baseline, _test(args), mdd)
     reference = getattr(args, "reference", None)
+    shipped = is_shipped_reference(results)
+    if reference and shipped:
+        refuse_shipped(results, "compare --reference")
     check = write_reference_check(results, reference) if reference else None
     pair_text = None
     if getattr(args, "all_pairs", False):
         pair_frame = all_pairs(runs, per_image, summary)
         summary = apply_pairs(summary, pair_frame)
         pair_text = pairs_markdown(pair_frame)
-    paths = write_tables(summary, results / "tables", getattr(args, "caption", None))
-    print(compact_markdown(summary) if getattr(args, "compact", False)
-          else markdown_tables(summary))
+    paths = ([] if shipped else
+             write_tables(summary, results / "tables", getattr(args, "caption", None), runs))
+    print(markdown_tables(summary) if getattr(args, "wide", False)
+          else compact_markdown(summary))
     if pair_text is not None:
-        (results / "tables" / "pairs.md").write_text(pair_text, encoding="utf-8")
-        pair_frame.to_csv(results / "tables" / "pairs.csv", index=False)
-        paths += [results / "tables" / "pairs.md", results / "tables" / "pairs.csv"]
+        if not shipped:
+            paths += [write_text_atomic(results / "tables" / "pairs.md", pair_text),
+                      write_text_atomic(results / "tables" / "pairs.csv",
+                                        pair_frame.to_csv(index=False))]
         print("\n" + pair_text)
     if check is not None:
         print("\n## Checking against the reference\n\n" + check[0])
@@ -92,13 +100,15 @@ def command_compare(args: argparse.Namespace, frames: Frames | None = None) -> i
         text, written = write_transfer(results, other, pair)
         print("\n## Does the cheaper profile rank recipes like the longer one?\n\n" + text)
         paths += written
-    print(f"\nwrote {', '.join(str(p) for p in paths)}")
+    print(f"\nwrote {', '.join(str(p) for p in paths)}" if paths else
+          "\n(the shipped reference is read-only: no tables written)")
     return 0
 
 
 def command_plots(args: argparse.Namespace) -> int:
     """``python -m benchmark plots``: regenerate every figure (PNG + PDF) into plots/."""
     results = Path(args.results)
+    refuse_shipped(results, "plots")
     runs, per_image, summary = compare_frames(results, args.baseline, _test(args))
     baseline = args.baseline or DEFAULT_BASELINE
     for fig in plots.write_figures(results, runs, per_image, summary, baseline):

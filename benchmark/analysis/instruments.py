@@ -17,12 +17,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from benchmark.analysis.figstyle import LINESTYLES, MARKERS, PALETTE, STYLE, WIDTH, clamp_height
 from benchmark.analysis.logs import train_logs
 
-STYLE = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "xtick.labelsize": 7,
-         "ytick.labelsize": 7, "legend.fontsize": 7, "axes.spines.top": False,
-         "axes.spines.right": False}
-WIDTH = 7.0
 SHARE, NORM = "gradshare_", "gradnorm_"
 SENSITIVITY_METRICS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "lpips": "LPIPS"}
 _ASSIGN = re.compile(r"^(?P<key>[A-Za-z_][\w.\[\]]*)=(?P<value>[-+0-9.eE]+)$")
@@ -57,7 +54,7 @@ def grad_share_figure(shares: pd.DataFrame) -> Figure:
     with mpl.rc_context(STYLE):
         ncols = min(3, max(1, len(recipes)))
         nrows = max(1, math.ceil(len(recipes) / ncols))
-        fig = Figure(figsize=(WIDTH, 0.5 + 2.0 * nrows), layout="constrained")
+        fig = Figure(figsize=(WIDTH, clamp_height(0.6 + 2.0 * nrows)), layout="constrained")
         if not recipes:
             ax = fig.add_subplot()
             ax.text(0.5, 0.5, "no gradient shares in these runs (multi-term recipes log them)",
@@ -67,22 +64,26 @@ def grad_share_figure(shares: pd.DataFrame) -> Figure:
         axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
         for ax in axes[len(recipes):]:
             fig.delaxes(ax)
-        cmap = mpl.colormaps["tab10"]
         for ax, recipe in zip(axes, recipes, strict=False):
             sub = shares[shares["recipe"] == recipe]
             for k, (term, tsub) in enumerate(sub.groupby("term", sort=False)):
                 agg = tsub.groupby("iteration")["share"].agg(["median", "min", "max"])
-                ax.plot(agg.index, 100 * agg["median"], lw=1, color=cmap(k % 10), label=term)
+                color = PALETTE[k % len(PALETTE)]
+                every = max(1, len(agg) // 5)
+                ax.plot(agg.index, 100 * agg["median"], lw=1, color=color, label=term,
+                        ls=LINESTYLES[k // len(PALETTE) % len(LINESTYLES)],
+                        marker=MARKERS[k % len(MARKERS)], ms=2.5, markevery=every)
                 ax.fill_between(agg.index, 100 * agg["min"], 100 * agg["max"],
-                                color=cmap(k % 10), alpha=0.2, lw=0)
+                                color=color, alpha=0.2, lw=0)
             ax.set_ylim(0, 100)
             ax.set_title(recipe)
             ax.set_xlabel("iteration")
             ax.set_ylabel("% of the gradient norm")
             ax.grid(lw=0.3, alpha=0.5)
             ax.legend(frameon=False, loc="best")
-        fig.suptitle("Which term drives training: each weighted term's gradient norm w.r.t. the "
-                     "output, as % of the sum; median over seeds, band = min-max")
+        fig.suptitle("Which term drives training: each weighted term's gradient norm w.r.t. "
+                     "the output,\nas % of the sum over the terms; median over seeds, band = "
+                     "min-max")
     return fig
 
 
@@ -143,7 +144,8 @@ def sensitivity_figure(frame: pd.DataFrame, metrics: dict[str, str] = SENSITIVIT
     metrics = {m: t for m, t in metrics.items() if f"{m}_mean" in frame.columns
                and frame[f"{m}_mean"].notna().any()}
     with mpl.rc_context(STYLE):
-        fig = Figure(figsize=(WIDTH, 0.6 + 2.2 * max(1, len(groups))), layout="constrained")
+        fig = Figure(figsize=(WIDTH, clamp_height(0.6 + 2.2 * max(1, len(groups)))),
+                     layout="constrained")
         if not groups or not metrics:
             ax = fig.add_subplot()
             ax.text(0.5, 0.5, "no grid-derived recipes (sweep --grid) in these runs",
@@ -151,7 +153,6 @@ def sensitivity_figure(frame: pd.DataFrame, metrics: dict[str, str] = SENSITIVIT
             ax.set_axis_off()
             return fig
         axes = fig.subplots(len(groups), len(metrics), squeeze=False)
-        cmap = mpl.colormaps["tab10"]
         for r, (base, key) in enumerate(groups):
             sub = frame[(frame["base"] == base) & (frame["key"] == key)]
             for c, (metric, title) in enumerate(metrics.items()):
@@ -162,8 +163,8 @@ def sensitivity_figure(frame: pd.DataFrame, metrics: dict[str, str] = SENSITIVIT
                     low = mean - s[f"{metric}_ci_low"].to_numpy(float)
                     high = s[f"{metric}_ci_high"].to_numpy(float) - mean
                     err = np.nan_to_num(np.vstack([low, high]))
-                    ax.errorbar(s["value"], mean, yerr=err, marker="o", ms=3, lw=1, capsize=2,
-                                color=cmap(k % 10), label=series)
+                    ax.errorbar(s["value"], mean, yerr=err, marker=MARKERS[k % len(MARKERS)], ms=3,
+                                lw=1, capsize=2, color=PALETTE[k % len(PALETTE)], label=series)
                 values = sub["value"]
                 if (values > 0).all() and values.max() > 10 * values.min():
                     ax.set_xscale("log")

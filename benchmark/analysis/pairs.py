@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.analysis.stats import FEW_SEEDS, METRICS, collect, compare_pair, holm
-from benchmark.analysis.tables import METRIC_TEXT
+from benchmark.analysis.tables import METRIC_TEXT, p_text
 
 __all__ = ["ALPHA", "all_pairs", "apply_pairs", "pairs_markdown"]
 
@@ -131,7 +131,7 @@ def pairs_markdown(pairs: pd.DataFrame) -> str:
             note = " (t on seed means)" if r.test_used != "crossed" else ""
             out.append(f"| {label} | {win} | {lose} | {sign * r.diff:+.{d}f} "
                        f"[{lo:+.{d}f}, {hi:+.{d}f}]{f' {unit}' if unit else ''}{note} "
-                       f"| {r.p_holm:.2g} |")
+                       f"| {p_text(r.p_holm)} |")
         out.append(f"\n{n - len(sig)} other test(s) do not reach Holm-adjusted p < {ALPHA:g}; "
                    "that is not evidence of equal scores.\n")
     return "\n".join(out).rstrip() + "\n"

@@ -1,9 +1,10 @@
 """Figures: one pure function per figure, tidy DataFrame in, matplotlib Figure out.
 
 No pyplot: figures are ``matplotlib.figure.Figure`` objects (Agg canvas when saved), so no
-global figure registry fills up and nothing needs closing. Fonts and sizes are set inside an
-``rc_context`` for a paper column (7 in wide double-column figures, 7-8 pt text). Every
-function takes the frames of one (profile, dataset) group.
+global figure registry fills up and nothing needs closing. Sizes, fonts, the per-recipe
+palette and the axis limits follow :mod:`.figstyle` (one or two columns wide, TrueType fonts,
+colour-blind-safe colours with markers, limits from the bulk of the data with outliers drawn
+at the edge). Every function takes the frames of one (profile, dataset) group.
 """
 
 from __future__ import annotations
@@ -18,49 +19,60 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from benchmark.analysis.curves import training_curves_figure, validation_curves_figure
+from benchmark.analysis.diffplots import (
+    LABELS,
+    _arrow,
+    per_image_difference_figure,
+    rank_frequency_frame,
+    rank_stability_figure,
+)
+from benchmark.analysis.figstyle import (
+    COLUMN,
+    STYLE,
+    WIDTH,
+    bulk_limits,
+    clamp_height,
+    edge_position,
+    legend_columns,
+    recipe_styles,
+    save,
+    styles_for,
+)
 from benchmark.analysis.frames import load_train_logs
 from benchmark.analysis.instruments import instrument_figures, load_grad_shares
 from benchmark.analysis.logs import load_val_logs
 from benchmark.analysis.samples import (  # noqa: F401 - re-exported
-    STYLE,
-    WIDTH,
     _empty,
     crop_box,
     sample_grid_figure,
     sample_table,
 )
-from benchmark.analysis.stats import FEW_SEEDS, METRICS, N_BOOT, rank_frequencies
+from benchmark.analysis.stats import FEW_SEEDS, METRICS
 
-LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "lpips": "LPIPS",
-          "psnr_gtmean": "GT-mean PSNR (dB)", "ssim_gtmean": "GT-mean SSIM"}
+__all__ = ["FIGURES", "STYLE", "WIDTH", "metrics_figure", "per_image_difference_figure",
+           "perception_distortion_figure", "rank_frequency_frame", "rank_stability_figure",
+           "recipe_colors", "recipe_label", "recipe_styles", "save", "training_curves_figure",
+           "validation_curves_figure", "write_figures"]
 
-
-def _arrow(metric: str) -> str:
-    return "↑" if METRICS.get(metric, True) else "↓"
-
-
-def recipe_colors(recipes: Sequence[str]) -> dict[str, tuple]:
-    """One colour per recipe by its position in the sorted list of ``recipes``.
-
-    :func:`write_figures` passes every recipe of the whole results tree, so a recipe has the
-    same colour in every figure of every (profile, dataset) group, whichever recipes a group
-    holds.
-    """
-    names = sorted(set(recipes))
-    cmap = mpl.colormaps["tab10" if len(names) <= 10 else "tab20"]
-    return {r: cmap(i % cmap.N) for i, r in enumerate(names)}
+DECIMALS = {"psnr": 2, "ssim": 3, "lpips": 3, "psnr_gtmean": 2, "ssim_gtmean": 3}
 
 
-def _colors(recipes: Sequence[str], colors: dict[str, tuple] | None) -> dict[str, tuple]:
-    return colors if colors is not None and set(recipes) <= set(colors) else recipe_colors(recipes)
+def recipe_colors(recipes: Sequence[str]) -> dict[str, str]:
+    """Each recipe's colour in :func:`.figstyle.recipe_styles` (stable per recipe)."""
+    return {r: s["color"] for r, s in recipe_styles(recipes).items()}
+
+
+def _dagger(row: object) -> bool:
+    unofficial = {w for w in str(getattr(row, "unofficial_weights", "") or "").split(",") if w}
+    return bool(unofficial - {"alexnet"})
 
 
 def recipe_label(row: object) -> str:
     """A recipe's name as the summary table writes it: † unofficial backbone weights in
     training (any but AlexNet), ‡ fewer than FEW_SEEDS finished seeds; then n (seeds)."""
-    unofficial = {w for w in str(getattr(row, "unofficial_weights", "") or "").split(",") if w}
     n = int(getattr(row, "n_ok", 0))
-    return (f"{row.recipe}{'†' if unofficial - {'alexnet'} else ''}"
+    return (f"{row.recipe}{'†' if _dagger(row) else ''}"
             f"{'‡' if n < FEW_SEEDS else ''} (n={n})")
 
 
@@ -71,284 +83,232 @@ def _one_group(frame: pd.DataFrame) -> None:
         raise ValueError("frame holds several (profile, dataset) groups; plot them one by one")
 
 
-def _marker_legend(fig: Figure, baseline: str | None, hollow: bool, few: bool,
-                   narrow: bool = False) -> None:
-    """The legend under a summary figure: what the marks, the dashed line and the signs mean
-    (one entry per line under a ``narrow`` figure, so that none is cut off)."""
-    handles = [Line2D([], [], marker="o", ls="-", color="0.2", ms=3.5, lw=1,
-                      label="mean over seeds, 95% CI")]
+def _seed_values(runs: pd.DataFrame | None, summary: pd.DataFrame, metric: str
+                 ) -> pd.DataFrame:
+    """Finished runs of ``summary``'s group and recipes: recipe, seed, value of ``metric``."""
+    if runs is None or metric not in runs.columns or summary.empty:
+        return pd.DataFrame(columns=["recipe", "seed", "value"])
+    ok = runs[(runs["status"] == "ok") & runs["recipe"].isin(summary["recipe"])]
+    for key in ("profile", "dataset"):
+        if key in ok.columns and key in summary.columns:
+            ok = ok[ok[key] == summary[key].iloc[0]]
+    out = ok[["recipe", "seed", metric]].rename(columns={metric: "value"})
+    return out.assign(value=pd.to_numeric(out["value"], errors="coerce")).dropna()
+
+
+def _marker_legend(fig: Figure, data: pd.DataFrame, baseline: str | None, hollow: bool,
+                   seeds: bool, edge: bool, width: float) -> None:
+    """The legend under a summary figure: what the marks and lines mean; an entry only for
+    what the figure shows (no † entry when no recipe has †)."""
+    mark = dict(color="0.2", ms=3.5)
+    handles = [Line2D([], [], marker="o", ls="-", lw=1, label="mean over seeds, 95% CI", **mark)]
+    if seeds:
+        handles.append(Line2D([], [], marker="o", ls="", mfc="none", ms=3, color="0.2",
+                              label="one training run (seed)"))
+    if edge:
+        handles.append(Line2D([], [], marker=">", ls="", label="beyond the axis (value given)",
+                              **mark))
     if baseline:
         handles.append(Line2D([], [], ls="--", lw=0.8, color="0.5", label=f"{baseline} mean"))
     if hollow:
-        handles.append(Line2D([], [], marker="o", ls="", ms=3.5, mfc="white", color="0.2",
-                              label="LPIPS from unofficial AlexNet weights (not comparable)"))
-    labels = "n = finished seeds; † trained with unofficial backbone weights"
-    handles.append(Line2D([], [], ls="", label=labels + (f"; ‡ fewer than {FEW_SEEDS} seeds"
-                                                         if few else "")))
-    fig.legend(handles=handles, loc="outside lower center",
-               ncols=1 if narrow else min(4, len(handles)), frameon=False)
+        handles.append(Line2D([], [], marker="o", ls="", mfc="white", label="LPIPS from "
+                              "unofficial AlexNet weights (not comparable)", **mark))
+    marks = ["n = finished seeds"]
+    if any(_dagger(r) for r in data.itertuples()):
+        marks.append("† trained with unofficial backbone weights")
+    if (data["n_ok"] < FEW_SEEDS).any():
+        marks.append(f"‡ fewer than {FEW_SEEDS} seeds")
+    handles.append(Line2D([], [], ls="", label="; ".join(marks)))
+    fig.legend(handles=handles, loc="outside lower center", frameon=False,
+               ncols=legend_columns([h.get_label() for h in handles], width))
+
+
+def _interval(ax, pos: float, mean: float, low: float, high: float, lims: tuple[float, float],
+              style: dict, hollow: bool, vertical: bool = False) -> bool:
+    """Mean and CI at ``pos`` on the other axis, clipped to ``lims`` (a clipped end gets an
+    outward triangle at the edge, a mean beyond the edge its value); True when clipped."""
+    at, side = edge_position(mean, lims)
+    lo = min(max(low, lims[0]), at) if math.isfinite(low) else at
+    hi = max(min(high, lims[1]), at) if math.isfinite(high) else at
+    color = style["color"]
+    err = [[at - lo], [hi - at]]
+    kw = dict(fmt=style["marker"] if side is None else ("v^" if vertical else "<>")[
+        side == "high"], ms=4, capsize=2, lw=1, color=color, mfc="white" if hollow else color)
+    ax.errorbar(*(([pos], [at]) if vertical else ([at], [pos])),
+                **({"yerr": err} if vertical else {"xerr": err}), **kw)
+    clipped = side is not None
+    for end, beyond, marker in ((lims[0], low < lims[0], "v<"), (lims[1], high > lims[1], "^>")):
+        if beyond:
+            xy = (pos, end) if vertical else (end, pos)
+            ax.plot(*xy, marker=marker[0 if vertical else 1], ms=3, color=color,
+                    clip_on=False, ls="")
+            clipped = True
+    return clipped
 
 
 def metrics_figure(summary: pd.DataFrame, metrics: Sequence[str] = tuple(METRICS),
-                   colors: dict[str, tuple] | None = None) -> Figure:
-    """Mean and 95% CI per recipe, one panel per metric, recipes on the y axis.
+                   styles: dict[str, dict] | None = None, runs: pd.DataFrame | None = None
+                   ) -> Figure:
+    """Mean and 95% CI per recipe, one panel per metric, recipes on the y axis; with ``runs``
+    each finished run's (seed's) value as a small hollow point over the interval.
 
-    Recipe labels carry the summary table's marks (†, ‡) and n, the number of finished seeds.
-    A dashed line marks the baseline's mean; a hollow marker an LPIPS from unofficial weights.
-    A metric no recipe recorded (LPIPS of runs made with ``--metrics psnr,ssim``) gets no panel.
+    Axis limits come from the bulk of the values; a point or interval end beyond them is drawn
+    at the edge as an outward triangle with its value written beside it (a collapsed run does
+    not squeeze the others). Recipe labels carry the table's marks (†, ‡) and n. A dashed line
+    marks the baseline's mean; a hollow marker an LPIPS from unofficial weights. A metric no
+    run computed gets no panel.
     """
     _one_group(summary)
     metrics = [m for m in metrics if summary[f"{m}_mean"].notna().any()] or list(metrics)
     data = summary.sort_values("recipe", ascending=False).reset_index(drop=True)
-    colors = _colors(list(data["recipe"]), colors)
+    styles = styles_for(list(data["recipe"]), styles)
+    rows = {r: i for i, r in enumerate(data["recipe"])}
     baseline = data.loc[data["is_baseline"], "recipe"]
+    edge_any = seeds_any = False
     with mpl.rc_context(STYLE):
-        fig = Figure(figsize=(WIDTH, 1.2 + 0.22 * len(data)), layout="constrained")
+        fig = Figure(figsize=(WIDTH, clamp_height(1.5 + 0.22 * len(data))), layout="constrained")
         axes = fig.subplots(1, len(metrics), sharey=True, squeeze=False)[0]
-        y = np.arange(len(data))
         for ax, metric in zip(axes, metrics, strict=True):
+            seeds = _seed_values(runs, data, metric)
+            lims = bulk_limits([*seeds["value"], *data[f"{metric}_mean"]],
+                               also=[*data[f"{metric}_ci_low"], *data[f"{metric}_ci_high"]])
+            beyond: dict[tuple[int, str], list[str]] = {}
             for i, row in data.iterrows():
-                mean = float(row[f"{metric}_mean"])
-                err = [[mean - row[f"{metric}_ci_low"]], [row[f"{metric}_ci_high"] - mean]]
                 hollow = metric == "lpips" and not row["lpips_comparable"]
-                ax.errorbar([mean], [y[i]], xerr=np.nan_to_num(err), fmt="o", ms=3.5,
-                            capsize=2, lw=1, color=colors[row["recipe"]],
-                            mfc="white" if hollow else colors[row["recipe"]])
+                mean = float(row[f"{metric}_mean"])
+                if not math.isfinite(mean):
+                    continue
+                edge_any |= _interval(ax, i, mean, row[f"{metric}_ci_low"],
+                                      row[f"{metric}_ci_high"], lims, styles[row["recipe"]],
+                                      hollow)
+                if edge_position(mean, lims)[1]:
+                    side = edge_position(mean, lims)[1]
+                    beyond.setdefault((i, side), []).append(
+                        f"mean {mean:.{DECIMALS[metric]}f}")
+            sub = seeds.sort_values(["recipe", "seed"])
+            for recipe, rsub in sub.groupby("recipe", sort=True):
+                i, n = rows[recipe], len(rsub)
+                offsets = np.linspace(-0.25, 0.25, n) if n > 1 else np.zeros(1)
+                for off, value in zip(offsets, rsub["value"], strict=True):
+                    at, side = edge_position(float(value), lims)
+                    marker = styles[recipe]["marker"] if side is None else "<>"[side == "high"]
+                    ax.plot(at, i + off, marker=marker, ms=2.8, ls="", mfc="none", mew=0.6,
+                            color=styles[recipe]["color"], alpha=0.8)
+                    if side:
+                        beyond.setdefault((i, side), []).append(
+                            f"seed {value:.{DECIMALS[metric]}f}")
+                seeds_any = True
+            for (i, side), texts in beyond.items():
+                at = edge_position(lims[0] - 1 if side == "low" else lims[1] + 1, lims)[0]
+                ax.annotate("; ".join(texts), (at, i), xytext=(3 if side == "low" else -3, 4),
+                            textcoords="offset points", fontsize=5.5, va="bottom",
+                            ha="left" if side == "low" else "right")
+                edge_any = True
+            ax.set_xlim(*lims)
             base = data.loc[data["is_baseline"], f"{metric}_mean"]
             if len(base) and math.isfinite(base.iloc[0]):
-                ax.axvline(base.iloc[0], ls="--", lw=0.8, color="0.5")
+                ax.axvline(edge_position(base.iloc[0], lims)[0], ls="--", lw=0.8, color="0.5")
             ax.set_xlabel(f"{LABELS[metric]} {_arrow(metric)}")
             ax.grid(axis="x", lw=0.3, alpha=0.5)
-        axes[0].set_yticks(y, [recipe_label(r) for r in data.itertuples()])
+        axes[0].set_yticks(range(len(data)), [recipe_label(r) for r in data.itertuples()])
         axes[0].set_ylim(-0.6, len(data) - 0.4)
         hollow = "lpips" in metrics and not data["lpips_comparable"].all()
-        _marker_legend(fig, baseline.iloc[0] if len(baseline) else None, bool(hollow),
-                       bool((data["n_ok"] < FEW_SEEDS).any()))
-        fig.suptitle("Test metrics: mean over seeds, 95% CI (Student t over the per-seed means)")
+        _marker_legend(fig, data, baseline.iloc[0] if len(baseline) else None, bool(hollow),
+                       seeds_any, edge_any, WIDTH)
+        fig.suptitle("Test metrics: mean over seeds with 95% CI (Student t over the per-seed "
+                     "means)" + ("; points: each seed" if seeds_any else ""))
     return fig
 
 
-def perception_distortion_figure(summary: pd.DataFrame,
-                                 colors: dict[str, tuple] | None = None) -> Figure:
-    """PSNR (x) against LPIPS (y), one point per recipe with 95% CI bars on both axes.
+def perception_distortion_figure(summary: pd.DataFrame, styles: dict[str, dict] | None = None,
+                                 runs: pd.DataFrame | None = None) -> Figure:
+    """PSNR (x) against LPIPS (y), one point per recipe with 95% CI bars on both axes, each
+    seed as a small hollow point; a one-column figure with the recipes in the legend (no label
+    can overprint another).
 
-    Labels as in :func:`metrics_figure`; a hollow marker is an LPIPS from unofficial weights.
     When no recipe has an LPIPS (runs made with ``--metrics psnr,ssim``), SSIM takes its place
-    and the title says so: the plane of the two distortion measures, LPIPS absent.
+    and the title says so. Limits from the bulk of the data, outliers at the edge.
     """
     _one_group(summary)
     has_lpips = summary["lpips_mean"].notna().any()
     y = "lpips" if has_lpips else "ssim"
     data = summary.dropna(subset=["psnr_mean", f"{y}_mean"]).sort_values("recipe")
-    colors = _colors(list(summary["recipe"].unique()), colors)
+    styles = styles_for(list(summary["recipe"].unique()), styles)
     with mpl.rc_context(STYLE):
-        fig = Figure(figsize=(3.5, 3.0), layout="constrained")
+        ncols = legend_columns([recipe_label(r) for r in data.itertuples()] or [""], COLUMN)
+        rows = math.ceil((len(data) + 4) / ncols)
+        fig = Figure(figsize=(COLUMN, clamp_height(2.9 + 0.17 * rows)), layout="constrained")
         if data.empty:
             return _empty(fig, "no recipe has both PSNR and LPIPS or SSIM")
         ax = fig.add_subplot()
+        sx, sy = _seed_values(runs, data, "psnr"), _seed_values(runs, data, y)
+        xl = bulk_limits([*sx["value"], *data["psnr_mean"]],
+                         also=[*data["psnr_ci_low"], *data["psnr_ci_high"]])
+        yl = bulk_limits([*sy["value"], *data[f"{y}_mean"]],
+                         also=[*data[f"{y}_ci_low"], *data[f"{y}_ci_high"]])
+        edge = False
+        seeds = sx.merge(sy, on=["recipe", "seed"], suffixes=("_x", "_y"))
+        for s in seeds.itertuples():
+            (px, hx), (py, hy) = edge_position(s.value_x, xl), edge_position(s.value_y, yl)
+            st = styles[s.recipe]
+            marker = st["marker"] if not (hx or hy) else (
+                "<>"[hx == "high"] if hx else "v^"[hy == "high"])
+            ax.plot(px, py, marker=marker, ms=2.8, mfc="none", mew=0.6, ls="",
+                    color=st["color"], alpha=0.8)
+            edge |= bool(hx or hy)
+        handles = []
         for row in data.itertuples():
-            mean = getattr(row, f"{y}_mean")
-            xerr = [[row.psnr_mean - row.psnr_ci_low], [row.psnr_ci_high - row.psnr_mean]]
-            yerr = [[mean - getattr(row, f"{y}_ci_low")], [getattr(row, f"{y}_ci_high") - mean]]
+            st = styles[row.recipe]
             hollow = has_lpips and not row.lpips_comparable
-            ax.errorbar(row.psnr_mean, mean, xerr=xerr, yerr=yerr, fmt="o", ms=4,
-                        capsize=2, lw=1, color=colors[row.recipe], label=row.recipe,
-                        mfc="white" if hollow else colors[row.recipe])
-            ax.annotate(recipe_label(row), (row.psnr_mean, mean), xytext=(4, 3),
-                        textcoords="offset points", fontsize=7)
+            mean_y = getattr(row, f"{y}_mean")
+            px, hx = edge_position(row.psnr_mean, xl)
+            py, hy = edge_position(mean_y, yl)
+            clip = lambda v, lims, at: min(max(v, lims[0]), lims[1]) if math.isfinite(v) else at  # noqa: E731
+            xerr = [[px - min(clip(row.psnr_ci_low, xl, px), px)],
+                    [max(clip(row.psnr_ci_high, xl, px), px) - px]]
+            lo_y, hi_y = getattr(row, f"{y}_ci_low"), getattr(row, f"{y}_ci_high")
+            yerr = [[py - min(clip(lo_y, yl, py), py)], [max(clip(hi_y, yl, py), py) - py]]
+            marker = st["marker"] if not (hx or hy) else (
+                "<>"[hx == "high"] if hx else "v^"[hy == "high"])
+            ax.errorbar(px, py, xerr=xerr, yerr=yerr, fmt=marker, ms=4, capsize=2, lw=1,
+                        color=st["color"], label=row.recipe,
+                        mfc="white" if hollow else st["color"])
+            edge |= bool(hx or hy) or row.psnr_ci_low < xl[0] or row.psnr_ci_high > xl[1] or (
+                lo_y < yl[0] or hi_y > yl[1])
+            handles.append(Line2D([], [], marker=st["marker"], ls="", ms=4, color=st["color"],
+                                  label=recipe_label(row)))
+        ax.set_xlim(*xl)
+        ax.set_ylim(*yl)
         ax.set_xlabel("PSNR (dB) ↑ (less distortion)")
         if has_lpips:
-            ax.set_ylabel("LPIPS ↓ (better perceptual quality)")
+            ax.set_ylabel("LPIPS ↓ (perceptual distance)")
             ax.set_title("Perception-distortion plane")
         else:
             ax.set_ylabel("SSIM ↑ (structural similarity)")
-            ax.set_title("PSNR vs SSIM (LPIPS not computed by these runs)")
+            ax.set_title("PSNR vs SSIM (no run computed LPIPS)")
         ax.grid(lw=0.3, alpha=0.5)
-        _marker_legend(fig, None, bool(has_lpips and not data["lpips_comparable"].all()),
-                       bool((data["n_ok"] < FEW_SEEDS).any()), narrow=True)
+        handles.append(Line2D([], [], marker="o", ls="-", lw=1, ms=3.5, color="0.2",
+                              label="mean, 95% CI"))
+        if len(seeds):
+            handles.append(Line2D([], [], marker="o", ls="", ms=3, mfc="none", color="0.2",
+                                  label="one seed"))
+        if edge:
+            handles.append(Line2D([], [], marker=">", ls="", ms=3.5, color="0.2",
+                                  label="beyond the axis, at its edge"))
+        if has_lpips and not data["lpips_comparable"].all():
+            handles.append(Line2D([], [], marker="o", ls="", ms=3.5, mfc="white", color="0.2",
+                                  label="LPIPS: unofficial AlexNet weights"))
+        marks = (["† unofficial backbone weights"] if any(_dagger(r) for r in data.itertuples())
+                 else []) + ([f"‡ fewer than {FEW_SEEDS} seeds"]
+                             if (data["n_ok"] < FEW_SEEDS).any() else [])
+        handles.append(Line2D([], [], ls="", label="; ".join(["n = seeds", *marks])))
+        fig.legend(handles=handles, loc="outside lower center", frameon=False,
+                   ncols=legend_columns([h.get_label() for h in handles], COLUMN))
     return fig
-
-
-def _term_order(terms: Sequence[str]) -> list[str]:
-    rest = sorted(t for t in terms if t not in ("total", "d_loss"))
-    return [t for t in ("total",) if t in terms] + rest + [t for t in ("d_loss",) if t in terms]
-
-
-def training_curves_figure(logs: pd.DataFrame, colors: dict[str, tuple] | None = None) -> Figure:
-    """Loss against iteration, one panel per term: median over seeds, min-max band.
-
-    The y axis is logarithmic for a positive term spanning more than a factor of 20.
-
-    Args:
-        logs: long frame of :func:`benchmark.analysis.frames.load_train_logs` (recipe, seed,
-            iteration, term, value) for one (profile, dataset).
-    """
-    _one_group(logs)
-    colors = _colors(list(logs["recipe"].unique()), colors) if len(logs) else {}
-    terms = _term_order(list(logs["term"].unique())) if len(logs) else []
-    with mpl.rc_context(STYLE):
-        ncols = min(3, max(1, len(terms)))
-        nrows = max(1, math.ceil(len(terms) / ncols))
-        fig = Figure(figsize=(WIDTH, 0.4 + 2.0 * nrows), layout="constrained")
-        if not terms:
-            return _empty(fig, "no train_log.csv in these runs")
-        axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-        for ax in axes[len(terms):]:
-            fig.delaxes(ax)
-        for ax, term in zip(axes[: len(terms)], terms, strict=True):
-            sub = logs[logs["term"] == term].dropna(subset=["value"])
-            for recipe, rsub in sorted(sub.groupby("recipe"), key=lambda kv: kv[0]):
-                agg = rsub.groupby("iteration")["value"].agg(["median", "min", "max"])
-                ax.plot(agg.index, agg["median"], lw=1, color=colors[recipe], label=recipe)
-                ax.fill_between(agg.index, agg["min"], agg["max"], color=colors[recipe],
-                                alpha=0.2, lw=0)
-            # log scale only where the loss spans more than a decade (and is positive)
-            v = sub["value"]
-            if len(v) and (v > 0).all() and v.max() > 20 * v.min():
-                ax.set_yscale("log")
-            ax.set_title("total (weighted sum)" if term == "total" else term)
-            ax.set_xlabel("iteration")
-            ax.set_ylabel("loss (unweighted)" if term != "total" else "loss")
-            ax.grid(lw=0.3, alpha=0.5)
-        handles, labels = axes[0].get_legend_handles_labels()
-        handles.append(mpl.patches.Patch(color="0.5", alpha=0.2, lw=0))
-        labels.append("band: min-max over seeds")
-        fig.legend(handles, labels, loc="outside lower center", ncols=min(6, len(labels)),
-                   frameon=False)
-        fig.suptitle("Training loss: median over seeds, band = min-max over seeds")
-    return fig
-
-
-def validation_curves_figure(val: pd.DataFrame, colors: dict[str, tuple] | None = None
-                             ) -> Figure:
-    """Validation PSNR against iteration per recipe: median over seeds, min-max band.
-
-    Args:
-        val: long frame of :func:`benchmark.analysis.logs.load_val_logs` for one
-            (profile, dataset).
-    """
-    _one_group(val)
-    colors = _colors(sorted(val["recipe"].unique()), colors) if len(val) else {}
-    with mpl.rc_context(STYLE):
-        fig = Figure(figsize=(WIDTH, 3.2), layout="constrained")
-        if val.empty:
-            return _empty(fig, "no val_log.csv in these runs")
-        ax = fig.add_subplot()
-        for recipe, sub in sorted(val.groupby("recipe"), key=lambda kv: kv[0]):
-            agg = sub.groupby("iteration")["val_psnr"].agg(["median", "min", "max"])
-            ax.plot(agg.index, agg["median"], lw=1, color=colors[recipe], label=recipe)
-            ax.fill_between(agg.index, agg["min"], agg["max"], color=colors[recipe], alpha=0.15,
-                            lw=0)
-        ax.set_xlabel("iteration")
-        ax.set_ylabel("validation PSNR (dB) ↑")
-        ax.grid(lw=0.3, alpha=0.5)
-        handles, labels = ax.get_legend_handles_labels()
-        fig.legend(handles, labels, loc="outside lower center", ncols=min(7, len(labels)),
-                   frameon=False)
-        fig.suptitle("Validation PSNR (held-out training pairs): median over seeds, band = "
-                     "min-max over seeds")
-    return fig
-
-
-def per_image_difference_figure(
-    per_image: pd.DataFrame, baseline: str, metrics: Sequence[str] = ("psnr", "ssim", "lpips"),
-    colors: dict[str, tuple] | None = None,
-) -> Figure:
-    """Per (seed, image) difference from the baseline, one box per recipe, one panel per metric.
-
-    Differences are ``recipe - baseline`` on the same seed and test image.
-    """
-    _one_group(per_image)
-    recipes = sorted(r for r in per_image["recipe"].unique() if r != baseline)
-    colors = _colors(list(per_image["recipe"].unique()), colors)
-    with mpl.rc_context(STYLE):
-        fig = Figure(figsize=(WIDTH, 0.9 + 0.25 * max(1, len(recipes))), layout="constrained")
-        base = per_image[per_image["recipe"] == baseline]
-        if base.empty or not recipes:
-            return _empty(fig, f"need runs of the baseline '{baseline}' and another recipe")
-        axes = fig.subplots(1, len(metrics), sharey=True, squeeze=False)[0]
-        for ax, metric in zip(axes, metrics, strict=True):
-            b = base[base["metric"] == metric].set_index(["seed", "image"])["value"]
-            data = []
-            for recipe in recipes:
-                r = per_image[(per_image["recipe"] == recipe) & (per_image["metric"] == metric)]
-                d = (r.set_index(["seed", "image"])["value"] - b).dropna()
-                data.append(d.to_numpy() if len(d) else np.array([np.nan]))
-            boxes = ax.boxplot(data, orientation="horizontal", patch_artist=True, widths=0.6,
-                               flierprops={"markersize": 2}, boxprops={"linewidth": 0.8})
-            for box, recipe in zip(boxes["boxes"], recipes, strict=True):
-                box.set_facecolor((*colors[recipe][:3], 0.45))
-            ax.axvline(0.0, color="0.3", lw=0.8, ls="--")
-            ax.set_xlabel(f"Δ {LABELS[metric]} vs {baseline} {_arrow(metric)}")
-            ax.grid(axis="x", lw=0.3, alpha=0.5)
-        axes[0].set_yticks(np.arange(1, len(recipes) + 1), recipes)
-        fig.legend(handles=[
-            Line2D([], [], color="0.3", lw=0.8, ls="--", label=f"no difference from {baseline}"),
-            Line2D([], [], color="C1", lw=1, label="median; box: quartiles; whiskers: 1.5 IQR"),
-        ], loc="outside lower center", ncols=2, frameon=False)
-        fig.suptitle(f"Per-image difference from {baseline} over (seed, image) pairs")
-    return fig
-
-
-def rank_frequency_frame(
-    per_image: pd.DataFrame, summary: pd.DataFrame,
-    metrics: Sequence[str] = ("psnr", "ssim", "lpips"), n_boot: int = N_BOOT,
-) -> pd.DataFrame:
-    """Long frame (metric, recipe, rank, fraction) of :func:`.stats.rank_frequencies`."""
-    _one_group(summary)
-    rows = []
-    for metric in metrics:
-        freq = rank_frequencies(per_image, summary, metric, n_boot)
-        if freq is None:
-            continue
-        for recipe, ranks in freq.iterrows():
-            rows += [{"metric": metric, "recipe": recipe, "rank": int(k), "fraction": float(v)}
-                     for k, v in ranks.items()]
-    return pd.DataFrame(rows, columns=["metric", "recipe", "rank", "fraction"])
-
-
-def rank_stability_figure(freqs: pd.DataFrame) -> Figure:
-    """Share of bootstrap replicates in which each recipe takes each rank, a panel per metric.
-
-    ``freqs`` is :func:`rank_frequency_frame`'s long frame: a parametric bootstrap of the
-    crossed seed x image design (:func:`.inference.rank_stability`), so a recipe that keeps its
-    rank in most draws is robustly placed.
-    """
-    metrics = list(dict.fromkeys(freqs["metric"]))
-    with mpl.rc_context(STYLE):
-        n_rec = freqs["recipe"].nunique() if len(freqs) else 0
-        fig = Figure(figsize=(WIDTH, 1.0 + 0.3 * max(2, n_rec)), layout="constrained")
-        if not metrics:
-            return _empty(fig, "ranks need two recipes that finished the same 2+ seeds")
-        axes = fig.subplots(1, len(metrics), squeeze=False)[0]
-        for ax, metric in zip(axes, metrics, strict=True):
-            table = freqs[freqs["metric"] == metric].pivot(index="recipe", columns="rank",
-                                                           values="fraction")
-            ax.imshow(table.to_numpy(), cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
-            for (i, j), value in np.ndenumerate(table.to_numpy()):
-                if value >= 0.005:
-                    ax.text(j, i, f"{100 * value:.0f}%", ha="center", va="center",
-                            color="white" if value > 0.6 else "black", fontsize=6)
-            ax.set_xticks(range(table.shape[1]), [str(c) for c in table.columns])
-            ax.set_yticks(range(table.shape[0]), list(table.index))
-            ax.set_xlabel("rank")
-            ax.set_title(f"{LABELS[metric]} {_arrow(metric)}")
-        fig.suptitle("How often each recipe takes each rank (parametric bootstrap, seeds and "
-                     "images random)")
-    return fig
-
-
-def save(fig: Figure, stem: Path) -> list[Path]:
-    """Write ``stem.png`` (200 dpi) and ``stem.pdf`` with no time stamp (stable bytes)."""
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    png, pdf = stem.with_suffix(".png"), stem.with_suffix(".pdf")
-    fig.savefig(png, dpi=200, metadata={"Software": None})
-    fig.savefig(pdf, metadata={"CreationDate": None, "Creator": None, "Producer": None})
-    return [png, pdf]
 
 
 FIGURES = (  # kind, caption
-    ("metrics", "Test metrics per recipe, mean and 95% CI"),
+    ("metrics", "Test metrics per recipe: mean over seeds with 95% CI, each seed a point"),
     ("perception_distortion", "Perception-distortion plane (PSNR vs LPIPS)"),
     ("training_curves", "Training loss per term, median over seeds"),
     ("validation_curves", "Validation PSNR during training, median over seeds"),
@@ -358,35 +318,49 @@ FIGURES = (  # kind, caption
 )
 
 
+def _caption(kind: str, caption: str, group: pd.DataFrame) -> str:
+    if kind == "perception_distortion" and not group["lpips_mean"].notna().any():
+        return "PSNR vs SSIM (no run computed LPIPS), mean over seeds with 95% CI"
+    return caption
+
+
 def write_figures(
     results: Path, runs: pd.DataFrame, per_image: pd.DataFrame, summary: pd.DataFrame,
     baseline: str,
 ) -> list[dict]:
-    """Every figure for every (profile, dataset) into ``results/plots``; one dict per figure."""
+    """Every figure for every (profile, dataset) into ``results/plots``; one dict per figure.
+
+    A figure with nothing to show (no ``samples/`` in the runs) is left out, not drawn as a
+    placeholder.
+    """
     logs, val = load_train_logs(runs), load_val_logs(runs)
-    colors = recipe_colors(list(runs["recipe"].unique()))  # the whole tree: stable colours
+    styles = recipe_styles(list(runs["recipe"].unique()))  # the whole tree: stable styles
     shares = load_grad_shares(runs)
     written = []
     for (profile, dataset), group in summary.groupby(["profile", "dataset"], sort=True):
         def pick(frame: pd.DataFrame, key: tuple = (profile, dataset)) -> pd.DataFrame:
             return frame[(frame["profile"] == key[0]) & (frame["dataset"] == key[1])]
 
+        samples = sample_table(pick(runs), baseline)
         figures = {
-            "metrics": metrics_figure(group, colors=colors),
-            "perception_distortion": perception_distortion_figure(group, colors=colors),
-            "training_curves": training_curves_figure(pick(logs), colors=colors),
-            "validation_curves": validation_curves_figure(pick(val), colors=colors),
-            "samples": sample_grid_figure(sample_table(pick(runs), baseline)),
+            "metrics": metrics_figure(group, styles=styles, runs=pick(runs)),
+            "perception_distortion": perception_distortion_figure(group, styles=styles,
+                                                                  runs=pick(runs)),
+            "training_curves": training_curves_figure(pick(logs), styles=styles),
+            "validation_curves": validation_curves_figure(pick(val), styles=styles),
+            "samples": sample_grid_figure(samples) if len(samples) else None,
             "per_image_diff": per_image_difference_figure(pick(per_image), baseline,
-                                                          colors=colors),
+                                                          styles=styles),
             "rank_stability": rank_stability_figure(rank_frequency_frame(pick(per_image),
                                                                          group)),
         }
         for kind, caption in FIGURES:
+            if figures[kind] is None:
+                continue
             stem = results / "plots" / f"{kind}_{profile}_{str(dataset)[:8]}"
             png, pdf = save(figures[kind], stem)
             written.append({"profile": profile, "dataset": dataset, "kind": kind,
-                            "caption": caption, "png": png, "pdf": pdf})
+                            "caption": _caption(kind, caption, group), "png": png, "pdf": pdf})
         for kind, caption, figure in instrument_figures(pick(shares), group):
             png, pdf = save(figure, results / "plots" / f"{kind}_{profile}_{str(dataset)[:8]}")
             written.append({"profile": profile, "dataset": dataset, "kind": kind,

@@ -261,6 +261,8 @@ def write_reference_check(results: Path, reference: str | Path) -> tuple[str, li
     out = results / "tables"
     out.mkdir(parents=True, exist_ok=True)
     md, csv = out / "reference_check.md", out / "reference_check.csv"
-    md.write_text("# Checking a rerun against the reference\n\n" + text, encoding="utf-8")
-    frame.to_csv(csv, index=False)
+    from benchmark.analysis.output import write_text_atomic  # atomic: a reader never sees half
+
+    write_text_atomic(md, "# Checking a rerun against the reference\n\n" + text)
+    write_text_atomic(csv, frame.to_csv(index=False, lineterminator="\n"))
     return text, [md, csv]

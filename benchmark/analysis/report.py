@@ -12,8 +12,10 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from benchmark.analysis.comparisons import _details_footnotes, _details_table, _has_details
 from benchmark.analysis.frames import DEFAULT_BASELINE, compare_frames, read_config
 from benchmark.analysis.instruments import grad_share_sentences, load_grad_shares
+from benchmark.analysis.output import refuse_shipped, write_text_atomic
 from benchmark.analysis.plots import write_figures
 from benchmark.analysis.reference import write_reference_check
 from benchmark.analysis.stats import FEW_SEEDS
@@ -21,11 +23,9 @@ from benchmark.analysis.tables import (
     _MD,
     _compact_footnotes,
     _compact_table,
-    _details_footnotes,
-    _details_table,
     _groups,
-    _has_details,
     _intervals_table,
+    _runs_footnote,
     _runs_table,
     dataset_words,
     short_headers,
@@ -43,23 +43,28 @@ def _md_table(header: list[str], rows: list[list[str]], left: int = 1) -> list[s
     return out + ["| " + " | ".join(esc(c) for c in cells) + " |" for cells in rows] + [""]
 
 
-def _compact_section(group: pd.DataFrame, title: str) -> list[str]:
+#: where the compact table's readers find the intervals and tests
+MORE_COMPARE = "`compare --wide` and tables/summary.md"
+MORE_REPORT = "the tables below"
+
+
+def _compact_section(group: pd.DataFrame, title: str, more: str = MORE_COMPARE) -> list[str]:
     out = [f"**Summary, {title}**\n"] + _md_table(*_compact_table(group, _MD))
-    return out + [f"{n}  " for n in _compact_footnotes(group, _MD)] + [""]
+    return out + [f"{n}  " for n in _compact_footnotes(group, _MD, more)] + [""]
 
 
-def compact_markdown(summary: pd.DataFrame) -> str:
-    """The narrow summary table and its footnotes per (profile, dataset): the report's first
-    table, what ``compare --compact`` prints."""
+def compact_markdown(summary: pd.DataFrame, more: str = MORE_COMPARE) -> str:
+    """The narrow summary table (at most seven columns) and its footnotes per (profile,
+    dataset): the report's first table, what ``compare`` prints."""
     out = []
     for (profile, _), group in _groups(summary):
         out += _compact_section(group, f"profile {_MD['code'].format(profile)} on "
-                                       f"{dataset_words(group)}")
+                                       f"{dataset_words(group)}", more)
     return "\n".join(out).rstrip() + "\n"
 
 
 def details_markdown(summary: pd.DataFrame) -> str:
-    """Per (profile, dataset): seeds, GT-mean PSNR, time and ranks, then the comparisons with
+    """Per (profile, dataset): seeds, GT-mean PSNR, time and tested ranks, then the comparisons with
     their footnotes (the report's last two tables)."""
     out = []
     for (profile, _), group in _groups(summary):
@@ -69,8 +74,8 @@ def details_markdown(summary: pd.DataFrame) -> str:
 
 
 def _details_section(group: pd.DataFrame, title: str) -> list[str]:
-    out = [f"Seeds, GT-mean PSNR, training time and ranks (PSNR/SSIM/LPIPS), {title}:\n"]
-    out += _md_table(*_runs_table(group, _MD))
+    out = [f"Seeds, GT-mean PSNR, training time and tested ranks, {title}:\n"]
+    out += _md_table(*_runs_table(group, _MD)) + [_runs_footnote(_MD), ""]
     if _has_details(group):
         header, rows = _details_table(group, _MD)
         out.append(f"Comparisons and ranks, {title}:\n")
@@ -88,8 +93,9 @@ def report_markdown_tables(summary: pd.DataFrame) -> str:
     out = []
     for (profile, _), group in _groups(summary):
         title = f"profile {_MD['code'].format(profile)} on {dataset_words(group)}"
-        out += _compact_section(group, title)
-        out.append(f"95% confidence intervals of the means, {title}:\n")
+        out += _compact_section(group, title, MORE_REPORT)
+        out.append(f"95% confidence intervals of the means (Student t over the per-seed "
+                   f"means), {title}:\n")
         out += _md_table(*_intervals_table(group, _MD, "[{}, {}]"))
         out += _details_section(group, title)
     return "\n".join(out).rstrip() + "\n"
@@ -239,14 +245,18 @@ def write_report(results: Path, baseline: str | None = None, test: str = "crosse
                  frames: tuple | None = None) -> Path:
     """Regenerate tables and figures, then write ``results/report.md`` linking them.
 
-    ``caption`` is the first sentence of the LaTeX summary table's caption. With ``reference``
-    the report also says per recipe whether the runs reproduce it. ``frames``: ``(runs,
-    per_image, summary)`` of ``results`` already computed, else computed here.
+    ``caption``: the ``--caption`` values (first sentences of the LaTeX tables' captions). With
+    ``reference`` the report also says per recipe whether the runs reproduce it. ``frames``:
+    ``(runs, per_image, summary)`` of ``results`` already computed, else computed here.
+
+    Raises:
+        UserError: ``results`` is the reference shipped with lossbench (read-only).
     """
+    refuse_shipped(results, "report")
     runs, per_image, summary = frames or compare_frames(results, baseline, test)
     check = write_reference_check(results, reference) if reference else None
     baseline = baseline or DEFAULT_BASELINE
-    tables = write_tables(summary, results / "tables", caption)
+    tables = write_tables(summary, results / "tables", caption, runs)
     figures = write_figures(results, runs, per_image, summary, baseline)
     lines = [
         "# lossbench report", "",
@@ -297,6 +307,4 @@ def write_report(results: Path, baseline: str | None = None, test: str = "crosse
     lines += ["## Recipes", ""] + _recipe_notes(runs)
     lines += ["## Provenance", ""] + _provenance(runs, results)
     lines += ["## References", ""] + _references(runs)
-    path = results / "report.md"
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
+    return write_text_atomic(results / "report.md", "\n".join(lines))

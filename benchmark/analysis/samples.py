@@ -15,10 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from PIL import Image
 
-STYLE = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "xtick.labelsize": 7,
-         "ytick.labelsize": 7, "legend.fontsize": 7, "pdf.fonttype": 42, "ps.fonttype": 42,
-         "axes.spines.top": False, "axes.spines.right": False}
-WIDTH = 7.0  # inches: a two-column figure
+from benchmark.analysis.figstyle import MAX_HEIGHT, STYLE, WIDTH, wrap_name
 
 
 def _empty(fig: Figure, text: str) -> Figure:
@@ -56,6 +53,17 @@ def crop_box(reference: np.ndarray, frac: float = 0.25) -> tuple[int, int, int]:
     return box
 
 
+def _aspect(samples: pd.DataFrame, images: list[str]) -> float:
+    """Height over width of the first readable image (1 when none reads)."""
+    for path in samples[samples["image"].isin(images)]["path"]:
+        try:
+            with Image.open(path) as im:
+                return im.height / im.width
+        except (OSError, ValueError):
+            continue
+    return 1.0
+
+
 def sample_grid_figure(samples: pd.DataFrame, max_images: int = 3,
                        hide: tuple[str, ...] = ()) -> Figure:
     """Low | each recipe | reference, per test image a full row and a zoomed-crop row.
@@ -65,7 +73,8 @@ def sample_grid_figure(samples: pd.DataFrame, max_images: int = 3,
             order they should appear), ``path`` (a PNG) and optionally ``seed`` (the run's
             seed, shown in the column title). The crop is the most detailed square of the
             reference, the same for every column, outlined in yellow on the full view.
-        max_images: at most this many test images (rows), sorted by name.
+        max_images: at most this many test images (rows), sorted by name, and fewer when
+            more would make the figure taller than a page.
         hide: columns not drawn (e.g. ``("low", "reference")`` for a figure that must not
             show dataset images); the crop is still the reference's most detailed square.
     """
@@ -73,12 +82,20 @@ def sample_grid_figure(samples: pd.DataFrame, max_images: int = 3,
     columns = [c for c in dict.fromkeys(samples["column"]) if c not in hide]
     seeds = (samples.dropna(subset=["seed"]).groupby("column")["seed"].first().to_dict()
              if "seed" in samples else {})
+    aspect = _aspect(samples, images)  # height / width of the full view
+    col_w = WIDTH / max(1, len(columns))
+    per_image = col_w * (aspect + 1.0) + 0.1
+    images = images[: max(1, int((MAX_HEIGHT - 1.0) // per_image))]  # within a page
+    chars = max(4, int(col_w * 72 / (7 * 0.58)))  # a title line's characters in a column
+    titles = [wrap_name(c, chars) for c in columns]
+    lines = max((t.count("\n") + 1 for t in titles), default=1) + bool(seeds)
     with mpl.rc_context(STYLE):
-        fig = Figure(figsize=(WIDTH, 0.3 + WIDTH / max(1, len(columns)) * 1.6 * len(images)),
-                     layout="constrained")
+        fig = Figure(figsize=(WIDTH, min(MAX_HEIGHT, 0.5 + 0.13 * lines + per_image
+                                         * len(images))), layout="constrained")
         if not images:
             return _empty(fig, "no samples/ in these runs")
-        axes = fig.subplots(2 * len(images), len(columns), squeeze=False)
+        axes = fig.subplots(2 * len(images), len(columns), squeeze=False,
+                            gridspec_kw={"height_ratios": [aspect, 1.0] * len(images)})
         for i, image in enumerate(images):
             paths = samples[samples["image"] == image].set_index("column")["path"]
             ref = _read_rgb(paths["reference"]) if "reference" in paths else None
@@ -91,6 +108,10 @@ def sample_grid_figure(samples: pd.DataFrame, max_images: int = 3,
                     ax.set_yticks([])
                     for spine in ax.spines.values():
                         spine.set_visible(False)
+                if i == 0:
+                    seed = seeds.get(column)
+                    full.set_title(titles[j] if seed is None
+                                   else f"{titles[j]}\nseed {int(seed)}", fontsize=7)
                 if pixels is None:
                     full.text(0.5, 0.5, "missing", ha="center", va="center", fontsize=7)
                     continue
@@ -101,14 +122,13 @@ def sample_grid_figure(samples: pd.DataFrame, max_images: int = 3,
                                              ec="yellow", lw=0.8))
                     zoom.imshow(pixels[top : top + size, left : left + size],
                                 interpolation="nearest")
-                if i == 0:
-                    seed = seeds.get(column)
-                    full.set_title(column if seed is None else f"{column}\nseed {int(seed)}")
-            axes[2 * i, 0].set_ylabel(image)
-            axes[2 * i + 1, 0].set_ylabel("zoom")
+            axes[2 * i, 0].set_ylabel(image, fontsize=7)
+            axes[2 * i + 1, 0].set_ylabel("zoom", fontsize=7)
         shown = ("each recipe's output (input, reference not shown)"
                  if {"low", "reference"} <= set(hide) else "input, each recipe's output, reference")
-        fig.suptitle(f"Test images: {shown}; yellow box: the zoomed region (below)")
+        fig.suptitle(f"Test images: {shown};\nyellow box: the zoomed region (below)"
+                     if len(columns) < 4 else
+                     f"Test images: {shown}; yellow box: the zoomed region (below)")
     return fig
 
 

@@ -1,8 +1,11 @@
-"""Summary table cells and the Markdown summary, from the summary frame of :mod:`.stats`.
+"""Summary table cells, from the summary frame of :mod:`.stats`.
 
 Pure formatting: nothing here reads run folders or computes a statistic. The cells are shared:
-:func:`markdown_tables` (every column, what ``compare`` prints), the report's narrow tables
-(:mod:`.report`) and the LaTeX tables for papers (:mod:`.tex`, which also writes the files).
+the compact table (what ``compare`` prints, at most seven columns), the wide table and the
+comparisons (:mod:`.comparisons`), the report's narrow tables (:mod:`.report`) and the LaTeX
+tables for papers (:mod:`.tex`, which also writes the files). A metric no run computed has no
+column; "±" is always the SD over seeds of the per-seed mean scores, and every interval a 95%
+confidence interval written ``[a, b]``.
 """
 
 from __future__ import annotations
@@ -12,16 +15,7 @@ import re
 
 import pandas as pd
 
-from benchmark.analysis.cells import (
-    collapse_text,
-    family_text,
-    improve_cell,
-    mdd_targets,
-    power_notes,
-    rank_cell,
-    unit_text,
-)
-from benchmark.analysis.inference import MAX_SEEDS
+from benchmark.analysis.cells import collapse_text, family_text, rank_cell
 from benchmark.analysis.stats import FEW_SEEDS, METRICS
 
 # metric -> (label, unit, decimals)
@@ -44,10 +38,34 @@ _TEX = {"pct": r"\%", "pm": r"$\pm$", "lt": "$<$", "up": r"$\uparrow$", "down": 
 
 
 def _tex_escape(text: str) -> str:
-    text = text.replace("\\", "\x00")
+    """Plain text for LaTeX: every special character printed as itself (``~`` and ``^``
+    too), and ``--`` kept as two hyphens (not an en dash)."""
+    text = text.replace("\\", "\x00").replace("~", "\x01").replace("^", "\x02")
     for ch in "_%&#${}":
         text = text.replace(ch, "\\" + ch)
-    return text.replace("\x00", r"\textbackslash{}")
+    text = text.replace("--", "-{}-").replace("--", "-{}-")
+    return (text.replace("\x00", r"\textbackslash{}").replace("\x01", r"\textasciitilde{}")
+            .replace("\x02", r"\textasciicircum{}"))
+
+
+def computed(group: pd.DataFrame, metrics=tuple(METRICS)) -> list[str]:
+    """The metrics of ``metrics`` some run of ``group`` computed (a table shows only these)."""
+    return [m for m in metrics if group[f"{m}_mean"].notna().any()]
+
+
+def p_text(p: float) -> str:
+    """A p-value without e-notation: ``< 0.001`` below 0.001, else two significant digits."""
+    if not math.isfinite(p):
+        return "-"
+    return "< 0.001" if p < 0.001 else f"{p:.2g}" if p < 0.01 else f"{p:.2f}"
+
+
+def _fixed(value: float, d: int, sign: str = "") -> str:
+    """``value`` with ``d`` decimals, or with as many as its first two significant digits need
+    when it is smaller than that (never e-notation)."""
+    if value != 0 and abs(value) < 10**-d:
+        d = min(8, 1 - math.floor(math.log10(abs(value))))
+    return format(value, f"{sign}.{d}f")
 
 
 def _seeds_cell(row: pd.Series, s: dict[str, str]) -> str:
@@ -65,7 +83,6 @@ def _seeds_cell(row: pd.Series, s: dict[str, str]) -> str:
     return text
 
 
-
 def _metric_cell(row: pd.Series, metric: str, s: dict[str, str]) -> str:
     mean = row[f"{metric}_mean"]
     if not math.isfinite(mean):
@@ -81,7 +98,7 @@ def _metric_cell(row: pd.Series, metric: str, s: dict[str, str]) -> str:
 
 
 def _signed(value: float, d: int) -> str:
-    return f"{value:+.{d}f}" if abs(value) >= 10**-d or value == 0 else f"{value:+.1e}"
+    return _fixed(value, d, "+")
 
 
 def _diff_cell(row: pd.Series, metric: str, s: dict[str, str]) -> str:
@@ -101,10 +118,12 @@ def _diff_cell(row: pd.Series, metric: str, s: dict[str, str]) -> str:
     star = "*" if p < ALPHA else ""
     ci = "diff_fixed_ci" if fixed else "diff_ci"
     low, high = row[f"{metric}_{ci}_low"], row[f"{metric}_{ci}_high"]
+    shown = p_text(p)
+    shown = shown if shown.startswith("<") else f"= {shown}"
     used = row.get(f"{metric}_test_used")
     note = ("; t on seed means: no per-image values" if isinstance(used, str)
             and used != "crossed" and not fixed else "")
-    return f"{text} [{_signed(low, d)}, {_signed(high, d)}] (p={p:.2g}{star}{note})"
+    return f"{text} [{_signed(low, d)}, {_signed(high, d)}] (p {shown}{star}{note})"
 
 
 def _is_best(group: pd.DataFrame, column: str, higher: bool, decimals: int) -> pd.Series:
@@ -116,36 +135,32 @@ def _is_best(group: pd.DataFrame, column: str, higher: bool, decimals: int) -> p
     return group[tested].fillna(False).astype(bool)
 
 
-
-
 def _group_table(group: pd.DataFrame, s: dict[str, str]) -> tuple[list[str], list[list[str]]]:
     baseline = group["baseline"].iloc[0]
+    shown, diffs = computed(group), computed(group, DIFF_METRICS)
     header = ["Recipe", "Seeds"]
-    for metric, higher in METRICS.items():
+    for metric in shown:
         label, unit, _ = METRIC_TEXT[metric]
-        header.append(f"{label}{f' ({unit})' if unit else ''} {s['up' if higher else 'down']}")
-    for metric in DIFF_METRICS:
+        header.append(f"{label}{f' ({unit})' if unit else ''} "
+                      f"{s['up' if METRICS[metric] else 'down']}")
+    for metric in diffs:
         label, unit, _ = METRIC_TEXT[metric]
         header.append(f"{s['delta']}{label} vs {baseline}{f' ({unit})' if unit else ''}")
-    header += [f"Train time (s) {s['down']}", "Rank PSNR/SSIM/LPIPS"]
-    best = {m: _is_best(group, f"{m}_mean", h, METRIC_TEXT[m][2]) for m, h in METRICS.items()}
-    best["time"] = _is_best(group, "train_seconds_mean", False, 0)
+    header.append("Rank " + "/".join(METRIC_TEXT[m][0] for m in diffs))
+    best = {m: _is_best(group, f"{m}_mean", METRICS[m], METRIC_TEXT[m][2]) for m in shown}
     rows = []
     for i, row in group.iterrows():
         unofficial = [w for w in row["unofficial_weights"].split(",") if w]
         name = row["recipe"] + (s["dagger"] if set(unofficial) - {"alexnet"} else "")
         cells = [name, _seeds_cell(row, s)]
-        for metric in METRICS:
+        for metric in shown:
             cell = _metric_cell(row, metric, s)
             cell = s["bold"].format(cell) if best[metric][i] else cell
             if metric == "lpips" and not row["lpips_comparable"] and cell != "n/a":
                 cell += s["dagger"]
             cells.append(cell)
-        cells += [_diff_cell(row, m, s) for m in DIFF_METRICS]
-        t = row["train_seconds_mean"]
-        tcell = f"{t:.0f}" if math.isfinite(t) else "n/a"
-        cells.append(s["bold"].format(tcell) if best["time"][i] else tcell)
-        cells.append(rank_cell(row))
+        cells += [_diff_cell(row, m, s) for m in diffs]
+        cells.append(rank_cell(row, diffs))
         rows.append(cells)
     return header, rows
 
@@ -166,16 +181,17 @@ def _footnotes(group: pd.DataFrame, s: dict[str, str]) -> list[str]:
            if group["test"].iloc[0] == "fixed-images" else
            "two-sided test treating both the training runs and the test images as samples "
            f"(crossed seed {s['times']} image random effects, Satterthwaite df)")
-        + f"; p {family_text(group)}; * adjusted p < 0.05. Unadjusted, p would be the chance "
-        "of a difference at least this large if both losses had the same expected score; the "
-        "adjusted p bounds the chance of any false claim among all those tests.",
+        + f"; p {family_text(group)}; * adjusted p {s['lt']} 0.05. Unadjusted, p would be the "
+        "chance of a difference at least this large if both losses had the same expected "
+        "score; the adjusted p bounds the chance of any false claim among all those tests.",
     ]
     if group["unofficial_weights"].str.len().gt(0).any():
         notes.append(f"{s['dagger']} made with unofficial pretrained weights (alexnet: LPIPS; "
                      "vgg19: perceptual loss in training): not comparable with published "
                      "numbers.")
-    if (group["n_ok"].gt(0) & group["lpips_mean"].isna()).any():
-        notes.append("LPIPS n/a: not computed by these runs (--metrics without lpips, which "
+    if (group["lpips_mean"].notna().any()
+            and (group["n_ok"].gt(0) & group["lpips_mean"].isna()).any()):
+        notes.append("LPIPS n/a: not computed by some runs (--metrics without lpips, which "
                      "needs no pretrained AlexNet): absent, not zero.")
     if (group["n_ok"] < FEW_SEEDS).any():
         notes.append(f"{s['ddagger']} fewer than {FEW_SEEDS} finished seeds: the SD and CI rest "
@@ -200,67 +216,6 @@ def _fmt(value: float, spec: str, missing: str = "-") -> str:
     return format(value, spec) if math.isfinite(value) else missing
 
 
-def _details_table(group: pd.DataFrame, s: dict[str, str]) -> tuple[list[str], list[list[str]]]:
-    """One row per (recipe, metric): the comparison with the baseline in full, and ranks."""
-    baseline = group["baseline"].iloc[0]
-    targets = mdd_targets(group)
-    header = ["Recipe", "Metric", f"{s['delta']} [95% CI]", "p", "p, this test set",
-              "Detectable (80% power)"]
-    header += ["Seeds to detect the named difference"] if targets else []
-    header += [f"P(better than {baseline}) [95% CI]", "Rank held"]
-    header = [h.replace("%", s["pct"]) for h in header]
-    rows = []
-    recorded = [m for m in DIFF_METRICS if group[f"{m}_mean"].notna().any()]  # LPIPS may not be
-    for _, row in group.iterrows():
-        for metric in recorded:
-            d = METRIC_TEXT[metric][2]
-            rank_held = _fmt(100 * row[f"{metric}_rank_stability"], ".0f")
-            rank_held += s["pct"] if rank_held != "-" else ""
-            cells = [row["recipe"], METRIC_TEXT[metric][0]]
-            if row["is_baseline"] or not math.isfinite(row[f"{metric}_diff"]):
-                rows.append(cells + ["baseline" if row["is_baseline"] else "n/a"]
-                            + ["-"] * (5 if targets else 4) + [rank_held])
-                continue
-            diff_cell = _diff_cell(row, metric, s).split(" (p=")[0]
-            p, pf = row[f"{metric}_p_holm"], row[f"{metric}_p_fixed_holm"]
-            need = row[f"{metric}_seeds_for_mdd"]
-            need_text = (f"{s['gt']} {MAX_SEEDS}" if need == math.inf
-                         else _fmt(need, ".0f"))
-            if metric in targets and need_text != "-":
-                need_text += f" (for {targets[metric]:g}{unit_text(metric)})"
-            mde = row[f"{metric}_mde"]
-            pi, lo, hi = (row[f"{metric}_p_improve{x}"] for x in ("", "_low", "_high"))
-            cells += [diff_cell,
-                      _fmt(p, ".2g") + ("*" if math.isfinite(p) and p < ALPHA else ""),
-                      _fmt(pf, ".2g") + ("*" if math.isfinite(pf) and pf < ALPHA else ""),
-                      _fmt(mde, f".{d}f") if not 0 < mde < 10**-d else f"{mde:.1e}"]
-            cells += [need_text] if targets else []
-            cells += [improve_cell(pi, lo, hi), rank_held]
-            rows.append(cells)
-    return header, rows
-
-
-
-
-
-def _has_details(group: pd.DataFrame) -> bool:
-    """Whether any comparison was tested or any rank was bootstrapped."""
-    cols = [f"{m}_{c}" for m in DIFF_METRICS for c in ("p", "rank_stability")]
-    return bool(group[cols].notna().to_numpy().any())
-
-
-def _details_footnotes(group: pd.DataFrame, s: dict[str, str]) -> list[str]:
-    baseline = group["baseline"].iloc[0]
-    return [
-        f"p: the default test of the {s['delta']} column (runs and test images both random), "
-        f"{family_text(group)}. p, this test set: treats the test images as fixed (t-test on "
-        "the per-seed mean differences, Holm-adjusted the same way); it asks only whether the "
-        "difference on these images would persist over more training runs, and is too small "
-        "when other images could order the losses differently.",
-        *power_notes(group, s, baseline),
-    ]
-
-
 def _group_title(profile: str, group: pd.DataFrame, s: dict[str, str]) -> str:
     name = group["dataset_name"].dropna() if "dataset_name" in group else pd.Series([], dtype=str)
     shown = str(name.iloc[0]) if len(name) and str(name.iloc[0]) else str(
@@ -272,33 +227,8 @@ def _groups(summary: pd.DataFrame):
     return summary.groupby(["profile", "dataset"], sort=True)
 
 
-def markdown_tables(summary: pd.DataFrame) -> str:
-    """GitHub Markdown: one table per (profile, dataset), best per column bold, footnotes."""
-    out = []
-    for (profile, _dataset), group in _groups(summary):
-        header, rows = _group_table(group, _MD)
-        out.append(f"**{_group_title(profile, group, _MD)}**\n")
-        out.append("| " + " | ".join(header) + " |")
-        out.append("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
-        out += ["| " + " | ".join(cells) + " |" for cells in rows]
-        out.append("")
-        out += [f"{n}  " for n in _footnotes(group, _MD)]
-        out.append("")
-        if _has_details(group):
-            header, rows = _details_table(group, _MD)
-            out.append(f"Comparisons and ranks, {_group_title(profile, group, _MD)}:\n")
-            out.append("| " + " | ".join(header) + " |")
-            out.append("|" + "|".join(["---", "---"] + ["---:"] * (len(header) - 2)) + "|")
-            out += ["| " + " | ".join(cells) + " |" for cells in rows]
-            out.append("")
-            out += [f"{n}  " for n in _details_footnotes(group, _MD)]
-            out.append("")
-    return "\n".join(out).rstrip() + "\n"
-
-
-
 def _compact_cell(row: pd.Series, metric: str, s: dict[str, str]) -> str:
-    """``mean ± SD over seeds`` (the mean alone with one seed)."""
+    """``mean ± SD over seeds`` (the mean alone when there is one seed)."""
     mean = row[f"{metric}_mean"]
     if not math.isfinite(mean):
         return "n/a"
@@ -308,7 +238,7 @@ def _compact_cell(row: pd.Series, metric: str, s: dict[str, str]) -> str:
 
 
 def _compact_diff(row: pd.Series, metric: str) -> str:
-    """The paired difference to the baseline, starred when Holm-adjusted p < 0.05."""
+    """The paired difference to the baseline, starred when the Holm-adjusted p < 0.05."""
     if row["is_baseline"]:
         return "base"
     fixed = row.get("test") == "fixed-images"
@@ -333,51 +263,64 @@ def _n_cell(row: pd.Series, s: dict[str, str]) -> str:
 
 
 MAIN_METRICS = ("psnr", "ssim", "lpips")  # GT-mean PSNR: extra, never the headline
+MAX_COLUMNS = 7  # the compact table's most columns: what GitHub shows without scrolling
 
 
-def _compact_table(group: pd.DataFrame, s: dict[str, str]) -> tuple[list[str], list[list[str]]]:
-    """The paper table: n, mean ± SD over seeds per headline metric, starred differences."""
-    header = ["Recipe", "n"]
-    for metric in MAIN_METRICS:
+def _compact_table(group: pd.DataFrame, s: dict[str, str], fit: bool = True
+                   ) -> tuple[list[str], list[list[str]]]:
+    """The paper table: n, mean ± SD per headline metric some run computed, starred
+    differences; with ``fit``, at most :data:`MAX_COLUMNS` columns (n joins the recipe's
+    cell when three metrics would need eight)."""
+    shown = computed(group, MAIN_METRICS)
+    apart = not fit or 2 + 2 * len(shown) <= MAX_COLUMNS
+    header = ["Recipe", "n"] if apart else ["Recipe (n)"]
+    for metric in shown:
         label, unit, _ = METRIC_TEXT[metric]
         arrow = s["up" if METRICS[metric] else "down"]
         header.append(f"{label}{f' ({unit})' if unit else ''} {arrow}")
-    header += [f"{s['delta']} {METRIC_TEXT[m][0]}" for m in DIFF_METRICS]
-    best = {m: _is_best(group, f"{m}_mean", METRICS[m], METRIC_TEXT[m][2]) for m in MAIN_METRICS}
+    header += [f"{s['delta']} {METRIC_TEXT[m][0]}" for m in shown]
+    best = {m: _is_best(group, f"{m}_mean", METRICS[m], METRIC_TEXT[m][2]) for m in shown}
     rows = []
     for i, row in group.iterrows():
-        cells = [_recipe_name(row, s), _n_cell(row, s)]
-        for metric in MAIN_METRICS:
+        cells = ([_recipe_name(row, s), _n_cell(row, s)] if apart
+                 else [f"{_recipe_name(row, s)} ({_n_cell(row, s)})"])
+        for metric in shown:
             cell = _compact_cell(row, metric, s)
             cell = s["bold"].format(cell) if best[metric][i] else cell
             if metric == "lpips" and not row["lpips_comparable"] and cell != "n/a":
                 cell += s["dagger"]
             cells.append(cell)
-        rows.append(cells + [_compact_diff(row, m) for m in DIFF_METRICS])
+        rows.append(cells + [_compact_diff(row, m) for m in shown])
     return header, rows
 
 
-def _compact_footnotes(group: pd.DataFrame, s: dict[str, str]) -> list[str]:
+def _compact_footnotes(group: pd.DataFrame, s: dict[str, str], more: str | None = None
+                       ) -> list[str]:
+    """The compact table's notes; ``more`` says where the intervals and tests are."""
     baseline = group["baseline"].iloc[0]
+    test = ("t-test on the per-seed mean differences, these test images held fixed"
+            if group["test"].iloc[0] == "fixed-images" else
+            f"crossed seed {s['times']} image test")
     notes = [
-        f"n: finished training seeds. Metric cells: mean {s['pm']} SD over seeds of the "
-        "per-seed mean scores (95" + s["pct"] + " CIs: the tables that follow); bold only for "
-        "a recipe significantly better than every other (--all-pairs).",
+        f"n: finished training seeds. Metric cells: mean {s['pm']} SD over seeds (each seed's "
+        "score is that run's mean over the test images); bold only for a recipe significantly "
+        "better than every other (--all-pairs).",
         f"{s['delta']}: mean paired difference to {baseline} over the seeds both finished; "
-        f"* p {s['lt']} 0.05, {family_text(group)} (crossed seed {s['times']} image test). "
-        "Intervals, p-values, power and ranks: the tables that follow.",
+        f"* p {s['lt']} 0.05 ({test}), {family_text(group)}."
+        + (f" 95{s['pct']} intervals, p-values, power and ranks: {more}." if more else ""),
     ]
     return notes + [n for n in _footnotes(group, s)[2:] if not n.startswith("no p-value")]
 
 
-def _intervals_table(group: pd.DataFrame, s: dict[str, str], interval: str
+def _intervals_table(group: pd.DataFrame, s: dict[str, str], interval: str = "[{}, {}]"
                      ) -> tuple[list[str], list[list[str]]]:
-    """The 95% CI of every metric's mean (``interval`` formats the two bounds)."""
-    header = ["Recipe"] + [f"{METRIC_TEXT[m][0]} 95{s['pct']} CI" for m in METRICS]
+    """The 95% CI of every computed metric's mean (``interval`` formats the two bounds)."""
+    shown = computed(group)
+    header = ["Recipe"] + [f"{METRIC_TEXT[m][0]} 95{s['pct']} CI" for m in shown]
     rows = []
     for _, row in group.iterrows():
         cells = [_recipe_name(row, s)]
-        for metric in METRICS:
+        for metric in shown:
             d = METRIC_TEXT[metric][2]
             low, high = row[f"{metric}_ci_low"], row[f"{metric}_ci_high"]
             cells.append(interval.format(f"{low:.{d}f}", f"{high:.{d}f}")
@@ -387,17 +330,27 @@ def _intervals_table(group: pd.DataFrame, s: dict[str, str], interval: str
 
 
 def _runs_table(group: pd.DataFrame, s: dict[str, str]) -> tuple[list[str], list[list[str]]]:
-    """Seeds in full, GT-mean PSNR (mean ± SD over seeds), train time and tested ranks."""
+    """Seeds in full, GT-mean PSNR (mean ± SD), training time (machine-dependent, never
+    bold) and tested ranks."""
     label, unit, _ = METRIC_TEXT["psnr_gtmean"]
-    header = ["Recipe", "Seeds", f"{label} ({unit}) {s['up']}", f"Time (s) {s['down']}",
-              "Rank P/S/L"]
+    ranked = computed(group, MAIN_METRICS)
+    header = ["Recipe", "Seeds", f"{label} ({unit}) {s['up']}", "Train time (s)",
+              "Rank " + "/".join(METRIC_TEXT[m][0][0] for m in ranked)]
     rows = []
     for _, row in group.iterrows():
         t = row["train_seconds_mean"]
         rows.append([_recipe_name(row, s), _seeds_cell(row, s),
                      _compact_cell(row, "psnr_gtmean", s),
-                     f"{t:.0f}" if math.isfinite(t) else "n/a", rank_cell(row)])
+                     f"{t:.0f}" if math.isfinite(t) else "n/a",
+                     rank_cell(row, ranked)])
     return header, rows
+
+
+def _runs_footnote(s: dict[str, str]) -> str:
+    return (f"GT-mean PSNR: mean {s['pm']} SD over seeds. Train time: mean seconds per run, "
+            "measured on whatever machine made the runs (machine-dependent: not a property "
+            "of the loss, never compared or bolded). Ranks only from the all-pairs tests "
+            "(--all-pairs: 1 + recipes significantly better), - untested.")
 
 
 def dataset_words(group: pd.DataFrame) -> str:
@@ -421,6 +374,7 @@ def short_headers(header: list[str]) -> list[str]:
     """The comparisons table's headers, short enough for a page (the footnotes explain)."""
     short = {"p, this test set": "p (fixed)", "Detectable (80% power)": "Detectable",
              "Detectable (80\\% power)": "Detectable", "Seeds for 80% power": "Seeds for 80%",
-             "Seeds for 80\\% power": "Seeds for 80\\%"}
+             "Seeds for 80\\% power": "Seeds for 80\\%",
+             "Seeds to detect the named difference": "Seeds (named diff.)"}
     return [short.get(h, h.split(" than ")[0] + ") [95" + h.split("[95")[1]
                       if h.startswith("P(better than") else h) for h in header]

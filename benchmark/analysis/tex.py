@@ -1,60 +1,129 @@
-r"""The summary tables as LaTeX (booktabs), sized for papers.
+r"""The summary tables as LaTeX (booktabs), sized for papers, and the files ``compare`` writes.
 
 Per (profile, dataset): the compact summary (mean ± SD over seeds, starred differences), the
-intervals table and the comparisons in two parts, each fitting a one-column article's text
-width (345 pt) and a two-column article's ``table*`` at ``\footnotesize``, with a
-``\label{tab:lossbench-<profile>-<dataset>}`` and only ASCII (math minus, ``\dag``,
-``$<$``), so it prints right under any font encoding. tests/test_paper_tables.py compiles it.
+intervals table, the seeds/GT-mean/time/ranks table and the comparisons in two parts. A table
+narrow enough for one column of a two-column article is a ``table``, a wider one a ``table*``;
+each fits a one-column article's text width too. Each has a
+``\label{tab:lossbench-<profile>-<dataset>[-part]}`` and a caption that stands alone (the
+network, profile, iterations, seeds, test set, what ± and the intervals are, what * and bold
+mean), whose first sentence ``--caption`` can replace, table by table. Only ASCII (math minus,
+``\dag``, ``$<$``), so it prints right under any font encoding. tests/test_paper_tables.py
+compiles it.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 
+from benchmark.analysis.cells import bold_text, family_text
+from benchmark.analysis.comparisons import (
+    _details_footnotes,
+    _details_table,
+    _has_details,
+    markdown_tables,
+)
+from benchmark.analysis.frames import read_config
+from benchmark.analysis.output import write_text_atomic
 from benchmark.analysis.tables import (
     _TEX,
     _compact_footnotes,
     _compact_table,
-    _details_footnotes,
-    _details_table,
     _groups,
-    _has_details,
     _intervals_table,
     _label,
+    _runs_footnote,
     _runs_table,
     _tex_escape,
     dataset_words,
-    markdown_tables,
     short_headers,
 )
 
-__all__ = ["latex_tables", "write_tables"]
+__all__ = ["CAPTION_KINDS", "latex_tables", "parse_captions", "write_tables"]
 
 _TEX_SIZE = r"\footnotesize"
+_COLSEP = 4.0  # pt: \tabcolsep
+_COLUMN_PT = 236.0  # a two-column article's \columnwidth (10pt: 241 pt), less a margin
+_TEXT_PT = 338.0  # a one-column article's \textwidth (10pt: 345 pt), less a margin
+#: the tables whose first caption sentence ``--caption KIND=TEXT`` sets (plain TEXT: summary)
+CAPTION_KINDS = ("summary", "intervals", "runs", "tests1", "tests2")
+
+
+def parse_captions(values: str | Iterable[str] | dict | None) -> dict[str, str]:
+    """``--caption`` values -> ``{kind: first sentence}``: ``KIND=TEXT`` for a kind of
+    :data:`CAPTION_KINDS`, anything else is the summary table's."""
+    if values is None:
+        return {}
+    if isinstance(values, dict):
+        return dict(values)
+    out = {}
+    for value in [values] if isinstance(values, str) else values:
+        kind, sep, text = value.partition("=")
+        if sep and kind.strip() in CAPTION_KINDS:
+            out[kind.strip()] = text.strip()
+        else:
+            out["summary"] = value.strip()
+    return out
 
 
 def _tex_text(text: str) -> str:
     """Plain text for LaTeX: minus signs as math minus, < and > in math, nothing non-ASCII."""
     text = re.sub(r"(?<![\w\\$-])-(?=[\d.])", r"$-$", text)  # a minus, not an en dash
     text = re.sub(r"(?<=\de)-(?=\d)", r"$-$", text)  # an exponent's sign
+    text = re.sub(r"(?<![-{])--(?=[A-Za-z])", "-{}-", text)  # an option, not an en dash
     return re.sub(r"(?<!\$)([<>])(?!\$)", r"$\1$", text)
+
+
+def _split(cell: str) -> list[str]:
+    words = cell.split(" ")
+    if len(cell) <= 10 or len(words) < 2:
+        return [cell]
+    cut = min(range(1, len(words)), key=lambda k: abs(len(" ".join(words[:k])) - len(cell) / 2))
+    return [" ".join(words[:cut]), " ".join(words[cut:])]
 
 
 def _tex_header(cell: str) -> str:
     """A header cell over two lines when long (a nested tabular: no package needed)."""
-    words = cell.split(" ")
-    if len(cell) <= 10 or len(words) < 2:
+    parts = _split(cell)
+    if len(parts) == 1:
         return cell
-    cut = min(range(1, len(words)), key=lambda k: abs(len(" ".join(words[:k])) - len(cell) / 2))
-    return (r"\begin{tabular}[b]{@{}c@{}}" + " ".join(words[:cut]) + r"\\{}"
-            + " ".join(words[cut:]) + r"\end{tabular}")
+    return r"\begin{tabular}[b]{@{}c@{}}" + r"\\{}".join(parts) + r"\end{tabular}"
+
+
+def _visible(cell: str) -> int:
+    """Characters a cell prints (macros and math shifts removed, roughly)."""
+    cell = re.sub(r"\\textsuperscript\{[^}]*\}", "x", cell)
+    cell = re.sub(r"\\text(?:bf|tt)\{", "", cell)
+    cell = re.sub(r"\$\\(?:pm|Delta|uparrow|downarrow|times)\$", "x", cell)
+    return len(re.sub(r"[${}\\]", "", cell))
+
+
+def content_width(header: list[str], rows: list[list[str]]) -> float:
+    """Points the table's cells need at \\footnotesize without column gaps (about 4.3 pt a
+    character, bold a little wider), from the widest cell of each column."""
+    width = 0.0
+    for j, head in enumerate(header):
+        cells = [max((_visible(p) for p in _split(head)), default=0)]
+        cells += [_visible(r[j]) * (1.1 if "textbf" in r[j] else 1.0) for r in rows]
+        width += 4.3 * max(cells)
+    return width
+
+
+def _layout(header: list[str], rows: list[list[str]]) -> tuple[str, float]:
+    """``("table", 4)`` when the table fits one column of a two-column article with 4 pt gaps;
+    else ``("table*", gap)`` with the widest gap (at most 5 pt, at least 1.5 pt) that keeps it
+    within a one-column article's text width (345 pt at 10pt)."""
+    content, gaps = content_width(header, rows), 2 * len(header)
+    if content + gaps * _COLSEP <= _COLUMN_PT:
+        return "table", _COLSEP
+    return "table*", max(1.5, min(5.0, (_TEXT_PT - content) / gaps))
 
 
 def _compact(table: tuple[list[str], list[list[str]]]) -> tuple[list[str], list[list[str]]]:
-    """``mean $\\pm$ half`` cells without the spaces (narrower; math spacing is enough)."""
+    """``mean $\\pm$ sd`` cells without the spaces (narrower; math spacing is enough)."""
     header, rows = table
     return header, [[c.replace(" $\\pm$ ", "$\\pm$") for c in r] for r in rows]
 
@@ -62,65 +131,151 @@ def _compact(table: tuple[list[str], list[list[str]]]) -> tuple[list[str], list[
 def _tex_table(header: list[str], rows: list[list[str]], caption: str, label: str,
                notes: list[str], left: int = 1) -> list[str]:
     spec = "l" * left + "r" * (len(header) - left)
-    out = [r"\begin{table*}[t]", r"\centering", _TEX_SIZE, r"\setlength{\tabcolsep}{2pt}",
-           rf"\caption{{{caption}}}", rf"\label{{{label}}}",
+    env, gap = _layout(header, rows)
+    out = [rf"\begin{{{env}}}[t]", r"\centering", _TEX_SIZE,
+           rf"\setlength{{\tabcolsep}}{{{gap:.1f}pt}}",
+           rf"\caption{{{caption}}}", rf"\label{{{label}}}", r"\smallskip",
            rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
            " & ".join(_tex_header(h) for h in header) + r" \\", r"\midrule"]
     out += [" & ".join(_tex_text(c) for c in cells) + r" \\" for cells in rows]
     out += [r"\bottomrule", r"\end{tabular}"]
     out += [r"\par\smallskip\parbox{\linewidth}{\raggedright\scriptsize "
             + r" \\ ".join(_tex_text(n) for n in notes) + "}"] if notes else []
-    return out + [r"\end{table*}", ""]
+    return out + [rf"\end{{{env}}}", ""]
 
 
-def latex_tables(summary: pd.DataFrame, caption: str | None = None) -> str:
-    """booktabs tables (``\\usepackage{booktabs}``) per (profile, dataset), each fitting a
-    one-column article's text width and a two-column article's ``table*``: the compact
-    summary, then intervals, then the comparisons in two parts. ``caption`` replaces the
-    default first sentence of the summary's caption."""
+def _network(runs: pd.DataFrame | None, group: pd.DataFrame) -> tuple[str, str]:
+    """``("a UNet (width 16, 1.94 M parameters)", "2,000")`` from the group's run folders."""
+    if runs is None or runs.empty:
+        return "", ""
+    ok = runs[(runs["status"] == "ok") & (runs["profile"] == group["profile"].iloc[0])
+              & (runs["dataset"] == group["dataset"].iloc[0])]
+    iters = pd.to_numeric(ok["iterations"], errors="coerce").dropna()
+    network = ""
+    for d in ok["run_dir"]:
+        model = (read_config(Path(d) / "config.yaml") or {}).get("model") or {}
+        if model:
+            params = model.get("parameters")
+            network = (f"a {model.get('name', 'UNet')} (width {model.get('width')}"
+                       + (f", {params / 1e6:.2f} M parameters" if params else "") + ")")
+            break
+    return network, f"{int(iters.max()):,}" if len(iters) else ""
+
+
+def _context(group: pd.DataFrame, runs: pd.DataFrame | None, profile: str) -> str:
+    """The sentence that makes a caption stand alone: network, profile, schedule, seeds, test
+    set."""
+    network, iters = _network(runs, group)
+    seeds = str(group["group_seeds"].iloc[0]) if "group_seeds" in group else ""
+    images = pd.to_numeric(group.get("psnr_n_images"), errors="coerce").max()
+    trained = (f"{network or 'The lossbench network'} trained with each loss"
+               + (f" for {iters} iterations" if iters else "")
+               + f" (profile {_tex_escape(profile)})")
+    trained = trained[:1].upper() + trained[1:]
+    test = (f"{int(images)} test images of {_tex_escape(dataset_words(group))}"
+            if images == images else _tex_escape(dataset_words(group)))
+    return (f"{trained}, seeds {_tex_escape(seeds.replace(',', ', '))}; scores on the {test}."
+            if seeds else f"{trained}; scores on the {test}.")
+
+
+def _first(captions: dict[str, str], kind: str, default: str, title: str,
+           several: bool) -> str:
+    given = captions.get(kind)
+    if not given:
+        return default
+    text = _tex_escape(given.strip()).rstrip(".")
+    return text + (f" ({title})" if several else "")
+
+
+def latex_tables(summary: pd.DataFrame, caption: str | Iterable[str] | dict | None = None,
+                 runs: pd.DataFrame | None = None) -> str:
+    """booktabs tables (``\\usepackage{booktabs}``) per (profile, dataset): the compact
+    summary, then intervals, seeds/time/ranks and the comparisons in two parts.
+
+    Args:
+        summary: the summary frame of :func:`.stats.summarize`.
+        caption: ``--caption`` values (:func:`parse_captions`): each replaces the default first
+            sentence of one table's caption.
+        runs: the runs frame, for the network and the schedule in the captions.
+    """
+    captions = parse_captions(caption)
     out = []
     several = summary[["profile", "dataset"]].drop_duplicates().shape[0] > 1
     for (profile, _), group in _groups(summary):
         label = _label(profile, group)
         words = dataset_words(group)
+        context = _context(group, runs, profile)
         group = group.assign(recipe=group["recipe"].map(_tex_escape),
                              baseline=group["baseline"].map(_tex_escape),
                              errors=group["errors"].map(
                                  lambda e: _tex_escape(e) if isinstance(e, str) else e))
         title = f"the {_tex_escape(profile)} profile of lossbench on {_tex_escape(words)}"
         baseline = group["baseline"].iloc[0]
-        first = (_tex_escape(caption) + (f" ({title})" if several else "") if caption
-                 else f"Low-light enhancement losses compared with {title}")
-        out += _tex_table(*_compact(_compact_table(group, _TEX)),
-                          f"{first}. Mean $\\pm$ SD over training seeds; "
-                          f"$\\Delta$: difference to {baseline}.",
-                          label, _compact_footnotes(group, _TEX))
-        out += _tex_table(*_intervals_table(group, _TEX, "{}--{}"),
-                          f"95\\% confidence intervals of the means, {title}.",
+        test = ("t-test on the per-seed mean differences, these test images held fixed"
+                if group["test"].iloc[0] == "fixed-images" else
+                r"crossed seed $\times$ image test: seeds and test images both random")
+        pm = (r"$\pm$ SD over seeds of the per-seed mean scores (each seed one training run, "
+              "scored by its mean over the test images)")
+        first = _first(captions, "summary",
+                       f"Low-light enhancement losses compared with {title}", title, several)
+        more = (f"Table~\\ref{{{label}-intervals}}" + (
+            f" and Tables~\\ref{{{label}-tests1}}--\\ref{{{label}-tests2}}"
+            if _has_details(group) else ""))
+        notes = _compact_footnotes(group, _TEX, None)[2:]
+        bold = bold_text(group)
+        out += _tex_table(*_compact(_compact_table(group, _TEX, fit=False)),
+                          f"{first}. {context} n: finished training seeds. Mean {pm}; {bold}; "
+                          f"$\\Delta$: mean paired difference to {baseline} on shared seeds and "
+                          f"images, * p $<$ 0.05 ({test}), {family_text(group)}. "
+                          f"95\\% confidence intervals: {more}.", label, notes)
+        first = _first(captions, "intervals",
+                       f"95\\% confidence intervals of the mean scores, {title}", title, several)
+        out += _tex_table(*_intervals_table(group, _TEX, "[{}, {}]"),
+                          f"{first}. {context} Each interval [a, b]: Student t over the "
+                          "per-seed mean scores (the expected score on this test set over "
+                          f"training runs); the means are in Table~\\ref{{{label}}}.",
                           f"{label}-intervals", [])
         header, rows = _compact(_runs_table(group, _TEX))
+        first = _first(captions, "runs", f"Seeds, GT-mean PSNR, training time and tested ranks, "
+                       f"{title}", title, several)
         out += _tex_table(header, [[r[0], r[1].replace(" of ", "/"), *r[2:]] for r in rows],
-                          f"Seeds, GT-mean PSNR (mean $\\pm$ SD over seeds), training time and "
-                          f"tested ranks (PSNR/SSIM/LPIPS), {title}.", f"{label}-runs", [])
+                          f"{first}. {context} {_runs_footnote(_TEX)}",
+                          f"{label}-runs", [])
         if _has_details(group):
             header, rows = _details_table(group, _TEX)
             header = short_headers(header)
-            notes = _details_footnotes(group, _TEX)
+            dnotes = _details_footnotes(group, _TEX)
             for part, (cols, text) in enumerate(
-                    (([0, 1, 2, 3, 4], f"comparisons with {baseline}"),
+                    (([0, 1, 2, 3, 4], f"Comparisons with {baseline}"),
                      ([0, 1, *range(5, len(header))],
-                      "power, probability of improvement and ranks"))):
+                      "Power, probability of improvement and ranks"))):
+                first = _first(captions, f"tests{part + 1}", f"{text}, {title}", title,
+                               several)
                 out += _tex_table([header[c] for c in cols], [[r[c] for c in cols] for r in rows],
-                                  f"lossbench {text}, {title}.", f"{label}-tests{part + 1}",
-                                  [notes[part]] if part == 0 else notes[1:], left=2)
+                                  f"{first}. {context} $\\Delta$: mean paired difference "
+                                  f"[95\\% CI]; * p $<$ 0.05, {family_text(group)}.",
+                                  f"{label}-tests{part + 1}",
+                                  [dnotes[part]] if part == 0 else dnotes[1:], left=2)
     return "\n".join(out)
 
 
-def write_tables(summary: pd.DataFrame, out_dir: Path, caption: str | None = None) -> list[Path]:
-    """Write ``summary.csv`` (every column), ``summary.md`` and ``summary.tex``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+def _csv(summary: pd.DataFrame) -> str:
+    """``summary.csv``: every column; ``lpips_comparable`` left empty where no LPIPS exists."""
+    frame = summary.copy()
+    if "lpips_comparable" in frame and "lpips_mean" in frame:
+        frame["lpips_comparable"] = frame["lpips_comparable"].astype(object).where(
+            frame["lpips_mean"].notna(), None)
+    return frame.to_csv(index=False, float_format="%.6g", lineterminator="\n")
+
+
+def write_tables(summary: pd.DataFrame, out_dir: Path,
+                 caption: str | Iterable[str] | dict | None = None,
+                 runs: pd.DataFrame | None = None) -> list[Path]:
+    """Write ``summary.csv`` (every column), ``summary.md`` and ``summary.tex``, each replaced
+    atomically."""
     paths = [out_dir / "summary.csv", out_dir / "summary.md", out_dir / "summary.tex"]
-    summary.to_csv(paths[0], index=False, float_format="%.6g")
-    paths[1].write_text(markdown_tables(summary), encoding="utf-8")
-    paths[2].write_text(latex_tables(summary, caption), encoding="utf-8")
+    write_text_atomic(paths[0], _csv(summary))
+    write_text_atomic(paths[1], markdown_tables(summary))
+    write_text_atomic(paths[2], latex_tables(summary, caption, runs))
     return paths
+

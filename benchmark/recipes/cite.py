@@ -1,8 +1,10 @@
-"""``python -m benchmark cite RECIPE...``: the BibTeX of everything behind a set of recipes.
+"""``python -m benchmark cite [RECIPE...]``: the BibTeX of lossbench and of everything behind a
+set of recipes.
 
-For each recipe: its own papers (``references:``) and those of every loss it mixes; then, once,
-the metrics, the dataset (LOL) and the network every lossbench number rests on. Each entry is
-printed once, in that order, ready to paste into a ``.bib`` file.
+First lossbench itself; then for each recipe its own papers (``references:``) and those of every
+loss it mixes; then, once, the metrics, the dataset (LOL) and the network every lossbench number
+rests on. Each entry is printed once, in that order, ready to paste into a ``.bib`` file; every
+entry prints under plain and plainnat with no bibtex warning (tests/test_references.py).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import Any
 
 from benchmark.losses import LOSSES
 from benchmark.recipes.schema import Recipe, load_recipe
-from benchmark.references import bibtex, common_keys
+from benchmark.references import SELF_REFERENCE, bibtex, common_keys, needs_url_package
 
 
 def recipe_keys(recipe: Recipe) -> list[str]:
@@ -23,18 +25,26 @@ def recipe_keys(recipe: Recipe) -> list[str]:
 
 
 def cite_keys(recipes: list[Recipe]) -> list[str]:
-    """Every key behind ``recipes``: theirs and their losses', then the metrics', data's, net's."""
+    """Every key behind ``recipes``: lossbench's, theirs and their losses', then the metrics',
+    data's, net's."""
     keys = [k for recipe in recipes for k in recipe_keys(recipe)]
-    return list(dict.fromkeys(keys + common_keys()))
+    return list(dict.fromkeys([SELF_REFERENCE, *keys, *common_keys()]))
 
 
 def command_cite(args: Any) -> int:
-    """Print the BibTeX entries behind ``args.recipes`` (names or YAML paths)."""
-    recipes = [load_recipe(name) for name in args.recipes]
+    """Print the BibTeX entries of lossbench and behind ``args.recipes`` (names or YAML paths;
+    none: lossbench, the metrics, the dataset and the network)."""
+    recipes = [load_recipe(name) for name in args.recipes or []]
     names = ", ".join(r.name for r in recipes)
-    print(f"% lossbench: papers behind the recipe(s) {names}, their losses, the metrics "
-          "(PSNR, SSIM, LPIPS, GT-mean), the dataset (LOL) and the network (U-Net)\n")
-    print(bibtex(cite_keys(recipes)), end="")
+    text = bibtex(cite_keys(recipes))
+    print("% lossbench" + (f" and the papers behind the recipe(s) {names}, their losses," if
+                           names else ",")
+          + " the metrics (PSNR, SSIM, LPIPS, GT-mean), the dataset (LOL) and the network "
+          "(U-Net)")
+    if needs_url_package(text):
+        print("% some entries use \\url: load \\usepackage{url} (or hyperref) in the document")
+    print()
+    print(text, end="")
     return 0
 
 

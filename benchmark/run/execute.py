@@ -43,7 +43,7 @@ from benchmark.data import pairs as data_mod
 from benchmark.errors import UserError
 from benchmark.protocol import Protocol
 from benchmark.run import state as rs
-from benchmark.run.evaluate import evaluate_test, finite_or_none
+from benchmark.run.evaluate import evaluate_test, finite_or_none, release_freed_memory
 from benchmark.run.files import (
     METRIC_KEYS,
     base_metrics,
@@ -185,27 +185,6 @@ def _execute(
     trainer.train_data = trainer.val_data = ([], [])  # training is over: free the pixels
     release_freed_memory()
     return _evaluate(setup, trainer, base, determinism, quiet)
-
-
-def release_freed_memory() -> None:
-    """Hand memory that was freed back to the operating system (glibc's ``malloc_trim``).
-
-    glibc keeps freed blocks in its heaps (and raises its mmap threshold as large blocks are
-    freed), so without this the resident size never falls after the training set is dropped and
-    the test evaluation's allocations come on top of it. A no-op where glibc is absent.
-    """
-    import ctypes
-    import ctypes.util
-    import gc
-
-    gc.collect()
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name) if name else None
-        if libc is not None and hasattr(libc, "malloc_trim"):
-            libc.malloc_trim(0)
-    except OSError:
-        pass
 
 
 def _prepare_folder(setup: Setup) -> None:
