@@ -512,6 +512,78 @@ def test_capture_blocker_names_what_keeps_a_step_eager(overrides: dict, reason: 
     assert got == reason if reason is None else got.startswith(reason)
 
 
+#: torch 2.11's texts as the H200 run logged them: the notice given when the debug mode is switched
+#: on (once a process), and the report of an operation that synchronises
+PROTOTYPE_NOTICE = ("Synchronization debug mode is a prototype feature and does not yet detect all "
+                    "synchronizing operations (Triggered internally at "
+                    "/pytorch/torch/csrc/cuda/Module.cpp:1034.)")
+SYNC_REPORT = ("called a synchronizing CUDA operation (Triggered internally at "
+               "/pytorch/c10/cuda/CUDAFunctions.cpp:162.)")
+
+
+def test_only_torchs_sync_report_counts_as_a_host_synchronisation() -> None:
+    from benchmark.run.graphs import is_sync_warning
+
+    assert is_sync_warning(SYNC_REPORT)
+    assert not is_sync_warning(PROTOTYPE_NOTICE)
+    assert not is_sync_warning("some other UserWarning")
+
+
+@pytest.mark.parametrize("syncs_at", [None, 2, 3])
+def test_graph_warm_up_falls_back_only_for_a_real_sync(
+    monkeypatch: pytest.MonkeyPatch, syncs_at: int | None
+) -> None:
+    """The warm-up with torch's CUDA calls simulated on the CPU: switching the debug mode on
+    warns the prototype notice (as torch does, the first time in a process); a step that
+    synchronises warns the sync report. Only the report keeps the step eager; the notice is
+    neither a reason nor shown again, other warnings of the step are passed on."""
+    import contextlib
+    import warnings as warnings_mod
+
+    from benchmark.run import graphs as graphs_mod
+
+    class FakeStream:
+        def __init__(self, *args: object) -> None:
+            pass
+
+        def wait_stream(self, other: object) -> None:
+            pass
+
+    def set_sync_debug_mode(mode: str) -> None:
+        if mode == "warn":
+            warnings_mod.warn(PROTOTYPE_NOTICE, UserWarning, stacklevel=2)
+
+    monkeypatch.setattr(torch.cuda, "Stream", FakeStream)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda *a: FakeStream())
+    monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "set_sync_debug_mode", set_sync_debug_mode)
+
+    def compute(it: int, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+        if it == syncs_at:
+            warnings_mod.warn(SYNC_REPORT, UserWarning, stacklevel=2)
+        warnings_mod.warn(f"unrelated warning {it}", RuntimeWarning, stacklevel=2)
+        return torch.full((2,), float(it))
+
+    lines: list[str] = []
+    trainer = _fake_cuda_trainer(log=lines.append, mark=None, _compute=compute)
+    runner = graphs_mod.GraphStep(trainer)
+    x = torch.zeros(1)
+    with warnings_mod.catch_warnings(record=True) as shown:
+        warnings_mod.simplefilter("always")
+        records = [runner.step(it, x, x) for it in range(1, graphs_mod.WARMUP + 1)]
+    assert [float(r[0]) for r in records] == [1.0, 2.0, 3.0]
+    texts = [str(w.message) for w in shown]
+    assert not any("prototype" in t for t in texts)
+    assert [t for t in texts if t.startswith("unrelated")] == [
+        f"unrelated warning {it}" for it in range(1, graphs_mod.WARMUP + 1)]
+    if syncs_at is None:
+        assert not runner.eager and runner.eager_steps == graphs_mod.WARMUP and lines == []
+    else:
+        assert runner.eager
+        assert lines == [f"CUDA graphs: not used, the step stays eager: the step synchronises "
+                         f"with the host at iteration {syncs_at} ({SYNC_REPORT[:160]})"]
+
+
 @pytest.mark.parametrize("recipe", ["l1", "srgan"])
 def test_graph_fallback_gives_the_eager_numbers(recipe: str, planted_weights) -> None:
     """Where the step cannot be captured (here: the CPU) ``graphs=True`` trains exactly as
