@@ -29,6 +29,7 @@ from benchmark.losses.perceptual import PerceptualLoss
 from benchmark.model import UNet
 from benchmark.protocol import Protocol
 from benchmark.recipes.mix import LossMix, build_mix, load_recipe
+from benchmark.recipes.schema import recipe_names
 from benchmark.run import evaluate as evaluation
 from benchmark.run.evaluate import (
     as_float,
@@ -360,13 +361,49 @@ def _cuda_trainer(recipe: str, protocol: Protocol, lows, highs) -> Trainer:
     )  # fmt: skip
 
 
+@pytest.mark.parametrize("recipe", recipe_names())
+def test_loss_mix_makes_no_tensor_from_host_data(recipe: str, planted_weights) -> None:
+    """The CPU stand-in for the CUDA sync test: one forward and backward of the recipe's loss
+    mix creates no tensor from Python data (``torch.tensor(list)``, ``new_tensor(list)``: on
+    CUDA a host-to-device copy every step) and reads no value back (``.item()``, ``bool()``),
+    the operations that would keep a CUDA step from being captured in a graph."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class HostTraffic(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.found: set[str] = set()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+            if func.overloadpacket in (torch.ops.aten.lift_fresh,
+                                       torch.ops.aten._local_scalar_dense):
+                self.found.add(str(func))
+            return func(*args, **(kwargs or {}))
+
+    mix = build_mix(load_recipe(recipe))
+    gen = torch.Generator().manual_seed(12)
+    pred = torch.rand(1, 3, 176, 176, generator=gen, requires_grad=True)
+    high = torch.rand(1, 3, 176, 176, generator=gen)
+    low = torch.rand(1, 3, 176, 176, generator=gen)
+    mix(pred, high, low=low)[0].backward()  # lazy state (cached windows, buffers) built once
+    with HostTraffic() as mode:
+        total, _ = mix(pred, high, low=low)
+        total.backward()
+    assert mode.found == set(), f"{recipe}: {sorted(mode.found)}"
+
+
 @pytest.mark.cuda
 @needs_cuda
-@pytest.mark.parametrize("recipe", ["l1", "flw", "s3net", "srgan"])
+@pytest.mark.parametrize(
+    "recipe", ["l1", "charbonnier", "flw", "s3net", "srgan", "ms_ssim", "zhao_mix"]
+)
 def test_cuda_step_never_synchronises_with_the_host(recipe: str, planted_weights) -> None:
     rng = np.random.default_rng(5)
-    lows = [(rng.integers(0, 256, (60, 72, 3)) / 255.0).astype(np.float32) for _ in range(4)]
-    trainer = _cuda_trainer(recipe, TINY, lows, [np.clip(x * 3, 0, 1) for x in lows])
+    big = recipe in ("ms_ssim", "zhao_mix")  # MS-SSIM's five scales need crops >= 161 px
+    proto = Protocol(**{**TINY.to_dict(), "patch": 176}) if big else TINY
+    size = (180, 184) if big else (60, 72)
+    lows = [(rng.integers(0, 256, (*size, 3)) / 255.0).astype(np.float32) for _ in range(4)]
+    trainer = _cuda_trainer(recipe, proto, lows, [np.clip(x * 3, 0, 1) for x in lows])
     trainer._step(1)  # warm-up: lazy initialisation may synchronise once
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
