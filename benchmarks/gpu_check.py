@@ -24,6 +24,11 @@ synth`` makes) and ``--big-data`` (the step benchmark: images of at least 256 px
 here with :func:`make_pairs` when not given). ``--dry-run`` runs the same steps on the CPU at
 ``smoke`` sizes (CUDA steps are skipped by pytest): a check of the script, not a measurement.
 ``--docs`` writes the Markdown of an existing JSON into docs/PERFORMANCE.md's GPU section.
+
+``--quick`` (a short second look, about 2 minutes on an H200: give it a budget >= 115 s):
+steps 1-3 only, the step benchmark for :data:`QUICK_RECIPES`, written as
+``gpu_check_quick.json`` / ``.md`` (and ``bench_train_quick.json``) so a full check's files in
+the same folder stay as they are.
 """
 
 from __future__ import annotations
@@ -47,6 +52,8 @@ from gpu_report import BEGIN, END, markdown, replace_section  # noqa: E402
 
 #: the measured dense bf16 peak of the H200 the issue was measured on (TFLOP/s)
 PEAK_TFLOPS = 790.0
+#: --quick: the recipes whose capture the first H200 check questioned, and the costliest one
+QUICK_RECIPES = ["l1", "charbonnier", "ms_ssim", "s3net"]
 
 
 def make_pairs(root: Path, n_train: int = 40, n_test: int = 4, size: tuple = (400, 600),
@@ -137,7 +144,8 @@ def backbone_free(recipes: list[str]) -> list[str]:
                                           for t in load_recipe(r).to_dict()["losses"])]
 
 
-def run_pair(py: str, work: Path, data: str, profile: str, budget: Budget, dry: bool) -> dict:
+def run_pair(py: str, work: Path, data: str, profile: str, budget: Budget, dry: bool,
+             cap: int = 90) -> dict:
     """The l1 run eagerly and with --cuda-graphs; times, metrics, bit-identity."""
     dev = "cpu" if dry else "cuda"
     out: dict = {"profile": profile}
@@ -145,7 +153,7 @@ def run_pair(py: str, work: Path, data: str, profile: str, budget: Budget, dry: 
         results = work / f"run-{mode}"
         cmd = [py, "-m", "benchmark", "run", "l1", "--profile", profile, "--data", data,
                "--results", str(results), "--metrics", "psnr,ssim", "--device", dev, *extra]
-        out[mode] = step(f"l1 {profile} run ({mode})", cmd, budget.limit(90))
+        out[mode] = step(f"l1 {profile} run ({mode})", cmd, budget.limit(cap))
         folder = results / "runs" / "l1" / profile / "seed0"
         metrics = _json(folder / "metrics.json") or {}
         log = folder / "train_log.csv"
@@ -173,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=450.0, help="seconds for everything")
     parser.add_argument("--dry-run", action="store_true", help="CPU, smoke sizes: checks the "
                         "script, measures nothing")
+    parser.add_argument("--quick", action="store_true", help="only the CUDA tests, the step "
+                        f"benchmark of {', '.join(QUICK_RECIPES)} and the l1 run pair, into "
+                        "gpu_check_quick.json/.md")
     parser.add_argument("--docs", default=None, metavar="JSON",
                         help="write this gpu_check.json's Markdown into docs/PERFORMANCE.md")
     args = parser.parse_args(argv)
@@ -201,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     from benchmark.recipes.mix import recipe_names
 
-    dry, py = args.dry_run, sys.executable
+    dry, quick, py = args.dry_run, args.quick, sys.executable
+    stem = "gpu_check_quick" if quick else "gpu_check"
     data = args.data or str(ROOT / "datasets" / "synth")
     big = args.big_data or str(make_pairs(work / "big-data"))
     cuda = torch.cuda.is_available() and not dry
@@ -210,13 +222,13 @@ def main(argv: list[str] | None = None) -> int:
         "device": torch.cuda.get_device_name(0) if cuda else "cpu (dry run)",
         "torch": torch.__version__, "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if cuda else None,
-        "peak_tflops": PEAK_TFLOPS, "budget_s": args.budget,
+        "peak_tflops": PEAK_TFLOPS, "budget_s": args.budget, "quick": quick,
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "steps": [],
     }
 
     def save() -> None:
-        (out / "gpu_check.json").write_text(json.dumps(summary, indent=2) + "\n")
-        (out / "gpu_check.md").write_text(markdown(summary))
+        (out / f"{stem}.json").write_text(json.dumps(summary, indent=2) + "\n")
+        (out / f"{stem}.md").write_text(markdown(summary))
 
     def add(result: dict) -> dict:
         summary["steps"].append({k: v for k, v in result.items() if k != "tail"}
@@ -228,29 +240,34 @@ def main(argv: list[str] | None = None) -> int:
     figures = work / "cuda_figures.jsonl"
     figures.unlink(missing_ok=True)
     test = add(step("pytest -m cuda", [py, "-m", "pytest", "-q", "-m", "cuda", "-rfE",
-                                       "-p", "no:cacheprovider", "tests"], budget.limit(130),
+                                       "-p", "no:cacheprovider", "tests"],
+                    budget.limit(50 if quick else 130),
                     env={"LOSSBENCH_CUDA_FIGURES": str(figures)}))
     summary["pytest"] = pytest_summary(test["tail"])
     if figures.is_file():  # what the passing tests measured (their margins)
         summary["pytest"]["figures"] = [json.loads(ln) for ln in figures.read_text().splitlines()
                                         if ln.strip()]
-    recipes = backbone_free(recipe_names()) + ["s3net", "srgan"]
+    recipes = QUICK_RECIPES if quick else backbone_free(recipe_names()) + ["s3net", "srgan"]
     profiles = ["smoke"] if dry else ["lite", "paper"]
-    bench_json = work / "bench_train.json"
+    bench_json = work / ("bench_train_quick.json" if quick else "bench_train.json")
     bench_cmd = [py, "benchmarks/bench_train.py", "--device", "cpu" if dry else "cuda",
                  "--profile", *profiles, "--recipes", *(recipes[:2] if dry else recipes),
                  "--graphs", "--no-ref", "--no-split", "--steps", "2" if dry else "10",
                  "--repeats", "1" if dry else "3", "--warmup", "1" if dry else "5",
                  "--data", big, "--peak-tflops", str(PEAK_TFLOPS), "--json", str(bench_json)]
-    add(step("bench_train lite + paper, eager and graphs", bench_cmd, budget.limit(170)))
+    add(step("bench_train lite + paper, eager and graphs", bench_cmd,
+             budget.limit(40 if quick else 170)))
     bench = _json(bench_json) or {}
     summary["bench_train"] = {"meta": bench.get("meta"), "records": bench.get("records", [])}
     save()
-    summary["lite_run"] = run_pair(py, work, data, "smoke" if dry else "lite", budget, dry)
+    summary["lite_run"] = run_pair(py, work, data, "smoke" if dry else "lite", budget, dry,
+                                   cap=50 if quick else 90)
     for mode in ("eager", "graphs"):
         summary["steps"].append({k: v for k, v in summary["lite_run"][mode].items()
                                  if k in ("name", "command", "exit", "seconds", "limit_s")})
     save()
+    if quick:
+        return finish(summary, out, stem)
     tp_json = work / "throughput.json"
     tp_cmd = [py, "benchmarks/throughput.py", "--device", "cpu" if dry else "cuda",
               "--profile", "smoke" if dry else "lite", "--data", data,
@@ -277,8 +294,13 @@ def main(argv: list[str] | None = None) -> int:
     add(step("profile of the paper step (l1, s3net)", prof_cmd, budget.limit(60, reserve=3)))
     summary["profile"] = _json(prof_json) or []
     save()
+    return finish(summary, out, stem)
+
+
+def finish(summary: dict, out: Path, stem: str) -> int:
+    """Print the report; 0 when every step exited 0."""
     print(markdown(summary))
-    print(f"wrote {out / 'gpu_check.json'} and {out / 'gpu_check.md'}")
+    print(f"wrote {out / (stem + '.json')} and {out / (stem + '.md')}")
     return 0 if all(s.get("exit") == 0 for s in summary["steps"]) else 1
 
 

@@ -48,6 +48,9 @@ def markdown(summary: dict) -> str:
     if summary.get("dry_run"):
         lines += ["**Dry run on the CPU at smoke sizes: a check of the script, no GPU figure.**",
                   ""]
+    if summary.get("quick"):
+        lines += ["Quick check (`--quick`): the CUDA tests, the step benchmark of a few recipes "
+                  "and the l1 run pair only.", ""]
     lines += [f"Device: {summary.get('device')}; torch {summary.get('torch')}, CUDA "
               f"{summary.get('cuda')}, cuDNN {summary.get('cudnn')}; {summary.get('date')}; "
               f"budget {summary.get('budget_s')} s. Made by `benchmarks/gpu_check.py`.", "",

@@ -86,6 +86,43 @@ def test_gpu_check_stops_at_once_without_cuda(
     assert not (tmp_path / "out").exists()
 
 
+def test_gpu_check_quick_runs_three_steps_into_its_own_files(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, tmp_path: Path
+) -> None:
+    """``--quick`` (the short second device run): the CUDA tests, the step benchmark of the
+    QUICK_RECIPES and the l1 run pair, nothing else, into gpu_check_quick.json/.md; a full
+    check's gpu_check.json in the same folder is left as it is. Steps are stubbed."""
+    import gpu_check
+
+    calls: list[tuple[str, list[str]]] = []
+
+    def fake_step(name: str, cmd: list[str], timeout: int, env: dict | None = None) -> dict:
+        calls.append((name, cmd))
+        return {"name": name, "command": " ".join(cmd), "exit": 0, "seconds": 0.1,
+                "limit_s": timeout, "tail": "1 passed in 0.1s"}
+
+    monkeypatch.setattr(gpu_check, "step", fake_step)
+    monkeypatch.setattr(gpu_check, "make_pairs", lambda root: root)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "gpu_check.json").write_text('{"first": true}\n')
+    code = gpu_check.main(["--quick", "--dry-run", "--out", str(out), "--work",
+                           str(tmp_path / "work"), "--budget", "120"])
+    assert code == 0
+    assert [name for name, _ in calls] == [
+        "pytest -m cuda", "bench_train lite + paper, eager and graphs", "l1 smoke run (eager)",
+        "l1 smoke run (graphs)"]
+    bench = calls[1][1]
+    assert bench[bench.index("--recipes") + 1:bench.index("--graphs")] == \
+        gpu_check.QUICK_RECIPES[:2]  # a dry run benchmarks two of them
+    assert bench[bench.index("--json") + 1].endswith("bench_train_quick.json")
+    summary = json.loads((out / "gpu_check_quick.json").read_text())
+    assert summary["quick"] is True and len(summary["steps"]) == 4
+    assert "Quick check" in (out / "gpu_check_quick.md").read_text()
+    assert (out / "gpu_check.json").read_text() == '{"first": true}\n'
+    assert "wrote" in capsys.readouterr().out
+
+
 def test_gpu_report_tables_and_targets_come_from_the_json() -> None:
     """Step times, TFLOP/s, the captured-or-not reason, the curve and the targets' verdicts
     are the JSON's numbers; a dry run never claims a target."""

@@ -257,6 +257,45 @@ def test_float32_cpu_gradient_is_close_to_float64(preset: str, planted_weights) 
     assert 0 < _relative_error(grad, exact) < 1e-4
 
 
+def _perturbed_grad_error(loss: PerceptualLoss, pred: torch.Tensor, target: torch.Tensor,
+                          rel: float, seed: int) -> float:
+    """Relative L2 change of the float64 gradient when every convolution's output is multiplied
+    by ``1 + rel * N(0, 1)`` (independent per element): a stand-in for another algorithm's
+    rounding."""
+    _, grad = _float64_value_and_grad(loss, pred, target)
+    gen = torch.Generator().manual_seed(seed)
+    noisy = copy.deepcopy(weights.vgg19_features("cpu")).double()
+    for module in noisy:
+        if isinstance(module, nn.Conv2d):
+            module.register_forward_hook(
+                lambda m, i, out: out * (1 + rel * torch.randn(out.shape, generator=gen,
+                                                               dtype=out.dtype)))
+    perturbed = copy.deepcopy(loss).double()
+    perturbed.trunk = lambda device: noisy
+    _, moved = value_and_grad(perturbed, pred.double(), target.double())
+    return _relative_error(moved, grad)
+
+
+def test_trunk_kinks_amplify_rounding_above_a_threshold(planted_weights) -> None:
+    """Why the CUDA bound is per preset: the gradient is not a smooth function of the trunk's
+    rounding. Errors of 1e-7 relative in every convolution output move the lol5 gradient
+    linearly (~3e-7); errors of 1e-5 (the order of an FFT or Winograd convolution's, or of a
+    float32 sum with cancellation) flip ReLU, max-pool and L1 kinks and move it by ~1e-2."""
+    pred, target = _pair(6, size=64)
+    loss = PerceptualLoss("lol5")
+    assert _perturbed_grad_error(loss, pred, target, 1e-7, 0) < 1e-5
+    assert _perturbed_grad_error(loss, pred, target, 1e-5, 0) > 3e-3
+
+
+#: relative L2 gradient error of the CUDA loss (TF32 off) vs float64, allowed per preset. Measured
+#: on an NVIDIA H200 (torch 2.11.0+cu130, cuDNN 9.19) at 64 px: lol5 1.13e-2 (CPU float32:
+#: 4.87e-7; TF32 on: 1.12e-1), edsr54 2.44e-5 (CPU 6.59e-6; TF32 on: 9.84e-2). lol5 compares
+#: five layers with L1 (a sign per feature) down to relu5_1 (4x4 px at 64 px), so single kink flips
+#: carry a large share of the gradient (test_trunk_kinks_amplify_rounding_above_a_threshold);
+#: edsr54 is one L2 layer. The bounds are ~3x and ~40x the measured figures.
+CUDA_GRAD_BOUND = {"lol5": 3e-2, "edsr54": 1e-3}
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("preset", ["lol5", "edsr54"])
@@ -270,10 +309,11 @@ def test_cuda_equals_cpu(preset: str, planted_weights) -> None:
     the ReLUs' kinks (sign(f(x) - f(y)) and relu'(z) where a value is within rounding of 0) flip
     between any two float32 summation orders (cuDNN's algorithms against oneDNN's), moving
     single elements of the gradient by a feature's whole share. Compared instead: both float32
-    gradients against a float64 CPU one at 64 px, as the relative L2 error. IEEE float32 through
-    16 convolutions of up to 4 608 terms gives about 1e-6 to 1e-4 (more for FFT/Winograd
-    algorithms); TF32's 10-bit mantissa (unit round-off 2^-11) gives about 1e-3 and more. So
-    the bound is 1e-3, and TF32 on must do worse than TF32 off (the policy is what matters).
+    gradients against a float64 CPU one at 64 px, as the relative L2 error. Below a threshold
+    the error grows with the rounding; above it (~1e-6 relative per convolution output on the
+    CPU simulation) kink flips dominate and lol5 reaches ~1e-2 (CUDA_GRAD_BOUND gives the H200
+    figures). TF32's 10-bit mantissa (unit round-off 2^-11) gives ~1e-1, so TF32 on must do
+    worse than TF32 off (the policy is what matters), and the figures go to gpu_check's report.
     """
     from benchmark.protocol import tf32_settings
 
@@ -291,12 +331,14 @@ def test_cuda_equals_cpu(preset: str, planted_weights) -> None:
         tf32_settings(False)
     cpu_err, gpu_err = _relative_error(grad, exact), _relative_error(grad_gpu, exact)
     tf32_err = _relative_error(grad_tf32, exact)
-    report = (f"relative L2 gradient error: cpu {cpu_err:.2e}, cuda {gpu_err:.2e}, "
-              f"tf32 {tf32_err:.2e}")
-    record_cuda_figure(f"perceptual {preset} 64 px", cpu=cpu_err, cuda=gpu_err, tf32=tf32_err)
+    bound = CUDA_GRAD_BOUND[preset]
+    report = (f"relative L2 gradient error: cpu {cpu_err:.2e}, cuda {gpu_err:.2e} (bound "
+              f"{bound:.0e}), tf32 {tf32_err:.2e}")
+    record_cuda_figure(f"perceptual {preset} 64 px", cpu=cpu_err, cuda=gpu_err, bound=bound,
+                       tf32=tf32_err)
     assert float(value_gpu) == pytest.approx(float(exact_value), rel=1e-4), report
     assert cpu_err < 1e-4, report
-    assert gpu_err < 1e-3, report
+    assert gpu_err < bound, report
     if torch.cuda.get_device_capability()[0] >= 8:  # TF32 exists from Ampere on
         assert tf32_err > gpu_err, report
 

@@ -258,3 +258,36 @@ def test_to_float64_and_no_saved_state() -> None:
     assert loss.state_dict() == {}
     pred, target = blended_random_pair((1, 3, 16, 16))
     assert loss(pred.double(), target.double()).dtype == torch.float64
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("weights", [None, [0.5, 0.3, 0.2]])
+def test_ms_ssim_weights_buffer_gives_the_list_numbers_with_no_host_copy(
+    monkeypatch: pytest.MonkeyPatch, dtype: torch.dtype, weights: list[float] | None
+) -> None:
+    """The per-scale weights reach pytorch-msssim as the module's float64 buffer (which moves to
+    the device with the module: no host-to-device copy per call, so a CUDA step stays
+    capturable), and the value and gradient are bit-identical to handing it the Python list,
+    with no warning left over from ``new_tensor``."""
+    pred, target = blended_random_pair((2, 3, 170, 163))
+    pred, target = pred.to(dtype), target.to(dtype)
+    loss = build_loss("ms_ssim", **({} if weights is None else {"weights": weights}))
+    seen: list[object] = []
+    library = pytorch_msssim.ms_ssim
+
+    def spy(*args: object, **kwargs: object) -> torch.Tensor:
+        seen.append(kwargs["weights"])
+        return library(*args, **kwargs)
+
+    monkeypatch.setattr(pytorch_msssim, "ms_ssim", spy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        value, grad = value_and_grad(loss, pred, target)
+    assert len(seen) == 1 and seen[0] is loss.weights_tensor
+    win = loss.win.to(dtype).repeat(3, 1, 1, 1)
+    expect, expect_grad = value_and_grad(
+        lambda p, t: 1.0 - library(p, t, data_range=1.0, win=win, weights=loss.weights),
+        pred, target,
+    )
+    assert value.dtype == dtype
+    assert torch.equal(value, expect) and torch.equal(grad, expect_grad)

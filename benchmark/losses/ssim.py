@@ -14,6 +14,7 @@ of the formula evaluated in float64.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 
 import pytorch_msssim
@@ -142,6 +143,13 @@ class MSSSIMLoss(Loss):
         self.weights = [float(w) for w in weights]
         win = gaussian_kernel_1d(win_size, self.win_sigma).view(1, 1, 1, -1)
         self.register_buffer("win", win, persistent=False)
+        # pytorch_msssim turns the weights into a tensor with ``X.new_tensor(weights)`` on every
+        # call: from a list, a host-to-device copy (a CUDA step that synchronises, which a CUDA
+        # graph cannot capture); from this buffer, a copy on the device. Float64 holds the
+        # Python floats exactly, so the cast gives what the list gives, in every dtype.
+        self.register_buffer(
+            "weights_tensor", torch.tensor(self.weights, dtype=torch.float64), persistent=False
+        )
 
     def min_input_size(self) -> int:
         # the library's assert, and every scale at least one window wide (2x pooling rounds up)
@@ -158,7 +166,9 @@ class MSSSIMLoss(Loss):
             f"MS-SSIM with {len(self.weights)} scales and a {self.win_size}x{self.win_size} window",
         )
         win = self.win.to(pred.dtype).repeat(pred.shape[1], 1, 1, 1)
-        value = pytorch_msssim.ms_ssim(
-            pred, target, data_range=1.0, win=win, weights=self.weights
-        )
+        with warnings.catch_warnings():  # new_tensor(a tensor) advises .clone(): what it does
+            warnings.filterwarnings("ignore", "To copy construct from a tensor", UserWarning)
+            value = pytorch_msssim.ms_ssim(
+                pred, target, data_range=1.0, win=win, weights=self.weights_tensor
+            )
         return 1.0 - value
