@@ -48,7 +48,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gpu_report import BEGIN, END, markdown, replace_section  # noqa: E402
+from gpu_report import markdown, markers, replace_section  # noqa: E402
 
 #: the measured dense bf16 peak of the H200 the issue was measured on (TFLOP/s)
 PEAK_TFLOPS = 790.0
@@ -194,8 +194,10 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
         doc = ROOT / "docs" / "PERFORMANCE.md"
-        doc.write_text(replace_section(doc.read_text(), markdown(summary)))
-        print(f"wrote the GPU section of {doc} ({BEGIN} ... {END})")
+        quick = bool(summary.get("quick"))
+        doc.write_text(replace_section(doc.read_text(), markdown(summary), quick))
+        print(f"wrote the {'quick ' if quick else ''}GPU section of {doc} "
+              f"({' ... '.join(markers(quick))})")
         return 0
     import torch
 

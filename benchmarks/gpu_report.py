@@ -142,13 +142,22 @@ def markdown(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def replace_section(doc: str, section: str) -> str:
-    """``doc`` with the text between :data:`BEGIN` and :data:`END` replaced by ``section``."""
-    if BEGIN not in doc or END not in doc:
-        raise ValueError("docs/PERFORMANCE.md has no gpu-check section markers")
-    head, rest = doc.split(BEGIN, 1)
-    tail = rest.split(END, 1)[1]
-    return f"{head}{BEGIN}\n\n{section}\n{END}{tail}"
+def markers(quick: bool = False) -> tuple[str, str]:
+    """The begin/end markers of the full check's section, or of the quick check's."""
+    if not quick:
+        return BEGIN, END
+    return (BEGIN.replace("gpu-check:", "gpu-check-quick:"),
+            END.replace("gpu-check:", "gpu-check-quick:"))
 
 
-__all__ = ["BEGIN", "END", "markdown", "replace_section"]
+def replace_section(doc: str, section: str, quick: bool = False) -> str:
+    """``doc`` with the text between the markers (:func:`markers`) replaced by ``section``."""
+    begin, end = markers(quick)
+    if begin not in doc or end not in doc:
+        raise ValueError(f"docs/PERFORMANCE.md has no {begin} ... {end} section markers")
+    head, rest = doc.split(begin, 1)
+    tail = rest.split(end, 1)[1]
+    return f"{head}{begin}\n\n{section}\n{end}{tail}"
+
+
+__all__ = ["BEGIN", "END", "markdown", "markers", "replace_section"]
