@@ -187,6 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--compact", action="store_true",
                            help="print the narrow summary table (the report's first) instead "
                                 "of the one with every column")
+            p.add_argument("--selection", action="store_true",
+                           help="also the selection-bias table: per recipe the mean test PSNR "
+                                "of the final, validation-selected and test-selected "
+                                "(optimistic) weights, and what test selection adds")
         if name in ("compare", "report"):
             p.add_argument("--reference", default=None, metavar="DIR",
                            help="a reference results folder (e.g. results/reference/LOL-v1/lite):"

@@ -12,9 +12,12 @@ run is cached, an interrupted one resumes from its checkpoint, so stopping and s
 after that time of day.
 
 ``export`` copies the small text files of every finished run (``config.yaml``,
-``metrics.json``, ``per_image.csv``, ``train_log.csv``, ``val_log.csv``) into ``--to`` in the
-run-folder layout ``runs/<recipe>/lite/seed<N>/``, so ``python -m benchmark compare --results
-DIR`` reads it like any results tree. No checkpoints and no images are copied.
+``metrics.json``, ``per_image.csv``, ``per_image_views.csv``, ``train_log.csv``,
+``val_log.csv``) into ``--to`` in the run-folder layout ``runs/<recipe>/lite/seed<N>/``, so
+``python -m benchmark compare --results DIR`` reads it like any results tree. No checkpoints and
+no images are copied. Runs of another protocol are never mixed in: when ``--to`` holds runs
+whose protocol differs from the exported ones (an earlier ``lite``), ``export`` refuses unless
+``--replace`` is given, which first removes ``--to``'s ``runs/`` (the old runs stay in git).
 
 ``docs`` fills the generated blocks of README.md ("Comparing recipes"), docs/RESULTS.md and
 docs/PROTOCOL.md ("What a rerun should get") and draws docs/figures/reference/ from the exported
@@ -36,9 +39,11 @@ sys.path.insert(0, str(ROOT))
 
 #: every shipped recipe that needs no pretrained backbone (perceptual and adversarial recipes
 #: need the official VGG19, which the machines that made the reference could not download)
-RECIPES = ("l1", "mse", "charbonnier", "ssim", "ms_ssim", "zhao_mix", "edge", "frequency",
-           "zero_dce_color", "flw", "exposure_fusion", "exposure_fusion_luma", "gt_mean_l1")
-TEXT_FILES = ("config.yaml", "metrics.json", "per_image.csv", "train_log.csv", "val_log.csv")
+RECIPES = ("l1", "mse", "charbonnier", "ssim", "ms_ssim", "zhao_mix", "zhao_mix_code", "edge",
+           "frequency", "zero_dce_color", "flw", "exposure_fusion", "exposure_fusion_luma",
+           "gt_mean_l1")
+TEXT_FILES = ("config.yaml", "metrics.json", "per_image.csv", "per_image_views.csv",
+              "train_log.csv", "val_log.csv")
 
 
 def _status(work: Path, recipe: str, seed: int) -> str | None:
@@ -68,12 +73,34 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _protocol(folder: Path) -> str:
+    """The protocol part of a run's ``config.yaml`` that changes numbers, as canonical JSON."""
+    import yaml
+
+    from benchmark.analysis.frames import OPERATIONAL_PROTOCOL
+
+    config = yaml.safe_load((folder / "config.yaml").read_text()) or {}
+    proto = {k: v for k, v in (config.get("protocol") or {}).items()
+             if k not in OPERATIONAL_PROTOCOL}
+    return json.dumps(proto, sort_keys=True, default=str)
+
+
 def export(args: argparse.Namespace) -> int:
+    finished = [m.parent for m in sorted(args.work.glob("runs/*/lite/seed*/metrics.json"))
+                if json.loads(m.read_text()).get("status") == "ok"]
+    new = {_protocol(f) for f in finished}
+    old = {_protocol(f) for f in args.to.glob("runs/*/lite/seed*")
+           if (f / "config.yaml").is_file()}
+    if old - new and finished:
+        if not args.replace:
+            print(f"reference: {args.to} holds runs of another protocol than the ones in "
+                  f"{args.work}; exporting would mix them. Pass --replace to remove "
+                  f"{args.to / 'runs'} first (its files stay in git history).", file=sys.stderr)
+            return 2
+        shutil.rmtree(args.to / "runs")
+        print(f"reference: removed {args.to / 'runs'} (runs of another protocol)")
     copied = 0
-    for metrics in sorted(args.work.glob("runs/*/lite/seed*/metrics.json")):
-        folder = metrics.parent
-        if json.loads(metrics.read_text()).get("status") != "ok":
-            continue
+    for folder in finished:
         dest = args.to / folder.relative_to(args.work)
         dest.mkdir(parents=True, exist_ok=True)
         for name in TEXT_FILES:
@@ -89,7 +116,7 @@ FIGURES = Path("docs", "figures", "reference")  # under the repository root
 #: (document, marker name) filled by ``docs``; the text between the markers is generated
 BLOCKS = (("README.md", "reference-table"), ("README.md", "reference-reading"),
           ("docs/RESULTS.md", "reference-reading"), ("docs/RESULTS.md", "reference-results"),
-          ("docs/PROTOCOL.md", "reference-prediction"))
+          ("docs/RESULTS.md", "selection-bias"), ("docs/PROTOCOL.md", "reference-prediction"))
 COMPARE = "python -m benchmark compare --results results/reference/LOL-v1/lite --compact"
 
 
@@ -162,6 +189,7 @@ def blocks(results: Path, frames: tuple | None = None) -> dict[str, str]:
     from benchmark.analysis.frames import compare_frames
     from benchmark.analysis.metric_tables import metric_markdown, prediction, prediction_markdown
     from benchmark.analysis.report import compact_markdown, details_markdown
+    from benchmark.analysis.selection import load_views, selection_markdown, selection_table
 
     runs, _, summary = frames or compare_frames(results, "l1")
     ok = runs[runs["status"] == "ok"]
@@ -192,9 +220,14 @@ def blocks(results: Path, frames: tuple | None = None) -> dict[str, str]:
     preds = [prediction(runs, "l1", m) for m in ("psnr", "ssim", "psnr_gtmean")]
     protocol = "".join("- " + prediction_markdown(p, f"a lite l1 run on {dataset}")
                        for p in preds)
+    views = load_views(runs)
+    selection = (f"Generated from the same folder (`{COMPARE.replace(' --compact', '')} "
+                 "--selection` prints it).\n\n"
+                 + "\n".join(selection_markdown(selection_table(views, m), dec, unit)
+                             for m, dec, unit in (("psnr", 2, "dB"), ("ssim", 4, ""))))
     return {"reference-table": readme, "reference-reading": reading(summary),
             "reference-results": "\n".join(results_md),
-            "reference-prediction": protocol}
+            "selection-bias": selection, "reference-prediction": protocol}
 
 
 def fill(text: str, name: str, body: str, where: str) -> str:
@@ -253,11 +286,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--work", type=Path, required=True)
     p.add_argument("--recipes", nargs="+", default=list(RECIPES))
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     p.add_argument("--until", default=None, help="HH:MM: start no new run after this time")
     p = sub.add_parser("export")
     p.add_argument("--work", type=Path, required=True)
     p.add_argument("--to", type=Path, default=ROOT / "results" / "reference" / "LOL-v1" / "lite")
+    p.add_argument("--replace", action="store_true",
+                   help="remove --to's runs/ first when it holds runs of another protocol")
     p = sub.add_parser("docs")
     p.add_argument("--results", type=Path, default=REFERENCE)
     p.add_argument("--work", type=Path, default=None,

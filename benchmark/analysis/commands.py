@@ -13,6 +13,7 @@ from benchmark.analysis.frames import DEFAULT_BASELINE, compare_frames
 from benchmark.analysis.instruments import sensitivity_figure, sensitivity_frame
 from benchmark.analysis.reference import write_reference_check
 from benchmark.analysis.report import compact_markdown, write_report
+from benchmark.analysis.selection import write_selection
 from benchmark.analysis.tables import markdown_tables
 from benchmark.analysis.tex import write_tables
 
@@ -26,15 +27,20 @@ def command_compare(args: argparse.Namespace) -> int:
     """``python -m benchmark compare``: write tables/summary.{csv,md,tex}, print the Markdown.
 
     With ``--reference DIR`` also one verdict per recipe found in both (exit 0 whatever they
-    say), written to tables/reference_check.{md,csv}.
+    say), written to tables/reference_check.{md,csv}. With ``--selection`` also the
+    selection-bias table (the three views of every run), written to tables/selection.{md,csv}.
     """
     results = Path(args.results)
-    _, _, summary = compare_frames(results, args.baseline, _test(args))
+    runs, _, summary = compare_frames(results, args.baseline, _test(args))
     reference = getattr(args, "reference", None)
     check = write_reference_check(results, reference) if reference else None
     paths = write_tables(summary, results / "tables", getattr(args, "caption", None))
     print(compact_markdown(summary) if getattr(args, "compact", False)
           else markdown_tables(summary))
+    if getattr(args, "selection", False):
+        text, written = write_selection(results, runs)
+        print("\n## What checkpoint selection is worth\n\n" + text)
+        paths += written
     if check is not None:
         print("\n## Checking against the reference\n\n" + check[0])
         paths += check[1]

@@ -10,7 +10,9 @@ One step: forward (channels_last, and bf16 autocast where the protocol's precisi
 losses always get a float32 NCHW prediction), the recipe's weighted total, backward, a NaN/Inf check
 of every term and of the gradient norms, the Adam step at the scheduled learning rate, then one step
 of every discriminator (its own Adam at the loss's ``d_lr`` and ``d_betas``) on the detached
-prediction. Every ``log_every`` iterations of a multi-term recipe (``protocol.grad_shares``), one
+prediction, and (``protocol.ema_decay`` > 0) the update of the exponential moving average of the
+network weights (:meth:`Trainer.update_ema`), which validation then scores. Every ``log_every``
+iterations of a multi-term recipe (``protocol.grad_shares``), one
 vector-Jacobian product per term through the losses only (not the network) gives each weighted
 term's gradient with respect to the network output (:func:`term_gradient_norms`); the values and
 the update are those of a step without it. On CPU the check runs before each optimiser step; on
@@ -21,6 +23,7 @@ non-finite state.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -84,6 +87,9 @@ class Trainer:
     stop: Callable[[], bool] | None = None
     #: monotonic clock (tests replace it to trigger the time-based checkpoint)
     clock: Callable[[], float] = time.monotonic
+    #: called after every validation with the iteration and a CPU copy of the weights just
+    #: scored (the run keeps them to score the test-selected view after training)
+    on_point: Callable[[int, dict[str, torch.Tensor]], None] | None = None
 
     def __post_init__(self) -> None:
         p, cuda = self.protocol, self.device.type == "cuda"
@@ -132,6 +138,28 @@ class Trainer:
                              for lb in self.share_labels]
         self._shares: torch.Tensor | None = None
         self.sync_every = p.log_every if cuda else 1
+        #: the moving average of the weights (a copy of the network), None when EMA is off
+        self.ema: nn.Module | None = None
+        if p.ema_decay > 0:
+            self.ema = copy.deepcopy(self.model)
+            self.ema.requires_grad_(False)
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """The weights validation and the test split score: the average when EMA is on."""
+        return self.ema if self.ema is not None else self.model
+
+    @torch.no_grad()
+    def update_ema(self, it: int) -> None:
+        """One step of the moving average after iteration ``it``'s update (no-op when off)."""
+        if self.ema is None:
+            return
+        weight = 1.0 - self.protocol.ema_decay_at(it)
+        ema_params = list(self.ema.parameters())
+        params = [q.detach() for q in self.model.parameters()]
+        torch._foreach_lerp_(ema_params, params, weight)
+        for avg, buf in zip(self.ema.buffers(), self.model.buffers(), strict=True):
+            avg.copy_(buf)
 
     # -- checkpoints -------------------------------------------------------------------------
 
@@ -145,6 +173,7 @@ class Trainer:
             "best": s.best,
             "window": s.window,
             "model": self.model.state_dict(),
+            "ema": None if self.ema is None else self.ema.state_dict(),
             "opt": self.opt.state_dict(),
             "discriminators": {
                 lb: loss.discriminator.state_dict() for lb, loss in self.adversarial
@@ -155,6 +184,10 @@ class Trainer:
 
     def load_state_dict(self, ckpt: dict[str, Any]) -> None:
         self.model.load_state_dict(ckpt["model"])
+        if self.ema is not None:
+            if ckpt.get("ema") is None:
+                raise ValueError("the checkpoint holds no moving average of the weights")
+            self.ema.load_state_dict(ckpt["ema"])
         self.opt.load_state_dict(ckpt["opt"])
         for label, loss in self.adversarial:
             loss.discriminator.load_state_dict(ckpt["discriminators"][label])
@@ -198,6 +231,7 @@ class Trainer:
                 it, torch.stack([*record, gnorm.float()]), [*self.labels, "total", "grad_norm"]
             )
         self.opt.step()
+        self.update_ema(it)
         mark("optimiser")
         d_losses, d_norms = [], []
         for label, loss in self.adversarial:
@@ -305,16 +339,14 @@ class Trainer:
                 on_log(self._log_row(it, elapsed))
                 heartbeat()
             if at_val:
-                val = validate(self.model, *self.val_data, self.device, p)
+                scored = self.eval_model
+                val = validate(scored, *self.val_data, self.device, p)
+                weights = {k: v.detach().cpu().clone() for k, v in scored.state_dict().items()}
                 best = self.state.best
                 if best is None or val > best["val_psnr"]:
-                    self.state.best = {
-                        "iteration": it,
-                        "val_psnr": val,
-                        "model": {
-                            k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()
-                        },
-                    }
+                    self.state.best = {"iteration": it, "val_psnr": val, "model": weights}
+                if self.on_point is not None:
+                    self.on_point(it, weights)
                 self.state.val_log.append(
                     {"iteration": it, "val_psnr": val, "best_val_psnr": self.state.best["val_psnr"]}
                 )
