@@ -239,7 +239,7 @@ def protocol_means(before: Path, afters: list[Path], recipes: list[str]):  # noq
                      "psnr": data["test"]["psnr"]})
     for folder in afters:
         proto = json.loads((folder / "protocol.json").read_text())
-        means = curve_means(pd.read_csv(folder / "curve.csv"))
+        means = curve_means(_curve_rows(folder))
         means = means[means["recipe"].isin(recipes)]
         kinds = [("", "EMA weights" if proto.get("ema_decay") else "raw weights")]
         if proto.get("ema_decay"):
@@ -252,6 +252,23 @@ def protocol_means(before: Path, afters: list[Path], recipes: list[str]):  # noq
             part["variant"] = label
             rows += part.to_dict("records")
     return pd.DataFrame(rows), variants
+
+
+def _curve_rows(folder: Path):  # noqa: ANN202
+    """``curve.csv``'s rows plus those of (recipe, seed) pairs still training (their
+    checkpoint's rows so far: a curve in progress ends at its last checkpoint)."""
+    import pandas as pd
+    import torch
+
+    path = folder / "curve.csv"
+    frame = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=FIELDS)
+    done = set(zip(frame["recipe"], frame["seed"], strict=True))
+    extra = []
+    for ckpt in sorted((folder / "checkpoints").glob("*.pt")):
+        rows = torch.load(ckpt, map_location="cpu", weights_only=False)["rows"]
+        if rows and (rows[0]["recipe"], rows[0]["seed"]) not in done:
+            extra += rows
+    return pd.concat([frame, pd.DataFrame(extra, columns=FIELDS)], ignore_index=True)
 
 
 def protocol_report(doc: Path, before: Path, afters: list[Path], recipes: list[str],
@@ -274,22 +291,25 @@ def protocol_report(doc: Path, before: Path, afters: list[Path], recipes: list[s
              "on the 30 held-out training pairs every 200 iterations; test PSNR on eval15 "
              "(– : not recorded; the runs of lite v1 recorded the test score of the checkpoint "
              "they kept only).", "",
-             "| protocol | recipe | seed | val PSNR at the end | best val PSNR (iteration) | "
-             "largest drop between validations | SD of the last 5 validations | test PSNR, "
-             "final weights | test PSNR, best-validation weights |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| protocol | recipe | seed | last iteration | val PSNR there | best val PSNR "
+             "(iteration) | largest drop between validations | SD of the last 5 validations | "
+             "test PSNR, last weights | test PSNR, best-validation weights |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     order = {v: i for i, v in enumerate(variants)}
     table = table.sort_values(["recipe", "seed"], kind="stable")
     table = table.iloc[sorted(range(len(table)), key=lambda i: (table.iloc[i]["recipe"],
                                                                 order[table.iloc[i]["variant"]],
                                                                 table.iloc[i]["seed"]))]
     for r in table.itertuples():
-        lines.append(f"| {r.variant} | {r.recipe} | {r.seed} | {cell(r.final_val)} | "
+        lines.append(f"| {r.variant} | {r.recipe} | {r.seed} | {r.last_iteration} | "
+                     f"{cell(r.final_val)} | "
                      f"{cell(r.best_val)} ({r.best_iteration}) | {cell(r.max_drop)} | "
                      f"{cell(r.sd_last)} | {cell(r.test_final)} | {cell(r.test_at_best)} |")
+    table = table[table["last_iteration"] == table["last_iteration"].max()]  # finished curves
     summary = table.groupby(["recipe", "variant"], sort=False)[
-        ["final_val", "max_drop", "sd_last", "test_final", "test_at_best"]].mean()
-    lines += ["", "Means over the seeds of each protocol:", "",
+        ["final_val", "max_drop", "sd_last", "test_final", "test_at_best"]].agg(
+        lambda x: x.mean(skipna=False))  # a view some seed lacks: no mean
+    lines += ["", "Means over the seeds of each protocol (finished curves only):", "",
               "| recipe | protocol | seeds | val PSNR at the end | largest drop | SD of the "
               "last 5 | test PSNR, final | test PSNR, best-validation |",
               "|---|---|---|---|---|---|---|---|"]

@@ -160,7 +160,8 @@ def protocol_change_table(means: pd.DataFrame) -> pd.DataFrame:
     """Per (variant, recipe, seed) of a frame of mean PSNR per (variant, recipe, seed, split,
     iteration): how the validation curve behaves and what the test split gets.
 
-    Columns: ``final_val`` (validation PSNR at the last iteration), ``best_val`` and
+    Columns: ``last_iteration`` (the curve's last point: a curve still training ends early),
+    ``final_val`` (validation PSNR at the last iteration), ``best_val`` and
     ``best_iteration``, ``max_drop`` (the largest fall between two consecutive validations),
     ``sd_last`` (SD of the last five validations: the swing a checkpoint choice sees),
     ``test_final`` (test PSNR of the last weights) and ``test_at_best`` (test PSNR of the
@@ -175,6 +176,7 @@ def protocol_change_table(means: pd.DataFrame) -> pd.DataFrame:
         best = int(its[int(np.argmax(v))])
         rows.append({
             "variant": variant, "recipe": recipe, "seed": int(seed),
+            "last_iteration": int(its[-1]),
             "final_val": float(v[-1]), "best_val": float(v.max()), "best_iteration": best,
             "max_drop": float(np.max(np.maximum(v[:-1] - v[1:], 0.0))) if len(v) > 1 else 0.0,
             "sd_last": float(np.std(v[-5:], ddof=1)) if len(v) >= 5 else np.nan,
@@ -195,7 +197,12 @@ def protocol_change_figure(means: pd.DataFrame, variants: list[str]) -> Figure:
     seeds = sorted(means["seed"].unique())
     dashes = ["-", "--", ":", "-."]
     val = means[means["split"] == "val"]
-    lows = val["psnr"].quantile(0.05)
+    # the axis comes from the curves that did not collapse (final value within 5 dB of the
+    # median final value); anything below is drawn at the lower edge as triangles
+    finals = val.sort_values("iteration").groupby(["variant", "recipe", "seed"])["psnr"].last()
+    healthy = finals[finals >= finals.median() - 5.0].index
+    keyed = val.set_index(["variant", "recipe", "seed"])
+    lows = float(keyed.loc[keyed.index.isin(healthy), "psnr"].min()) + 0.5
     with mpl.rc_context(STYLE):
         fig = Figure(figsize=(WIDTH, 2.5), layout="constrained")
         axes = np.atleast_1d(fig.subplots(1, len(recipes), sharey=True))
@@ -215,6 +222,7 @@ def protocol_change_figure(means: pd.DataFrame, variants: list[str]) -> Figure:
         handles = [mpl.lines.Line2D([], [], color=colors[v], lw=1.5) for v in variants]
         fig.legend(handles, variants, loc="outside lower center", ncols=len(variants),
                    frameon=False)
+        axes[0].set_ylim(bottom=lows - 0.6)
         fig.suptitle("Validation PSNR (30 held-out training pairs) every 200 iterations; line "
                      "style = seed; triangles: values below the axis (collapsed)", fontsize=7)
     return fig
