@@ -78,8 +78,12 @@ def selection_table(views: pd.DataFrame, metric: str = "psnr") -> pd.DataFrame:
     that did not collapse, the mean and largest inflation ``test_selected - final`` per run,
     and the largest ``test_selected`` over seeds (NaN where a view is absent)."""
     part = views[views["metric"] == metric]
-    wide = part.pivot_table(index=["profile", "dataset", "recipe", "seed", "outcome"],
-                            columns="view", values="value", aggfunc="first", dropna=False)
+    keys = ["profile", "dataset", "recipe", "seed", "outcome"]
+    if part.empty:
+        return pd.DataFrame(columns=["profile", "dataset", "recipe", "metric", "n_runs",
+                                     "n_collapsed", *[f"mean_{v}" for v in VIEWS],
+                                     "inflation_mean", "inflation_max", "test_selected_max"])
+    wide = part.groupby([*keys, "view"])["value"].first().unstack("view")
     wide = wide.reindex(columns=list(VIEWS)).reset_index()
     rows = []
     for (profile, dataset, recipe), sub in wide.groupby(["profile", "dataset", "recipe"],
