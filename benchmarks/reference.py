@@ -79,8 +79,9 @@ def _protocol(folder: Path) -> str:
 
     from benchmark.analysis.frames import OPERATIONAL_PROTOCOL
 
-    config = yaml.safe_load((folder / "config.yaml").read_text()) or {}
-    proto = {k: v for k, v in (config.get("protocol") or {}).items()
+    config = yaml.safe_load((folder / "config.yaml").read_text())
+    proto = config.get("protocol") if isinstance(config, dict) else None
+    proto = {k: v for k, v in (proto if isinstance(proto, dict) else {}).items()
              if k not in OPERATIONAL_PROTOCOL}
     return json.dumps(proto, sort_keys=True, default=str)
 
