@@ -76,13 +76,14 @@ bench-losses: $(STAMP)
 bench-train: $(STAMP)
 	$(PY) benchmarks/bench_train.py
 
-# The lite reference results on the full LOL-v1 (every backbone-free recipe x seeds 0-2,
+# The lite reference results on the full LOL-v1 (every backbone-free recipe x seeds 0-4,
 # resumable; WORK is the results tree, outside the repository), then the small text files of the
-# finished runs into results/reference/LOL-v1/lite, then the docs made from them (below).
+# finished runs into results/reference/LOL-v1/lite (replacing runs of an earlier protocol), then
+# the docs made from them (below).
 WORK ?= $(HOME)/lossbench-work/reference
 reference: $(STAMP)
 	$(PY) benchmarks/reference.py run --data $(DATA) --work $(WORK)
-	$(PY) benchmarks/reference.py export --work $(WORK)
+	$(PY) benchmarks/reference.py export --work $(WORK) --replace
 	$(PY) benchmarks/reference.py docs --work $(WORK)
 
 # The long profile (lite trained 10x longer) for the rank-transfer study, resumable in the same

@@ -215,6 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--mdd", default=None, metavar="DIFF",
                            help="seeds needed to detect this difference with 80%% power: a "
                                 "number (PSNR, dB) or metric=value pairs, e.g. psnr=0.5,ssim=0.01")
+            p.add_argument("--selection", action="store_true",
+                           help="also the selection-bias table: per recipe the mean test PSNR "
+                                "of the final, validation-selected and test-selected "
+                                "(optimistic) weights, and what test selection adds")
         if name in ("compare", "report"):
             p.add_argument("--reference", default=None, metavar="DIR",
                            help="a reference results folder (e.g. results/reference/LOL-v1/lite):"

@@ -20,6 +20,16 @@ Rows go to ``OUT/curve.csv`` (recipe, seed, iteration, split, image, psnr, secon
         --recipes l1 flw --seeds 0 1 --iterations 4000 --every 250 --workers 2
     python benchmarks/convergence.py --out /root/lossbench-work/curve \\
         --plot docs/figures/convergence.png --chosen 2000 --report docs/PROTOCOL.md
+
+Every training invocation records its protocol in ``OUT/protocol.json``. ``--protocol-report``
+compares protocols (docs/PROTOCOL.md, "Why lite stalled"): the validation curves of the shipped
+reference runs (``--before``, a results tree made with the previous ``lite``) against curves of
+candidate protocols (``--after`` folders; with EMA each holds the average's curve and the raw
+weights' curve), as a figure and a table made from the files alone:
+
+    python benchmarks/convergence.py --out /root/lossbench-work/protocol/lr3e-4_ema \\
+        --protocol-report docs/PROTOCOL.md --before results/reference/LOL-v1/lite \\
+        --after /root/lossbench-work/protocol/lr3e-4_ema --plot docs/figures/protocol_change.png
 """
 
 from __future__ import annotations
@@ -39,18 +49,21 @@ sys.path.insert(0, str(ROOT))
 FIELDS = ["recipe", "seed", "iteration", "split", "image", "psnr", "seconds"]
 
 
-def curve_protocol(iterations: int, every: int, n_val: int):  # noqa: ANN201
+def curve_protocol(iterations: int, every: int, n_val: int, **overrides):  # noqa: ANN201, ANN003
+    """lite's shapes with one schedule ``iterations`` long; ``overrides`` replace other fields
+    (``lr``, ``warmup``, ``ema_decay``: the candidates of docs/PROTOCOL.md)."""
     from benchmark.protocol import PROFILES
 
     base = PROFILES["lite"] if "lite" in PROFILES else PROFILES["quick"]
-    return dataclasses.replace(
+    proto = dataclasses.replace(
         base, name="curve", iterations=iterations, val_every=every, ckpt_every=every,
         log_every=min(50, every), n_val=n_val, warmup=min(base.warmup, iterations // 10),
     )
+    return dataclasses.replace(proto, **{k: v for k, v in overrides.items() if v is not None})
 
 
 def train_one(job: tuple) -> list[dict]:
-    recipe, seed, data, iterations, every, n_val, threads, out = job
+    recipe, seed, data, iterations, every, n_val, threads, out, overrides = job
     import torch
 
     torch.set_num_threads(threads)
@@ -64,7 +77,7 @@ def train_one(job: tuple) -> list[dict]:
     from benchmark.run.setup import crop_seed
 
     device = torch.device("cpu")
-    proto, _ = resolve_precision(curve_protocol(iterations, every, n_val), device)
+    proto, _ = resolve_precision(curve_protocol(iterations, every, n_val, **overrides), device)
     ds = data_mod.discover(data)
     train_pairs, val_pairs = data_mod.split_train_val(ds.train, proto.n_val)
     train = data_mod.load_pairs(train_pairs, native=True)
@@ -91,9 +104,14 @@ def train_one(job: tuple) -> list[dict]:
 
     def on_checkpoint(it: int) -> None:
         seconds = round(time.perf_counter() - start, 1)
-        for split, (lows, highs), pairs in (("val", val_t, val_pairs),
-                                            ("test", test_t, ds.test)):
-            for pair, value in zip(pairs, validate_images(model, lows, highs, device, proto),
+        # "val"/"test": the weights a run scores (the moving average when EMA is on);
+        # "val_raw"/"test_raw": the raw weights beside them when EMA is on
+        scored = [("", trainer.eval_model)] + ([("_raw", model)] if trainer.ema else [])
+        for (suffix, net), (split, (lows, highs), pairs) in (
+            (n, s) for n in scored for s in (("val", val_t, val_pairs), ("test", test_t, ds.test))
+        ):
+            split = split + suffix
+            for pair, value in zip(pairs, validate_images(net, lows, highs, device, proto),
                                    strict=True):
                 rows.append({"recipe": recipe, "seed": seed, "iteration": it, "split": split,
                              "image": pair.name, "psnr": round(value, 4), "seconds": seconds})
@@ -184,6 +202,131 @@ def report(out: Path, doc: Path, sizes: list[int], short: Path | None = None) ->
     print(f"updated {doc}")
 
 
+PBEGIN, PEND = "<!-- protocol-change:begin -->", "<!-- protocol-change:end -->"
+
+
+def _label(proto: dict, weights: str) -> str:
+    return f"lr {proto['lr']:g}, {weights}"
+
+
+def protocol_means(before: Path, afters: list[Path], recipes: list[str]):  # noqa: ANN201
+    """Mean validation/test PSNR per (variant, recipe, seed, split, iteration) and the variant
+    labels in order: the reference runs of ``before`` (their ``val_log.csv``, and the test PSNR
+    of the checkpoint they kept), then each ``after`` curve (EMA weights and raw weights)."""
+    import json
+
+    import pandas as pd
+
+    from benchmark.analysis.convergence import curve_means
+
+    rows, variants = [], []
+    for metrics in sorted(before.glob("runs/*/lite/seed*/metrics.json")):
+        data = json.loads(metrics.read_text())
+        if data["recipe"] not in recipes or data.get("status") != "ok":
+            continue
+        import yaml
+
+        proto = yaml.safe_load((metrics.parent / "config.yaml").read_text())["protocol"]
+        label = _label(proto, "raw weights (lite v1)" if not proto.get("ema_decay")
+                       else "EMA weights (reference)")
+        variants += [label] if label not in variants else []
+        val = pd.read_csv(metrics.parent / "val_log.csv")
+        for r in val.itertuples():
+            rows.append({"variant": label, "recipe": data["recipe"], "seed": data["seed"],
+                         "split": "val", "iteration": int(r.iteration), "psnr": r.val_psnr})
+        rows.append({"variant": label, "recipe": data["recipe"], "seed": data["seed"],
+                     "split": "test", "iteration": int(data["best_iteration"]),
+                     "psnr": data["test"]["psnr"]})
+    for folder in afters:
+        proto = json.loads((folder / "protocol.json").read_text())
+        means = curve_means(_curve_rows(folder))
+        means = means[means["recipe"].isin(recipes)]
+        kinds = [("", "EMA weights" if proto.get("ema_decay") else "raw weights")]
+        if proto.get("ema_decay"):
+            kinds.append(("_raw", "raw weights"))
+        for suffix, weights in kinds:
+            label = _label(proto, weights)
+            variants += [label] if label not in variants else []
+            part = means[means["split"].isin([f"val{suffix}", f"test{suffix}"])].copy()
+            part["split"] = part["split"].str.replace("_raw", "", regex=False)
+            part["variant"] = label
+            rows += part.to_dict("records")
+    return pd.DataFrame(rows), variants
+
+
+def _curve_rows(folder: Path):  # noqa: ANN202
+    """``curve.csv``'s rows plus those of (recipe, seed) pairs still training (their
+    checkpoint's rows so far: a curve in progress ends at its last checkpoint)."""
+    import pandas as pd
+    import torch
+
+    path = folder / "curve.csv"
+    frame = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=FIELDS)
+    done = set(zip(frame["recipe"], frame["seed"], strict=True))
+    extra = []
+    for ckpt in sorted((folder / "checkpoints").glob("*.pt")):
+        rows = torch.load(ckpt, map_location="cpu", weights_only=False)["rows"]
+        if rows and (rows[0]["recipe"], rows[0]["seed"]) not in done:
+            extra += rows
+    return pd.concat([frame, pd.DataFrame(extra, columns=FIELDS)], ignore_index=True)
+
+
+def protocol_report(doc: Path, before: Path, afters: list[Path], recipes: list[str],
+                    figure: Path | None) -> None:
+    """Fill ``doc``'s protocol-change block (and draw ``figure``) from the curves alone."""
+    from benchmark.analysis.convergence import protocol_change_figure, protocol_change_table
+    from benchmark.analysis.plots import save
+
+    means, variants = protocol_means(before, afters, recipes)
+    table = protocol_change_table(means)
+    if figure is not None:
+        for path in save(protocol_change_figure(means, variants), figure.with_suffix("")):
+            print(f"wrote {path}")
+
+    def cell(x: float) -> str:
+        return "–" if x != x else f"{x:.2f}"
+
+    lines = [PBEGIN, "", f"Generated by `python benchmarks/convergence.py --protocol-report "
+             f"{doc} --before DIR --after DIR ...` from {len(table)} curve(s): validation PSNR "
+             "on the 30 held-out training pairs every 200 iterations; test PSNR on eval15 "
+             "(– : not recorded; the runs of lite v1 recorded the test score of the checkpoint "
+             "they kept only).", "",
+             "| protocol | recipe | seed | last iteration | val PSNR there | best val PSNR "
+             "(iteration) | largest drop between validations | SD of the last 5 validations | "
+             "test PSNR, last weights | test PSNR, best-validation weights |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    order = {v: i for i, v in enumerate(variants)}
+    table = table.sort_values(["recipe", "seed"], kind="stable")
+    table = table.iloc[sorted(range(len(table)), key=lambda i: (table.iloc[i]["recipe"],
+                                                                order[table.iloc[i]["variant"]],
+                                                                table.iloc[i]["seed"]))]
+    for r in table.itertuples():
+        lines.append(f"| {r.variant} | {r.recipe} | {r.seed} | {r.last_iteration} | "
+                     f"{cell(r.final_val)} | "
+                     f"{cell(r.best_val)} ({r.best_iteration}) | {cell(r.max_drop)} | "
+                     f"{cell(r.sd_last)} | {cell(r.test_final)} | {cell(r.test_at_best)} |")
+    table = table[table["last_iteration"] == table["last_iteration"].max()]  # finished curves
+    summary = table.groupby(["recipe", "variant"], sort=False)[
+        ["final_val", "max_drop", "sd_last", "test_final", "test_at_best"]].agg(
+        lambda x: x.mean(skipna=False))  # a view some seed lacks: no mean
+    lines += ["", "Means over the seeds of each protocol (finished curves only):", "",
+              "| recipe | protocol | seeds | val PSNR at the end | largest drop | SD of the "
+              "last 5 | test PSNR, final | test PSNR, best-validation |",
+              "|---|---|---|---|---|---|---|---|"]
+    counts = table.groupby(["recipe", "variant"], sort=False)["seed"].nunique()
+    for (recipe, variant), m in summary.iterrows():
+        lines.append(f"| {recipe} | {variant} | {counts[(recipe, variant)]} | "
+                     f"{cell(m.final_val)} | {cell(m.max_drop)} | {cell(m.sd_last)} | "
+                     f"{cell(m.test_final)} | {cell(m.test_at_best)} |")
+    lines += ["", PEND]
+    text = doc.read_text(encoding="utf-8")
+    if PBEGIN not in text or PEND not in text:
+        raise SystemExit(f"{doc}: no {PBEGIN} ... {PEND} markers to fill")
+    head, rest = text.split(PBEGIN, 1)
+    doc.write_text(head + "\n".join(lines) + rest.split(PEND, 1)[1], encoding="utf-8")
+    print(f"updated {doc}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path)
@@ -194,6 +337,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--every", type=int, default=250)
     parser.add_argument("--n-val", type=int, default=50)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--lr", type=float, default=None, help="override lite's peak lr")
+    parser.add_argument("--warmup", type=int, default=None, help="override the warm-up length")
+    parser.add_argument("--ema", type=float, default=None,
+                        help="EMA decay of the weights (0: off; default: the profile's)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads per worker (default: cores / workers)")
     parser.add_argument("--plot", type=Path, help="only draw the figure from OUT/curve.csv")
     parser.add_argument("--chosen", type=int, default=None, help="mark this iteration count")
     parser.add_argument("--report", type=Path, help="only fill this Markdown file's tables")
@@ -201,7 +350,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--short", type=Path, default=None,
                         help="with --report: a curve folder of the same recipes and seeds "
                              "trained with a shorter schedule, to compare with OUT's")
+    parser.add_argument("--protocol-report", type=Path, default=None,
+                        help="fill this Markdown file's protocol-change block (with --before, "
+                             "--after; --plot draws its figure)")
+    parser.add_argument("--before", type=Path, default=None,
+                        help="a results tree of reference runs made with the previous lite")
+    parser.add_argument("--after", type=Path, nargs="+", default=[],
+                        help="curve folders of candidate protocols")
     args = parser.parse_args(argv)
+    if args.protocol_report:
+        protocol_report(args.protocol_report, args.before, args.after, args.recipes, args.plot)
+        return 0
     if args.plot or args.report:
         if args.plot:
             plot(args.out, args.plot, args.chosen)
@@ -209,10 +368,20 @@ def main(argv: list[str] | None = None) -> int:
             report(args.out, args.report, args.sizes, args.short)
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
+    import json
+
+    proto = curve_protocol(args.iterations, args.every, args.n_val, lr=args.lr,
+                           warmup=args.warmup, ema_decay=args.ema)
+    record = args.out / "protocol.json"
+    if record.is_file() and json.loads(record.read_text()) != proto.to_dict():
+        raise SystemExit(f"{record}: this folder holds curves of another protocol")
+    record.write_text(json.dumps(proto.to_dict(), indent=1))
     path = args.out / "curve.csv"
     done = _done(path)
-    threads = max(1, (os.cpu_count() or 1) // args.workers)
-    jobs = [(r, s, args.data, args.iterations, args.every, args.n_val, threads, args.out)
+    threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
+    overrides = {"lr": args.lr, "warmup": args.warmup, "ema_decay": args.ema}
+    jobs = [(r, s, args.data, args.iterations, args.every, args.n_val, threads, args.out,
+             overrides)
             for s in args.seeds for r in args.recipes if (r, s) not in done]
     print(f"{len(done)} (recipe, seed) done, {len(jobs)} to train, {threads} thread(s) each")
     ctx = mp.get_context("spawn")

@@ -18,9 +18,12 @@ run is cached, an interrupted one resumes from its checkpoint, so stopping and s
 after that time of day.
 
 ``export`` copies the small text files of every finished run (``config.yaml``,
-``metrics.json``, ``per_image.csv``, ``train_log.csv``, ``val_log.csv``) into ``--to`` in the
-run-folder layout ``runs/<recipe>/lite/seed<N>/``, so ``python -m benchmark compare --results
-DIR`` reads it like any results tree. No checkpoints and no images are copied.
+``metrics.json``, ``per_image.csv``, ``per_image_views.csv``, ``train_log.csv``,
+``val_log.csv``) into ``--to`` in the run-folder layout ``runs/<recipe>/lite/seed<N>/``, so
+``python -m benchmark compare --results DIR`` reads it like any results tree. No checkpoints and
+no images are copied. Runs of another protocol are never mixed in: when ``--to`` holds runs
+whose protocol differs from the exported ones (an earlier ``lite``), ``export`` refuses unless
+``--replace`` is given, which first removes ``--to``'s ``runs/`` (the old runs stay in git).
 
 ``docs`` fills the generated blocks of README.md ("Comparing recipes"), docs/RESULTS.md and
 docs/PROTOCOL.md ("What a rerun should get") and draws docs/figures/reference/ from the exported
@@ -43,9 +46,11 @@ sys.path.insert(0, str(ROOT))
 
 #: every shipped recipe that needs no pretrained backbone (perceptual and adversarial recipes
 #: need the official VGG19, which the machines that made the reference could not download)
-RECIPES = ("l1", "mse", "charbonnier", "ssim", "ms_ssim", "zhao_mix", "edge", "frequency",
-           "zero_dce_color", "flw", "exposure_fusion", "exposure_fusion_luma", "gt_mean_l1")
-TEXT_FILES = ("config.yaml", "metrics.json", "per_image.csv", "train_log.csv", "val_log.csv")
+RECIPES = ("l1", "mse", "charbonnier", "ssim", "ms_ssim", "zhao_mix", "zhao_mix_code", "edge",
+           "frequency", "zero_dce_color", "flw", "exposure_fusion", "exposure_fusion_luma",
+           "gt_mean_l1")
+TEXT_FILES = ("config.yaml", "metrics.json", "per_image.csv", "per_image_views.csv",
+              "train_log.csv", "val_log.csv")
 
 
 def _status(work: Path, recipe: str, seed: int, profile: str = "lite") -> str | None:
@@ -92,14 +97,38 @@ def run(args: argparse.Namespace) -> int:
     return code
 
 
+def _protocol(folder: Path) -> str:
+    """The protocol part of a run's ``config.yaml`` that changes numbers, as canonical JSON."""
+    import yaml
+
+    from benchmark.analysis.frames import OPERATIONAL_PROTOCOL
+
+    config = yaml.safe_load((folder / "config.yaml").read_text())
+    proto = config.get("protocol") if isinstance(config, dict) else None
+    proto = {k: v for k, v in (proto if isinstance(proto, dict) else {}).items()
+             if k not in OPERATIONAL_PROTOCOL}
+    return json.dumps(proto, sort_keys=True, default=str)
+
+
 def export(args: argparse.Namespace) -> int:
-    copied = 0
     if args.to is None:
         args.to = ROOT / "results" / "reference" / "LOL-v1" / args.profile
-    for metrics in sorted(args.work.glob(f"runs/*/{args.profile}/seed*/metrics.json")):
-        folder = metrics.parent
-        if json.loads(metrics.read_text()).get("status") != "ok":
-            continue
+    pattern = f"runs/*/{args.profile}/seed*/metrics.json"
+    finished = [m.parent for m in sorted(args.work.glob(pattern))
+                if json.loads(m.read_text()).get("status") == "ok"]
+    new = {_protocol(f) for f in finished}
+    old = {_protocol(f) for f in args.to.glob(f"runs/*/{args.profile}/seed*")
+           if (f / "config.yaml").is_file()}
+    if old - new and finished:
+        if not args.replace:
+            print(f"reference: {args.to} holds runs of another protocol than the ones in "
+                  f"{args.work}; exporting would mix them. Pass --replace to remove "
+                  f"{args.to / 'runs'} first (its files stay in git history).", file=sys.stderr)
+            return 2
+        shutil.rmtree(args.to / "runs")
+        print(f"reference: removed {args.to / 'runs'} (runs of another protocol)")
+    copied = 0
+    for folder in finished:
         dest = args.to / folder.relative_to(args.work)
         dest.mkdir(parents=True, exist_ok=True)
         for name in TEXT_FILES:
@@ -115,7 +144,7 @@ FIGURES = Path("docs", "figures", "reference")  # under the repository root
 #: (document, marker name) filled by ``docs``; the text between the markers is generated
 BLOCKS = (("README.md", "reference-table"), ("README.md", "reference-reading"),
           ("docs/RESULTS.md", "reference-reading"), ("docs/RESULTS.md", "reference-results"),
-          ("docs/PROTOCOL.md", "reference-prediction"))
+          ("docs/RESULTS.md", "selection-bias"), ("docs/PROTOCOL.md", "reference-prediction"))
 COMPARE = "python -m benchmark compare --results results/reference/LOL-v1/lite"
 
 
@@ -227,6 +256,7 @@ def blocks(results: Path, frames: tuple | None = None) -> dict[str, str]:
     from benchmark.analysis.frames import compare_frames
     from benchmark.analysis.metric_tables import metric_markdown, prediction, prediction_markdown
     from benchmark.analysis.report import compact_markdown, details_markdown
+    from benchmark.analysis.selection import load_views, selection_markdown, selection_table
 
     runs, _, summary = frames or compare_frames(results, "l1")
     ok = runs[runs["status"] == "ok"]
@@ -257,6 +287,11 @@ def blocks(results: Path, frames: tuple | None = None) -> dict[str, str]:
     preds = [prediction(runs, "l1", m) for m in ("psnr", "ssim", "psnr_gtmean")]
     protocol = "".join("- " + prediction_markdown(p, f"a lite l1 run on {dataset}")
                        for p in preds)
+    views = load_views(runs)
+    selection = (f"Generated from the same folder (`{COMPARE} "
+                 "--selection` prints it).\n\n"
+                 + "\n".join(selection_markdown(selection_table(views, m), dec, unit)
+                             for m, dec, unit in (("psnr", 2, "dB"), ("ssim", 4, ""))))
     found = transfer_study(results)
     said = reading(summary)
     if found is not None:
@@ -268,7 +303,7 @@ def blocks(results: Path, frames: tuple | None = None) -> dict[str, str]:
             "results/reference/LOL-v1/long --transfer results/reference/LOL-v1/lite`.\n")
     return {"reference-table": readme, "reference-reading": said,
             "reference-results": "\n".join(results_md),
-            "reference-prediction": protocol}
+            "selection-bias": selection, "reference-prediction": protocol}
 
 
 def fill(text: str, name: str, body: str, where: str) -> str:
@@ -332,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--work", type=Path, required=True)
     p.add_argument("--recipes", nargs="+", default=list(RECIPES))
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     p.add_argument("--until", default=None, help="HH:MM: start no new run after this time")
     p.add_argument("--profile", choices=("lite", "long"), default="lite")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
@@ -342,6 +377,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", choices=("lite", "long"), default="lite")
     p.add_argument("--to", type=Path, default=None,
                    help="default: results/reference/LOL-v1/<profile>")
+    p.add_argument("--replace", action="store_true",
+                   help="remove --to's runs/ first when it holds runs of another protocol")
     p = sub.add_parser("docs")
     p.add_argument("--results", type=Path, default=REFERENCE)
     p.add_argument("--work", type=Path, default=None,

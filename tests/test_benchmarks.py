@@ -220,3 +220,31 @@ def test_reference_export_copies_only_finished_runs_text_files(tmp_path: Path) -
     assert copied == [f"runs/l1/lite/seed0/{n}" for n in
                       ("config.yaml", "metrics.json", "per_image.csv", "train_log.csv")]
     assert "gt_mean_l1" in reference.RECIPES and "s3net" not in reference.RECIPES
+
+
+def test_reference_export_never_mixes_two_protocols(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture) -> None:
+    """Runs of an earlier lite in the destination: refused, or replaced with --replace."""
+    import reference
+    import yaml
+
+    def run(root: Path, recipe: str, seed: int, lr: float) -> None:
+        folder = root / "runs" / recipe / "lite" / f"seed{seed}"
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps({"status": "ok"}))
+        (folder / "config.yaml").write_text(yaml.safe_dump(
+            {"protocol": {"lr": lr, "ckpt_every": 7 * seed}}))  # ckpt_every: operational
+
+    work, out = tmp_path / "work", tmp_path / "ref"
+    run(work, "l1", 0, 3e-4)
+    run(out, "l1", 1, 3e-4)
+    assert reference.main(["export", "--work", str(work), "--to", str(out)]) == 0
+    assert (out / "runs/l1/lite/seed1/config.yaml").is_file()  # same protocol: kept
+    run(out, "mse", 2, 1e-3)
+    capsys.readouterr()
+    assert reference.main(["export", "--work", str(work), "--to", str(out)]) == 2
+    assert "holds runs of another protocol" in capsys.readouterr().err
+    assert (out / "runs/mse/lite/seed2/config.yaml").is_file()  # nothing touched
+    assert reference.main(["export", "--work", str(work), "--to", str(out), "--replace"]) == 0
+    copied = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert copied == ["runs/l1/lite/seed0/config.yaml", "runs/l1/lite/seed0/metrics.json"]

@@ -73,3 +73,29 @@ def test_schedule_gap_compares_the_best_checkpoints_of_two_schedules() -> None:
     assert row["val_gain"] == pytest.approx(p_long["final_best_val"] - p_short["final_best_val"])
     assert row["test_gain"] == pytest.approx(p_long["test_at_best"] - p_short["test_at_best"])
     assert row["short_test"] == pytest.approx(p_short["test_at_best"])
+
+
+def test_protocol_change_table_on_known_curves() -> None:
+    """The swing statistics and the two test views of a planted curve, by hand."""
+    from benchmark.analysis.convergence import protocol_change_figure, protocol_change_table
+
+    val = [17.0, 18.0, 12.0, 17.5, 18.2, 18.1, 18.3]
+    its = [200 * (k + 1) for k in range(len(val))]
+    test = [15.0, 16.0, 11.0, 16.2, 16.4, 16.1, 16.6]
+    rows = [{"variant": "a", "recipe": "l1", "seed": 0, "split": s, "iteration": i, "psnr": v}
+            for s, values in (("val", val), ("test", test))
+            for i, v in zip(its, values, strict=True)]
+    rows.append({"variant": "b", "recipe": "l1", "seed": 0, "split": "val", "iteration": 200,
+                 "psnr": 10.0})
+    rows.append({"variant": "b", "recipe": "l1", "seed": 0, "split": "val", "iteration": 400,
+                 "psnr": 11.0})
+    table = protocol_change_table(pd.DataFrame(rows)).set_index("variant")
+    a = table.loc["a"]
+    assert a["final_val"] == 18.3 and a["best_val"] == 18.3 and a["best_iteration"] == 1400
+    assert a["max_drop"] == pytest.approx(6.0)  # 18.0 -> 12.0
+    assert a["sd_last"] == pytest.approx(np.std(val[-5:], ddof=1))
+    assert a["test_final"] == 16.6 and a["test_at_best"] == 16.6
+    b = table.loc["b"]
+    assert b["max_drop"] == 0.0 and np.isnan(b["sd_last"]) and np.isnan(b["test_final"])
+    fig = protocol_change_figure(pd.DataFrame(rows), ["a", "b"])
+    assert len(fig.axes) == 1

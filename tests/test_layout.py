@@ -26,7 +26,8 @@ ALLOWED = {
     "data": {"errors", "resources"},
     "metrics": {"weights", "errors"},
     "model": {"errors"},
-    "protocol": {"errors"},
+    "protocol": {"errors", "precision"},
+    "precision": set(),  # the TF32 policy (process-wide torch flags)
     "weights": {"errors"},
     "references": {"errors", "resources"},
     "resources": set(),  # where the shipped recipes, bibliography and manifests are

@@ -193,6 +193,8 @@ def test_weights_from_the_papers():
     assert weights["srgan"] == {"perceptual": 1.0, "adversarial": 1e-3}
     assert weights["srgan_tv"]["tv"] == 7.5e-8
     assert weights["zhao_mix"] == {"ms_ssim": 0.84, "gaussian_l1": 0.16}
+    # the released code (NVlabs/PL4NN src/loss.py, MSSSIML1's default alpha)
+    assert weights["zhao_mix_code"] == {"ms_ssim": 0.025, "gaussian_l1": 0.975}
     assert weights["frequency"]["frequency"] == 0.01
     assert weights["zero_dce_color"]["color_constancy"] == 5.0
     assert set(weights["flw"].values()) == {1.0} and len(weights["flw"]) == 5

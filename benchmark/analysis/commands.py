@@ -19,6 +19,7 @@ from benchmark.analysis.output import is_shipped_reference, refuse_shipped, writ
 from benchmark.analysis.pairs import all_pairs, apply_pairs, pairs_markdown
 from benchmark.analysis.reference import write_reference_check
 from benchmark.analysis.report import compact_markdown, write_report
+from benchmark.analysis.selection import write_selection
 from benchmark.analysis.stats import METRICS
 from benchmark.analysis.tex import write_tables
 from benchmark.analysis.transfer_report import write_transfer
@@ -68,6 +69,8 @@ def command_compare(args: argparse.Namespace, frames: Frames | None = None) -> i
     With ``--transfer DIR`` and/or ``--transfer-profiles A B`` also the rank-transfer study
     between two profiles (:mod:`.transfer_report`), written to tables/ and
     plots/transfer_<a>_<b>.*.
+    With ``--selection`` also the selection-bias table (the three views of every run),
+    written to tables/selection.{md,csv}.
     """
     results = Path(args.results)
     mdd = parse_mdd(getattr(args, "mdd", None))
@@ -92,6 +95,10 @@ def command_compare(args: argparse.Namespace, frames: Frames | None = None) -> i
                       write_text_atomic(results / "tables" / "pairs.csv",
                                         pair_frame.to_csv(index=False))]
         print("\n" + pair_text)
+    if getattr(args, "selection", False):
+        text, written = write_selection(results, runs, write=not shipped)
+        print("\n## What checkpoint selection is worth\n\n" + text)
+        paths += written
     if check is not None:
         print("\n## Checking against the reference\n\n" + check[0])
         paths += check[1]

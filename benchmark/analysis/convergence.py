@@ -156,4 +156,77 @@ def convergence_figure(frame: pd.DataFrame, chosen: int | None = None,
     return fig
 
 
-__all__ = ["convergence_figure", "curve_means", "plateau", "selection_regret"]
+def protocol_change_table(means: pd.DataFrame) -> pd.DataFrame:
+    """Per (variant, recipe, seed) of a frame of mean PSNR per (variant, recipe, seed, split,
+    iteration): how the validation curve behaves and what the test split gets.
+
+    Columns: ``last_iteration`` (the curve's last point: a curve still training ends early),
+    ``final_val`` (validation PSNR at the last iteration), ``best_val`` and
+    ``best_iteration``, ``max_drop`` (the largest fall between two consecutive validations),
+    ``sd_last`` (SD of the last five validations: the swing a checkpoint choice sees),
+    ``test_final`` (test PSNR of the last weights) and ``test_at_best`` (test PSNR of the
+    weights with the best validation PSNR); NaN where the curve has no test values.
+    """
+    rows = []
+    for (variant, recipe, seed), sub in means.groupby(["variant", "recipe", "seed"], sort=True):
+        val = sub[sub["split"] == "val"].sort_values("iteration")
+        test = sub[sub["split"] == "test"].set_index("iteration")["psnr"]
+        v = val["psnr"].to_numpy()
+        its = val["iteration"].to_numpy()
+        best = int(its[int(np.argmax(v))])
+        rows.append({
+            "variant": variant, "recipe": recipe, "seed": int(seed),
+            "last_iteration": int(its[-1]),
+            "final_val": float(v[-1]), "best_val": float(v.max()), "best_iteration": best,
+            "max_drop": float(np.max(np.maximum(v[:-1] - v[1:], 0.0))) if len(v) > 1 else 0.0,
+            "sd_last": float(np.std(v[-5:], ddof=1)) if len(v) >= 5 else np.nan,
+            "test_final": float(test.get(int(its[-1]), np.nan)),
+            "test_at_best": float(test.get(best, np.nan)),
+        })
+    return pd.DataFrame(rows)
+
+
+def protocol_change_figure(means: pd.DataFrame, variants: list[str]) -> Figure:
+    """Validation PSNR against iterations per recipe (one panel each), one colour per protocol
+    variant (in ``variants`` order), one line style per seed."""
+    import matplotlib as mpl
+
+    recipes = sorted(means["recipe"].unique())
+    palette = ["0.55", "#0072B2", "#D55E00", "#009E73"]
+    colors = {v: palette[i % len(palette)] for i, v in enumerate(variants)}
+    seeds = sorted(means["seed"].unique())
+    dashes = ["-", "--", ":", "-."]
+    val = means[means["split"] == "val"]
+    # the axis comes from the curves that did not collapse (final value within 5 dB of the
+    # median final value); anything below is drawn at the lower edge as triangles
+    finals = val.sort_values("iteration").groupby(["variant", "recipe", "seed"])["psnr"].last()
+    healthy = finals[finals >= finals.median() - 5.0].index
+    keyed = val.set_index(["variant", "recipe", "seed"])
+    lows = float(keyed.loc[keyed.index.isin(healthy), "psnr"].min()) + 0.5
+    with mpl.rc_context(STYLE):
+        fig = Figure(figsize=(WIDTH, 2.5), layout="constrained")
+        axes = np.atleast_1d(fig.subplots(1, len(recipes), sharey=True))
+        for ax, recipe in zip(axes, recipes, strict=True):
+            for variant in variants:
+                part = val[(val["recipe"] == recipe) & (val["variant"] == variant)]
+                for seed, sub in part.groupby("seed"):
+                    ax.plot(sub["iteration"], sub["psnr"].clip(lower=lows - 0.5),
+                            dashes[seeds.index(seed) % len(dashes)], color=colors[variant],
+                            lw=1.1, label=f"{variant}, seed {seed}")
+                    clipped = sub[sub["psnr"] < lows - 0.5]
+                    ax.plot(clipped["iteration"], np.full(len(clipped), lows - 0.5), "v",
+                            color=colors[variant], ms=3)
+            ax.set_title(recipe)
+            ax.set_xlabel("iteration")
+        axes[0].set_ylabel("validation PSNR (dB)")
+        handles = [mpl.lines.Line2D([], [], color=colors[v], lw=1.5) for v in variants]
+        fig.legend(handles, variants, loc="outside lower center", ncols=len(variants),
+                   frameon=False)
+        axes[0].set_ylim(bottom=lows - 0.6)
+        fig.suptitle("Validation PSNR (30 held-out training pairs) every 200 iterations; line "
+                     "style = seed; triangles: values below the axis (collapsed)", fontsize=7)
+    return fig
+
+
+__all__ = ["convergence_figure", "curve_means", "plateau", "protocol_change_figure",
+           "protocol_change_table", "selection_regret"]

@@ -34,6 +34,7 @@ import pandas as pd
 import yaml
 
 from benchmark.analysis.logs import train_logs
+from benchmark.analysis.selection import run_outcome
 from benchmark.analysis.stats import summarize
 from benchmark.errors import UserError, did_you_mean
 
@@ -94,6 +95,8 @@ def _read_metrics(path: Path) -> dict[str, Any]:
             _number(test.get(key), path, f"test.{key}", nullable=True)
     for key in ("train_seconds", "eval_seconds", "iterations"):
         _number(data.get(key), path, key, nullable=True)
+    if data.get("outcome") not in (None, "ok", "collapsed", "failed"):
+        raise _fail(path, "outcome", f"expected ok, collapsed or failed: {data['outcome']!r}")
     for key in ("dataset", "env", "weights"):
         if data.get(key) is not None and not isinstance(data[key], dict):
             raise _fail(path, key, f"expected an object, got {data[key]!r}")
@@ -206,7 +209,6 @@ def _one_run(run_dir: Path, recipe: str, profile: str, seed: int) -> tuple[dict,
         env = data.get("env") or {}
         row.update(
             status=data["status"], error=data.get("error"), config_hash=data["config_hash"],
-            outcome=data.get("outcome") or "ok",  # ok | collapsed | failed; absent in old runs
             dataset=ds.get("manifest_sha256"), dataset_name=ds.get("name"),
             dataset_root=ds.get("root"),
             dataset_layout=ds.get("layout"),
@@ -218,6 +220,7 @@ def _one_run(run_dir: Path, recipe: str, profile: str, seed: int) -> tuple[dict,
             device_name=env.get("device_name"), cpu_model=env.get("cpu_model"),
             started_at=data.get("started_at"), finished_at=data.get("finished_at"),
             unofficial_weights=",".join(_weights_flags(data, metrics_path)),
+            outcome=run_outcome(data, data["status"]),
         )
         for key in PER_IMAGE_METRICS:
             row[key] = _nan_if_none(test.get(key))
@@ -237,7 +240,7 @@ def _one_run(run_dir: Path, recipe: str, profile: str, seed: int) -> tuple[dict,
 
 
 RUN_COLUMNS = [
-    "run_id", "run_dir", "recipe", "profile", "seed", "status", "error", "config_hash",
+    "run_id", "run_dir", "recipe", "profile", "seed", "status", "outcome", "error", "config_hash",
     "config_key", "precision", "dataset", "dataset_name", "dataset_root", "dataset_layout",
     "outcome",
     *PER_IMAGE_METRICS,
@@ -347,7 +350,9 @@ def load_runs(results_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
     Returns:
         ``(runs, per_image)``: ``runs`` has one row per run folder (columns ``RUN_COLUMNS``;
-        status ``ok``, ``failed`` or ``incomplete`` when ``metrics.json`` is absent);
+        status ``ok``, ``failed`` or ``incomplete`` when ``metrics.json`` is absent; outcome
+        ``ok``, ``collapsed`` or ``failed``, ``ok`` for runs that recorded none, empty for
+        incomplete runs);
         ``per_image`` is long: run_id, recipe, profile, dataset, seed, image, metric, value.
 
     Raises:

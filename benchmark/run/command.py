@@ -82,15 +82,17 @@ def profiles_markdown() -> str:
     from benchmark.protocol import PROFILES, PURPOSE
 
     lines = ["| profile | UNet width | parameters | patch | batch | iterations | lr (warm-up, "
-             "cosine to) | validation pairs, every | test evaluation | meant for |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "cosine to) | weight average (EMA decay) | validation pairs, every | test "
+             "evaluation | meant for |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, p in PROFILES.items():
         params = count_parameters(UNet(p.width, p.depth)) / 1e6
         evaluation = ("full resolution" if p.eval_resolution == "full"
                       else f"longer side {p.eval_resolution} px")
         lines.append(
             f"| `{name}` | {p.width} | {params:.2f} M | {p.patch} | {p.batch} | "
-            f"{p.iterations:,} | {p.lr:g} ({p.warmup:,}, {p.min_lr:g}) | {p.n_val}, "
+            f"{p.iterations:,} | {p.lr:g} ({p.warmup:,}, {p.min_lr:g}) | "
+            f"{f'{p.ema_decay:g}' if p.ema_decay else 'off'} | {p.n_val}, "
             f"{p.val_every:,} | {evaluation} | {PURPOSE.get(name, '')} |")
     return "\n".join(lines) + "\n"
 

@@ -141,6 +141,19 @@ def validate_images(
     return [by_image[i] for i in range(len(lows))]
 
 
+def identity_psnr(
+    lows: list[torch.Tensor], highs: list[torch.Tensor], protocol: Protocol
+) -> float:
+    """Mean PSNR of the identity mapping (output = low-light input, clamped) on the pairs, at
+    the protocol's evaluation resolution: the untrained network's score, the collapse floor."""
+    values = []
+    for low, high in zip(lows, highs, strict=True):
+        x = fit_resolution(as_float(low)[None], protocol.eval_resolution).clamp(0.0, 1.0)
+        y = fit_resolution(as_float(high)[None], protocol.eval_resolution)
+        values.append(float(metrics_mod.psnr(x, y)[0]))
+    return float(np.mean(values)) if values else float("nan")
+
+
 def evaluate_test(
     model: nn.Module,
     lows: Sequence[np.ndarray],
@@ -231,6 +244,7 @@ __all__ = [
     "evaluate_test",
     "finite_or_none",
     "fit_resolution",
+    "identity_psnr",
     "size_batches",
     "validate",
     "validate_images",

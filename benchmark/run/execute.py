@@ -12,10 +12,14 @@ Order of work (every refusal happens before anything is written):
    ``checkpoint.pt`` of an interrupted run is resumed (bit-identical to an uninterrupted run on
    CPU: model, optimisers, RNG states, crop stream and logs are restored);
 4. take ``run.lock``, write ``config.yaml``, train (see :mod:`benchmark.run.loop`), checkpoint
-   every ``ckpt_every`` iterations, keep the weights with the best validation PSNR;
-5. read the test split once, evaluate the best-on-validation weights at the protocol's
-   evaluation resolution, one image at a time; write ``per_image.csv``, ``samples/`` and
-   ``metrics.json`` (last, atomically: its presence with ``status: ok`` means "finished").
+   every ``ckpt_every`` iterations, keep the weights of every validation point (``points/``)
+   and those with the best validation PSNR (``best.pt``);
+5. read the test split once and score every validation point's weights on it at the
+   protocol's evaluation resolution (:mod:`benchmark.run.views`): the final weights are the
+   headline (``test``, ``per_image.csv``), the validation- and test-selected points are the
+   other ``views``; apply the protocol's collapse criterion (``outcome``); write
+   ``per_image.csv``, ``per_image_views.csv``, ``samples/`` and ``metrics.json`` (last,
+   atomically: its presence with ``status: ok`` means "finished").
 
 A NaN/Inf in a loss term or gradient ends the run with ``status: failed`` and the term and
 iteration in ``error``; the last good ``checkpoint.pt`` is kept; the exit code is 1. So does
@@ -41,17 +45,20 @@ from benchmark import metrics as metrics_mod
 from benchmark import weights as weights_mod
 from benchmark.data import pairs as data_mod
 from benchmark.errors import UserError
-from benchmark.protocol import Protocol
+from benchmark.protocol import Protocol, collapse_outcome
 from benchmark.run import state as rs
-from benchmark.run.evaluate import evaluate_test, finite_or_none, release_freed_memory
+from benchmark.run import views as views_mod
+from benchmark.run.evaluate import (
+    evaluate_test,
+    finite_or_none,
+    identity_psnr,
+    release_freed_memory,
+)
 from benchmark.run.files import (
-    METRIC_KEYS,
     base_metrics,
     clear_run,
-    mean_or_none,
     print_table,
     write_logs,
-    write_per_image,
     write_samples,
 )
 from benchmark.run.loop import NonFiniteError, StopRequested, Trainer, to_storage
@@ -182,6 +189,7 @@ def _execute(
         base["cuda_graphs"] = trainer.graph.note
     if failed is not None:
         return failed
+    base["identity_val_psnr"] = identity_psnr(*trainer.val_data, setup.protocol)
     trainer.train_data = trainer.val_data = ([], [])  # training is over: free the pixels
     release_freed_memory()
     return _evaluate(setup, trainer, base, determinism, quiet)
@@ -220,6 +228,8 @@ def _build_trainer(
         graphs=bool(setup.config.get("cuda_graphs")),
         log=lambda line: print(f"lossbench: {line}", flush=True),  # asked for: always said
     )
+    trainer.on_point = lambda it, weights: views_mod.save_point(
+        folder, setup.config_hash, it, weights)
     ckpt_path = folder / "checkpoint.pt"
     if ckpt_path.is_file():
         # on the CPU: RNG states must stay CPU tensors; load_state_dict moves the rest
@@ -326,27 +336,16 @@ def _train(
     return None
 
 
-def _evaluate(
-    setup: Setup,
-    trainer: Trainer,
-    base: dict[str, Any],
-    determinism: dict[str, Any],
-    quiet: bool,
-) -> dict[str, Any]:
-    """Save ``best.pt``, load it, read the test split once, write per-image and metrics files."""
+def _evaluate(setup: Setup, trainer: Trainer, base: dict[str, Any],
+              determinism: dict[str, Any], quiet: bool) -> dict[str, Any]:
+    """Save ``best.pt``, read the test split once, score every validation point's weights on
+    it, write the views, the per-image files and ``metrics.json``; remove ``points/``."""
     folder, proto, dev = setup.folder, setup.protocol, setup.device
     best = trainer.state.best
-    rs.atomic_torch_save(
-        {
-            "config_hash": setup.config_hash,
-            "iteration": best["iteration"],
-            "val_psnr": best["val_psnr"],
-            "model": best["model"],
-        },
-        folder / "best.pt",
-    )
-    model = trainer.model
-    model.load_state_dict(best["model"])
+    rs.atomic_torch_save({"config_hash": setup.config_hash, "iteration": best["iteration"],
+                          "val_psnr": best["val_psnr"], "model": best["model"]},
+                         folder / "best.pt")
+    val_psnr = {int(r["iteration"]): float(r["val_psnr"]) for r in trainer.state.val_log}
     eval_start = time.perf_counter()
     lows, highs = data_mod.load_pairs(setup.dataset.test)  # the one read of the test split
     names = [p.name for p in setup.dataset.test]
@@ -354,30 +353,41 @@ def _evaluate(
         with nondeterminism_alerts(determinism["nondeterministic_ops"]):
             lpips_metric = (metrics_mod.LPIPSMetric(dev)
                             if "lpips" in setup.config["metrics"] else None)
-            rows, samples = evaluate_test(model, lows, highs, names, dev, proto, lpips_metric)
+            scored = views_mod.score_points(
+                trainer.model, folder, setup.config_hash, sorted(val_psnr),
+                lambda model: evaluate_test(model, lows, highs, names, dev, proto, lpips_metric),
+            )
     except Exception as exc:
         if not is_out_of_memory(exc):
             raise
         error = oom_message(setup, "while evaluating the test split") + (
-            "; training finished (checkpoint.pt, best.pt): the same command only redoes "
-            "the evaluation"
-        )
+            "; training finished (checkpoint.pt, points/): the same command only redoes "
+            "the evaluation")
         return _fail(setup, base, error, proto.iterations, None, trainer, quiet)
-    write_per_image(folder / "per_image.csv", rows)
+    views, meta, samples = views_mod.write_views(folder, scored, val_psnr)
     write_samples(folder / "samples", samples)
+    final_val = meta["final"]["val_psnr"]
+    grad_norms = [float(r["grad_norm"]) for r in trainer.state.train_log]
+    outcome, reason = collapse_outcome(proto, final_val, base["identity_val_psnr"], grad_norms)
     metrics = {
         **base,
         "status": "ok",
-        "test": {k: finite_or_none(mean_or_none([r[k] for r in rows])) for k in METRIC_KEYS},
+        "outcome": outcome,
+        "outcome_reason": reason,
+        "test": {k: finite_or_none(v) for k, v in views["final"].items()},
+        "views": {v: {k: finite_or_none(x) for k, x in d.items()} for v, d in views.items()},
+        "views_meta": meta,
         "train_seconds": round(trainer.state.train_seconds, 3),
         "eval_seconds": round(time.perf_counter() - eval_start, 3),
         "iterations": proto.iterations,
+        "final_val_psnr": final_val,
         "best_iteration": best["iteration"],
         "best_val_psnr": finite_or_none(best["val_psnr"]),
         "weights": weights_mod.weights_record(setup.backbones),
         "finished_at": _now(),
     }
     rs.atomic_write_json(folder / "metrics.json", metrics)
+    views_mod.remove_points(folder)
     if not quiet:
         print_table(metrics, folder)
     return metrics
@@ -400,6 +410,8 @@ def _fail(
     metrics = {
         **base,
         "status": "failed",
+        "outcome": "failed",
+        "outcome_reason": error,
         "error": error,
         "failed_iteration": iteration,
         "failed_term": what,

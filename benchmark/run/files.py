@@ -25,6 +25,7 @@ VAL_COLUMNS = ["iteration", "val_psnr", "best_val_psnr"]
 RUN_FILES = (
     "metrics.json",
     "per_image.csv",
+    "per_image_views.csv",
     "train_log.csv",
     "val_log.csv",
     "checkpoint.pt",
@@ -39,6 +40,7 @@ def clear_run(folder: Path) -> None:
         with contextlib.suppress(FileNotFoundError):
             (folder / name).unlink()
     shutil.rmtree(folder / "samples", ignore_errors=True)
+    shutil.rmtree(folder / "points", ignore_errors=True)
 
 
 def mean_or_none(values: list[float | None]) -> float | None:
@@ -217,6 +219,18 @@ def print_table(metrics: dict[str, Any], folder: Path, cached: bool = False) -> 
     if unofficial:
         print(f"note: made with UNOFFICIAL pretrained weights ({', '.join(unofficial)}): LPIPS"
               " and perceptual-loss figures are not comparable with published numbers")
+    if metrics.get("outcome") == "collapsed":
+        print(f"outcome: COLLAPSED ({metrics.get('outcome_reason')}); the run is scored, and "
+              "tables count it as collapsed instead of averaging it in")
+    views = metrics.get("views") or {}
+    if "val_selected" in views and "test_selected" in views:
+        meta = metrics.get("views_meta") or {}
+        print("other views (PSNR): best validation point "
+              f"{_fmt(views['val_selected'].get('psnr'), '.2f')} (iteration "
+              f"{(meta.get('val_selected') or {}).get('iteration')}); best test point "
+              f"{_fmt(views['test_selected'].get('psnr'), '.2f')} (iteration "
+              f"{(meta.get('test_selected') or {}).get('iteration')}; optimistic: chosen on the "
+              "test split)")
     print(f"run folder: {folder}")
 
 

@@ -10,7 +10,9 @@ One step: forward (channels_last, and bf16 autocast where the protocol's precisi
 losses always get a float32 NCHW prediction), the recipe's weighted total, backward, a NaN/Inf check
 of every term and of the gradient norms, the Adam step at the scheduled learning rate, then one step
 of every discriminator (its own Adam at the loss's ``d_lr`` and ``d_betas``) on the detached
-prediction. Every ``log_every`` iterations of a multi-term recipe (``protocol.grad_shares``), one
+prediction, and (``protocol.ema_decay`` > 0) the update of the exponential moving average of the
+network weights (:meth:`Trainer.update_ema`), which validation then scores. Every ``log_every``
+iterations of a multi-term recipe (``protocol.grad_shares``), one
 vector-Jacobian product per term through the losses only (not the network) gives each weighted
 term's gradient with respect to the network output (:func:`term_gradient_norms`); the values and
 the update are those of a step without it. On CPU the check runs before each optimiser step; on
@@ -21,8 +23,9 @@ non-finite state.
 
 from __future__ import annotations
 
+import copy
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +36,7 @@ from benchmark.protocol import Protocol
 from benchmark.run.batches import sample_batch, to_storage  # noqa: F401 - re-exported
 from benchmark.run.evaluate import as_float, network_input, uses_bf16, validate
 from benchmark.run.graphs import GraphStep
+from benchmark.run.shares import _share_columns, term_gradient_norms
 
 
 class StopRequested(Exception):  # noqa: N818 - a request, not an error
@@ -90,6 +94,9 @@ class Trainer:
     graphs: bool = False
     #: called once with a line for the run's log when graphs were asked for (captured or not)
     log: Callable[[str], None] | None = None
+    #: called after every validation with the iteration and a CPU copy of the weights just
+    #: scored (the run keeps them to score the test-selected view after training)
+    on_point: Callable[[int, dict[str, torch.Tensor]], None] | None = None
 
     def __post_init__(self) -> None:
         p, cuda = self.protocol, self.device.type == "cuda"
@@ -138,7 +145,29 @@ class Trainer:
                              for lb in self.share_labels]
         self._shares: torch.Tensor | None = None
         self.sync_every = p.log_every if cuda else 1
+        #: the moving average of the weights (a copy of the network), None when EMA is off
+        self.ema: nn.Module | None = None
+        if p.ema_decay > 0:
+            self.ema = copy.deepcopy(self.model)
+            self.ema.requires_grad_(False)
         self.graph = GraphStep(self) if self.graphs else None
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """The weights validation and the test split score: the average when EMA is on."""
+        return self.ema if self.ema is not None else self.model
+
+    @torch.no_grad()
+    def update_ema(self, it: int) -> None:
+        """One step of the moving average after iteration ``it``'s update (no-op when off)."""
+        if self.ema is None:
+            return
+        weight = 1.0 - self.protocol.ema_decay_at(it)
+        ema_params = list(self.ema.parameters())
+        params = [q.detach() for q in self.model.parameters()]
+        torch._foreach_lerp_(ema_params, params, weight)
+        for avg, buf in zip(self.ema.buffers(), self.model.buffers(), strict=True):
+            avg.copy_(buf)
 
     # -- checkpoints -------------------------------------------------------------------------
 
@@ -152,6 +181,7 @@ class Trainer:
             "best": s.best,
             "window": s.window,
             "model": self.model.state_dict(),
+            "ema": None if self.ema is None else self.ema.state_dict(),
             "opt": self.opt.state_dict(),
             "discriminators": {
                 lb: loss.discriminator.state_dict() for lb, loss in self.adversarial
@@ -162,6 +192,10 @@ class Trainer:
 
     def load_state_dict(self, ckpt: dict[str, Any]) -> None:
         self.model.load_state_dict(ckpt["model"])
+        if self.ema is not None:
+            if ckpt.get("ema") is None:
+                raise ValueError("the checkpoint holds no moving average of the weights")
+            self.ema.load_state_dict(ckpt["ema"])
         self.opt.load_state_dict(ckpt["opt"])
         for group in self.opt.param_groups:  # saved from a captured step: a plain float again
             if isinstance(group["lr"], torch.Tensor):  # (a later capture makes its own)
@@ -191,9 +225,11 @@ class Trainer:
         mark = self.mark or _no_mark
         low, high = sample_batch(*self.train_data, p.patch, p.batch, self.gen)
         mark("data")
-        if self.graph is not None:
-            return self.graph.step(it, low, high)
-        return self._compute(it, low, high)
+        record = (self.graph.step(it, low, high) if self.graph is not None
+                  else self._compute(it, low, high))
+        # eager, outside any captured graph: the average's decay changes with the iteration
+        self.update_ema(it)
+        return record
 
     def _compute(self, it: int, low: torch.Tensor, high: torch.Tensor, *,
                  capturing: bool = False) -> torch.Tensor:
@@ -330,16 +366,14 @@ class Trainer:
                 on_log(self._log_row(it, elapsed))
                 heartbeat()
             if at_val:
-                val = validate(self.model, *self.val_data, self.device, p)
+                scored = self.eval_model
+                val = validate(scored, *self.val_data, self.device, p)
+                weights = {k: v.detach().cpu().clone() for k, v in scored.state_dict().items()}
                 best = self.state.best
                 if best is None or val > best["val_psnr"]:
-                    self.state.best = {
-                        "iteration": it,
-                        "val_psnr": val,
-                        "model": {
-                            k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()
-                        },
-                    }
+                    self.state.best = {"iteration": it, "val_psnr": val, "model": weights}
+                if self.on_point is not None:
+                    self.on_point(it, weights)
                 self.state.val_log.append(
                     {"iteration": it, "val_psnr": val, "best_val_psnr": self.state.best["val_psnr"]}
                 )
@@ -351,38 +385,6 @@ class Trainer:
                 last_ckpt = self.clock()
             if stop and not last:
                 raise StopRequested(it)
-
-
-def term_gradient_norms(
-    weights: dict[str, float], terms: dict[str, torch.Tensor], pred: torch.Tensor,
-    labels: Sequence[str],
-) -> torch.Tensor:
-    """``||d(w_k L_k)/d pred||_2`` for each label, one backward through the loss graph each.
-
-    Only the graph between the terms and ``pred`` is traversed (``torch.autograd.grad`` with
-    ``inputs=pred``, graph retained): the network's backward and the parameters' ``.grad`` are
-    untouched. A term without a path to ``pred`` (or with weight 0) has norm 0.
-    """
-    norms = []
-    for label in labels:
-        value, weight = terms[label], float(weights[label])
-        grad = None
-        if weight != 0.0 and value.requires_grad:
-            (grad,) = torch.autograd.grad(value, pred, retain_graph=True, allow_unused=True)
-        norms.append(pred.new_zeros(()) if grad is None else weight * grad.float().norm())
-    return torch.stack(norms).detach()
-
-
-def _share_columns(labels: Sequence[str], norms: torch.Tensor | None) -> dict[str, float]:
-    """``gradnorm_<label>`` and ``gradshare_<label>`` (norm / sum of the terms' norms)."""
-    if norms is None:  # not computed at this row (cannot happen in a full run): leave blank
-        return {f"{k}_{lb}": float("nan") for k in ("gradnorm", "gradshare") for lb in labels}
-    values = norms.double().cpu().tolist()
-    total = sum(values)
-    out = {f"gradnorm_{lb}": v for lb, v in zip(labels, values, strict=True)}
-    out.update({f"gradshare_{lb}": (v / total if total > 0 else float("nan"))
-                for lb, v in zip(labels, values, strict=True)})
-    return out
 
 
 def _no_mark(part: str) -> None:
