@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from benchmark.analysis.logs import train_logs
+from benchmark.analysis.logs import load_train_logs  # noqa: F401 - re-exported
 from benchmark.analysis.selection import run_outcome
 from benchmark.analysis.stats import summarize
 from benchmark.errors import UserError, did_you_mean
@@ -43,7 +43,6 @@ __all__ = ["compare_frames", "config_precision", "load_runs", "load_train_logs",
 
 PER_IMAGE_METRICS = ("psnr", "ssim", "lpips", "psnr_gtmean", "ssim_gtmean")
 REQUIRED_TEST = ("psnr", "ssim", "psnr_gtmean", "ssim_gtmean")  # lpips may be null
-LOG_SKIP = {"iteration", "lr", "seconds", "grad_norm"}  # train_log.csv columns that are not losses
 # config.yaml fields that legitimately differ between the seeds of one configuration
 RUN_SPECIFIC = {"": ("config_hash", "seed", "crop_seed", "device", "compile"),
                 "data": ("root",),
@@ -377,30 +376,6 @@ def load_runs(results_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     per_image = per_image[["run_id", "recipe", "profile", "dataset", "seed", "image", "metric",
                            "value"]].astype({"value": float, "seed": int})
     return runs, per_image
-
-
-def load_train_logs(runs: pd.DataFrame) -> pd.DataFrame:
-    """Long frame of every ``train_log.csv``: run_id, recipe, profile, dataset, seed,
-    iteration, term, value. ``lr`` and ``seconds`` are not loss terms and are left out."""
-    frames = []
-    for run, log in train_logs(runs):
-        path = Path(run.run_dir) / "train_log.csv"
-        for col in ("iteration", "total"):
-            if col not in log.columns:
-                raise _fail(path, col, f"missing column (has {list(log.columns)})")
-        terms = [c for c in log.columns
-                 if c not in LOG_SKIP and not c.startswith(("gradnorm_", "gradshare_"))]
-        for col in ["iteration", *terms]:
-            if not pd.api.types.is_numeric_dtype(log[col]):
-                raise _fail(path, col, "column holds values that are not numbers")
-        long = log.melt(id_vars="iteration", value_vars=terms, var_name="term")
-        long = long.assign(run_id=run.run_id, recipe=run.recipe, profile=run.profile,
-                           dataset=run.dataset, seed=run.seed)
-        frames.append(long)
-    cols = ["run_id", "recipe", "profile", "dataset", "seed", "iteration", "term", "value"]
-    if not frames:
-        return pd.DataFrame(columns=cols)
-    return pd.concat(frames, ignore_index=True)[cols]
 
 
 def check_baseline(runs: pd.DataFrame, baseline: str) -> None:

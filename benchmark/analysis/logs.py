@@ -53,4 +53,32 @@ def load_val_logs(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
 
 
-__all__ = ["load_val_logs", "train_logs"]
+#: train_log.csv columns that are not loss terms
+LOG_SKIP = {"iteration", "lr", "seconds", "grad_norm"}
+
+
+def load_train_logs(runs: pd.DataFrame) -> pd.DataFrame:
+    """Long frame of every ``train_log.csv``: run_id, recipe, profile, dataset, seed,
+    iteration, term, value. ``lr`` and ``seconds`` are not loss terms and are left out."""
+    frames = []
+    for run, log in train_logs(runs):
+        path = Path(run.run_dir) / "train_log.csv"
+        for col in ("iteration", "total"):
+            if col not in log.columns:
+                raise UserError(f"{path}: {col}: missing column (has {list(log.columns)})")
+        terms = [c for c in log.columns
+                 if c not in LOG_SKIP and not c.startswith(("gradnorm_", "gradshare_"))]
+        for col in ["iteration", *terms]:
+            if not pd.api.types.is_numeric_dtype(log[col]):
+                raise UserError(f"{path}: {col}: column holds values that are not numbers")
+        long = log.melt(id_vars="iteration", value_vars=terms, var_name="term")
+        long = long.assign(run_id=run.run_id, recipe=run.recipe, profile=run.profile,
+                           dataset=run.dataset, seed=run.seed)
+        frames.append(long)
+    cols = ["run_id", "recipe", "profile", "dataset", "seed", "iteration", "term", "value"]
+    if not frames:
+        return pd.DataFrame(columns=cols)
+    return pd.concat(frames, ignore_index=True)[cols]
+
+
+__all__ = ["load_train_logs", "load_val_logs", "train_logs"]
