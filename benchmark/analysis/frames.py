@@ -241,7 +241,6 @@ def _one_run(run_dir: Path, recipe: str, profile: str, seed: int) -> tuple[dict,
 RUN_COLUMNS = [
     "run_id", "run_dir", "recipe", "profile", "seed", "status", "outcome", "error", "config_hash",
     "config_key", "precision", "dataset", "dataset_name", "dataset_root", "dataset_layout",
-    "outcome",
     *PER_IMAGE_METRICS,
     "train_seconds", "eval_seconds", "iterations", "n_images", "unofficial_weights",
     "git_commit", "git_dirty", "torch", "device", "device_name", "cpu_model", "started_at",
