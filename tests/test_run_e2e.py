@@ -290,6 +290,9 @@ def test_compare_shows_a_real_failed_run(
     assert failed["status"] == "failed"
     capsys.readouterr()
     assert main(["compare", "--results", str(results), "--baseline", "l1"]) == 0
+    compact = capsys.readouterr().out
+    assert "| charbonnier (0‡) | n/a | n/a | n/a | n/a | n/a | n/a |" in compact, compact
+    assert main(["compare", "--results", str(results), "--baseline", "l1", "--wide"]) == 0
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith("| charbonnier |"))
     assert "| 0 of 1 (failed: 0)" in row and "| n/a |" in row, out  # seed 0 failed

@@ -307,7 +307,8 @@ def test_out_of_memory_message_says_what_to_lower() -> None:
         "patches, UNet width 32, evaluation resolution full. The profile fixes these sizes so "
         "that runs stay comparable: free memory on the device (other processes; fewer --jobs in "
         "a sweep), or lower them with a smaller profile: quick (batch 4 of 176x176 px, "
-        "evaluation full), lite (batch 4 of 176x176 px, evaluation full), smoke (batch 4 of "
+        "evaluation full), lite (batch 4 of 176x176 px, evaluation full), long (batch 4 of "
+        "176x176 px, evaluation full), smoke (batch 4 of "
         "64x64 px, evaluation 128); numbers of different profiles are not comparable"
     )
 
