@@ -358,7 +358,7 @@ def test_out_of_memory_while_evaluating(
         "out of memory on cpu while evaluating the test split with profile smoke"
     )
     assert m["error"].endswith(
-        "training finished (checkpoint.pt, best.pt): the same command only redoes the evaluation"
+        "training finished (checkpoint.pt, points/): the same command only redoes the evaluation"
     )
     assert not (folder / "per_image.csv").exists()
     monkeypatch.undo()
