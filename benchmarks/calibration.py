@@ -89,14 +89,26 @@ def detectable_table(reps: int, seed: int) -> str:
     return "\n".join(lines)
 
 
-def fill(text: str, name: str, body: str) -> str:
+def fill(text: str, name: str, body: str, where: Path = DOC) -> str:
     """``text`` with the lines between ``<!-- name:begin -->`` and ``<!-- name:end -->``
     replaced by ``body``."""
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     if text.count(begin) != 1 or text.count(end) != 1:
-        raise SystemExit(f"{DOC}: needs one {begin} ... {end} pair")
+        raise SystemExit(f"{where}: needs one {begin} ... {end} pair")
     head, rest = text.split(begin, 1)
     return f"{head}{begin}\n\n{body.rstrip()}\n\n{end}{rest.split(end, 1)[1]}"
+
+
+def emit(blocks: dict[str, str], doc: Path, write: bool) -> None:
+    """Print each generated block; with ``write``, also fill them into ``doc``."""
+    for name, body in blocks.items():
+        print(f"<!-- {name} -->\n{body}\n")
+    if write:
+        text = doc.read_text(encoding="utf-8")
+        for name, body in blocks.items():
+            text = fill(text, name, body, doc)
+        doc.write_text(text, encoding="utf-8")
+        print(f"filled {', '.join(blocks)} in {doc.relative_to(ROOT)}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,14 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             f"Output of {made} ({min(args.reps, 4000)} simulated matrices a scenario; the "
             "scenarios with normal effects and image SD 2 dB).\n\n"
             + detectable_table(min(args.reps, 4000), args.seed + 300))
-    for name, body in blocks.items():
-        print(f"<!-- {name} -->\n{body}\n")
-    if args.docs:
-        text = DOC.read_text(encoding="utf-8")
-        for name, body in blocks.items():
-            text = fill(text, name, body)
-        DOC.write_text(text, encoding="utf-8")
-        print(f"filled {', '.join(blocks)} in {DOC.relative_to(ROOT)}")
+    emit(blocks, DOC, args.docs)
     return 0
 
 

@@ -37,6 +37,9 @@ from benchmark.analysis.equivalence import (  # noqa: E402
     recipe_verdict,
 )
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from calibration import emit  # noqa: E402  (the docs-block writer of the sibling script)
+
 REFERENCE = ROOT / "results" / "reference" / "LOL-v1" / "lite"
 DOC = ROOT / "docs" / "STATISTICS.md"
 METRICS = ("psnr", "ssim", "psnr_gtmean")
@@ -114,14 +117,6 @@ def cross_recipe(means: dict) -> str:
             + (f": {', '.join(called)}." if called else "."))
 
 
-def fill(text: str, name: str, body: str) -> str:
-    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
-    if text.count(begin) != 1 or text.count(end) != 1:
-        raise SystemExit(f"{DOC}: needs one {begin} ... {end} pair")
-    head, rest = text.split(begin, 1)
-    return f"{head}{begin}\n\n{body.rstrip()}\n\n{end}{rest.split(end, 1)[1]}"
-
-
 def main(argv: list[str] | None = None) -> int:
     """Print (and with ``--docs`` write) the tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -143,14 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         "with three metrics compared (independent, each with the PSNR margin 0.5 dB; at the "
         "margin: one metric). "
         f"{args.reps} replicates a cell.\n\n{table}\n\n{cross_recipe(means)}")
-    for name, body in blocks.items():
-        print(f"<!-- {name} -->\n{body}\n")
-    if args.docs:
-        text = DOC.read_text(encoding="utf-8")
-        for name, body in blocks.items():
-            text = fill(text, name, body)
-        DOC.write_text(text, encoding="utf-8")
-        print(f"filled {', '.join(blocks)} in {DOC.relative_to(ROOT)}")
+    emit(blocks, DOC, args.docs)
     return 0
 
 
