@@ -260,34 +260,48 @@ def test_to_float64_and_no_saved_state() -> None:
     assert loss(pred.double(), target.double()).dtype == torch.float64
 
 
+def _autograd_nodes(tensor: torch.Tensor) -> set[str]:
+    names: set[str] = set()
+    visited: set[int] = set()
+    stack = [tensor.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in visited:
+            continue
+        visited.add(id(node))
+        names.add(type(node).__name__)
+        stack.extend(child for child, _ in node.next_functions)
+    return names
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("weights", [None, [0.5, 0.3, 0.2]])
-def test_ms_ssim_weights_buffer_gives_the_list_numbers_with_no_host_copy(
-    monkeypatch: pytest.MonkeyPatch, dtype: torch.dtype, weights: list[float] | None
+def test_ms_ssim_equals_the_library_without_prod_or_host_copy(
+    dtype: torch.dtype, weights: list[float] | None
 ) -> None:
-    """The per-scale weights reach pytorch-msssim as the module's float64 buffer (which moves to
-    the device with the module: no host-to-device copy per call, so a CUDA step stays
-    capturable), and the value and gradient are bit-identical to handing it the Python list,
-    with no warning left over from ``new_tensor``."""
+    """The scales are multiplied one after another with Python-float exponents: value and
+    gradient equal pytorch-msssim's ``ms_ssim`` to float rounding, and the autograd graph has
+    no ``torch.prod`` (whose backward reads a value back to the host: a CUDA synchronisation
+    every step, seen on an H200 under ``set_sync_debug_mode("error")``) and no tensor made
+    from Python data, with no warning."""
     pred, target = blended_random_pair((2, 3, 170, 163))
     pred, target = pred.to(dtype), target.to(dtype)
     loss = build_loss("ms_ssim", **({} if weights is None else {"weights": weights}))
-    seen: list[object] = []
-    library = pytorch_msssim.ms_ssim
-
-    def spy(*args: object, **kwargs: object) -> torch.Tensor:
-        seen.append(kwargs["weights"])
-        return library(*args, **kwargs)
-
-    monkeypatch.setattr(pytorch_msssim, "ms_ssim", spy)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         value, grad = value_and_grad(loss, pred, target)
-    assert len(seen) == 1 and seen[0] is loss.weights_tensor
     win = loss.win.to(dtype).repeat(3, 1, 1, 1)
     expect, expect_grad = value_and_grad(
-        lambda p, t: 1.0 - library(p, t, data_range=1.0, win=win, weights=loss.weights),
+        lambda p, t: 1.0 - pytorch_msssim.ms_ssim(
+            p, t, data_range=1.0, win=win, weights=loss.weights
+        ),
         pred, target,
-    )
+    )  # fmt: skip
     assert value.dtype == dtype
-    assert torch.equal(value, expect) and torch.equal(grad, expect_grad)
+    eps = torch.finfo(dtype).eps
+    assert abs(value.item() - expect.item()) <= 8 * eps
+    assert rel_err(grad, expect_grad) <= 64 * eps
+    p = pred.clone().requires_grad_(True)
+    nodes = _autograd_nodes(loss(p, target))
+    assert "PowBackward0" in nodes and "AvgPool2DBackward0" in nodes  # the walk sees the graph
+    assert not {n for n in nodes if n.startswith(("ProdBackward", "LiftFresh"))}, nodes

@@ -14,11 +14,12 @@ of the formula evaluated in float64.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 
 import pytorch_msssim
 import torch
+import torch.nn.functional as F
+from pytorch_msssim.ssim import _ssim as _library_ssim
 
 from benchmark.losses.base import Loss, check_pair
 
@@ -143,13 +144,6 @@ class MSSSIMLoss(Loss):
         self.weights = [float(w) for w in weights]
         win = gaussian_kernel_1d(win_size, self.win_sigma).view(1, 1, 1, -1)
         self.register_buffer("win", win, persistent=False)
-        # pytorch_msssim turns the weights into a tensor with ``X.new_tensor(weights)`` on every
-        # call: from a list, a host-to-device copy (a CUDA step that synchronises, which a CUDA
-        # graph cannot capture); from this buffer, a copy on the device. Float64 holds the
-        # Python floats exactly, so the cast gives what the list gives, in every dtype.
-        self.register_buffer(
-            "weights_tensor", torch.tensor(self.weights, dtype=torch.float64), persistent=False
-        )
 
     def min_input_size(self) -> int:
         # the library's assert, and every scale at least one window wide (2x pooling rounds up)
@@ -166,9 +160,33 @@ class MSSSIMLoss(Loss):
             f"MS-SSIM with {len(self.weights)} scales and a {self.win_size}x{self.win_size} window",
         )
         win = self.win.to(pred.dtype).repeat(pred.shape[1], 1, 1, 1)
-        with warnings.catch_warnings():  # new_tensor(a tensor) advises .clone(): what it does
-            warnings.filterwarnings("ignore", "To copy construct from a tensor", UserWarning)
-            value = pytorch_msssim.ms_ssim(
-                pred, target, data_range=1.0, win=win, weights=self.weights_tensor
-            )
-        return 1.0 - value
+        return 1.0 - ms_ssim_value(pred, target, win, self.weights)
+
+
+def ms_ssim_value(
+    pred: torch.Tensor, target: torch.Tensor, win: torch.Tensor, weights: Sequence[float]
+) -> torch.Tensor:
+    """MS-SSIM of ``pytorch_msssim.ms_ssim(pred, target, data_range=1, win=win,
+    weights=weights)``, mean over images and channels, computed without a host round trip.
+
+    The same pyramid (its ``_ssim`` at every scale, 2x average pooling with odd sides padded,
+    negative cs/SSIM clamped at 0), but the scales are combined by multiplying one factor
+    ``x ** w`` (``w`` a Python float) after another instead of ``torch.prod`` over a stacked
+    tensor raised to a weight tensor: ``torch.prod``'s backward asks the host whether any factor
+    is zero (an ``.item()``), a CUDA synchronisation every step that also keeps the step out
+    of a CUDA graph, and ``new_tensor(weights)`` is a host-to-device copy. Equal to the library
+    within float rounding (tests/test_losses_ssim.py).
+    """
+    x, y = pred, target
+    value: torch.Tensor | None = None
+    last = len(weights) - 1
+    for level, weight in enumerate(weights):
+        ssim_per_channel, cs = _library_ssim(x, y, data_range=1.0, win=win, size_average=False)
+        factor = torch.relu(ssim_per_channel if level == last else cs) ** weight
+        value = factor if value is None else value * factor
+        if level < last:
+            padding = [side % 2 for side in x.shape[2:]]
+            x = F.avg_pool2d(x, kernel_size=2, padding=padding)
+            y = F.avg_pool2d(y, kernel_size=2, padding=padding)
+    assert value is not None  # weights is never empty (checked in __init__)
+    return value.mean()
