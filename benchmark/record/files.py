@@ -83,6 +83,27 @@ def peek_metrics(folder: str | Path) -> dict[str, Any] | None:
     return read_json(Path(folder) / METRICS_FILE)
 
 
+def load_metrics(folder: str | Path) -> dict[str, Any]:
+    """A run's ``metrics.json`` as stored: a JSON object, its fields not checked (for a file
+    :func:`read_metrics` already validated, or to read fields it does not check).
+
+    Raises:
+        UserError: the file is unreadable or not a JSON object (naming the file).
+    """
+    path = Path(folder) / METRICS_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(
+            f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
 def read_metrics(folder: str | Path, metrics: Sequence[str],
                  required: Sequence[str]) -> Metrics:
     """A run's ``metrics.json``, validated.
@@ -97,16 +118,7 @@ def read_metrics(folder: str | Path, metrics: Sequence[str],
             wrong type (naming the file and the field).
     """
     path = Path(folder) / METRICS_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: cannot read: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise UserError(
-            f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
-        ) from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    data = load_metrics(folder)
     for key in ("status", "recipe", "profile", "seed", "config_hash"):
         if key not in data:
             raise _fail(path, key, "missing")
@@ -264,6 +276,7 @@ __all__ = [
     "STATUSES",
     "TRAIN_REQUIRED",
     "VAL_COLUMNS",
+    "load_metrics",
     "nan_if_none",
     "peek_metrics",
     "read_csv",
