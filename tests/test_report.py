@@ -16,7 +16,7 @@ from benchmark.analysis.pairs import all_pairs, apply_pairs
 from benchmark.analysis.stats import summarize
 from benchmark.analysis.tex import latex_tables
 from benchmark.cli import main
-from tests.test_results import MANIFEST, _row, make_run
+from tests.test_results import MANIFEST, _row, make_run, run_config
 
 LINK = re.compile(r"\]\(([^)]+)\)")
 
@@ -70,8 +70,8 @@ def test_report_sections_and_provenance(reported) -> None:
     for heading in ("## Warnings", "## Summary", "## Figures", "## Protocol", "## Dataset",
                     "## Environment", "## Recipes", "## Provenance"):
         assert heading in text
-    assert f"manifest sha256 `{MANIFEST}`" in text and "layout `lol-v1`" in text
-    assert "iterations: 100" in text  # the protocol from config.yaml
+    assert f"manifest sha256 `{MANIFEST}`" in text and "layout `lol_v1`" in text
+    assert "iterations: 20" in text  # the protocol from config.yaml (smoke's)
     cpu = "Intel(R) Xeon(R) Processor"
     assert f"| 2.13.0 | cpu | {cpu} | {cpu} | abc1234 | False | 6 |" in text
     assert "### s3net" in text and "s3net test recipe" in text
@@ -80,7 +80,8 @@ def test_report_sections_and_provenance(reported) -> None:
     for recipe, seed in (("l1", 0), ("s3net", 1), ("flw", 1)):
         rel = f"runs/{recipe}/smoke/seed{seed}"
         assert f"| [{rel}]({rel}/) |" in text
-    assert "| [runs/flw/smoke/seed1](runs/flw/smoke/seed1/) | failed | `hash-flw-1.0` |" in text
+    digest = run_config("flw", 1)["config_hash"][:12]  # hashes cut to 12 characters
+    assert f"| [runs/flw/smoke/seed1](runs/flw/smoke/seed1/) | failed | `{digest}` |" in text
 
 
 def test_report_ends_with_the_references(reported) -> None:

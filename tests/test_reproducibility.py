@@ -23,9 +23,10 @@ import yaml
 
 import benchmark
 from benchmark.cli import main
+from benchmark.record import LOCK_FILE as LOCK_NAME
+from benchmark.record import config_hash, hashed_part
 from benchmark.run import setup as runsetup
 from benchmark.run.files import repro_differences
-from benchmark.run.state import LOCK_NAME, config_hash
 
 pytestmark = pytest.mark.usefixtures("planted_weights")
 
@@ -92,7 +93,7 @@ def test_metrics_json_records_what_reproduces_the_run(two_runs: dict[str, Path])
     m = json.loads((folder / "metrics.json").read_text())
     config = yaml.safe_load((folder / "config.yaml").read_text())
     # resolved config and its hash
-    assert m["config_hash"] == config["config_hash"] == config_hash(runsetup.hashed_part(config))
+    assert m["config_hash"] == config["config_hash"] == config_hash(hashed_part(config))
     assert re.fullmatch(r"[0-9a-f]{64}", m["config_hash"])
     # dataset manifest hash
     assert m["dataset"]["manifest_sha256"] == config["data"]["manifest_sha256"]
@@ -289,7 +290,7 @@ def test_ops_without_a_deterministic_kernel_are_recorded(restore_determinism) ->
 
 
 def test_environment_of_a_cuda_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    from benchmark.run import state as runstate
+    from benchmark.run import environment as runstate
 
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda d=None: "NVIDIA H100 80GB HBM3")
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None: (9, 0))
@@ -303,7 +304,7 @@ def test_environment_of_a_cuda_run(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_cpu_model_from_cpuinfo(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from benchmark.run import state as runstate
+    from benchmark.run import environment as runstate
 
     info = tmp_path / "cpuinfo"
     info.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\n"

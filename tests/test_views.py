@@ -27,7 +27,6 @@ from benchmark.data import synth
 from benchmark.model import UNet
 from benchmark.protocol import PROFILES, collapse_outcome, resolve_precision
 from benchmark.run import execute as train
-from benchmark.run import views as views_mod
 from benchmark.run.evaluate import enhance, fit_resolution, identity_psnr
 from benchmark.run.loop import Trainer
 
