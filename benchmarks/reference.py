@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _protocol(folder: Path) -> str:
     """The protocol part of a run's ``config.yaml`` that changes numbers, as canonical JSON."""
-    config = record.read_config(folder)
+    config = record.peek_config(folder)[1]
     proto = config.get("protocol") if isinstance(config, dict) else None
     proto = {k: v for k, v in (proto if isinstance(proto, dict) else {}).items()
              if k not in record.OPERATIONAL_FIELDS}

@@ -46,14 +46,16 @@ def _parameters(width: int, depth: int) -> int:
 
 def run_config(recipe: str, seed: int, *, profile: str = "smoke", manifest: str = MANIFEST,
                weight: float = 1.0, precision: str = "fp32", n_test: int = 3,
-               dataset_name: str | None = None) -> dict[str, Any]:
+               dataset_name: str | None = None,
+               protocol: dict[str, Any] | None = None) -> dict[str, Any]:
     """The resolved ``config.yaml`` the run writer builds (:func:`benchmark.run.setup.prepare`)
     for ``recipe`` with one L1 term of ``weight`` (the shipped ``l1`` recipe, renamed), the
-    protocol profile ``profile`` at ``precision`` on the CPU, and a LOL-v1-layout dataset of
-    manifest ``manifest``; ``config_hash`` first, computed by the record."""
+    protocol profile ``profile`` at ``precision`` on the CPU (with the ``protocol`` fields
+    changed), and a LOL-v1-layout dataset of manifest ``manifest``; ``config_hash`` first,
+    computed by the record."""
     shipped = load_recipe("l1").to_dict()
     losses = [{**term, "weight": weight} for term in shipped["losses"]]
-    protocol = replace(PROFILES[profile], precision=precision)
+    protocol = replace(PROFILES[profile], precision=precision, **(protocol or {}))
     config = {
         "recipe": {**shipped, "name": recipe, "description": f"{recipe} test recipe",
                    "losses": losses},
@@ -92,6 +94,7 @@ def make_run(
     error: str | None = None,
     precision: str = "fp32",
     dataset_name: str | None = None,
+    protocol: dict[str, Any] | None = None,
 ) -> Path:
     """A run folder written through the record, as ``benchmark.run.execute`` writes it, with
     the given per-image PSNR (images ``1``, ``2``, ...).
@@ -107,7 +110,8 @@ def make_run(
     table = pd.DataFrame({"image": images, "psnr": p, "ssim": p / 40.0, "lpips": lp,
                           "psnr_gtmean": p + 1.0, "ssim_gtmean": p / 40.0 + 0.01})
     config = run_config(recipe, seed, profile=profile, manifest=manifest, weight=weight,
-                        precision=precision, n_test=len(p), dataset_name=dataset_name)
+                        precision=precision, n_test=len(p), dataset_name=dataset_name,
+                        protocol=protocol)
     record.write_config(run, config)
     data = config["data"]
     weights = {name: {"file": f"{name}.pth", "sha256": "0" * 64,
