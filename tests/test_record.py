@@ -135,6 +135,7 @@ def test_every_typed_file_round_trips(tmp_path: Path) -> None:
     config = run_config("l1", 2)
     record.write_config(folder, config)
     assert record.read_config(folder) == config
+    assert record.read_config(folder / record.CONFIG_FILE) == config  # the file named itself
     assert list(record.read_config(folder)) == list(config)  # key order kept
     assert record.peek_config(folder) == (config["config_hash"], config)
 

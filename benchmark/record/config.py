@@ -154,13 +154,19 @@ def write_config(folder: str | Path, config: dict[str, Any]) -> None:
     atomic_write_text(Path(folder) / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
 
 
+def _config_path(folder: str | Path) -> Path:
+    folder = Path(folder)
+    return folder if folder.name == CONFIG_FILE else folder / CONFIG_FILE
+
+
 def read_config(folder: str | Path) -> dict[str, Any] | None:
-    """A run's ``config.yaml``, or None when the file is absent.
+    """A run's ``config.yaml`` (``folder``: the run folder, or the file itself), or None when
+    the file is absent.
 
     Raises:
         UserError: the file is unreadable, not YAML, or not a mapping (naming the file).
     """
-    path = Path(folder) / CONFIG_FILE
+    path = _config_path(folder)
     if not path.is_file():
         return None
     try:
