@@ -49,9 +49,10 @@ def test_sentence_states_the_median_share_at_the_last_iteration(tmp_path: Path) 
 
 
 def test_logs_without_share_columns_give_nothing(tmp_path: Path) -> None:
-    folder = tmp_path / "seed0"
-    folder.mkdir()
-    (folder / "train_log.csv").write_text("iteration,total,l1\n10,1,1\n")
+    folder = record.run_dir(tmp_path, "l1", "quick", 0)
+    folder.mkdir(parents=True)
+    record.write_logs(folder, [{"iteration": 10, "total": 1.0, "l1": 1.0}],
+                      ["iteration", "total", "l1"], [])
     runs = pd.DataFrame([{"run_id": "l1/q/seed0", "recipe": "l1", "profile": "q",
                           "dataset": "d", "seed": 0, "run_dir": str(folder)}])
     assert load_grad_shares(runs).empty

@@ -24,7 +24,7 @@ from benchmark.analysis.reference import (
 )
 from benchmark.cli import main
 from benchmark.errors import UserError
-from tests.test_results import make_run
+from tests.test_results import edit_config, make_run
 
 REPS = 4000
 BASE = np.array([20.0, 21.0, 22.0])  # per-image PSNR; a run's mean is 21 + its offset
@@ -140,13 +140,9 @@ def test_identical_runs() -> None:
 def _edit(run: Path, config: dict | None = None, metrics: dict | None = None) -> None:
     """Update config.yaml's protocol/data sections (and the config hash, as the writer would)
     and metrics.json's top-level keys, through the record."""
-    data = record.load_metrics(run)
     if config:
-        cfg = record.read_config(run)
-        for section, values in config.items():
-            cfg.setdefault(section, {}).update(values)
-        cfg["config_hash"] = data["config_hash"] = record.hash_config(cfg)
-        record.write_config(run, cfg)
+        edit_config(run, **config)
+    data = record.load_metrics(run)
     for key, values in (metrics or {}).items():
         data[key] = {**(data.get(key) or {}), **values}
     record.write_metrics(run, data)

@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
 from matplotlib.figure import Figure
 
 from benchmark.analysis import plots
@@ -16,7 +15,7 @@ from benchmark.analysis.pairs import all_pairs, apply_pairs
 from benchmark.analysis.stats import summarize
 from benchmark.analysis.tex import latex_tables
 from benchmark.cli import main
-from tests.test_results import MANIFEST, _row, make_run, run_config
+from tests.test_results import MANIFEST, _row, edit_config, make_run, run_config
 
 LINK = re.compile(r"\]\(([^)]+)\)")
 
@@ -102,15 +101,13 @@ def test_report_shows_what_a_preset_resolves_to(tmp_path: Path) -> None:
     for seed in (0, 1):
         make_run(results, "l1", seed, [20.0, 21.0 + seed, 22.0])
         run = make_run(results, "s3net", seed, [21.5, 22.0 + seed, 23.5])
-        config = yaml.safe_load((run / "config.yaml").read_text())
-        config["recipe"] = load_recipe("s3net").to_dict()
-        (run / "config.yaml").write_text(yaml.safe_dump(config))
+        edit_config(run, recipe=load_recipe("s3net").to_dict())
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(plots, "save", _fake_save)
         assert main(["report", "--results", str(results)]) == 0
     text = (results / "report.md").read_text(encoding="utf-8")
-    assert ("| perceptual | 1.0 | criterion=l1, layer_weights=[0.03125, 0.0625, 0.125], "
-            "layers=[1, 6, 11], normalize=False, preset=drn | perceptual |") in text
+    assert ("| perceptual | 1.0 | preset=drn, layers=[1, 6, 11], layer_weights=[0.03125, "
+            "0.0625, 0.125], criterion=l1, normalize=False | perceptual |") in text  # as written
     assert "None" not in text.split("### s3net")[1].split("###")[0]
     assert "Yang et al. (2021) [`yang2021s3net`]" in text
 

@@ -22,6 +22,7 @@ import torch
 import yaml
 
 import benchmark
+from benchmark import record
 from benchmark.cli import main
 from benchmark.record import LOCK_FILE as LOCK_NAME
 from benchmark.record import config_hash, hashed_part
@@ -151,11 +152,11 @@ def test_check_repro_reports_what_differs_and_leaves_the_folder_alone(
 ) -> None:
     folder = _folder(tmp_path)
     shutil.copytree(two_runs["b"], folder)
-    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics = record.load_metrics(folder)
     psnr = metrics["test"]["psnr"]
     metrics["test"]["psnr"] = psnr + 0.25
     metrics["env"]["packages"]["numpy"] = "1.0.0"
-    (folder / "metrics.json").write_text(json.dumps(metrics))
+    record.write_metrics(folder, metrics)
     lines = (folder / "per_image.csv").read_text().splitlines()
     cells = lines[2].split(",")  # the second test image
     cells[2] = repr(float(cells[2]) - 0.5)  # its ssim

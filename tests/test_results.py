@@ -161,6 +161,19 @@ def edit_metrics(run: Path, **changes: object) -> None:
     record.write_metrics(run, {**record.load_metrics(run), **changes})
 
 
+def edit_config(run: Path, **changes: Any) -> dict[str, Any]:
+    """Replace top-level fields of a run's ``config.yaml`` (a dict value updates that section)
+    and store the new config hash in both files, as the writer would for that configuration."""
+    config = record.read_config(run)
+    for key, value in changes.items():
+        config[key] = ({**config.get(key, {}), **value} if isinstance(value, dict)
+                       and isinstance(config.get(key), dict) else value)
+    config["config_hash"] = record.hash_config(config)
+    record.write_config(run, config)
+    edit_metrics(run, config_hash=config["config_hash"])
+    return config
+
+
 def _row(summary: pd.DataFrame, recipe: str, profile: str = "smoke") -> pd.Series:
     return summary[(summary["recipe"] == recipe) & (summary["profile"] == profile)].iloc[0]
 
