@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.errors import UserError
-from benchmark.run.state import atomic_write_json, read_json
+from benchmark.record import atomic_write_json, find_runs, peek_metrics, read_json
 
 #: sweep.yaml keys -> submitit Slurm parameters
 SLURM_KEYS: dict[str, str] = {
@@ -255,7 +255,7 @@ def signal_margin(results: Path, profile: str) -> int:
     flight plus four times the longest checkpoint write recorded by the profile's runs (90 s,
     submitit's default, before any run of the profile finished)."""
     longest = [m.get("checkpoint_seconds") for m in
-               (read_json(f) for f in results.glob(f"runs/*/{profile}/seed*/metrics.json"))
+               (peek_metrics(run.path) for run in find_runs(results, profile))
                if isinstance(m, dict) and isinstance(m.get("checkpoint_seconds"), int | float)]
     return 60 + math.ceil(4 * max(longest)) if longest else 90
 

@@ -31,11 +31,11 @@ from typing import Any
 
 import yaml
 
-from benchmark import slurm
+from benchmark import record, slurm
 from benchmark.errors import UserError, did_you_mean
 from benchmark.progress import Progress, print_states, print_status
 from benchmark.run.job import SlurmRunJob, error_line, run_job
-from benchmark.run.state import RunLock, read_json
+from benchmark.run.lock import RunLock
 from benchmark.slurm import (  # noqa: F401 - re-exported: the sweep's settings
     MAX_REQUEUES,
     SLURM_DEFAULTS,
@@ -57,10 +57,10 @@ class RunKey:
     spec: str = field(default="", compare=False)
 
     def folder(self, results: Path) -> Path:
-        return results / "runs" / self.recipe / self.profile / f"seed{self.seed}"
+        return record.run_dir(results, self.recipe, self.profile, self.seed)
 
     def __str__(self) -> str:
-        return f"{self.recipe}/{self.profile}/seed{self.seed}"
+        return record.run_id(self.recipe, self.profile, self.seed)
 
 
 @dataclass
@@ -76,7 +76,7 @@ def run_state(key: RunKey, results: Path) -> RunState:
     """What the results tree says about one run (``cached``: finished, whatever its
     configuration; :func:`_states` then keeps as cached only the runs of the requested one)."""
     folder = key.folder(results)
-    data = read_json(folder / "metrics.json")
+    data = record.peek_metrics(folder)
     if data is not None:
         if data.get("status") == "ok":
             return RunState(key, "cached")
@@ -294,7 +294,7 @@ def watch_slurm(jobs: list[tuple[RunKey, dict[str, Any]]], results: Path,
 
 
 def _slurm_outcome(key: RunKey, rec: dict[str, Any], results: Path) -> RunState:
-    data = read_json(key.folder(results) / "metrics.json") or {}
+    data = record.peek_metrics(key.folder(results)) or {}
     if data.get("status") == "ok":
         return RunState(key, "done", log=rec.get("log"))
     status, error = slurm.outcome(rec)

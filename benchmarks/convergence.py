@@ -71,7 +71,7 @@ def train_one(job: tuple) -> list[dict]:
     from benchmark.model import UNet
     from benchmark.protocol import resolve_precision
     from benchmark.recipes import build_mix, load_recipe
-    from benchmark.run import state as rs
+    from benchmark.run import rng
     from benchmark.run.evaluate import validate_images
     from benchmark.run.loop import Trainer, to_storage
     from benchmark.run.setup import crop_seed
@@ -83,7 +83,7 @@ def train_one(job: tuple) -> list[dict]:
     train = data_mod.load_pairs(train_pairs, native=True)
     val = data_mod.load_pairs(val_pairs, native=True)
     test = data_mod.load_pairs(ds.test, native=True)
-    rs.seed_everything(seed)
+    rng.seed_everything(seed)
     model = UNet(proto.width, proto.depth).to(memory_format=torch.channels_last)
     mix = build_mix(load_recipe(recipe))
     gen = torch.Generator().manual_seed(crop_seed(seed))
@@ -98,7 +98,7 @@ def train_one(job: tuple) -> list[dict]:
     if ckpt.is_file():  # resume: trainer state, crop generator and the rows so far
         saved = torch.load(ckpt, map_location="cpu", weights_only=False)
         trainer.load_state_dict(saved["trainer"])
-        rs.set_rng_state(saved["trainer"]["rng"], gen)
+        rng.set_rng_state(saved["trainer"]["rng"], gen)
         rows, start = saved["rows"], start - saved["seconds"]
         print(f"{recipe} seed{seed}: resumed at iteration {trainer.state.iteration}", flush=True)
 
@@ -116,7 +116,7 @@ def train_one(job: tuple) -> list[dict]:
                 rows.append({"recipe": recipe, "seed": seed, "iteration": it, "split": split,
                              "image": pair.name, "psnr": round(value, 4), "seconds": seconds})
         ckpt.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"trainer": trainer.state_dict(rs.rng_state(gen)), "rows": rows,
+        torch.save({"trainer": trainer.state_dict(rng.rng_state(gen)), "rows": rows,
                     "seconds": time.perf_counter() - start}, ckpt.with_suffix(".tmp"))
         ckpt.with_suffix(".tmp").replace(ckpt)
         val_now = [r["psnr"] for r in rows if r["iteration"] == it and r["split"] == "val"]
@@ -218,24 +218,23 @@ def protocol_means(befores: list[Path], afters: list[Path], recipes: list[str]):
     import json
 
     import pandas as pd
-    import yaml
 
+    from benchmark import record
     from benchmark.analysis.convergence import curve_means
 
     rows, variants = [], []
     for before in befores:
-        for metrics in sorted(before.glob("runs/*/lite/seed*/metrics.json")):
-            data = json.loads(metrics.read_text())
-            if data["recipe"] not in recipes or data.get("status") != "ok":
+        for run in record.find_runs(before, "lite"):
+            data = record.peek_metrics(run.path)  # None: a run still training
+            if not data or data["recipe"] not in recipes or data.get("status") != "ok":
                 continue
-            proto = yaml.safe_load((metrics.parent / "config.yaml").read_text())["protocol"]
-            label = _label(proto, f"raw weights (lite v{proto.get('version', 1)})"
-                           if not proto.get("ema_decay")
-                           else f"EMA weights (lite v{proto.get('version', 1)})")
+            proto = record.read_config(run.path)["protocol"]
+            version = proto.get("version", 1)
+            label = _label(proto, f"raw weights (lite v{version})" if not proto.get("ema_decay")
+                           else f"EMA weights (lite v{version})")
             variants += [label] if label not in variants else []
             key = {"variant": label, "recipe": data["recipe"], "seed": data["seed"]}
-            val = pd.read_csv(metrics.parent / "val_log.csv")
-            for r in val.itertuples():
+            for r in record.read_val_log(run.path).itertuples():
                 rows.append({**key, "split": "val", "iteration": int(r.iteration),
                              "psnr": r.val_psnr})
             if "views" in data:  # lite v2: the final weights and the best validation point

@@ -44,21 +44,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmark import record  # noqa: E402 - the checkout's package
+
 #: every shipped recipe that needs no pretrained backbone (perceptual and adversarial recipes
 #: need the official VGG19, which the machines that made the reference could not download)
 RECIPES = ("l1", "mse", "charbonnier", "ssim", "ms_ssim", "zhao_mix", "zhao_mix_code", "edge",
            "frequency", "zero_dce_color", "flw", "exposure_fusion", "exposure_fusion_luma",
            "gt_mean_l1")
-TEXT_FILES = ("config.yaml", "metrics.json", "per_image.csv", "per_image_views.csv",
-              "train_log.csv", "val_log.csv")
+TEXT_FILES = (record.CONFIG_FILE, record.METRICS_FILE, record.PER_IMAGE_FILE,
+              record.PER_IMAGE_VIEWS_FILE, record.TRAIN_LOG_FILE, record.VAL_LOG_FILE)
 
 
 def _status(work: Path, recipe: str, seed: int, profile: str = "lite") -> str | None:
-    path = work / "runs" / recipe / profile / f"seed{seed}" / "metrics.json"
-    try:
-        return json.loads(path.read_text()).get("status")
-    except (OSError, ValueError):
-        return None
+    return (record.peek_metrics(record.run_dir(work, recipe, profile, seed)) or {}).get("status")
 
 
 def _command(args: argparse.Namespace, recipe: str, seed: int) -> list[str]:
@@ -99,34 +97,30 @@ def run(args: argparse.Namespace) -> int:
 
 def _protocol(folder: Path) -> str:
     """The protocol part of a run's ``config.yaml`` that changes numbers, as canonical JSON."""
-    import yaml
-
-    from benchmark.analysis.frames import OPERATIONAL_PROTOCOL
-
-    config = yaml.safe_load((folder / "config.yaml").read_text())
+    config = record.peek_config(folder)[1]
     proto = config.get("protocol") if isinstance(config, dict) else None
     proto = {k: v for k, v in (proto if isinstance(proto, dict) else {}).items()
-             if k not in OPERATIONAL_PROTOCOL}
+             if k not in record.OPERATIONAL_FIELDS}
     return json.dumps(proto, sort_keys=True, default=str)
 
 
 def export(args: argparse.Namespace) -> int:
     if args.to is None:
         args.to = ROOT / "results" / "reference" / "LOL-v1" / args.profile
-    pattern = f"runs/*/{args.profile}/seed*/metrics.json"
-    finished = [m.parent for m in sorted(args.work.glob(pattern))
-                if json.loads(m.read_text()).get("status") == "ok"]
+    finished = [run.path for run in record.find_runs(args.work, args.profile)
+                if (record.peek_metrics(run.path) or {}).get("status") == "ok"]
     new = {_protocol(f) for f in finished}
-    old = {_protocol(f) for f in args.to.glob(f"runs/*/{args.profile}/seed*")
-           if (f / "config.yaml").is_file()}
+    old = {_protocol(run.path) for run in record.find_runs(args.to, args.profile)
+           if (run.path / record.CONFIG_FILE).is_file()}
     if old - new and finished:
         if not args.replace:
             print(f"reference: {args.to} holds runs of another protocol than the ones in "
                   f"{args.work}; exporting would mix them. Pass --replace to remove "
-                  f"{args.to / 'runs'} first (its files stay in git history).", file=sys.stderr)
+                  f"{record.runs_root(args.to)} first (its files stay in git history).",
+                  file=sys.stderr)
             return 2
-        shutil.rmtree(args.to / "runs")
-        print(f"reference: removed {args.to / 'runs'} (runs of another protocol)")
+        shutil.rmtree(record.runs_root(args.to))
+        print(f"reference: removed {record.runs_root(args.to)} (runs of another protocol)")
     copied = 0
     for folder in finished:
         dest = args.to / folder.relative_to(args.work)

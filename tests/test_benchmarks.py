@@ -18,7 +18,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import bench_train  # noqa: E402
 
+from benchmark import record  # noqa: E402
 from benchmark.protocol import resolve_precision  # noqa: E402
+from tests.test_results import make_run  # noqa: E402
 
 
 @pytest.mark.slow
@@ -207,18 +209,15 @@ def test_reference_export_copies_only_finished_runs_text_files(tmp_path: Path) -
 
     work = tmp_path / "work"
     for recipe, status in (("l1", "ok"), ("mse", "failed")):
-        folder = work / "runs" / recipe / "lite" / "seed0"
-        folder.mkdir(parents=True)
-        (folder / "metrics.json").write_text(json.dumps({"status": status}))
-        for name in ("config.yaml", "per_image.csv", "train_log.csv", "checkpoint.pt", "best.pt"):
-            (folder / name).write_text(name)
-        (folder / "samples").mkdir()
-        (folder / "samples" / "1.png").write_text("png")
+        folder = make_run(work, recipe, 0, profile="lite", status=status)  # with samples/
+        for name in (record.CHECKPOINT_FILE, record.BEST_FILE):
+            (folder / name).write_bytes(b"weights")
     out = tmp_path / "ref"
     assert reference.main(["export", "--work", str(work), "--to", str(out)]) == 0
     copied = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert copied == [f"runs/l1/lite/seed0/{n}" for n in
-                      ("config.yaml", "metrics.json", "per_image.csv", "train_log.csv")]
+                      ("config.yaml", "metrics.json", "per_image.csv", "train_log.csv",
+                       "val_log.csv")]
     assert "gt_mean_l1" in reference.RECIPES and "s3net" not in reference.RECIPES
 
 
@@ -226,14 +225,10 @@ def test_reference_export_never_mixes_two_protocols(tmp_path: Path,
                                                     capsys: pytest.CaptureFixture) -> None:
     """Runs of an earlier lite in the destination: refused, or replaced with --replace."""
     import reference
-    import yaml
 
     def run(root: Path, recipe: str, seed: int, lr: float) -> None:
-        folder = root / "runs" / recipe / "lite" / f"seed{seed}"
-        folder.mkdir(parents=True)
-        (folder / "metrics.json").write_text(json.dumps({"status": "ok"}))
-        (folder / "config.yaml").write_text(yaml.safe_dump(
-            {"protocol": {"lr": lr, "ckpt_every": 7 * seed}}))  # ckpt_every: operational
+        make_run(root, recipe, seed, profile="lite", extra_files=False, per_image=False,
+                 protocol={"lr": lr, "ckpt_every": 7 * seed + 1})  # ckpt_every: operational
 
     work, out = tmp_path / "work", tmp_path / "ref"
     run(work, "l1", 0, 3e-4)

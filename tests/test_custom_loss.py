@@ -14,8 +14,7 @@ import torch
 from benchmark.cli import main
 from benchmark.errors import UserError
 from benchmark.recipes.mix import build_mix, check_recipe_for_protocol, load_recipe
-from benchmark.run.setup import hashed_part
-from benchmark.run.state import config_hash
+from benchmark.record import config_hash, hashed_part
 
 LOSS_FILE = '''
 import torch

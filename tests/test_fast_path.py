@@ -460,7 +460,8 @@ def test_tf32_policy_is_recorded_and_hashed_only_when_on(tmp_path: Path) -> None
     """Off (the default) leaves the config hash of runs made before the field existed; on is
     refused on the CPU with a message naming the option."""
     from benchmark.errors import UserError
-    from benchmark.run.setup import hashed_part, prepare
+    from benchmark.record import hashed_part
+    from benchmark.run.setup import prepare
 
     setup = prepare("l1", "smoke", 0, None, tmp_path, "cpu", quiet=True, metrics=("psnr", "ssim"))
     assert setup.config["protocol"]["tf32"] is False

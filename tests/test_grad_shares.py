@@ -133,11 +133,9 @@ def test_no_grad_shares_flag_reaches_the_run(tmp_path: Path, planted_weights) ->
     assert hash_line and hash_line[0] in heads["b_cfg"]  # operational: the same config hash
 
 
-def test_analysis_ignores_the_same_operational_fields_as_the_config_hash() -> None:
-    from benchmark.analysis.frames import OPERATIONAL_PROTOCOL, _config_key
-    from benchmark.run.setup import OPERATIONAL_FIELDS
+def test_the_config_key_ignores_the_operational_fields_as_the_config_hash() -> None:
+    from benchmark.record import config_key as _config_key
 
-    assert OPERATIONAL_PROTOCOL == OPERATIONAL_FIELDS
     old = {"recipe": {"name": "flw"}, "protocol": {"lr": 1e-3, "log_every": 5}}
     new = {"recipe": {"name": "flw"}, "protocol": {"lr": 1e-3, "log_every": 10,
                                                    "grad_shares": True}}

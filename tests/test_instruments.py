@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from benchmark import record
 from benchmark.analysis.instruments import (
     grad_share_figure,
     grad_share_sentences,
@@ -22,12 +23,12 @@ def _runs(tmp_path: Path, shares: dict[int, list[tuple[float, float]]]) -> pd.Da
     """One run folder per seed whose train_log.csv holds gradient norms (a, b) per row."""
     rows = []
     for seed, norms in shares.items():
-        folder = tmp_path / f"seed{seed}"
-        folder.mkdir()
-        lines = ["iteration,total,a,b,grad_norm,gradnorm_a,gradnorm_b,gradshare_a,gradshare_b"]
-        for i, (a, b) in enumerate(norms, start=1):
-            lines.append(f"{10 * i},1,0.5,0.5,1,{a},{b},{a / (a + b)},{b / (a + b)}")
-        (folder / "train_log.csv").write_text("\n".join(lines) + "\n")
+        folder = record.run_dir(tmp_path, "mix", "quick", seed)
+        folder.mkdir(parents=True)
+        log = [{"iteration": 10 * i, "total": 1.0, "a": 0.5, "b": 0.5, "grad_norm": 1.0,
+                "gradnorm_a": float(a), "gradnorm_b": float(b), "gradshare_a": a / (a + b),
+                "gradshare_b": b / (a + b)} for i, (a, b) in enumerate(norms, start=1)]
+        record.write_logs(folder, log, list(log[0]), [])
         rows.append({"run_id": f"mix/quick/seed{seed}", "recipe": "mix", "profile": "quick",
                      "dataset": "d", "seed": seed, "run_dir": str(folder)})
     return pd.DataFrame(rows)
@@ -48,9 +49,10 @@ def test_sentence_states_the_median_share_at_the_last_iteration(tmp_path: Path) 
 
 
 def test_logs_without_share_columns_give_nothing(tmp_path: Path) -> None:
-    folder = tmp_path / "seed0"
-    folder.mkdir()
-    (folder / "train_log.csv").write_text("iteration,total,l1\n10,1,1\n")
+    folder = record.run_dir(tmp_path, "l1", "quick", 0)
+    folder.mkdir(parents=True)
+    record.write_logs(folder, [{"iteration": 10, "total": 1.0, "l1": 1.0}],
+                      ["iteration", "total", "l1"], [])
     runs = pd.DataFrame([{"run_id": "l1/q/seed0", "recipe": "l1", "profile": "q",
                           "dataset": "d", "seed": 0, "run_dir": str(folder)}])
     assert load_grad_shares(runs).empty

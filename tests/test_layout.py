@@ -16,11 +16,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "benchmark"
 # layer -> the layers it may import (besides itself). Top to bottom: the pipeline's order.
 ALLOWED = {
     "cli": {"errors"},  # dispatches to command modules by name (importlib), imports none
-    "sweep": {"slurm", "progress", "run", "analysis", "recipes", "protocol", "errors", "data"},
-    "slurm": {"run", "recipes", "errors"},  # the cluster side of a sweep
+    "sweep": {"slurm", "progress", "run", "analysis", "recipes", "protocol", "errors", "data",
+              "record"},
+    "slurm": {"run", "recipes", "errors", "record"},  # the cluster side of a sweep
     "progress": set(),  # the sweep's display
-    "run": {"recipes", "losses", "data", "metrics", "model", "protocol", "weights", "errors"},
-    "analysis": {"errors", "references"},  # reads run folders (and the bibliography) only
+    "run": {"recipes", "losses", "data", "metrics", "model", "protocol", "weights", "errors",
+            "record"},
+    "analysis": {"errors", "references", "record"},  # reads run folders (through record) only
     "recipes": {"losses", "errors", "weights", "references", "resources"},
     "losses": {"weights", "errors"},
     "data": {"errors", "resources"},
@@ -31,6 +33,9 @@ ALLOWED = {
     "weights": {"errors"},
     "references": {"errors", "resources"},
     "resources": set(),  # where the shipped recipes, bibliography and manifests are
+    # the run record: folder layout, file names, hashed fields, atomic I/O, typed files; the
+    # one owner of the run-folder contract, below everything that reads or writes run folders
+    "record": {"errors"},
     "errors": set(),
 }
 

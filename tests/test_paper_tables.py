@@ -141,9 +141,9 @@ def test_compare_writes_the_captions_it_is_given(summary, capsys) -> None:
         "tests2=Power"], summary[2]) == 0
     capsys.readouterr()
     text = (results / "tables" / "summary.tex").read_text()
-    assert r"\caption{Results. The lossbench network" in text and "Results.." not in text
-    assert r"\caption{Intervals \textasciitilde{} -{}-metrics. The" in text
-    assert r"\caption{n=3 runs. The" in text and r"\caption{Power. The" in text
+    assert r"\caption{Results. A UNet (width 8, " in text and "Results.." not in text
+    assert r"\caption{Intervals \textasciitilde{} -{}-metrics. A UNet" in text
+    assert r"\caption{n=3 runs. A UNet" in text and r"\caption{Power. A UNet" in text
 
 
 def test_captions_stand_alone(summary) -> None:
@@ -155,7 +155,7 @@ def test_captions_stand_alone(summary) -> None:
     captions = re.findall(r"\\caption\{(.*)\}\n", text)
     assert len(captions) == 5
     for caption in captions:
-        assert "trained with each loss for 100 iterations (profile smoke), seeds 0, 1, 2, 3; " \
+        assert "trained with each loss for 20 iterations (profile smoke), seeds 0, 1, 2, 3; " \
                "scores on the 3 test images of" in caption, caption
     assert r"Mean $\pm$ SD over seeds" in captions[0]
     # no --all-pairs: bold and ranks are untested, and the caption says there are none

@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from benchmark.protocol import PROFILES
+from benchmark.record import OPERATIONAL_FIELDS
 from benchmark.run import execute as train
 from benchmark.run.loop import StopRequested
-from benchmark.run.setup import OPERATIONAL_FIELDS
 
 pytestmark = pytest.mark.usefixtures("planted_weights")
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from scipy import stats as sps
 
+from benchmark import record
 from benchmark.analysis import reference as ref_mod
 from benchmark.analysis.reference import (
     compare_reference,
@@ -24,8 +24,7 @@ from benchmark.analysis.reference import (
 )
 from benchmark.cli import main
 from benchmark.errors import UserError
-from benchmark.run import setup as runsetup
-from tests.test_results import make_run
+from tests.test_results import edit_config, make_run
 
 REPS = 4000
 BASE = np.array([20.0, 21.0, 22.0])  # per-image PSNR; a run's mean is 21 + its offset
@@ -139,17 +138,14 @@ def test_identical_runs() -> None:
 
 
 def _edit(run: Path, config: dict | None = None, metrics: dict | None = None) -> None:
-    """Update config.yaml's protocol/data sections and metrics.json's top-level keys."""
+    """Update config.yaml's protocol/data sections (and the config hash, as the writer would)
+    and metrics.json's top-level keys, through the record."""
     if config:
-        data = yaml.safe_load((run / "config.yaml").read_text())
-        for section, values in config.items():
-            data.setdefault(section, {}).update(values)
-        (run / "config.yaml").write_text(yaml.safe_dump(data))
-    if metrics:
-        data = json.loads((run / "metrics.json").read_text())
-        for key, values in metrics.items():
-            data[key] = {**(data.get(key) or {}), **values}
-        (run / "metrics.json").write_text(json.dumps(data))
+        edit_config(run, **config)
+    data = record.load_metrics(run)
+    for key, values in (metrics or {}).items():
+        data[key] = {**(data.get(key) or {}), **values}
+    record.write_metrics(run, data)
 
 
 def _runs(root: Path, recipe: str, offsets: dict[int, float], profile: str = "lite",
@@ -218,7 +214,7 @@ def test_report_carries_the_verdicts(tmp_path: Path, capsys: pytest.CaptureFixtu
     ("edit", "message"),
     [
         ({"config": {"protocol": {"iterations": 200}}},
-         "protocol.iterations: yours 200, the reference's 100"),
+         "protocol.iterations: yours 200, the reference's 2000"),
         ({"config": {"protocol": {"precision": "bf16"}}},
          "precision: yours bf16, the reference's fp32 (rerun with --precision fp32)"),
         ({"metrics": {"env": {"lossbench": "0.2.0"}}},
@@ -256,7 +252,6 @@ def test_profile_and_partial(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 
 def test_operational_fields_do_not_block(tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
-    assert ref_mod.OPERATIONAL_FIELDS == runsetup.OPERATIONAL_FIELDS
     _runs(tmp_path / "ref", "l1", REF, config={"protocol": {"log_every": 10, "seeds": [0, 1]}})
     _runs(tmp_path / "mine", "l1", {0: 0.0},
           config={"protocol": {"log_every": 50, "deterministic": False}})

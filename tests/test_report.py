@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
 from matplotlib.figure import Figure
 
 from benchmark.analysis import plots
@@ -16,7 +15,7 @@ from benchmark.analysis.pairs import all_pairs, apply_pairs
 from benchmark.analysis.stats import summarize
 from benchmark.analysis.tex import latex_tables
 from benchmark.cli import main
-from tests.test_results import MANIFEST, _row, make_run
+from tests.test_results import MANIFEST, _row, edit_config, make_run, run_config
 
 LINK = re.compile(r"\]\(([^)]+)\)")
 
@@ -70,8 +69,8 @@ def test_report_sections_and_provenance(reported) -> None:
     for heading in ("## Warnings", "## Summary", "## Figures", "## Protocol", "## Dataset",
                     "## Environment", "## Recipes", "## Provenance"):
         assert heading in text
-    assert f"manifest sha256 `{MANIFEST}`" in text and "layout `lol-v1`" in text
-    assert "iterations: 100" in text  # the protocol from config.yaml
+    assert f"manifest sha256 `{MANIFEST}`" in text and "layout `lol_v1`" in text
+    assert "iterations: 20" in text  # the protocol from config.yaml (smoke's)
     cpu = "Intel(R) Xeon(R) Processor"
     assert f"| 2.13.0 | cpu | {cpu} | {cpu} | abc1234 | False | 6 |" in text
     assert "### s3net" in text and "s3net test recipe" in text
@@ -80,7 +79,8 @@ def test_report_sections_and_provenance(reported) -> None:
     for recipe, seed in (("l1", 0), ("s3net", 1), ("flw", 1)):
         rel = f"runs/{recipe}/smoke/seed{seed}"
         assert f"| [{rel}]({rel}/) |" in text
-    assert "| [runs/flw/smoke/seed1](runs/flw/smoke/seed1/) | failed | `hash-flw-1.0` |" in text
+    digest = run_config("flw", 1)["config_hash"][:12]  # hashes cut to 12 characters
+    assert f"| [runs/flw/smoke/seed1](runs/flw/smoke/seed1/) | failed | `{digest}` |" in text
 
 
 def test_report_ends_with_the_references(reported) -> None:
@@ -101,15 +101,13 @@ def test_report_shows_what_a_preset_resolves_to(tmp_path: Path) -> None:
     for seed in (0, 1):
         make_run(results, "l1", seed, [20.0, 21.0 + seed, 22.0])
         run = make_run(results, "s3net", seed, [21.5, 22.0 + seed, 23.5])
-        config = yaml.safe_load((run / "config.yaml").read_text())
-        config["recipe"] = load_recipe("s3net").to_dict()
-        (run / "config.yaml").write_text(yaml.safe_dump(config))
+        edit_config(run, recipe=load_recipe("s3net").to_dict())
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(plots, "save", _fake_save)
         assert main(["report", "--results", str(results)]) == 0
     text = (results / "report.md").read_text(encoding="utf-8")
-    assert ("| perceptual | 1.0 | criterion=l1, layer_weights=[0.03125, 0.0625, 0.125], "
-            "layers=[1, 6, 11], normalize=False, preset=drn | perceptual |") in text
+    assert ("| perceptual | 1.0 | preset=drn, layers=[1, 6, 11], layer_weights=[0.03125, "
+            "0.0625, 0.125], criterion=l1, normalize=False | perceptual |") in text  # as written
     assert "None" not in text.split("### s3net")[1].split("###")[0]
     assert "Yang et al. (2021) [`yang2021s3net`]" in text
 

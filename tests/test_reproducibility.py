@@ -22,10 +22,12 @@ import torch
 import yaml
 
 import benchmark
+from benchmark import record
 from benchmark.cli import main
+from benchmark.record import LOCK_FILE as LOCK_NAME
+from benchmark.record import config_hash, hashed_part
 from benchmark.run import setup as runsetup
 from benchmark.run.files import repro_differences
-from benchmark.run.state import LOCK_NAME, config_hash
 
 pytestmark = pytest.mark.usefixtures("planted_weights")
 
@@ -92,7 +94,7 @@ def test_metrics_json_records_what_reproduces_the_run(two_runs: dict[str, Path])
     m = json.loads((folder / "metrics.json").read_text())
     config = yaml.safe_load((folder / "config.yaml").read_text())
     # resolved config and its hash
-    assert m["config_hash"] == config["config_hash"] == config_hash(runsetup.hashed_part(config))
+    assert m["config_hash"] == config["config_hash"] == config_hash(hashed_part(config))
     assert re.fullmatch(r"[0-9a-f]{64}", m["config_hash"])
     # dataset manifest hash
     assert m["dataset"]["manifest_sha256"] == config["data"]["manifest_sha256"]
@@ -150,11 +152,11 @@ def test_check_repro_reports_what_differs_and_leaves_the_folder_alone(
 ) -> None:
     folder = _folder(tmp_path)
     shutil.copytree(two_runs["b"], folder)
-    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics = record.load_metrics(folder)
     psnr = metrics["test"]["psnr"]
     metrics["test"]["psnr"] = psnr + 0.25
     metrics["env"]["packages"]["numpy"] = "1.0.0"
-    (folder / "metrics.json").write_text(json.dumps(metrics))
+    record.write_metrics(folder, metrics)
     lines = (folder / "per_image.csv").read_text().splitlines()
     cells = lines[2].split(",")  # the second test image
     cells[2] = repr(float(cells[2]) - 0.5)  # its ssim
@@ -289,7 +291,7 @@ def test_ops_without_a_deterministic_kernel_are_recorded(restore_determinism) ->
 
 
 def test_environment_of_a_cuda_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    from benchmark.run import state as runstate
+    from benchmark.run import environment as runstate
 
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda d=None: "NVIDIA H100 80GB HBM3")
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None: (9, 0))
@@ -303,7 +305,7 @@ def test_environment_of_a_cuda_run(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_cpu_model_from_cpuinfo(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from benchmark.run import state as runstate
+    from benchmark.run import environment as runstate
 
     info = tmp_path / "cpuinfo"
     info.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\n"

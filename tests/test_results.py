@@ -7,28 +7,74 @@ tests and intervals by simulation is in test_statistics.py.
 
 from __future__ import annotations
 
-import json
+import functools
 import shutil
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
-from PIL import Image
 from scipy import optimize
 from scipy import stats as sps
 
+from benchmark import record
 from benchmark.analysis.comparisons import markdown_tables
 from benchmark.analysis.frames import config_precision, load_runs, load_train_logs
 from benchmark.analysis.pairs import all_pairs, apply_pairs
 from benchmark.analysis.stats import holm, paired_test, summarize
 from benchmark.cli import main
 from benchmark.errors import UserError
+from benchmark.model import UNet, count_parameters
+from benchmark.protocol import PROFILES
+from benchmark.recipes.mix import load_recipe
+from benchmark.run.files import write_samples
+from benchmark.run.setup import crop_seed
 
 MANIFEST = "a" * 64
 PER_IMAGE = ("psnr", "ssim", "lpips", "psnr_gtmean", "ssim_gtmean")
+REQUIRED = ("psnr", "ssim", "psnr_gtmean", "ssim_gtmean")
+CPU = "Intel(R) Xeon(R) Processor"
+
+
+@functools.cache
+def _parameters(width: int, depth: int) -> int:
+    return count_parameters(UNet(width, depth))
+
+
+def run_config(recipe: str, seed: int, *, profile: str = "smoke", manifest: str = MANIFEST,
+               weight: float = 1.0, precision: str = "fp32", n_test: int = 3,
+               dataset_name: str | None = None,
+               protocol: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The resolved ``config.yaml`` the run writer builds (:func:`benchmark.run.setup.prepare`)
+    for ``recipe`` with one L1 term of ``weight`` (the shipped ``l1`` recipe, renamed), the
+    protocol profile ``profile`` at ``precision`` on the CPU (with the ``protocol`` fields
+    changed), and a LOL-v1-layout dataset of manifest ``manifest``; ``config_hash`` first,
+    computed by the record."""
+    shipped = load_recipe("l1").to_dict()
+    losses = [{**term, "weight": weight} for term in shipped["losses"]]
+    protocol = replace(PROFILES[profile], precision=precision, **(protocol or {}))
+    config = {
+        "recipe": {**shipped, "name": recipe, "description": f"{recipe} test recipe",
+                   "losses": losses},
+        "protocol": protocol.to_dict(),
+        "model": {"name": "UNet", "width": protocol.width, "depth": protocol.depth,
+                  "parameters": _parameters(protocol.width, protocol.depth)},
+        "data": {"root": "/data/LOL-v1", "layout": "lol_v1", "manifest_sha256": manifest,
+                 "name": dataset_name, "identity": "official" if dataset_name else "unknown",
+                 "n_train": 20, "n_val": protocol.n_val, "n_test": n_test,
+                 "val_images": [str(100 + i) for i in range(protocol.n_val)]},
+        "seed": seed,
+        "crop_seed": crop_seed(seed),
+        "device": "cpu",
+        "compile": False,
+        "cuda_graphs": False,
+        "backbones": ["alexnet"],
+        "metrics": ["psnr", "ssim", "lpips"],
+    }
+    return {"config_hash": record.hash_config(config), **config}
 
 
 def make_run(
@@ -46,66 +92,86 @@ def make_run(
     per_image: bool = True,
     extra_files: bool = True,
     error: str | None = None,
-    precision: str | None = None,
+    precision: str = "fp32",
+    dataset_name: str | None = None,
+    protocol: dict[str, Any] | None = None,
 ) -> Path:
-    """A run folder laid out as ``benchmark.run.execute`` writes it, with the given per-image PSNR.
+    """A run folder written through the record, as ``benchmark.run.execute`` writes it, with
+    the given per-image PSNR (images ``1``, ``2``, ...).
 
-    SSIM = PSNR / 40, LPIPS = 1 - PSNR / 40 unless given, GT-mean PSNR = PSNR + 1. As in the
-    trainer, the config hash covers the seed and config.yaml holds seed-specific fields.
+    SSIM = PSNR / 40, LPIPS = 1 - PSNR / 40 unless given, GT-mean PSNR = PSNR + 1. The config
+    is :func:`run_config`'s, so the config hash covers the seed, as the trainer's does.
     """
-    run = results / "runs" / recipe / profile / f"seed{seed}"
+    run = record.run_dir(results, recipe, profile, seed)
     run.mkdir(parents=True)
     p = np.asarray(psnr, dtype=float)
-    images = [f"img{i:02d}.png" for i in range(len(p))]
+    images = [str(i + 1) for i in range(len(p))]
     lp = np.asarray(lpips, dtype=float) if lpips is not None else 1.0 - p / 40.0
     table = pd.DataFrame({"image": images, "psnr": p, "ssim": p / 40.0, "lpips": lp,
                           "psnr_gtmean": p + 1.0, "ssim_gtmean": p / 40.0 + 0.01})
-    config_hash = f"hash-{recipe}-{weight}-seed{seed}"
-    config = {
-        "config_hash": config_hash,
-        "recipe": {"name": recipe, "description": f"{recipe} test recipe",
-                   "references": ["zhao2017loss"], "loss_references": {"l1": ["zhao2017loss"]},
-                   "losses": [{"name": "l1", "weight": weight, "params": {}, "label": "l1"}]},
-        "protocol": {"name": profile, "iterations": 100, "lr": 2e-4,
-                     **({"precision": precision} if precision else {})},
-        "data": {"root": f"/data/lol-{seed}", "layout": "lol-v1", "manifest_sha256": manifest},
-        "seed": seed, "crop_seed": seed * 7 + 1, "device": "cpu", "compile": False,
-    }
-    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    config = run_config(recipe, seed, profile=profile, manifest=manifest, weight=weight,
+                        precision=precision, n_test=len(p), dataset_name=dataset_name,
+                        protocol=protocol)
+    record.write_config(run, config)
+    data = config["data"]
     weights = {name: {"file": f"{name}.pth", "sha256": "0" * 64,
                       "official": name not in unofficial} for name in ("vgg19", "alexnet")}
+    iterations = config["protocol"]["iterations"]
     metrics = {
-        "status": status, "error": error, "recipe": recipe, "profile": profile, "seed": seed,
-        "config_hash": config_hash, "train_seconds": 10.0 + seed,
-        "eval_seconds": 1.0, "iterations": 100,
-        "dataset": {"root": "/data/lol", "layout": "lol-v1", "manifest_sha256": manifest},
-        "env": {"torch": "2.13.0", "device": "cpu", "device_name": "Intel(R) Xeon(R) Processor",
-                "cpu_model": "Intel(R) Xeon(R) Processor",
-                "git_commit": "abc1234", "git_dirty": False},
-        "weights": weights, "started_at": "2025-01-01T00:00:00", "finished_at": "2025-01-01T01",
+        "status": status, "outcome": "ok" if status == "ok" else "failed", "error": error,
+        "recipe": recipe, "profile": profile, "seed": seed, "crop_seed": config["crop_seed"],
+        "config_hash": config["config_hash"],
+        "test": dict.fromkeys(PER_IMAGE),  # a failed run: every value null
+        "train_seconds": 10.0 + seed, "eval_seconds": 1.0,
+        "iterations": iterations if status == "ok" else None,
+        "dataset": {k: data[k] for k in ("name", "identity", "root", "layout",
+                                         "manifest_sha256", "n_train", "n_val", "n_test")},
+        "metrics": config["metrics"],
+        "env": {"lossbench": "0.1.0", "torch": "2.13.0", "device": "cpu", "device_name": CPU,
+                "cpu_model": CPU, "git_commit": "abc1234", "git_dirty": False},
+        "weights": weights, "started_at": "2025-01-01T00:00:00+0000",
+        "finished_at": "2025-01-01T01:00:00+0000",
     }
-    metrics["test"] = dict.fromkeys(PER_IMAGE)  # a failed run: every value null
+    rows = table.to_dict("records")
     if status == "ok":
         metrics["test"] = {k: float(table[k].mean()) for k in PER_IMAGE}
         if per_image:
-            table.to_csv(run / "per_image.csv", index=False)
-    (run / "metrics.json").write_text(json.dumps(metrics))
+            record.write_per_image(run, rows, PER_IMAGE)
+    record.write_metrics(run, metrics)
     if extra_files:
-        it = np.arange(0, 101, 10)
-        log = pd.DataFrame({"iteration": it, "total": np.exp(-it / 50) + 0.01 * seed,
-                            "l1": np.exp(-it / 50), "grad_norm": 0.5, "lr": 2e-4,
-                            "seconds": it * 0.1})
-        log.to_csv(run / "train_log.csv", index=False)
-        val = pd.DataFrame({"iteration": it[2::2], "val_psnr": 15 + it[2::2] / 20 + 0.1 * seed})
-        val["best_val_psnr"] = val["val_psnr"].cummax()
-        val.to_csv(run / "val_log.csv", index=False)
-        (run / "samples").mkdir()
+        it = np.arange(0, iterations + 1, max(1, iterations // 10))
+        train = [{"iteration": int(i), "total": float(np.exp(-i / 50) + 0.01 * seed),
+                  "l1": float(np.exp(-i / 50)), "grad_norm": 0.5, "lr": 2e-4,
+                  "seconds": float(i * 0.1)} for i in it]
+        val, best = [], -np.inf
+        for i in it[2::2]:
+            best = max(best, 15 + i / 20 + 0.1 * seed)
+            val.append({"iteration": int(i), "val_psnr": float(15 + i / 20 + 0.1 * seed),
+                        "best_val_psnr": float(best)})
+        record.write_logs(run, train, list(train[0]), val)
         rng = np.random.default_rng(seed)
-        for image in images[:2]:
-            for kind in ("low", "output", "reference"):
-                pixels = (rng.random((24, 32, 3)) * 255).astype(np.uint8)
-                Image.fromarray(pixels).save(run / "samples" / f"{image}_{kind}.png")
+        write_samples(run / record.SAMPLES_DIR, [
+            (image, *((rng.random((24, 32, 3)) * 255).astype(np.uint8) for _ in range(3)))
+            for image in images[:2]])
     return run
+
+
+def edit_metrics(run: Path, **changes: object) -> None:
+    """Change fields of a run's ``metrics.json`` (read and written through the record)."""
+    record.write_metrics(run, {**record.load_metrics(run), **changes})
+
+
+def edit_config(run: Path, **changes: Any) -> dict[str, Any]:
+    """Replace top-level fields of a run's ``config.yaml`` (a dict value updates that section)
+    and store the new config hash in both files, as the writer would for that configuration."""
+    config = record.read_config(run)
+    for key, value in changes.items():
+        config[key] = ({**config.get(key, {}), **value} if isinstance(value, dict)
+                       and isinstance(config.get(key), dict) else value)
+    config["config_hash"] = record.hash_config(config)
+    record.write_config(run, config)
+    edit_metrics(run, config_hash=config["config_hash"])
+    return config
 
 
 def _row(summary: pd.DataFrame, recipe: str, profile: str = "smoke") -> pd.Series:
@@ -174,11 +240,11 @@ def test_missing_optional_files_are_reported(tmp_path: Path) -> None:
     [
         (lambda r: (r / "metrics.json").write_text("{oops"), "metrics.json: not valid JSON"),
         (lambda r: (r / "metrics.json").write_text("[1, 2]"), "expected a JSON object"),
-        (lambda r: _edit_json(r, status="done"), "status: expected 'ok' or 'failed'"),
-        (lambda r: _edit_json(r, seed=3), "seed: is 3 but the folder says 0"),
-        (lambda r: _edit_json(r, seed="0"), "seed: expected a whole number"),
-        (lambda r: _edit_json(r, test={"psnr": 1.0}), "test.ssim: missing"),
-        (lambda r: _edit_json(r, weights={"vgg19": {"official": "yes"}}),
+        (lambda r: edit_metrics(r, status="done"), "status: expected 'ok' or 'failed'"),
+        (lambda r: edit_metrics(r, seed=3), "seed: is 3 but the folder says 0"),
+        (lambda r: edit_metrics(r, seed="0"), "seed: expected a whole number"),
+        (lambda r: edit_metrics(r, test={"psnr": 1.0}), "test.ssim: missing"),
+        (lambda r: edit_metrics(r, weights={"vgg19": {"official": "yes"}}),
          "weights.vgg19: expected an object with official"),
         (lambda r: (r / "per_image.csv").write_text("image,psnr\na,1\n"),
          "per_image.csv: columns: missing ssim, psnr_gtmean, ssim_gtmean"),
@@ -195,12 +261,6 @@ def test_malformed_files_name_the_file(tmp_path: Path, mutate, message: str) -> 
     with pytest.raises(UserError, match="seed0") as info:
         load_runs(tmp_path)
     assert message in str(info.value)
-
-
-def _edit_json(run: Path, **changes: object) -> None:
-    data = json.loads((run / "metrics.json").read_text())
-    data.update(changes)
-    (run / "metrics.json").write_text(json.dumps(data))
 
 
 def test_no_runs_is_a_user_error(tmp_path: Path) -> None:
@@ -371,7 +431,9 @@ def test_refuses_two_configurations_of_one_recipe(tmp_path: Path) -> None:
     text = str(info.value)
     assert "runs of recipe 's3net' (profile smoke" in text
     assert "recipe.losses[0].weight: 1.0 vs 0.5" in text
-    assert "hash-s3net-1.0-seed0" in text and "hash-s3net-0.5-seed1" in text
+    for seed, weight in ((0, 1.0), (1, 0.5)):  # each run named with its own config hash
+        digest = run_config("s3net", seed, weight=weight)["config_hash"]
+        assert f"seed{seed} (config_hash {digest})" in text
 
 
 def test_refuses_two_precisions_in_one_table_across_recipes(tmp_path: Path) -> None:
@@ -524,11 +586,7 @@ def test_a_known_dataset_is_named_in_tables_and_report(tmp_path: Path) -> None:
 
     for recipe in ("l1", "mse"):
         for seed in (0, 1, 2):
-            folder = make_run(tmp_path, recipe, seed)
-            path = folder / "metrics.json"
-            data = json.loads(path.read_text())
-            data["dataset"]["name"] = "LOL-v1"
-            path.write_text(json.dumps(data))
+            make_run(tmp_path, recipe, seed, dataset_name="LOL-v1")
     runs, per_image = load_runs(tmp_path)
     assert set(runs["dataset_name"]) == {"LOL-v1"}
     summary = summarize(runs, per_image, "l1")
@@ -547,7 +605,7 @@ def test_collapsed_runs_are_left_out_and_counted(tmp_path: Path) -> None:
         run = make_run(tmp_path, "wild", seed, [20.5 + 0.2 * seed, 21.5, 22.5] if seed < 3
                        else [5.0, 6.0, 7.0])
         if seed == 3:
-            _edit_json(run, outcome="collapsed", outcome_reason="output constant")
+            edit_metrics(run, outcome="collapsed", outcome_reason="output constant")
     runs, per_image = load_runs(tmp_path)
     assert set(runs["outcome"]) == {"ok", "collapsed"}
     summary = summarize(runs, per_image, "l1")

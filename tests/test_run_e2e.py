@@ -28,8 +28,9 @@ from benchmark.data.pairs import discover
 from benchmark.errors import UserError
 from benchmark.protocol import PROFILES, resolve_precision
 from benchmark.recipes import mix as recipes
+from benchmark.record import LOCK_FILE as LOCK_NAME
+from benchmark.record import config_hash, hashed_part
 from benchmark.run import execute as train
-from benchmark.run.state import LOCK_NAME, config_hash
 
 pytestmark = pytest.mark.usefixtures("planted_weights")
 
@@ -121,7 +122,7 @@ def test_logs_and_config(l1_run: dict) -> None:
     assert [int(r["iteration"]) for r in val] == [10, 20]
     config = yaml.safe_load((folder / "config.yaml").read_text())
     assert config["config_hash"] == l1_run["metrics"]["config_hash"]
-    assert config["config_hash"] == config_hash(train.hashed_part(config))
+    assert config["config_hash"] == config_hash(hashed_part(config))
     assert config["protocol"] == resolve_precision(SMOKE, torch.device("cpu"))[0].to_dict()
     assert config["protocol"]["precision"] in ("bf16", "fp32")  # resolved, never "auto"
     assert config["recipe"]["losses"][0]["name"] == "l1"

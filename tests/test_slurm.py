@@ -4,7 +4,6 @@ refusals, job records and the queue, with the texts a real Slurm 22.05 prints.""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import stat
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 from benchmark import slurm, sweep
 from benchmark.cli import main
 from benchmark.errors import UserError
+from tests.test_results import edit_metrics, make_run
 
 # `sinfo -h -o '%P|%c|%m|%G|%l'` on a cluster with two GPU node types and a CPU partition
 SINFO = """gpu|32|256000|gpu:a100:4(S:0-1)|2-00:00:00
@@ -180,9 +180,8 @@ def test_a_job_that_left_the_queue_reports_its_error_then_its_log(tmp_path: Path
 def test_signal_margin_comes_from_the_recorded_checkpoint_cost(tmp_path: Path):
     assert sweep.signal_margin(tmp_path, "paper") == 90  # nothing recorded yet
     for seed, seconds in ((0, 2.4), (1, 3.1)):
-        folder = tmp_path / "runs" / "l1" / "paper" / f"seed{seed}"
-        folder.mkdir(parents=True)
-        (folder / "metrics.json").write_text(json.dumps({"checkpoint_seconds": seconds}))
+        edit_metrics(make_run(tmp_path, "l1", seed, profile="paper", extra_files=False),
+                     checkpoint_seconds=seconds)
     assert sweep.signal_margin(tmp_path, "paper") == 60 + 13  # 60 + ceil(4 * 3.1)
 
 

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
-from benchmark import slurm, sweep
+from benchmark import record, slurm, sweep
 from benchmark.cli import main
 from benchmark.errors import UserError
+from tests.test_results import make_run
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -38,12 +40,12 @@ def test_expand_is_recipes_times_seeds_and_validates_names():
 def test_run_state_reads_the_results_tree(tmp_path: Path):
     key = sweep.RunKey("l1", "smoke", 0)
     assert sweep.run_state(key, tmp_path).state == "pending"
-    folder = key.folder(tmp_path)
-    folder.mkdir(parents=True)
-    (folder / "metrics.json").write_text(json.dumps({"status": "failed", "error": "NaN in l1"}))
+    folder = make_run(tmp_path, "l1", 0, status="failed", error="NaN in l1", per_image=False)
+    assert folder == key.folder(tmp_path)
     state = sweep.run_state(key, tmp_path)
     assert (state.state, state.error) == ("failed", "NaN in l1")
-    (folder / "metrics.json").write_text(json.dumps({"status": "ok"}))
+    shutil.rmtree(folder)
+    make_run(tmp_path, "l1", 0)
     assert sweep.run_state(key, tmp_path).state == "cached"
     # whether it holds the requested configuration: tests/test_sweep_cache.py
 
@@ -55,7 +57,7 @@ def test_run_state_sees_a_live_lock_and_ignores_a_dead_one(tmp_path: Path):
     key = sweep.RunKey("l1", "smoke", 0)
     folder = key.folder(tmp_path)
     folder.mkdir(parents=True)
-    lock = folder / "run.lock"
+    lock = folder / record.LOCK_FILE
     lock.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
     assert sweep.run_state(key, tmp_path).state == "running"
     lock.write_text(json.dumps({"pid": 2**22 + 12345, "host": socket.gethostname()}))

@@ -19,11 +19,11 @@ from benchmark import sweep
 from benchmark.cli import main
 from benchmark.data import synth
 from benchmark.errors import UserError
+from benchmark.record import atomic_write_json
 from benchmark.run import execute
 from benchmark.run.files import base_metrics
 from benchmark.run.reuse import for_seed, reusable
 from benchmark.run.setup import prepare
-from benchmark.run.state import atomic_write_json
 
 pytestmark = pytest.mark.usefixtures("planted_weights")  # LPIPS's AlexNet, when asked for
 

@@ -17,12 +17,16 @@ import numpy as np
 import pytest
 import torch
 
+from benchmark import record
 from benchmark.cli import main
 from benchmark.errors import UserError
 from benchmark.model import UNet
 from benchmark.protocol import PROFILES
+from benchmark.record import atomic as record_atomic
+from benchmark.run import environment as env_mod
 from benchmark.run import execute as train
-from benchmark.run import state as rs
+from benchmark.run import lock as lock_mod
+from benchmark.run import rng as rng_mod
 from benchmark.run.evaluate import as_float, fit_resolution
 from benchmark.run.loop import (
     NonFiniteError,
@@ -90,8 +94,8 @@ def test_fit_resolution_scales_the_longer_side() -> None:
 
 def test_atomic_write_leaves_no_temporary_and_replaces(tmp_path: Path) -> None:
     target = tmp_path / "metrics.json"
-    rs.atomic_write_json(target, {"a": 1})
-    rs.atomic_write_json(target, {"a": 2})
+    record.atomic_write_json(target, {"a": 1})
+    record.atomic_write_json(target, {"a": 2})
     assert json.loads(target.read_text()) == {"a": 2}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]
 
@@ -99,43 +103,43 @@ def test_atomic_write_leaves_no_temporary_and_replaces(tmp_path: Path) -> None:
 def test_atomic_write_to_a_missing_folder_is_a_user_error(tmp_path: Path) -> None:
     target = tmp_path / "gone" / "metrics.json"
     with pytest.raises(UserError, match=r"cannot write .*gone/metrics.json: .*free space and perm"):
-        rs.atomic_write_text(target, "x")
+        record.atomic_write_text(target, "x")
 
 
 def test_nan_is_refused_in_json(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
-        rs.atomic_write_json(tmp_path / "m.json", {"psnr": float("nan")})
+        record.atomic_write_json(tmp_path / "m.json", {"psnr": float("nan")})
     assert not (tmp_path / "m.json").exists()
 
 
 def test_config_hash_is_canonical() -> None:
     a = {"recipe": {"name": "l1", "losses": [1, 2]}, "seed": 0}
     b = {"seed": 0, "recipe": {"losses": [1, 2], "name": "l1"}}
-    assert rs.config_hash(a) == rs.config_hash(b)
-    assert rs.config_hash(a) != rs.config_hash({**a, "seed": 1})
-    assert len(rs.config_hash(a)) == 64
+    assert record.config_hash(a) == record.config_hash(b)
+    assert record.config_hash(a) != record.config_hash({**a, "seed": 1})
+    assert len(record.config_hash(a)) == 64
 
 
 def test_diff_configs_names_the_changed_fields() -> None:
     old = {"protocol": {"iterations": 20, "lr": 1e-3}, "recipe": {"losses": [{"weight": 1.0}]}}
     new = {"protocol": {"iterations": 30, "lr": 1e-3}, "recipe": {"losses": [{"weight": 2.0}]}}
-    assert rs.diff_configs(old, new) == [
+    assert record.diff_configs(old, new) == [
         "protocol.iterations: 20 -> 30",
         "recipe.losses[0].weight: 1.0 -> 2.0",
     ]
 
 
 def test_lock_refuses_a_second_owner(tmp_path: Path) -> None:
-    first = rs.RunLock(tmp_path)
+    first = lock_mod.RunLock(tmp_path)
     assert first.acquire() is None
-    info = json.loads((tmp_path / rs.LOCK_NAME).read_text())
+    info = json.loads((tmp_path / record.LOCK_FILE).read_text())
     assert info["pid"] == os.getpid() and info["host"] == socket.gethostname()
     with pytest.raises(UserError, match=rf"is in use by another run: pid {os.getpid()} on host"):
-        rs.RunLock(tmp_path).acquire()
+        lock_mod.RunLock(tmp_path).acquire()
     first.release()
-    assert not (tmp_path / rs.LOCK_NAME).exists()
-    with rs.RunLock(tmp_path):
-        assert (tmp_path / rs.LOCK_NAME).exists()
+    assert not (tmp_path / record.LOCK_FILE).exists()
+    with lock_mod.RunLock(tmp_path):
+        assert (tmp_path / record.LOCK_FILE).exists()
 
 
 def _dead_pid() -> int:
@@ -146,39 +150,39 @@ def _dead_pid() -> int:
 
 def test_stale_lock_of_a_dead_process_is_recovered(tmp_path: Path) -> None:
     pid = _dead_pid()
-    (tmp_path / rs.LOCK_NAME).write_text(json.dumps({"pid": pid, "host": socket.gethostname()}))
-    lock = rs.RunLock(tmp_path)
+    (tmp_path / record.LOCK_FILE).write_text(json.dumps({"pid": pid, "host": socket.gethostname()}))
+    lock = lock_mod.RunLock(tmp_path)
     note = lock.acquire()
     assert note is not None and f"recovered a stale lock of pid {pid}" in note
-    assert json.loads((tmp_path / rs.LOCK_NAME).read_text())["pid"] == os.getpid()
+    assert json.loads((tmp_path / record.LOCK_FILE).read_text())["pid"] == os.getpid()
     lock.release()
 
 
 def test_lock_of_another_host_is_stale_only_without_heartbeat(tmp_path: Path) -> None:
-    path = tmp_path / rs.LOCK_NAME
+    path = tmp_path / record.LOCK_FILE
     path.write_text(json.dumps({"pid": 1, "host": "elsewhere.example"}))
     with pytest.raises(UserError, match="pid 1 on host elsewhere.example"):
-        rs.RunLock(tmp_path).acquire()
-    old = time.time() - rs.STALE_SECONDS - 5
+        lock_mod.RunLock(tmp_path).acquire()
+    old = time.time() - lock_mod.STALE_SECONDS - 5
     os.utime(path, (old, old))
-    lock = rs.RunLock(tmp_path)
+    lock = lock_mod.RunLock(tmp_path)
     assert "recovered a stale lock" in lock.acquire()
     lock.release()
 
 
 def test_rng_state_round_trip() -> None:
     gen = torch.Generator().manual_seed(9)
-    rs.seed_everything(4)
-    state = rs.rng_state(gen)
+    rng_mod.seed_everything(4)
+    state = rng_mod.rng_state(gen)
     first = (random.random(), np.random.rand(), torch.rand(2), torch.rand(2, generator=gen))
-    rs.set_rng_state(state, gen)
+    rng_mod.set_rng_state(state, gen)
     again = (random.random(), np.random.rand(), torch.rand(2), torch.rand(2, generator=gen))
     assert first[:2] == again[:2]
     assert torch.equal(first[2], again[2]) and torch.equal(first[3], again[3])
 
 
 def test_environment_records_what_reproduces_a_run() -> None:
-    env = rs.environment(torch.device("cpu"))
+    env = env_mod.environment(torch.device("cpu"))
     for key in (
         "python",
         "torch",
@@ -238,14 +242,15 @@ def test_disk_full_keeps_the_previous_file_whole(
     where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     target = tmp_path / "metrics.json"
-    rs.atomic_write_json(target, {"status": "ok", "test": {"psnr": 20.5}})
+    record.atomic_write_json(target, {"status": "ok", "test": {"psnr": 20.5}})
     before = target.read_bytes()
     if where == "fsync":
         monkeypatch.setattr(os, "fsync", _enospc)
     else:
-        monkeypatch.setattr(rs, "open", lambda p, m: _HalfWriter(open(p, m)), raising=False)  # noqa: SIM115
-    with pytest.raises(rs.WriteError) as err:
-        rs.atomic_write_json(target, {"status": "failed", "error": "x" * 10_000})
+        monkeypatch.setattr(record_atomic, "open",
+                            lambda p, m: _HalfWriter(open(p, m)), raising=False)  # noqa: SIM115
+    with pytest.raises(record.WriteError) as err:
+        record.atomic_write_json(target, {"status": "failed", "error": "x" * 10_000})
     assert str(err.value) == (
         f"cannot write {target}: No space left on device; check the free space and permissions "
         f"of {tmp_path}"
@@ -284,7 +289,7 @@ def test_disk_full_at_the_end_of_a_run(
     assert f"lossbench: run FAILED ({folder}): {expected}" in err and "Traceback" not in err
     m = json.loads((folder / "metrics.json").read_text())  # recorded once space was back
     assert (m["status"], m["error"]) == ("failed", expected)
-    assert not list(folder.glob(".*.tmp-*")) and not (folder / rs.LOCK_NAME).exists()
+    assert not list(folder.glob(".*.tmp-*")) and not (folder / record.LOCK_FILE).exists()
     monkeypatch.undo()
     capsys.readouterr()
     assert main([*SMOKE_RUN, str(tmp_path)]) == 0  # the same command: evaluation only
@@ -368,8 +373,7 @@ def test_out_of_memory_while_evaluating(
 
 
 def test_operational_protocol_fields_stay_out_of_the_config_hash() -> None:
-    from benchmark.run.setup import OPERATIONAL_FIELDS, hashed_part
-    from benchmark.run.state import config_hash
+    from benchmark.record import OPERATIONAL_FIELDS, config_hash, hashed_part
 
     config = {"recipe": {"name": "l1", "losses": []}, "protocol": PROFILES["smoke"].to_dict(),
               "model": {}, "data": {}, "seed": 0}

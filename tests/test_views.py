@@ -21,12 +21,12 @@ import pytest
 import torch
 
 from benchmark import metrics as metrics_mod
+from benchmark import record
 from benchmark.data import pairs as data_mod
 from benchmark.data import synth
 from benchmark.model import UNet
 from benchmark.protocol import PROFILES, collapse_outcome, resolve_precision
 from benchmark.run import execute as train
-from benchmark.run import views as views_mod
 from benchmark.run.evaluate import enhance, fit_resolution, identity_psnr
 from benchmark.run.loop import Trainer
 
@@ -166,7 +166,7 @@ def views_run(tmp_path_factory: pytest.TempPathFactory, planted_weights) -> dict
 
     def keep(it: int) -> None:
         if it == VIEWS_PROTO.iterations:
-            shutil.copytree(folder / views_mod.POINTS_DIR, kept, dirs_exist_ok=True)
+            shutil.copytree(folder / record.POINTS_DIR, kept, dirs_exist_ok=True)
 
     metrics = train.run("l1", VIEWS_PROTO, 0, None, results, "cpu", quiet=True,
                         on_checkpoint=keep, metrics=("psnr", "ssim"))
@@ -231,7 +231,7 @@ def test_three_views_match_a_separate_evaluation_of_the_saved_points(views_run: 
     chosen = torch.load(views_run["kept"] / f"iter_{expect['val_selected']:07d}.pt",
                         weights_only=False)["model"]
     assert all(torch.equal(best["model"][k], v) for k, v in chosen.items())
-    assert not (folder / views_mod.POINTS_DIR).exists()  # removed after metrics.json
+    assert not (folder / record.POINTS_DIR).exists()  # removed after metrics.json
 
 
 def test_ema_run_resumes_bit_identically_after_an_interruption(
@@ -250,7 +250,7 @@ def test_ema_run_resumes_bit_identically_after_an_interruption(
     folder = tmp_path / "runs" / "l1" / "views" / "seed0"
     ckpt = torch.load(folder / "checkpoint.pt", weights_only=False)
     assert ckpt["iteration"] == 10 and ckpt["ema"] is not None
-    assert sorted(p.name for p in (folder / views_mod.POINTS_DIR).iterdir()) == [
+    assert sorted(p.name for p in (folder / record.POINTS_DIR).iterdir()) == [
         "iter_0000005.pt", "iter_0000010.pt"]
     resumed = train.run("l1", VIEWS_PROTO, 0, None, tmp_path, "cpu", quiet=True,
                         metrics=("psnr", "ssim"))

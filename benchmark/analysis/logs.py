@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from benchmark import record
 from benchmark.errors import UserError
 
 
@@ -16,20 +17,12 @@ def train_logs(runs: pd.DataFrame) -> Iterator[tuple[Any, pd.DataFrame]]:
     """``(run row, its train_log.csv as a frame)`` for every run that has one.
 
     Raises:
-        UserError: naming a train_log.csv that is not a readable CSV.
+        UserError: naming a train_log.csv that is not a readable CSV or lacks a column.
     """
     for run in runs.itertuples():
-        path = Path(run.run_dir) / "train_log.csv"
-        if not path.is_file():
-            continue
-        yield run, _read_csv(path)
-
-
-def _read_csv(path: Path) -> pd.DataFrame:
-    try:
-        return pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not a readable CSV: {str(exc).strip()}") from None
+        log = record.read_train_log(run.run_dir)
+        if log is not None:
+            yield run, log
 
 
 def load_val_logs(runs: pd.DataFrame) -> pd.DataFrame:
@@ -40,13 +33,9 @@ def load_val_logs(runs: pd.DataFrame) -> pd.DataFrame:
     """
     frames = []
     for run in runs.itertuples():
-        path = Path(run.run_dir) / "val_log.csv"
-        if not path.is_file():
+        log = record.read_val_log(run.run_dir)
+        if log is None:
             continue
-        log = _read_csv(path)
-        for col in ("iteration", "val_psnr"):
-            if col not in log.columns or not pd.api.types.is_numeric_dtype(log[col]):
-                raise UserError(f"{path}: column {col!r} missing or not numeric")
         frames.append(log[["iteration", "val_psnr"]].assign(
             recipe=run.recipe, profile=run.profile, dataset=run.dataset, seed=run.seed))
     cols = ["recipe", "profile", "dataset", "seed", "iteration", "val_psnr"]
@@ -62,10 +51,7 @@ def load_train_logs(runs: pd.DataFrame) -> pd.DataFrame:
     iteration, term, value. ``lr`` and ``seconds`` are not loss terms and are left out."""
     frames = []
     for run, log in train_logs(runs):
-        path = Path(run.run_dir) / "train_log.csv"
-        for col in ("iteration", "total"):
-            if col not in log.columns:
-                raise UserError(f"{path}: {col}: missing column (has {list(log.columns)})")
+        path = Path(run.run_dir) / record.TRAIN_LOG_FILE
         terms = [c for c in log.columns
                  if c not in LOG_SKIP and not c.startswith(("gradnorm_", "gradshare_"))]
         for col in ["iteration", *terms]:

@@ -1,25 +1,26 @@
 """Writing the analysis outputs: atomically, and never into the shipped reference results.
 
-Tables, the report and the reference check are replaced atomically (a temporary file in the
-same folder, flushed and renamed), so a reader sees the old version or the new one, never half
-a file. The results folders shipped under the repository's ``results/reference/`` are read,
-never written: :func:`is_shipped_reference` tells the commands which they are.
+Tables, the report, the reference check and the transfer study are replaced atomically (a
+temporary file in the same folder, flushed, fsynced and renamed: :mod:`benchmark.record.atomic`),
+so a reader sees the old version or the new one, never half a file. The results folders shipped
+under the repository's ``results/reference/`` are read, never written:
+:func:`is_shipped_reference` tells the commands which they are.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from benchmark.errors import UserError
+from benchmark.record import atomic_write_text
 from benchmark.references import BIB_PATH
 
 SHIPPED_REFERENCE = BIB_PATH.parents[1] / "results" / "reference"
 
 
 def write_text_atomic(path: Path, text: str) -> Path:
-    """Replace ``path`` with ``text`` (UTF-8) atomically; ``path`` is returned.
+    """Replace ``path`` with ``text`` (UTF-8) atomically, creating its folder; ``path`` is
+    returned (:func:`benchmark.record.atomic_write_text`, the run folders' writer too).
 
     Raises:
         UserError: the folder cannot be written (names the file).
@@ -27,18 +28,9 @@ def write_text_atomic(path: Path, text: str) -> Path:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
         raise UserError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise UserError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    atomic_write_text(path, text)
     return path
 
 

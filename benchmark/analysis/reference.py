@@ -20,7 +20,6 @@ losses, the dataset (manifest sha256) or the lossbench version (major.minor).
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -35,8 +34,15 @@ from benchmark.analysis.equivalence import (
     recipe_verdict,
     seeds_needed,
 )
-from benchmark.analysis.frames import load_runs, read_config
+from benchmark.analysis.frames import load_runs
 from benchmark.errors import UserError
+from benchmark.record import (
+    CONFIG_FILE,
+    DATA_FIELDS,
+    OPERATIONAL_FIELDS,
+    load_metrics,
+    read_config,
+)
 
 __all__ = ["MARGINS", "compare_reference", "equivalence", "format_verdicts", "power_exact",
            "seeds_needed"]
@@ -45,20 +51,9 @@ __all__ = ["MARGINS", "compare_reference", "equivalence", "format_verdicts", "po
 METRICS = ("psnr", "ssim", "lpips", "psnr_gtmean")
 LABELS = {"psnr": "PSNR", "ssim": "SSIM", "lpips": "LPIPS", "psnr_gtmean": "PSNR (GT-mean)"}
 UNITS = {"psnr": " dB", "psnr_gtmean": " dB"}
-#: protocol fields that never change numbers (benchmark.run.setup.OPERATIONAL_FIELDS; a test
-#: keeps the two equal, since analysis does not import run)
-OPERATIONAL_FIELDS = ("ckpt_every", "ckpt_minutes", "log_every", "seeds", "n_samples",
-                      "grad_shares")
 #: switches that change numbers at rounding level only (CUDA determinism, memory layout): a
 #: rerun that differs in them is compared, since reproducing within the margin is the question
 ROUNDING_FIELDS = ("deterministic", "channels_last")
-#: data fields that change numbers (benchmark.run.setup.hashed_part)
-DATA_FIELDS = ("layout", "manifest_sha256", "val_images")
-
-
-def _metrics_json(run_dir: str) -> dict[str, Any]:
-    """A ``metrics.json`` already validated by :func:`load_runs`."""
-    return json.loads((Path(run_dir) / "metrics.json").read_text(encoding="utf-8"))
 
 
 def _numbers_part(config: dict[str, Any]) -> dict[str, Any]:
@@ -93,7 +88,7 @@ def _version(meta: dict[str, Any]) -> str | None:
 def _differences(user: pd.Series, ref: pd.Series) -> list[str]:
     """What makes one user run and one reference run of a recipe incomparable."""
     out = []
-    mu, mr = _metrics_json(user["run_dir"]), _metrics_json(ref["run_dir"])
+    mu, mr = load_metrics(user["run_dir"]), load_metrics(ref["run_dir"])
     if user["dataset"] != ref["dataset"]:
         names = [(m.get("dataset") or {}).get("name") or "unnamed" for m in (mu, mr)]
         out.append(f"dataset: yours is {names[0]} (manifest {str(user['dataset'])[:12]}), the "
@@ -104,11 +99,11 @@ def _differences(user: pd.Series, ref: pd.Series) -> list[str]:
     if user["precision"] != ref["precision"]:
         out.append(f"precision: yours {user['precision']}, the reference's {ref['precision']} "
                    f"(rerun with --precision {ref['precision']})")
-    cu, cr = read_config(Path(user["run_dir"]) / "config.yaml"), read_config(
-        Path(ref["run_dir"]) / "config.yaml")
+    cu, cr = read_config(user["run_dir"]), read_config(ref["run_dir"])
     if cu is None or cr is None:
         missing = user["run_dir"] if cu is None else ref["run_dir"]
-        return out + [f"{missing}/config.yaml is missing, so the protocols cannot be compared"]
+        return out + [f"{Path(missing) / CONFIG_FILE} is missing, so the protocols cannot be "
+                      "compared"]
     pu, pr = _numbers_part(cu), _numbers_part(cr)
     fields = _diff_fields(pu, pr, "")
     if user["dataset"] != ref["dataset"]:  # already said; val_images follow the dataset

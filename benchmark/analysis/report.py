@@ -113,7 +113,7 @@ def _rel(path: Path | str, start: Path) -> str:
 def _first_config(runs: pd.DataFrame) -> dict | None:
     ordered = runs.assign(_ok=runs["status"] != "ok").sort_values(["_ok", "seed"])
     for d in ordered["run_dir"]:
-        config = read_config(Path(d) / "config.yaml")
+        config = read_config(d)
         if config is not None:
             return config
     return None

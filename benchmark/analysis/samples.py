@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from PIL import Image
 
+from benchmark import record
 from benchmark.analysis.figstyle import MAX_HEIGHT, STYLE, WIDTH, wrap_name
 
 
@@ -141,8 +142,9 @@ def sample_table(runs: pd.DataFrame, baseline: str, max_images: int = 3) -> pd.D
     ok = runs[runs["status"] == "ok"].sort_values("seed")
     chosen, seeds = {}, {}
     for recipe, sub in ok.groupby("recipe", sort=True):
-        found = [(Path(d) / "samples", s) for d, s in zip(sub["run_dir"], sub["seed"], strict=True)
-                 if (Path(d) / "samples").is_dir()]
+        found = [(Path(d) / record.SAMPLES_DIR, s)
+                 for d, s in zip(sub["run_dir"], sub["seed"], strict=True)
+                 if (Path(d) / record.SAMPLES_DIR).is_dir()]
         if found:
             chosen[recipe], seeds[recipe] = found[0]
     rows: list[dict] = []

@@ -15,13 +15,13 @@ the headline was then); they count as ``val_selected`` only, and the other colum
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from benchmark import record
 from benchmark.analysis.output import write_text_atomic
 from benchmark.errors import UserError
 
@@ -47,11 +47,8 @@ def load_views(runs: pd.DataFrame) -> pd.DataFrame:
     """
     rows = []
     for run in runs[runs["status"] == "ok"].itertuples():
-        path = Path(run.run_dir) / "metrics.json"
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise UserError(f"{path}: cannot read: {exc}") from None
+        path = Path(run.run_dir) / record.METRICS_FILE
+        data = record.load_metrics(run.run_dir)
         views = data.get("views")
         meta = data.get("views_meta") or {}
         if views is None:  # before views: the headline was the validation-selected weights

@@ -153,7 +153,7 @@ def _network(runs: pd.DataFrame | None, group: pd.DataFrame) -> tuple[str, str]:
     iters = pd.to_numeric(ok["iterations"], errors="coerce").dropna()
     network = ""
     for d in ok["run_dir"]:
-        model = (read_config(Path(d) / "config.yaml") or {}).get("model") or {}
+        model = (read_config(d) or {}).get("model") or {}
         if model:
             params = model.get("parameters")
             network = (f"a {model.get('name', 'UNet')} (width {model.get('width')}"

@@ -22,7 +22,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from benchmark.analysis import inference
+from benchmark.analysis.figstyle import save
 from benchmark.analysis.frames import load_runs
+from benchmark.analysis.output import write_text_atomic
 from benchmark.analysis.stats import stable_rng
 from benchmark.analysis.transfer import ALPHA, N_BOOT, Transfer, scores, transfer
 from benchmark.errors import UserError, did_you_mean
@@ -305,17 +307,13 @@ def write_transfer(results: Path, other: str | Path | None, profiles: Sequence[s
     found = study(runs, per_image, pair, n_boot)
     text = transfer_markdown(found, pair)
     stem = f"transfer_{pair[0]}_{pair[1]}"
-    (results / "tables").mkdir(parents=True, exist_ok=True)
-    md, csv = results / "tables" / f"{stem}.md", results / "tables" / f"{stem}.csv"
-    md.write_text(f"# Does {pair[0]} rank recipes like {pair[1]}?\n\n{text}", encoding="utf-8")
+    md = write_text_atomic(results / "tables" / f"{stem}.md",
+                           f"# Does {pair[0]} rank recipes like {pair[1]}?\n\n{text}")
     frames = [t.pairs.assign(metric=m, profile_a=pair[0], profile_b=pair[1])
               for m, t in found.items()]
-    pd.concat(frames, ignore_index=True).to_csv(csv, index=False)
+    csv = write_text_atomic(results / "tables" / f"{stem}.csv",
+                            pd.concat(frames, ignore_index=True).to_csv(index=False))
     fig = transfer_figure(points_frame(runs, found, pair))
-    (results / "plots").mkdir(parents=True, exist_ok=True)
-    png, pdf = results / "plots" / f"{stem}.png", results / "plots" / f"{stem}.pdf"
-    with mpl.rc_context(STYLE):  # pdf.fonttype is read when saving
-        fig.savefig(png, dpi=200, metadata={"Software": None})
-        fig.savefig(pdf, metadata={"CreationDate": None, "Creator": None, "Producer": None})
+    png, pdf = save(fig, results / "plots" / stem)  # atomic, TrueType fonts, no time stamp
     return text, [md, csv, png, pdf]
 

@@ -1,8 +1,10 @@
 """One training run, in the order it happens.
 
-:mod:`.setup` (every check before anything is written) -> :mod:`.state` (lock, atomic files,
-RNG, environment) -> :mod:`.loop` (the training loop) -> :mod:`.evaluate` (validation and the
-one read of the test split) -> :mod:`.files` (the run-folder files). :mod:`.execute` drives them
+:mod:`.setup` (every check before anything is written) -> :mod:`.lock` (the folder's owner),
+:mod:`.rng` (seeds and RNG states), :mod:`.environment` (what the run records about the
+machine) -> :mod:`.loop` (the training loop) -> :mod:`.evaluate` (validation and the one read of
+the test split) -> :mod:`.views` and :mod:`.files` (what the run writes; file names, hashing and
+the typed files are :mod:`benchmark.record`'s). :mod:`.execute` drives them
 (:func:`~benchmark.run.execute.run`); :mod:`.command` is the ``run`` sub-command and
 ``--check-repro``.
 """

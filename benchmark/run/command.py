@@ -10,11 +10,11 @@ import argparse
 import tempfile
 from collections.abc import Sequence
 
+from benchmark import record
 from benchmark.errors import UserError
-from benchmark.run import state as rs
 from benchmark.run.execute import run
 from benchmark.run.files import METRIC_KEYS, repro_differences
-from benchmark.run.setup import ALL_METRICS, check_folder, prepare, run_dir
+from benchmark.run.setup import ALL_METRICS, check_folder, prepare
 
 
 def check_repro(
@@ -43,7 +43,7 @@ def check_repro(
         raise UserError(
             f"--check-repro: {setup.folder} holds no finished run to check; run it first"
         )
-    old_rows = (setup.folder / "per_image.csv").read_text(encoding="utf-8")
+    old_rows = (setup.folder / record.PER_IMAGE_FILE).read_text(encoding="utf-8")
     took = done.get("train_seconds") or 0.0
     print(
         f"lossbench: --check-repro {setup.folder}: rerunning in a scratch folder "
@@ -52,10 +52,11 @@ def check_repro(
     with tempfile.TemporaryDirectory(prefix="lossbench-repro-") as scratch:
         again = run(recipe, setup.protocol, seed, data_dir, scratch, device, quiet=True,
                     precision=setup.protocol.precision, metrics=setup.config["metrics"])
-        new_path = run_dir(scratch, setup.recipe.name, setup.protocol.name, seed) / "per_image.csv"
+        new_path = (record.run_dir(scratch, setup.recipe.name, setup.protocol.name, seed)
+                    / record.PER_IMAGE_FILE)
         new_rows = new_path.read_text(encoding="utf-8") if new_path.is_file() else ""
     differences = repro_differences(done, again, old_rows, new_rows)
-    env_changes = rs.diff_configs(done.get("env") or {}, again.get("env") or {}, limit=8)
+    env_changes = record.diff_configs(done.get("env") or {}, again.get("env") or {}, limit=8)
     head = f"lossbench: --check-repro {setup.folder}: "
     if not differences:
         n = len(old_rows.strip().splitlines()) - 1

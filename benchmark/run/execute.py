@@ -38,15 +38,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from tqdm import tqdm
 
 from benchmark import metrics as metrics_mod
+from benchmark import record
 from benchmark import weights as weights_mod
 from benchmark.data import pairs as data_mod
 from benchmark.errors import UserError
 from benchmark.protocol import Protocol, collapse_outcome
-from benchmark.run import state as rs
 from benchmark.run import views as views_mod
 from benchmark.run.evaluate import (
     evaluate_test,
@@ -54,14 +53,10 @@ from benchmark.run.evaluate import (
     identity_psnr,
     release_freed_memory,
 )
-from benchmark.run.files import (
-    base_metrics,
-    clear_run,
-    print_table,
-    write_logs,
-    write_samples,
-)
+from benchmark.run.files import atomic_torch_save, base_metrics, print_table, write_samples
+from benchmark.run.lock import RunLock
 from benchmark.run.loop import NonFiniteError, StopRequested, Trainer, to_storage
+from benchmark.run.rng import rng_state, set_rng_state
 from benchmark.run.setup import (
     ALL_METRICS,
     Setup,
@@ -69,12 +64,10 @@ from benchmark.run.setup import (
     check_sizes,
     configure_determinism,
     crop_seed,
-    hashed_part,
     is_out_of_memory,
     nondeterminism_alerts,
     oom_message,
     prepare,
-    run_dir,
 )
 
 
@@ -128,13 +121,13 @@ def run(
         setup.folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create the run folder {setup.folder}: {exc.strerror}") from None
-    lock = rs.RunLock(setup.folder)
+    lock = RunLock(setup.folder)
     note = lock.acquire()
     try:
         if note and not quiet:
             print(f"lossbench: {setup.folder}: {note}")
         if force:
-            clear_run(setup.folder)
+            record.clear_run(setup.folder)
         else:
             done = check_folder(setup)  # finished by another process while we waited?
             if done is not None:
@@ -145,12 +138,12 @@ def run(
         del train_low, train_high, val_low, val_high
         try:
             return _execute(setup, data, lock, quiet, on_checkpoint, stop)
-        except rs.WriteError as exc:  # disk full / folder gone mid-run: a failed run, not bad input
+        except record.WriteError as exc:  # disk full / folder gone mid-run: a failed run
             error = f"{exc}. Files are replaced atomically: the last complete checkpoint is kept"
             base = base_metrics(setup, None, None)
             base.update(status="failed", error=error, finished_at=_now())
-            with contextlib.suppress(rs.WriteError):  # record it if the disk allows
-                rs.atomic_write_json(setup.folder / "metrics.json", base)
+            with contextlib.suppress(record.WriteError):  # record it if the disk allows
+                record.write_metrics(setup.folder, base)
             print(f"lossbench: run FAILED ({setup.folder}): {error}", file=sys.stderr)
             return base
     finally:
@@ -164,7 +157,7 @@ def _now() -> str:
 def _execute(
     setup: Setup,
     data: dict[str, tuple],
-    lock: rs.RunLock,
+    lock: RunLock,
     quiet: bool,
     on_checkpoint: Callable[[int], None] | None,
     stop: Callable[[], bool] | None = None,
@@ -200,10 +193,10 @@ def _prepare_folder(setup: Setup) -> None:
     folder = setup.folder
     for stale in folder.glob(".*.tmp-*"):  # temporary files of a killed writer
         stale.unlink(missing_ok=True)
-    previous = rs.read_json(folder / "metrics.json")
+    previous = record.peek_metrics(folder)
     if previous is not None and previous.get("status") != "ok":  # a new attempt of a failed run
-        (folder / "metrics.json").unlink(missing_ok=True)
-    rs.atomic_write_text(folder / "config.yaml", yaml.safe_dump(setup.config, sort_keys=False))
+        (folder / record.METRICS_FILE).unlink(missing_ok=True)
+    record.write_config(folder, setup.config)
 
 
 def _build_trainer(
@@ -230,7 +223,7 @@ def _build_trainer(
     )
     trainer.on_point = lambda it, weights: views_mod.save_point(
         folder, setup.config_hash, it, weights)
-    ckpt_path = folder / "checkpoint.pt"
+    ckpt_path = folder / record.CHECKPOINT_FILE
     if ckpt_path.is_file():
         # on the CPU: RNG states must stay CPU tensors; load_state_dict moves the rest
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
@@ -239,7 +232,7 @@ def _build_trainer(
                 f"{ckpt_path} belongs to another configuration; delete it to start over"
             )
         trainer.load_state_dict(ckpt)
-        rs.set_rng_state(ckpt["rng"], gen)
+        set_rng_state(ckpt["rng"], gen)
         if not quiet:
             print(f"lossbench: resuming {folder} from iteration {trainer.state.iteration}")
     _write_logs(folder, trainer)
@@ -250,7 +243,7 @@ def _train(
     setup: Setup,
     trainer: Trainer,
     gen: torch.Generator,
-    lock: rs.RunLock,
+    lock: RunLock,
     quiet: bool,
     on_checkpoint: Callable[[int], None] | None,
     base: dict[str, Any],
@@ -258,12 +251,12 @@ def _train(
 ) -> dict[str, Any] | None:
     """Train to the end with checkpoints; the failed run's metrics if it stopped, else None."""
     folder, proto = setup.folder, setup.protocol
-    ckpt_path = folder / "checkpoint.pt"
+    ckpt_path = folder / record.CHECKPOINT_FILE
 
     def save(it: int) -> None:
         began = time.perf_counter()
-        state = trainer.state_dict(rs.rng_state(gen))
-        rs.atomic_torch_save({"config_hash": setup.config_hash, **state}, ckpt_path)
+        state = trainer.state_dict(rng_state(gen))
+        atomic_torch_save({"config_hash": setup.config_hash, **state}, ckpt_path)
         _write_logs(folder, trainer)
         lock.heartbeat()
         took = time.perf_counter() - began  # the sweep sizes Slurm's signal margin from it
@@ -316,7 +309,7 @@ def _train(
             else f"{exc}; no checkpoint was written before it"
         )
         return _fail(setup, base, error, exc.iteration, exc.what, trainer, quiet)
-    except rs.WriteError:
+    except record.WriteError:
         raise
     except Exception as exc:  # a bug or an unexpected failure: record it, then show the traceback
         bar.close()
@@ -342,9 +335,9 @@ def _evaluate(setup: Setup, trainer: Trainer, base: dict[str, Any],
     it, write the views, the per-image files and ``metrics.json``; remove ``points/``."""
     folder, proto, dev = setup.folder, setup.protocol, setup.device
     best = trainer.state.best
-    rs.atomic_torch_save({"config_hash": setup.config_hash, "iteration": best["iteration"],
+    atomic_torch_save({"config_hash": setup.config_hash, "iteration": best["iteration"],
                           "val_psnr": best["val_psnr"], "model": best["model"]},
-                         folder / "best.pt")
+                         folder / record.BEST_FILE)
     val_psnr = {int(r["iteration"]): float(r["val_psnr"]) for r in trainer.state.val_log}
     eval_start = time.perf_counter()
     lows, highs = data_mod.load_pairs(setup.dataset.test)  # the one read of the test split
@@ -365,7 +358,7 @@ def _evaluate(setup: Setup, trainer: Trainer, base: dict[str, Any],
             "the evaluation")
         return _fail(setup, base, error, proto.iterations, None, trainer, quiet)
     views, meta, samples = views_mod.write_views(folder, scored, val_psnr)
-    write_samples(folder / "samples", samples)
+    write_samples(folder / record.SAMPLES_DIR, samples)
     final_val = meta["final"]["val_psnr"]
     grad_norms = [float(r["grad_norm"]) for r in trainer.state.train_log]
     outcome, reason = collapse_outcome(proto, final_val, base["identity_val_psnr"], grad_norms)
@@ -386,7 +379,7 @@ def _evaluate(setup: Setup, trainer: Trainer, base: dict[str, Any],
         "weights": weights_mod.weights_record(setup.backbones),
         "finished_at": _now(),
     }
-    rs.atomic_write_json(folder / "metrics.json", metrics)
+    record.write_metrics(folder, metrics)
     views_mod.remove_points(folder)
     if not quiet:
         print_table(metrics, folder)
@@ -395,7 +388,7 @@ def _evaluate(setup: Setup, trainer: Trainer, base: dict[str, Any],
 
 def _write_logs(folder: Path, trainer: Trainer) -> None:
     state = trainer.state
-    write_logs(folder, state.train_log, trainer.log_columns, state.val_log)
+    record.write_logs(folder, state.train_log, trainer.log_columns, state.val_log)
 
 
 def _fail(
@@ -420,10 +413,10 @@ def _fail(
         "weights": weights_mod.weights_record(setup.backbones),
         "finished_at": _now(),
     }
-    rs.atomic_write_json(setup.folder / "metrics.json", metrics)
+    record.write_metrics(setup.folder, metrics)
     if not quiet:
         print(f"lossbench: run FAILED ({setup.folder}): {error}", file=sys.stderr)
     return metrics
 
 
-__all__ = ["hashed_part", "prepare", "print_table", "run", "run_dir"]
+__all__ = ["prepare", "print_table", "run"]

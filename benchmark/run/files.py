@@ -1,46 +1,30 @@
-"""What a run folder holds besides checkpoints: CSV logs, per-image metrics, samples, the table.
-
-Floats in the CSV files are written with ``repr`` so they read back bit-exactly (reruns and
-resumed runs are compared byte for byte).
+"""What a run writes into its folder beyond the record's typed files: checkpoints (atomic
+``torch.save``), samples, the ``metrics.json`` skeleton, the end-of-run table and the
+reproducibility comparison. File names and the typed writers are :mod:`benchmark.record`'s.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
-import shutil
 from pathlib import Path
 from typing import Any
 
+import torch
 from PIL import Image
 
+from benchmark import record
 from benchmark.errors import UserError
-from benchmark.run import state as rs
+from benchmark.run.environment import environment
 
 METRIC_KEYS = ("psnr", "ssim", "lpips", "psnr_gtmean", "ssim_gtmean")
-VAL_COLUMNS = ["iteration", "val_psnr", "best_val_psnr"]
-
-#: files a run writes (``force`` removes exactly these)
-RUN_FILES = (
-    "metrics.json",
-    "per_image.csv",
-    "per_image_views.csv",
-    "train_log.csv",
-    "val_log.csv",
-    "checkpoint.pt",
-    "best.pt",
-    "config.yaml",
-)
 
 
-def clear_run(folder: Path) -> None:
-    """Delete the files a run writes (``--force``); the folder and its lock stay."""
-    for name in RUN_FILES:
-        with contextlib.suppress(FileNotFoundError):
-            (folder / name).unlink()
-    shutil.rmtree(folder / "samples", ignore_errors=True)
-    shutil.rmtree(folder / "points", ignore_errors=True)
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """``torch.save`` into memory, then :func:`benchmark.record.atomic_write_bytes`."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    record.atomic_write_bytes(path, buf.getvalue())
 
 
 def mean_or_none(values: list[float | None]) -> float | None:
@@ -48,40 +32,6 @@ def mean_or_none(values: list[float | None]) -> float | None:
     if any(v is None for v in values) or not values:
         return None
     return float(sum(values) / len(values))
-
-
-def csv_text(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    """CSV with a header; None -> empty cell, floats by repr (round-trips exactly)."""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow(
-            {
-                k: (
-                    ""
-                    if row.get(k) is None
-                    else repr(row[k])
-                    if isinstance(row[k], float)
-                    else row[k]
-                )
-                for k in columns
-            }
-        )
-    return buf.getvalue()
-
-
-def write_logs(
-    folder: Path, train_log: list[dict[str, Any]], columns: list[str], val_log: list[dict[str, Any]]
-) -> None:
-    """Rewrite ``train_log.csv`` and ``val_log.csv`` (atomically) from the rows so far."""
-    rs.atomic_write_text(folder / "train_log.csv", csv_text(train_log, columns))
-    rs.atomic_write_text(folder / "val_log.csv", csv_text(val_log, VAL_COLUMNS))
-
-
-def write_per_image(path: Path, rows: list[dict[str, Any]]) -> None:
-    """``per_image.csv``: image, then every metric (floats written with repr: exact)."""
-    rs.atomic_write_text(path, csv_text(rows, ["image", *METRIC_KEYS]))
 
 
 def write_samples(folder: Path, samples: list) -> None:
@@ -95,7 +45,7 @@ def write_samples(folder: Path, samples: list) -> None:
         for kind, arr in (("low", low), ("output", out), ("reference", ref)):
             buf = io.BytesIO()
             Image.fromarray(arr).save(buf, format="PNG")
-            rs.atomic_write_bytes(folder / f"{stem}_{kind}.png", buf.getvalue())
+            record.atomic_write_bytes(folder / f"{stem}_{kind}.png", buf.getvalue())
 
 
 def base_metrics(
@@ -120,7 +70,7 @@ def base_metrics(
                                   "n_train", "n_val", "n_test")
         },
         "metrics": setup.config.get("metrics"),
-        "env": rs.environment(setup.device),
+        "env": environment(setup.device),
         "determinism": determinism,
         "weights": None,
         "started_at": started,
@@ -237,14 +187,10 @@ def print_table(metrics: dict[str, Any], folder: Path, cached: bool = False) -> 
 __all__ = [
     "dataset_label",
     "METRIC_KEYS",
-    "RUN_FILES",
+    "atomic_torch_save",
     "base_metrics",
-    "clear_run",
-    "csv_text",
     "mean_or_none",
     "print_table",
     "repro_differences",
-    "write_logs",
-    "write_per_image",
     "write_samples",
 ]

@@ -92,8 +92,8 @@ class SlurmRunJob:
     def __call__(self, *args: Any) -> dict[str, Any]:
         import submitit
 
+        from benchmark import record
         from benchmark.run.loop import StopRequested
-        from benchmark.run.setup import run_dir
 
         caught: list[int] = []
         requeue = signal.getsignal(signal.SIGUSR2)  # submitit's checkpoint-and-requeue
@@ -115,8 +115,8 @@ class SlurmRunJob:
                     names.append(load_recipe(args[0]).name)
                 except UserError:
                     return  # the run itself reports it
-            folder = run_dir(args[4], names[0], args[1], args[2])
-            if (folder / "config.yaml").is_file():
+            folder = record.run_dir(args[4], names[0], args[1], args[2])
+            if (folder / record.CONFIG_FILE).is_file():
                 link_log(folder, str(env.job_id), str(env.paths.stdout))
 
         try:

@@ -2,7 +2,7 @@
 planned run before anything is submitted.
 
 A run reuses its folder only when the config hash there equals the one requested (operational
-fields aside, :data:`benchmark.run.setup.OPERATIONAL_FIELDS`) and refuses a folder of another
+fields aside, :data:`benchmark.record.OPERATIONAL_FIELDS`) and refuses a folder of another
 configuration, naming the fields that differ (:func:`benchmark.run.setup.check_folder`). A sweep
 used to look at ``metrics.json``'s status only, so a sweep with another ``--data`` or
 ``--metrics`` into the same results tree passed the old runs off as cached. :func:`reusable`
@@ -16,10 +16,10 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
+from benchmark import record
 from benchmark.errors import UserError
 from benchmark.recipes import mix as recipes_mod
-from benchmark.run import state as rs
-from benchmark.run.setup import ALL_METRICS, Setup, _stored_hash, check_folder, prepare, run_dir
+from benchmark.run.setup import ALL_METRICS, Setup, check_folder, prepare
 
 #: how many refused folders a message lists by name (the first one in full)
 LISTED = 5
@@ -30,8 +30,9 @@ def for_seed(setup: Setup, seed: int, folder: Path) -> Setup:
     field a sweep's runs of one recipe differ by (a test keeps this true), so one ``prepare``
     per recipe serves every seed. The model and the loss mix are dropped (not needed here)."""
     hashed = {**setup.hashed, "seed": seed}
-    return dataclasses.replace(setup, seed=seed, hashed=hashed, config_hash=rs.config_hash(hashed),
-                               folder=folder, model=None, mix=None)
+    return dataclasses.replace(setup, seed=seed, hashed=hashed,
+                               config_hash=record.config_hash(hashed), folder=folder, model=None,
+                               mix=None)
 
 
 def reusable(planned: Sequence[tuple[str, str, int]], results: str | Path,
@@ -57,11 +58,11 @@ def reusable(planned: Sequence[tuple[str, str, int]], results: str | Path,
     for spec, profile, seed in planned:
         if spec not in names:
             names[spec] = recipes_mod.load_recipe(spec).name
-        folder = run_dir(results, names[spec], profile, seed)
+        folder = record.run_dir(results, names[spec], profile, seed)
         if not folder.is_dir():
             continue
         wanted = precision
-        stored = _stored_hash(folder)[1] or {}
+        stored = record.peek_config(folder)[1] or {}
         recorded = (stored.get("protocol") or {}).get("precision")
         if precision in (None, "auto") and recorded in ("bf16", "fp32"):
             wanted = recorded

@@ -6,9 +6,10 @@ its initial weights depend only on the seed and the protocol) and then the loss 
 initialisation), and assembles the resolved configuration and its hash. Every problem is a
 :class:`UserError`. :func:`check_folder` compares the request with what a run folder holds.
 
-The config hash covers what changes numbers (:func:`hashed_part`): the recipe's name and losses
-(not its description or source), the protocol, the model, the data's layout, manifest sha256
-and validation names, and the seed. Not hashed, but recorded: dataset root, device, compile.
+The config hash covers what changes numbers (:func:`benchmark.record.hashed_part`): the recipe's
+name and losses (not its description or source), the protocol less its operational fields, the
+model, the data's layout, manifest sha256 and validation names, and the seed. Not hashed, but
+recorded: dataset root, device, compile.
 
 :func:`configure_determinism` applies the protocol's CUDA determinism setting (deterministic:
 ``torch.use_deterministic_algorithms(True, warn_only=True)``, ``CUBLAS_WORKSPACE_CONFIG=:4096:8``,
@@ -30,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
+from benchmark import record
 from benchmark import weights as weights_mod
 from benchmark.data import known as known_mod
 from benchmark.data import pairs as data_mod
@@ -46,12 +47,7 @@ from benchmark.protocol import (
     tf32_settings,
 )
 from benchmark.recipes import mix as recipes_mod
-from benchmark.run import state as rs
-
-
-def run_dir(results_dir: str | Path, recipe: str, profile: str, seed: int) -> Path:
-    """``<results>/runs/<recipe>/<profile>/seed<N>``."""
-    return Path(results_dir) / "runs" / recipe / profile / f"seed{seed}"
+from benchmark.run.rng import seed_everything
 
 
 def resolve_device(device: str | None) -> torch.device:
@@ -85,37 +81,8 @@ class Setup:
     backbones: list[str]
 
 
-#: protocol fields that never change a run's numbers (how often it logs or checkpoints, which
-#: seeds a sweep runs by default, how many samples it saves, whether it logs gradient shares):
-#: recorded in config.yaml, left out of the config hash, so changing one never invalidates
-#: finished runs. A new operational field (not one that changes training or evaluation) belongs
-#: here too.
-OPERATIONAL_FIELDS = ("ckpt_every", "ckpt_minutes", "log_every", "seeds", "n_samples",
-                      "grad_shares")
-
 #: every test metric, in table order (``--metrics`` chooses; psnr and ssim are always there)
 ALL_METRICS = ("psnr", "ssim", "lpips")
-
-
-def hashed_part(config: dict[str, Any]) -> dict[str, Any]:
-    """The fields of a ``config.yaml`` that change numbers (what the config hash covers)."""
-    recipe = config.get("recipe") or {}
-    data = config.get("data") or {}
-    protocol = config.get("protocol")
-    if isinstance(protocol, dict):
-        protocol = {k: v for k, v in protocol.items() if k not in OPERATIONAL_FIELDS}
-        if not protocol.get("tf32", False):  # the default: runs from before the field keep
-            protocol.pop("tf32", None)        # their hash (they computed IEEE float32 too)
-    return {
-        "recipe": {"name": recipe.get("name"), "losses": recipe.get("losses")},
-        "protocol": protocol,
-        "model": config.get("model"),
-        "data": {k: data.get(k) for k in ("layout", "manifest_sha256", "val_images")},
-        "seed": config.get("seed"),
-        # only when LPIPS is left out (--metrics psnr,ssim), so default runs keep their hash
-        **({"metrics": config["metrics"]}
-           if config.get("metrics") not in (None, list(ALL_METRICS)) else {}),
-    }
 
 
 def prepare(
@@ -175,7 +142,7 @@ def prepare(
     needed = {b for s in rec.losses if s.custom is None
               for b in getattr(LOSSES[s.name], "backbones", ())}
     weights_mod.ensure_all(sorted(needed | ({"alexnet"} if "lpips" in metrics else set())))
-    rs.seed_everything(seed)
+    seed_everything(seed)
     model = UNet(protocol.width, protocol.depth)
     mix = recipes_mod.build_mix(rec)
     recipes_mod.check_recipe_for_protocol(rec, mix, protocol.patch)
@@ -186,7 +153,7 @@ def prepare(
     )
     for name in backbones:  # LPIPS needs AlexNet at the end: refuse now, not after training
         weights_mod.ensure(name)
-    folder = run_dir(results_dir, rec.name, protocol.name, seed)
+    folder = record.run_dir(results_dir, rec.name, protocol.name, seed)
     check_writable(folder)
     recipe_dict = rec.to_dict()
     config = {
@@ -217,8 +184,8 @@ def prepare(
         "backbones": backbones,
         "metrics": metrics,
     }
-    hashed = hashed_part(config)
-    digest = rs.config_hash(hashed)
+    hashed = record.hashed_part(config)
+    digest = record.config_hash(hashed)
     config = {"config_hash": digest, **config}
     return Setup(
         rec,
@@ -375,26 +342,13 @@ def crop_seed(seed: int) -> int:
     return (seed * 1_000_003 + 17) % 2**63
 
 
-def _stored_hash(folder: Path) -> tuple[str | None, dict[str, Any] | None]:
-    path = folder / "config.yaml"
-    if not path.is_file():
-        return None, None
-    try:
-        stored = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        return "unreadable", None
-    if not isinstance(stored, dict):
-        return "unreadable", None
-    return stored.get("config_hash"), stored
-
-
 def check_folder(setup: Setup) -> dict[str, Any] | None:
     """Refuse a folder of another configuration; return the stored metrics of a finished run."""
     folder = setup.folder
-    digest, stored = _stored_hash(folder)
+    digest, stored = record.peek_config(folder)
     if digest is not None and digest != setup.config_hash:
-        what = rs.diff_configs(hashed_part(stored), setup.hashed) if stored else []
-        differs = "; ".join(what) if what else "config.yaml is unreadable"
+        what = record.diff_configs(record.hashed_part(stored), setup.hashed) if stored else []
+        differs = "; ".join(what) if what else f"{record.CONFIG_FILE} is unreadable"
         hint = ""
         stored_precision = ((stored or {}).get("protocol") or {}).get("precision")
         if stored_precision in ("bf16", "fp32") and stored_precision != setup.protocol.precision:
@@ -404,7 +358,7 @@ def check_folder(setup: Setup) -> dict[str, Any] | None:
             f"there, {setup.config_hash[:12]} requested): {differs}. Refusing to reuse or "
             f"overwrite it: use another --results folder, or delete {folder} to redo it.{hint}"
         )
-    done = rs.read_json(folder / "metrics.json")
+    done = record.peek_metrics(folder)
     if done and done.get("status") == "ok" and done.get("config_hash") == setup.config_hash:
         return done
     return None
@@ -412,18 +366,15 @@ def check_folder(setup: Setup) -> dict[str, Any] | None:
 
 __all__ = [
     "ALL_METRICS",
-    "OPERATIONAL_FIELDS",
     "Setup",
     "check_folder",
     "check_sizes",
     "check_writable",
     "configure_determinism",
     "crop_seed",
-    "hashed_part",
     "is_out_of_memory",
     "nondeterminism_alerts",
     "oom_message",
     "prepare",
     "resolve_device",
-    "run_dir",
 ]

@@ -30,10 +30,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from benchmark.run import state as rs
-from benchmark.run.files import METRIC_KEYS, csv_text, write_per_image
+from benchmark import record
+from benchmark.record import POINTS_DIR
+from benchmark.run.files import METRIC_KEYS, atomic_torch_save
 
-POINTS_DIR = "points"
 VIEWS = ("final", "val_selected", "test_selected")
 #: views chosen with the test split (labelled so wherever they are shown)
 OPTIMISTIC = ("test_selected",)
@@ -51,9 +51,9 @@ def save_point(folder: Path, config_hash: str, iteration: int,
     try:
         path.parent.mkdir(exist_ok=True)
     except OSError as exc:
-        raise rs.WriteError(f"cannot create {path.parent}: {exc.strerror}") from None
-    rs.atomic_torch_save({"config_hash": config_hash, "iteration": iteration,
-                          "model": weights}, path)
+        raise record.WriteError(f"cannot create {path.parent}: {exc.strerror}") from None
+    atomic_torch_save({"config_hash": config_hash, "iteration": iteration, "model": weights},
+                      path)
 
 
 def load_point(folder: Path, iteration: int, config_hash: str) -> dict[str, torch.Tensor]:
@@ -146,9 +146,6 @@ def _finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-VIEW_COLUMNS = ("view", "iteration", "image")
-
-
 def view_rows(rows: dict[str, list[dict[str, Any]]], meta: dict[str, Any]
               ) -> list[dict[str, Any]]:
     """``per_image_views.csv`` rows: view, iteration, image, then the metrics (every view)."""
@@ -166,12 +163,11 @@ def write_views(
     ``per_image_views.csv`` (every view). Returns ``(views, meta, final samples)``."""
     views, rows, meta = select_views({it: r for it, (r, _) in scored.items()}, val_psnr,
                                      METRIC_KEYS)
-    write_per_image(folder / "per_image.csv", rows["final"])
-    rs.atomic_write_text(folder / "per_image_views.csv",
-                         csv_text(view_rows(rows, meta), [*VIEW_COLUMNS, *METRIC_KEYS]))
+    record.write_per_image(folder, rows["final"], METRIC_KEYS)
+    record.write_per_image_views(folder, view_rows(rows, meta), METRIC_KEYS)
     return views, meta, scored[meta["final"]["iteration"]][1]
 
 
-__all__ = ["OPTIMISTIC", "POINTS_DIR", "VIEWS", "VIEW_COLUMNS", "load_point", "point_path",
+__all__ = ["OPTIMISTIC", "VIEWS", "load_point", "point_path",
            "remove_points", "save_point", "score_points", "select_views", "view_rows",
            "write_views"]
