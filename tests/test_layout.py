@@ -15,12 +15,16 @@ PACKAGE = Path(__file__).resolve().parents[1] / "benchmark"
 
 # layer -> the layers it may import (besides itself). Top to bottom: the pipeline's order.
 ALLOWED = {
-    "cli": {"errors"},  # dispatches to command modules by name (importlib), imports none
+    # dispatches to command modules by name (importlib); reads the metric registry (cheap: no
+    # torch) for the --metrics choices
+    "cli": {"errors", "metrics"},
     "sweep": {"slurm", "progress", "run", "analysis", "recipes", "protocol", "errors", "data"},
     "slurm": {"run", "recipes", "errors"},  # the cluster side of a sweep
     "progress": set(),  # the sweep's display
     "run": {"recipes", "losses", "data", "metrics", "model", "protocol", "weights", "errors"},
-    "analysis": {"errors", "references"},  # reads run folders (and the bibliography) only
+    # reads run folders (and the bibliography) only; the metric registry (benchmark.metrics:
+    # labels, units, decimals, better direction) for every table and figure
+    "analysis": {"errors", "references", "metrics"},
     "recipes": {"losses", "errors", "weights", "references", "resources"},
     "losses": {"weights", "errors"},
     "data": {"errors", "resources"},

@@ -32,6 +32,7 @@ from typing import Any
 import torch
 import yaml
 
+from benchmark import metrics as metrics_mod
 from benchmark import weights as weights_mod
 from benchmark.data import known as known_mod
 from benchmark.data import pairs as data_mod
@@ -93,8 +94,9 @@ class Setup:
 OPERATIONAL_FIELDS = ("ckpt_every", "ckpt_minutes", "log_every", "seeds", "n_samples",
                       "grad_shares")
 
-#: every test metric, in table order (``--metrics`` chooses; psnr and ssim are always there)
-ALL_METRICS = ("psnr", "ssim", "lpips")
+ALL_METRICS = metrics_mod.choices()  #: what ``--metrics`` chooses from, in table order
+#: the choice the config hash leaves out: fixed, so a new metric changes no run's hash
+HASH_DEFAULT_METRICS = ("psnr", "ssim", "lpips")
 
 
 def hashed_part(config: dict[str, Any]) -> dict[str, Any]:
@@ -114,7 +116,7 @@ def hashed_part(config: dict[str, Any]) -> dict[str, Any]:
         "seed": config.get("seed"),
         # only when LPIPS is left out (--metrics psnr,ssim), so default runs keep their hash
         **({"metrics": config["metrics"]}
-           if config.get("metrics") not in (None, list(ALL_METRICS)) else {}),
+           if config.get("metrics") not in (None, list(HASH_DEFAULT_METRICS)) else {}),
     }
 
 
@@ -174,16 +176,14 @@ def prepare(
     # every pretrained file the run needs, checked at once: a message names all missing ones
     needed = {b for s in rec.losses if s.custom is None
               for b in getattr(LOSSES[s.name], "backbones", ())}
-    weights_mod.ensure_all(sorted(needed | ({"alexnet"} if "lpips" in metrics else set())))
+    weights_mod.ensure_all(sorted(needed | metrics_mod.backbones(metrics)))
     rs.seed_everything(seed)
     model = UNet(protocol.width, protocol.depth)
     mix = recipes_mod.build_mix(rec)
     recipes_mod.check_recipe_for_protocol(rec, mix, protocol.patch)
     metrics = [m for m in ALL_METRICS if m in metrics]
-    lpips_backbone = {"alexnet"} if "lpips" in metrics else set()
-    backbones = sorted(
-        {b for m in mix.modules() for b in getattr(m, "backbones", ())} | lpips_backbone
-    )
+    backbones = sorted({b for m in mix.modules() for b in getattr(m, "backbones", ())}
+                       | metrics_mod.backbones(metrics))
     for name in backbones:  # LPIPS needs AlexNet at the end: refuse now, not after training
         weights_mod.ensure(name)
     folder = run_dir(results_dir, rec.name, protocol.name, seed)
