@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from benchmark import metrics as metrics_mod
 from benchmark.analysis.logs import load_train_logs  # noqa: F401 - re-exported
 from benchmark.analysis.selection import run_outcome
 from benchmark.analysis.stats import summarize
@@ -41,8 +42,6 @@ from benchmark.errors import UserError, did_you_mean
 __all__ = ["compare_frames", "config_precision", "load_runs", "load_train_logs", "read_config",
            "summarize"]
 
-PER_IMAGE_METRICS = ("psnr", "ssim", "lpips", "psnr_gtmean", "ssim_gtmean")
-REQUIRED_TEST = ("psnr", "ssim", "psnr_gtmean", "ssim_gtmean")  # lpips may be null
 # config.yaml fields that legitimately differ between the seeds of one configuration
 RUN_SPECIFIC = {"": ("config_hash", "seed", "crop_seed", "device", "compile"),
                 "data": ("root",),
@@ -86,11 +85,12 @@ def _read_metrics(path: Path) -> dict[str, Any]:
     test = data.get("test")
     if data["status"] == "ok" or test is not None:  # null values: not finite, or not reached
         if not isinstance(test, dict):
-            raise _fail(path, "test", f"expected an object with {', '.join(PER_IMAGE_METRICS)}")
-        for key in REQUIRED_TEST:
+            raise _fail(path, "test",
+                        f"expected an object with {', '.join(metrics_mod.recorded())}")
+        for key in metrics_mod.required():  # the optional ones (lpips) may be null
             if key not in test:
                 raise _fail(path, f"test.{key}", "missing")
-        for key in PER_IMAGE_METRICS:
+        for key in metrics_mod.recorded():
             _number(test.get(key), path, f"test.{key}", nullable=True)
     for key in ("train_seconds", "eval_seconds", "iterations"):
         _number(data.get(key), path, key, nullable=True)
@@ -147,7 +147,7 @@ def _read_per_image(path: Path, run_id: str) -> pd.DataFrame:
         frame = pd.read_csv(path, dtype={"image": str})  # "001" stays "001"
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: not a readable CSV: {str(exc).strip()}") from None
-    missing = [c for c in ("image", *REQUIRED_TEST) if c not in frame.columns]
+    missing = [c for c in ("image", *metrics_mod.required()) if c not in frame.columns]
     if missing:
         raise _fail(path, "columns", f"missing {', '.join(missing)} (has {list(frame.columns)})")
     if frame.empty:
@@ -155,16 +155,17 @@ def _read_per_image(path: Path, run_id: str) -> pd.DataFrame:
     if frame["image"].duplicated().any():
         dup = frame.loc[frame["image"].duplicated(), "image"].iloc[0]
         raise _fail(path, "image", f"{dup!r} appears more than once")
-    if "lpips" not in frame.columns:
-        frame["lpips"] = np.nan
-    for col in PER_IMAGE_METRICS:
+    for col in metrics_mod.recorded():  # an optional metric's column may be absent
+        if col not in frame.columns:
+            frame[col] = np.nan
+    for col in metrics_mod.recorded():
         values = pd.to_numeric(frame[col], errors="coerce")
         bad = values.isna() & frame[col].notna()
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
             raise _fail(path, col, f"row {row + 2}: not a number: {frame[col].iloc[row]!r}")
         frame[col] = values
-    long = frame.melt(id_vars="image", value_vars=list(PER_IMAGE_METRICS), var_name="metric")
+    long = frame.melt(id_vars="image", value_vars=list(metrics_mod.recorded()), var_name="metric")
     long["image"] = long["image"].astype(str)
     long.insert(0, "run_id", run_id)
     return long
@@ -221,7 +222,7 @@ def _one_run(run_dir: Path, recipe: str, profile: str, seed: int) -> tuple[dict,
             unofficial_weights=",".join(_weights_flags(data, metrics_path)),
             outcome=run_outcome(data, data["status"]),
         )
-        for key in PER_IMAGE_METRICS:
+        for key in metrics_mod.recorded():
             row[key] = _nan_if_none(test.get(key))
     row["config_key"] = _config_key(config) if config is not None else row["config_hash"]
     row["precision"] = config_precision(config)
@@ -238,10 +239,15 @@ def _one_run(run_dir: Path, recipe: str, profile: str, seed: int) -> tuple[dict,
     return row, per_image
 
 
-RUN_COLUMNS = [
+def run_columns() -> list[str]:
+    """The runs frame's columns (one per registered metric)."""
+    return [*_RUN_HEAD, *metrics_mod.recorded(), *_RUN_TAIL]
+
+
+_RUN_HEAD = [
     "run_id", "run_dir", "recipe", "profile", "seed", "status", "outcome", "error", "config_hash",
-    "config_key", "precision", "dataset", "dataset_name", "dataset_root", "dataset_layout",
-    *PER_IMAGE_METRICS,
+    "config_key", "precision", "dataset", "dataset_name", "dataset_root", "dataset_layout"]
+_RUN_TAIL = [
     "train_seconds", "eval_seconds", "iterations", "n_images", "unofficial_weights",
     "git_commit", "git_dirty", "torch", "device", "device_name", "cpu_model", "started_at",
     "finished_at",
@@ -347,7 +353,7 @@ def load_runs(results_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every run folder under ``<results_dir>/runs`` as tidy frames.
 
     Returns:
-        ``(runs, per_image)``: ``runs`` has one row per run folder (columns ``RUN_COLUMNS``;
+        ``(runs, per_image)``: ``runs`` has one row per run folder (columns :func:`run_columns`;
         status ``ok``, ``failed`` or ``incomplete`` when ``metrics.json`` is absent; outcome
         ``ok``, ``collapsed`` or ``failed``, ``ok`` for runs that recorded none, empty for
         incomplete runs);
@@ -362,7 +368,7 @@ def load_runs(results_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         row, per_image = _one_run(run_dir, recipe, profile, seed)
         rows.append(row)
         frames.append(per_image)
-    runs = pd.DataFrame(rows).reindex(columns=RUN_COLUMNS)
+    runs = pd.DataFrame(rows).reindex(columns=run_columns())
     runs["unofficial_weights"] = runs["unofficial_weights"].fillna("")
     runs["error"] = runs["error"].where(runs["error"].notna(), None)
     _attach_dataset(runs)

@@ -42,20 +42,24 @@ every finished seed, collapsed ones included.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from benchmark import metrics as metrics_mod
 from benchmark.analysis import inference, power
 from benchmark.analysis.inference import paired_test
 
-__all__ = ["FEW_SEEDS", "METRICS", "clopper_pearson", "collect", "holm", "holm_family",
-           "compare_pair", "paired_test", "rank_frequencies", "summarize"]
+__all__ = ["FEW_SEEDS", "SEED_LISTS", "clopper_pearson", "collect", "holm", "holm_family",
+           "compare_pair", "higher_is_better", "paired_test", "rank_frequencies", "seeds_text",
+           "summarize"]
 
-# metric -> higher is better?
-METRICS: dict[str, bool] = {"psnr": True, "ssim": True, "lpips": False, "psnr_gtmean": True}
+#: the summary's seed-list columns: each cell a sorted tuple of ints (``summary.csv`` writes
+#: ``0,1,2``: :func:`seeds_text`)
+SEED_LISTS = ("seeds_expected", "ok_seeds", "failed_seeds", "incomplete_seeds", "missing_seeds",
+              "collapsed_seeds", "group_seeds")
 N_BOOT = 2000
 RNG_SEED = 0
 FEW_SEEDS = 3
@@ -96,8 +100,18 @@ def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def _seed_text(seeds: Sequence[int]) -> str:
-    return ",".join(str(s) for s in sorted(seeds))
+def higher_is_better(metric: str) -> bool:
+    """The registry's direction of ``metric`` (:data:`benchmark.metrics.METRICS`)."""
+    return metrics_mod.METRICS[metric].higher_is_better
+
+
+def _seeds(seeds: Iterable[int]) -> tuple[int, ...]:
+    return tuple(sorted(int(s) for s in seeds))
+
+
+def seeds_text(seeds: Iterable[int], sep: str = ",") -> str:
+    """A seed list as text: ``0,1,2`` (how ``summary.csv`` and the tables write it)."""
+    return sep.join(str(s) for s in sorted(seeds))
 
 
 def _matrix(per_image: pd.DataFrame, run_ids: Sequence[str], metric: str) -> pd.DataFrame:
@@ -132,17 +146,17 @@ def _one_recipe(
         if "dataset_name" in runs else None,
         "recipe": key[2],
         "config": ",".join(sorted(set(runs["config_key"].dropna()))),
-        "seeds_expected": _seed_text(expected),
+        "seeds_expected": _seeds(expected),
         "n_ok": len(ok),
         "n_failed": int((runs["status"] == "failed").sum()),
         "n_incomplete": int((runs["status"] == "incomplete").sum()),
         "n_missing": len(expected - seen),
-        "ok_seeds": _seed_text(ok["seed"]),
-        "failed_seeds": _seed_text(runs.loc[runs["status"] == "failed", "seed"]),
-        "incomplete_seeds": _seed_text(runs.loc[runs["status"] == "incomplete", "seed"]),
-        "missing_seeds": _seed_text(expected - seen),
+        "ok_seeds": _seeds(ok["seed"]),
+        "failed_seeds": _seeds(runs.loc[runs["status"] == "failed", "seed"]),
+        "incomplete_seeds": _seeds(runs.loc[runs["status"] == "incomplete", "seed"]),
+        "missing_seeds": _seeds(expected - seen),
         "n_collapsed": len(collapsed),
-        "collapsed_seeds": _seed_text(collapsed["seed"]),
+        "collapsed_seeds": _seeds(collapsed["seed"]),
         **dict(zip(("collapse_low", "collapse_high"),
                    clopper_pearson(len(collapsed), len(finished)), strict=True)),
         "errors": " | ".join(
@@ -152,7 +166,7 @@ def _one_recipe(
         ),
     }
     data = {}
-    for metric in METRICS:
+    for metric in metrics_mod.summarized():
         table = _matrix(per_image, list(ok["run_id"]), metric)
         means = _seed_means(ok, table, metric)
         data[metric] = (means, table)
@@ -226,14 +240,16 @@ def compare_pair(
     return out
 
 
-def holm_family(summary: pd.DataFrame, metrics: Sequence[str] = tuple(METRICS),
+def holm_family(summary: pd.DataFrame, metrics: Sequence[str] | None = None,
                 column: str = "p") -> None:
     """``<metric>_<column>_holm``: Holm over every (recipe, metric) test of each (profile,
     dataset) table, in place, and ``holm_family`` (the number of tests in it).
 
     One family for every claim a table and its reading print: the recipes' differences to the
-    baseline on every metric that was tested (PSNR, SSIM, LPIPS, GT-mean PSNR).
+    baseline on every metric that was tested (the registry's summarised metrics: PSNR, SSIM,
+    LPIPS, GT-mean PSNR).
     """
+    metrics = metrics_mod.summarized() if metrics is None else metrics
     for _, idx in summary.groupby(["profile", "dataset"]).groups.items():
         cols = [f"{m}_{column}" for m in metrics]
         block = summary.loc[idx, cols].to_numpy(dtype=np.float64)
@@ -245,23 +261,28 @@ def holm_family(summary: pd.DataFrame, metrics: Sequence[str] = tuple(METRICS),
 
 
 def _common_seeds(summary: pd.DataFrame) -> None:
-    """``group_seeds`` (finished by any recipe of the group) and ``full_seeds``, in place.
+    """``group_seeds`` (finished by any recipe of the group, a tuple) and ``full_seeds``, in
+    place.
 
-    Both columns exist with their dtypes (text, bool) before the groups fill them: pandas 3.0
-    refuses booleans set into the float column a missing one would be created as (2.x warned).
+    ``full_seeds`` exists as a bool column before the groups fill it: pandas 3.0 refuses
+    booleans set into the float column a missing one would be created as (2.x warned).
     """
-    summary["group_seeds"] = ""
+    groups: dict = {}
+    summary["group_seeds"] = None
     summary["full_seeds"] = False
     for _, idx in summary.groupby(["profile", "dataset"]).groups.items():
-        done = [set(filter(None, summary.at[i, "ok_seeds"].split(","))) for i in idx]
-        union = set().union(*done)
-        summary.loc[idx, "group_seeds"] = _seed_text(int(s) for s in union)
-        summary.loc[idx, "full_seeds"] = [bool(d) and d == union for d in done]
+        done = [set(summary.at[i, "ok_seeds"]) for i in idx]
+        union = _seeds(set().union(*done))
+        groups.update(dict.fromkeys(idx, union))
+        summary.loc[idx, "full_seeds"] = [bool(d) and d == set(union) for d in done]
+    summary["group_seeds"] = pd.Series([groups[i] for i in summary.index], index=summary.index,
+                                       dtype=object)
 
 
 def _ranks(summary: pd.DataFrame, per_image: pd.DataFrame, n_boot: int) -> None:
     """Ranks and rank stability among the recipes that finished every seed, in place."""
-    for metric, higher in METRICS.items():
+    for metric in metrics_mod.summarized():
+        higher = higher_is_better(metric)
         summary[f"{metric}_rank"] = np.nan
         summary[f"{metric}_rank_stability"] = np.nan
         for _, group in summary.groupby(["profile", "dataset"]):
@@ -287,7 +308,7 @@ def rank_frequencies(
     Args:
         per_image: the long per-image frame of :func:`benchmark.analysis.frames.load_runs`.
         group: the summary rows of one (profile, dataset).
-        metric: a key of ``METRICS``.
+        metric: a metric the statistics summarise (:func:`benchmark.metrics.summarized`).
         n_boot: bootstrap replicates.
 
     Returns:
@@ -297,7 +318,7 @@ def rank_frequencies(
     if len(full) < 2:
         return None
     profile, dataset = full["profile"].iloc[0], full["dataset"].iloc[0]
-    seeds = [int(x) for x in full["group_seeds"].iloc[0].split(",")]
+    seeds = list(full["group_seeds"].iloc[0])
     recipes = list(full["recipe"])
     sub = per_image[(per_image["profile"] == profile) & (per_image["dataset"] == dataset)
                     & (per_image["metric"] == metric) & per_image["seed"].isin(seeds)
@@ -311,7 +332,7 @@ def rank_frequencies(
     cube = cube[:, :, np.isfinite(cube).all(axis=(0, 1))]
     if len(seeds) < 2 or cube.shape[2] == 0:
         return None
-    freq = inference.rank_stability(cube, METRICS[metric],
+    freq = inference.rank_stability(cube, higher_is_better(metric),
                                     stable_rng(profile, dataset, metric, "ranks"), n_boot=n_boot)
     return pd.DataFrame(freq, index=recipes, columns=range(1, len(recipes) + 1))
 
@@ -369,7 +390,8 @@ def summarize(
     summary["is_baseline"] = summary["recipe"] == baseline
     summary["test"] = test
     _common_seeds(summary)
-    for metric, higher in METRICS.items():
+    for metric in metrics_mod.summarized():
+        higher = higher_is_better(metric)
         for col in DIFF_COLUMNS:
             summary[f"{metric}_{col}"] = np.nan
         summary[f"{metric}_test_used"] = None
