@@ -49,8 +49,15 @@ import pandas as pd
 from scipy import stats as sps
 
 from benchmark import metrics as metrics_mod
-from benchmark.analysis import inference, power
-from benchmark.analysis.inference import paired_test
+from benchmark.analysis import inference
+from benchmark.analysis.inference import holm, paired_test
+from benchmark.analysis.scores import (  # noqa: F401 - DIFF_COLUMNS, FEW_SEEDS re-exported
+    DIFF_COLUMNS,
+    FEW_SEEDS,
+    compare_pair,
+    higher_is_better,
+    score_table,
+)
 
 __all__ = ["FEW_SEEDS", "SEED_LISTS", "clopper_pearson", "collect", "holm", "holm_family",
            "compare_pair", "higher_is_better", "paired_test", "rank_frequencies", "seeds_text",
@@ -62,7 +69,6 @@ SEED_LISTS = ("seeds_expected", "ok_seeds", "failed_seeds", "incomplete_seeds", 
               "collapsed_seeds", "group_seeds")
 N_BOOT = 2000
 RNG_SEED = 0
-FEW_SEEDS = 3
 TESTS = ("crossed", "fixed-images")
 
 
@@ -70,24 +76,6 @@ def stable_rng(*key: object, seed: int = RNG_SEED) -> np.random.Generator:
     """A generator seeded from ``seed`` and a key (stable across processes, unlike hash())."""
     text = "\x1f".join(str(k) for k in key)
     return np.random.default_rng([seed, zlib.crc32(text.encode("utf-8"))])
-
-
-def holm(pvalues: Sequence[float]) -> np.ndarray:
-    """Holm step-down adjusted p-values; NaNs stay NaN and are not counted in the family.
-
-    ``p_(i)`` sorted ascending (1-based ``i`` of ``m``) becomes
-    ``min(1, max_{j<=i} (m - j + 1) p_(j))``.
-    """
-    p = np.asarray(pvalues, dtype=np.float64)
-    out = np.full(p.shape, np.nan)
-    ok = np.flatnonzero(np.isfinite(p))
-    m = ok.size
-    if m == 0:
-        return out
-    order = ok[np.argsort(p[ok], kind="stable")]
-    scaled = (m - np.arange(m)) * p[order]
-    out[order] = np.minimum(1.0, np.maximum.accumulate(scaled))
-    return out
 
 
 def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
@@ -98,11 +86,6 @@ def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
     low = sps.beta.ppf(a, k, n - k + 1) if k > 0 else 0.0
     high = sps.beta.ppf(1 - a, k + 1, n - k) if k < n else 1.0
     return float(low), float(high)
-
-
-def higher_is_better(metric: str) -> bool:
-    """The registry's direction of ``metric`` (:data:`benchmark.metrics.METRICS`)."""
-    return metrics_mod.METRICS[metric].higher_is_better
 
 
 def _seeds(seeds: Iterable[int]) -> tuple[int, ...]:
@@ -192,54 +175,6 @@ def _one_recipe(
     return row, data
 
 
-DIFF_COLUMNS = ("diff", "n_shared_seeds", "n_images", "n_pairs", "diff_ci_low", "diff_ci_high",
-                "df", "p", "p_holm", "p_fixed", "p_fixed_holm", "diff_fixed_ci_low",
-                "diff_fixed_ci_high", "mde", "mdd_target", "seeds_for_mdd", "p_improve",
-                "p_improve_low", "p_improve_high")
-
-
-def compare_pair(
-    recipe: tuple[pd.Series, pd.DataFrame], base: tuple[pd.Series, pd.DataFrame],
-    higher: bool, target: float | None = None,
-) -> dict[str, float | str]:
-    """Every ``DIFF_COLUMNS`` value (less the Holm ones) of one recipe against ``base``, and
-    ``test_used``: ``crossed``, or ``seed means`` when no per-image values are shared (the
-    crossed test then cannot be made and the t-test on the per-seed mean differences is)."""
-    out: dict[str, float | str] = dict.fromkeys(DIFF_COLUMNS, np.nan)
-    out["test_used"] = "crossed"
-    shared = sorted(set(recipe[0].index) & set(base[0].index))
-    images = recipe[1].columns.intersection(base[1].columns)
-    seeds = [s for s in shared if s in recipe[1].index and s in base[1].index]
-    diffs = (recipe[1].reindex(index=seeds, columns=images)
-             - base[1].reindex(index=seeds, columns=images)).to_numpy()
-    rows, cols = inference.complete_block(diffs) if diffs.size else ([], [])
-    block = diffs[np.ix_(rows, cols)] if len(rows) and len(cols) else np.empty((0, 0))
-    if block.size == 0:  # no per-image values in common: the per-seed means alone
-        block = (recipe[0].reindex(shared) - base[0].reindex(shared)).to_numpy()[:, None]
-        block = block[np.isfinite(block[:, 0])]
-        out["test_used"] = "seed means"
-    s, n = block.shape
-    out.update(n_shared_seeds=s, n_images=n, n_pairs=s * n)
-    if block.size == 0:
-        return out
-    out["diff"] = float(block.mean())
-    if s < FEW_SEEDS:
-        return out
-    est, fixed = inference.crossed(block), inference.fixed_images(block)
-    out["diff_ci_low"], out["diff_ci_high"] = (float(v) for v in est.interval())
-    out["diff_fixed_ci_low"], out["diff_fixed_ci_high"] = (float(v) for v in fixed.interval())
-    out.update(df=float(est.df), p=float(est.pvalue()), p_fixed=float(fixed.pvalue()))
-    comp = power.components(block)
-    out["mde"] = 0.0 if est.exact() else power.detectable(comp, s, n)
-    if target:
-        out["mdd_target"] = target
-        out["seeds_for_mdd"] = power.seeds_needed(target, comp, n)
-    pi = inference.prob_improvement(recipe[0].reindex(shared).to_numpy(),
-                                    base[0].reindex(shared).to_numpy(), higher=higher)
-    out["p_improve"], out["p_improve_low"], out["p_improve_high"] = pi.estimate, pi.low, pi.high
-    return out
-
-
 def holm_family(summary: pd.DataFrame, metrics: Sequence[str] | None = None,
                 column: str = "p") -> None:
     """``<metric>_<column>_holm``: Holm over every (recipe, metric) test of each (profile,
@@ -303,7 +238,8 @@ def rank_frequencies(
     """How often each ranked recipe of one (profile, dataset) group takes each rank.
 
     Parametric bootstrap of the crossed design (:func:`.inference.rank_stability`) over the
-    recipes that finished every seed, on the images they all have.
+    recipes that finished every seed, on the images they all have: their :func:`.scores.scores`
+    arrays stacked.
 
     Args:
         per_image: the long per-image frame of :func:`benchmark.analysis.frames.load_runs`.
@@ -320,17 +256,10 @@ def rank_frequencies(
     profile, dataset = full["profile"].iloc[0], full["dataset"].iloc[0]
     seeds = list(full["group_seeds"].iloc[0])
     recipes = list(full["recipe"])
-    sub = per_image[(per_image["profile"] == profile) & (per_image["dataset"] == dataset)
-                    & (per_image["metric"] == metric) & per_image["seed"].isin(seeds)
-                    & per_image["recipe"].isin(recipes)]
-    tables = [sub[sub["recipe"] == r].pivot_table(index="seed", columns="image", values="value")
-              for r in recipes]
-    images = tables[0].columns
-    for t in tables[1:]:
-        images = images.intersection(t.columns)
-    cube = np.stack([t.reindex(index=seeds, columns=images).to_numpy() for t in tables])
-    cube = cube[:, :, np.isfinite(cube).all(axis=(0, 1))]
-    if len(seeds) < 2 or cube.shape[2] == 0:
+    sub = per_image[per_image["seed"].isin(seeds)]
+    arrays = score_table(sub, metric, profile=profile, dataset=dataset, recipes=recipes).scores
+    cube = np.stack([arrays[r] for r in recipes]) if len(arrays) == len(recipes) else None
+    if len(seeds) < 2 or cube is None or cube.shape[2] == 0:
         return None
     freq = inference.rank_stability(cube, higher_is_better(metric),
                                     stable_rng(profile, dataset, metric, "ranks"), n_boot=n_boot)

@@ -24,8 +24,9 @@ from matplotlib.lines import Line2D
 from benchmark import metrics as metrics_mod
 from benchmark.analysis import inference
 from benchmark.analysis.frames import load_runs
+from benchmark.analysis.scores import score_table
 from benchmark.analysis.stats import stable_rng
-from benchmark.analysis.transfer import ALPHA, N_BOOT, Transfer, scores, transfer
+from benchmark.analysis.transfer import ALPHA, N_BOOT, Transfer, transfer
 from benchmark.errors import UserError, did_you_mean
 
 __all__ = ["load_pair", "points_frame", "sentence", "study", "transfer_figure",
@@ -128,7 +129,8 @@ def study(runs: pd.DataFrame, per_image: pd.DataFrame, profiles: tuple[str, str]
                         "(per_image.csv)")
     out = {}
     for metric in metrics_mod.summarized():
-        got = [scores(keep, sub, p, metric, recipes, images)[0] for p in profiles]
+        got = [score_table(sub, metric, keep, profile=p, recipes=recipes, images=images).scores
+               for p in profiles]
         if all(len(g) == len(recipes) for g in got):
             out[metric] = transfer(*got, stable_rng(a, b, metric, "transfer"), n_boot=n_boot)
     if not out:
