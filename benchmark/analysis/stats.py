@@ -214,12 +214,14 @@ def _common_seeds(summary: pd.DataFrame) -> None:
                                        dtype=object)
 
 
-def _ranks(summary: pd.DataFrame, per_image: pd.DataFrame, n_boot: int) -> None:
-    """Ranks and rank stability among the recipes that finished every seed, in place."""
+def _ranks(summary: pd.DataFrame, per_image: pd.DataFrame, n_boot: int) -> pd.DataFrame:
+    """``summary`` with the ranks and rank stability among the recipes that finished every
+    seed."""
+    names = [f"{m}_{c}" for m in metrics_mod.summarized() for c in ("rank", "rank_stability")]
+    summary = pd.concat([summary, pd.DataFrame(np.nan, index=summary.index, columns=names)],
+                        axis=1)
     for metric in metrics_mod.summarized():
         higher = higher_is_better(metric)
-        summary[f"{metric}_rank"] = np.nan
-        summary[f"{metric}_rank_stability"] = np.nan
         for _, group in summary.groupby(["profile", "dataset"]):
             full = group[group["full_seeds"] & group[f"{metric}_mean"].notna()]
             summary.loc[full.index, f"{metric}_rank"] = full[f"{metric}_mean"].rank(
@@ -230,6 +232,7 @@ def _ranks(summary: pd.DataFrame, per_image: pd.DataFrame, n_boot: int) -> None:
             for i, recipe in zip(full.index, full["recipe"], strict=True):
                 rank = int(summary.at[i, f"{metric}_rank"])
                 summary.at[i, f"{metric}_rank_stability"] = freq.at[recipe, rank]
+    return summary
 
 
 def rank_frequencies(
@@ -319,11 +322,11 @@ def summarize(
     summary["is_baseline"] = summary["recipe"] == baseline
     summary["test"] = test
     _common_seeds(summary)
+    new: dict[str, np.ndarray] = {}  # every metric's columns, added at once (not one by one)
     for metric in metrics_mod.summarized():
         higher = higher_is_better(metric)
-        for col in DIFF_COLUMNS:
-            summary[f"{metric}_{col}"] = np.nan
-        summary[f"{metric}_test_used"] = None
+        cols = {f"{metric}_{col}": np.full(len(summary), np.nan) for col in DIFF_COLUMNS}
+        cols[f"{metric}_test_used"] = np.full(len(summary), None, dtype=object)
         for (profile, dataset), idx in summary.groupby(["profile", "dataset"]).groups.items():
             base = data.get((profile, dataset, baseline))
             others = [i for i in idx if summary.at[i, "recipe"] != baseline]
@@ -334,8 +337,9 @@ def summarize(
                 got = compare_pair(data[key][metric], base[metric], higher,
                                    (mdd or {}).get(metric))
                 for col, value in got.items():
-                    summary.at[i, f"{metric}_{col}"] = value
+                    cols[f"{metric}_{col}"][summary.index.get_loc(i)] = value
+        new.update(cols)
+    summary = pd.concat([summary, pd.DataFrame(new, index=summary.index)], axis=1)
     holm_family(summary)
     holm_family(summary, column="p_fixed")
-    _ranks(summary, per_image, n_boot)
-    return summary
+    return _ranks(summary, per_image, n_boot)
