@@ -138,6 +138,8 @@ def _signed(value: float, d: int) -> str:
 
 
 def diff_cell(row: pd.Series, metric: str, s: dict[str, str]) -> str:
+    """The difference to the baseline in full: ``+0.12 [-0.05, +0.29] (p = 0.21)``, starred
+    when the Holm-adjusted p < :data:`ALPHA`; ``baseline`` or ``n/a`` otherwise."""
     if row["is_baseline"]:
         return "baseline"
     diff, p = row[f"{metric}_diff"], row[f"{metric}_p_holm"]
@@ -172,6 +174,8 @@ def _is_best(group: pd.DataFrame, column: str) -> pd.Series:
 
 
 def wide_table(group: pd.DataFrame, s: dict[str, str]) -> tuple[list[str], list[list[str]]]:
+    """The wide table (``compare --wide``, ``tables/summary.md``): seeds, every computed metric
+    with its SD and interval, the differences to the baseline and the tested ranks."""
     baseline = group["baseline"].iloc[0]
     shown, diffs = computed(group), computed(group, metrics_mod.headline())
     header = ["Recipe", "Seeds"]
@@ -198,6 +202,7 @@ def wide_table(group: pd.DataFrame, s: dict[str, str]) -> tuple[list[str], list[
 
 
 def wide_footnotes(group: pd.DataFrame, s: dict[str, str]) -> list[str]:
+    """The wide table's notes (the compact table's reuse all but the first two)."""
     baseline = group["baseline"].iloc[0]
     notes = [
         f"Metric cells: mean {s['pm']} SD over seeds of each run's mean over the test images "
@@ -246,10 +251,12 @@ def wide_footnotes(group: pd.DataFrame, s: dict[str, str]) -> list[str]:
 
 
 def number_text(value: float, spec: str, missing: str = "-") -> str:
+    """``format(value, spec)``, or ``missing`` for NaN and inf."""
     return format(value, spec) if math.isfinite(value) else missing
 
 
 def group_title(profile: str, group: pd.DataFrame, s: dict[str, str]) -> str:
+    """``profile `lite`, dataset `LOL-v1``` (the manifest hash when the dataset is unknown)."""
     name = group["dataset_name"].dropna() if "dataset_name" in group else pd.Series([], dtype=str)
     shown = str(name.iloc[0]) if len(name) and str(name.iloc[0]) else str(
         group["dataset"].iloc[0])[:12]
