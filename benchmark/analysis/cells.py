@@ -30,7 +30,7 @@ def collapse_text(row: pd.Series) -> str:
 
 def unofficial(row: pd.Series) -> set[str]:
     """The pretrained files a summary row's runs used unofficial copies of."""
-    return {w for w in str(row["unofficial_weights"]).split(",") if w}
+    return set(row["unofficial_weights"])
 
 
 def metric_weights() -> set[str]:

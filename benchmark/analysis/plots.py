@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from benchmark import metrics as metrics_mod
-from benchmark.analysis.cells import not_comparable
+from benchmark.analysis.cells import metric_weights, not_comparable
 from benchmark.analysis.curves import training_curves_figure, validation_curves_figure
 from benchmark.analysis.diffplots import (
     _arrow,
@@ -64,8 +64,7 @@ def recipe_colors(recipes: Sequence[str]) -> dict[str, str]:
 
 
 def _dagger(row: object) -> bool:
-    unofficial = {w for w in str(getattr(row, "unofficial_weights", "") or "").split(",") if w}
-    return bool(unofficial - {"alexnet"})
+    return bool(set(getattr(row, "unofficial_weights", ())) - metric_weights())
 
 
 def recipe_label(row: object) -> str:

@@ -64,7 +64,7 @@ __all__ = ["FEW_SEEDS", "SEED_LISTS", "clopper_pearson", "collect", "holm", "hol
            "summarize"]
 
 #: the summary's seed-list columns: each cell a sorted tuple of ints (``summary.csv`` writes
-#: ``0,1,2``: :func:`seeds_text`)
+#: ``0,1,2``: :func:`seeds_text`); ``unofficial_weights`` is a sorted tuple of names too
 SEED_LISTS = ("seeds_expected", "ok_seeds", "failed_seeds", "incomplete_seeds", "missing_seeds",
               "collapsed_seeds", "group_seeds")
 N_BOOT = 2000
@@ -170,7 +170,7 @@ def _one_recipe(
     row["train_seconds_mean"] = float(t.mean()) if t.notna().any() else np.nan
     row["train_seconds_std"] = float(t.std(ddof=1)) if t.notna().sum() > 1 else np.nan
     unofficial = sorted({w for text in runs["unofficial_weights"] for w in text.split(",") if w})
-    row["unofficial_weights"] = ",".join(unofficial)
+    row["unofficial_weights"] = tuple(unofficial)
     row["lpips_comparable"] = "alexnet" not in unofficial
     return row, data
 

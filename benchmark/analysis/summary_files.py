@@ -24,12 +24,15 @@ def summary_csv(summary: pd.DataFrame) -> str:
     """``summary.csv``: every column of the summary frame, floats to 6 significant digits.
 
     A seed list (:data:`.stats.SEED_LISTS`, tuples in the frame) is written ``0,1,2`` (empty
-    when there is none); ``lpips_comparable`` is left empty where no LPIPS exists.
+    when there is none), ``unofficial_weights`` as ``alexnet,vgg19``; ``lpips_comparable`` is
+    left empty where no LPIPS exists.
     """
     frame = summary.copy()
     for col in SEED_LISTS:
         if col in frame:
             frame[col] = frame[col].map(seeds_text)
+    if "unofficial_weights" in frame:
+        frame["unofficial_weights"] = frame["unofficial_weights"].map(",".join)
     if "lpips_comparable" in frame and "lpips_mean" in frame:
         frame["lpips_comparable"] = frame["lpips_comparable"].astype(object).where(
             frame["lpips_mean"].notna(), None)

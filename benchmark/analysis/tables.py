@@ -222,7 +222,7 @@ def wide_footnotes(group: pd.DataFrame, s: dict[str, str]) -> list[str]:
         "chance of a difference at least this large if both losses had the same expected "
         "score; the adjusted p bounds the chance of any false claim among all those tests.",
     ]
-    if group["unofficial_weights"].str.len().gt(0).any():
+    if group["unofficial_weights"].map(len).gt(0).any():
         notes.append(f"{s['dagger']} made with unofficial pretrained weights (alexnet: LPIPS; "
                      "vgg19: perceptual loss in training): not comparable with published "
                      "numbers.")
