@@ -42,14 +42,14 @@ from benchmark.analysis.stats import FEW_SEEDS, seeds_text
 ALPHA = 0.05
 
 #: Markdown symbols (GitHub): ``s[...]`` in every table function
-MARKDOWN = {"pct": "%", "pm": "±", "lt": "<", "up": "↑", "down": "↓", "delta": "Δ", "dagger": "†",
-       "ddagger": "‡", "section": "§", "bold": "**{}**", "code": "`{}`", "times": "×",
-       "gt": ">"}
+MARKDOWN = {"pct": "%", "pm": "±", "lt": "<", "up": "↑", "down": "↓", "delta": "Δ",
+            "dagger": "†", "ddagger": "‡", "section": "§", "bold": "**{}**", "code": "`{}`",
+            "times": "×", "gt": ">"}
 #: LaTeX symbols (ASCII only, any font encoding)
 LATEX = {"pct": r"\%", "pm": r"$\pm$", "lt": "$<$", "up": r"$\uparrow$", "down": r"$\downarrow$",
-        "delta": r"$\Delta$", "dagger": r"\textsuperscript{\dag}",
-        "ddagger": r"\textsuperscript{\ddag}", "section": r"\textsuperscript{\S}",
-        "bold": r"\textbf{{{}}}", "code": r"\texttt{{{}}}", "times": r"$\times$", "gt": r"$>$"}
+         "delta": r"$\Delta$", "dagger": r"\textsuperscript{\dag}",
+         "ddagger": r"\textsuperscript{\ddag}", "section": r"\textsuperscript{\S}",
+         "bold": r"\textbf{{{}}}", "code": r"\texttt{{{}}}", "times": r"$\times$", "gt": r"$>$"}
 
 
 def tex_escape(text: str) -> str:
