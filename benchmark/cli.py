@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from benchmark import metrics as metrics_mod
 from benchmark.errors import UserError, did_you_mean
 
 PROFILES = ("smoke", "quick", "lite", "long", "paper", "auto")
@@ -34,9 +35,12 @@ HANDLERS: dict[str, tuple[str, str]] = {
 }
 
 
-#: --metrics: PSNR and SSIM are always computed (checkpoints are chosen on PSNR); LPIPS is
-#: optional because it needs the pretrained AlexNet file (benchmark.metrics.METRICS)
-METRICS = ("psnr", "ssim", "lpips")
+#: --metrics: the registry's choices (benchmark.metrics.METRICS; importing it is cheap). Those
+#: needing no pretrained weights are always computed (checkpoints are chosen on PSNR); LPIPS is
+#: optional because it needs the pretrained AlexNet file
+METRICS = metrics_mod.choices()
+_ALWAYS = ",".join(metrics_mod.always())
+_ALL = ",".join(METRICS)
 
 
 def _metrics(text: str) -> tuple[str, ...]:
@@ -46,10 +50,10 @@ def _metrics(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(
             f"unknown metric {unknown[0]!r}{did_you_mean(unknown[0], METRICS)} "
             f"(choose from {', '.join(METRICS)})")
-    if not {"psnr", "ssim"} <= set(names):
+    if not set(metrics_mod.always()) <= set(names):
         raise argparse.ArgumentTypeError(
-            f"{text!r}: psnr and ssim are always computed; use psnr,ssim (no pretrained weights "
-            "needed) or psnr,ssim,lpips (the default)")
+            f"{text!r}: {' and '.join(metrics_mod.always())} are always computed; use "
+            f"{_ALWAYS} (no pretrained weights needed) or {_ALL} (the default)")
     return tuple(m for m in METRICS if m in names)
 
 
@@ -119,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics",
         type=_metrics,
         default=METRICS,
-        help="test metrics: psnr,ssim,lpips (default) or psnr,ssim, which needs no pretrained "
+        help=f"test metrics: {_ALL} (default) or {_ALWAYS}, which needs no pretrained "
         "weights for backbone-free recipes (LPIPS is then absent, not zero, everywhere)",
     )
     p.add_argument(
@@ -158,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics",
         type=_metrics,
         default=None,
-        help="test metrics of every run: psnr,ssim,lpips (default) or psnr,ssim (no pretrained "
+        help=f"test metrics of every run: {_ALL} (default) or {_ALWAYS} (no pretrained "
         "AlexNet needed; LPIPS absent, not zero)",
     )
     p.add_argument(

@@ -152,14 +152,13 @@ def reading(summary, baseline: str = "l1", alpha: float = 0.05) -> str:
     the baseline (Holm-adjusted p < ``alpha``, with the difference and its 95% interval), the
     ones it cannot tell apart and the smallest difference it would detect, then the recipes
     with too few seeds for a test. Generated, so it cannot drift from the table."""
-    from benchmark.analysis.tables import METRIC_TEXT
+    from benchmark.metrics import METRICS, summarized
     from benchmark.protocol import PROFILES
 
     others = summary[~summary["is_baseline"].astype(bool)].sort_values("recipe")
     tested_any = others[others["psnr_p_holm"].notna()]
     family = int(summary["holm_family"].max()) if summary["holm_family"].notna().any() else 0
-    metrics = [m for m in ("psnr", "ssim", "lpips", "psnr_gtmean")
-               if others[f"{m}_p"].notna().any()]
+    metrics = [m for m in summarized() if others[f"{m}_p"].notna().any()]
     sentences = []
     if not tested_any.empty:
         sentences.append(
@@ -167,10 +166,10 @@ def reading(summary, baseline: str = "l1", alpha: float = 0.05) -> str:
             "training seeds and the test images as samples), a claim below is one whose p, "
             f"Holm-adjusted over all {family} tests of the table ({len(tested_any)} recipes "
             f"with 3 or more seeds shared with {baseline}, each on "
-            f"{_listing([METRIC_TEXT[m][0] for m in metrics])}), is under {alpha:g}; each "
+            f"{_listing([METRICS[m].label for m in metrics])}), is under {alpha:g}; each "
             "difference comes with its 95% interval.")
     for metric in ("psnr", "ssim"):
-        label, unit, dec = METRIC_TEXT[metric]
+        label, unit, dec = METRICS[metric].label, METRICS[metric].unit, METRICS[metric].decimals
         unit = f" {unit}" if unit else ""
         tested = others[others[f"{metric}_p_holm"].notna()]
         if tested.empty:

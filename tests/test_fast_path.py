@@ -302,10 +302,10 @@ def test_evaluation_equals_one_image_at_a_time(
     lows, highs = data_mod.load_pairs(pairs)
     names = [p.name for p in pairs]
     proto = Protocol(**{**TINY.to_dict(), "eval_resolution": resolution, "seeds": (0,)})
-    model, lpips_metric = _trained_unet(), metrics_mod.LPIPSMetric(CPU)
+    model, chosen = _trained_unet(), ("psnr", "ssim", "lpips")
     if budget is not None:  # batches of 2, 1 of 50x70 and 1 of 64x64, then 37x53 alone
         monkeypatch.setitem(evaluation.EVAL_BATCH_PIXELS, "cpu", budget)
-    rows, samples = evaluate_test(model, lows, highs, names, CPU, proto, lpips_metric)
+    rows, samples = evaluate_test(model, lows, highs, names, CPU, proto, chosen)
     assert [r["image"] for r in rows] == names
     assert [s[0] for s in samples] == names[: proto.n_samples]
     for k, (name, low, high) in enumerate(zip(names, lows, highs, strict=True)):
@@ -313,7 +313,7 @@ def test_evaluation_equals_one_image_at_a_time(
         x = fit_resolution(torch.from_numpy(low).permute(2, 0, 1)[None], resolution)
         y = fit_resolution(torch.from_numpy(high).permute(2, 0, 1)[None], resolution)
         pred = enhance(model, x, CPU, proto).clamp(0.0, 1.0)
-        values = metrics_mod.evaluate(pred, y, lpips_metric)
+        values = metrics_mod.evaluate(pred, y, chosen)
         for key, value in values.items():
             if budget is None:
                 assert rows[k][key] == float(value[0]), (name, key)

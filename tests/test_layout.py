@@ -15,14 +15,18 @@ PACKAGE = Path(__file__).resolve().parents[1] / "benchmark"
 
 # layer -> the layers it may import (besides itself). Top to bottom: the pipeline's order.
 ALLOWED = {
-    "cli": {"errors"},  # dispatches to command modules by name (importlib), imports none
+    # dispatches to command modules by name (importlib); reads the metric registry (cheap: no
+    # torch) for the --metrics choices
+    "cli": {"errors", "metrics"},
     "sweep": {"slurm", "progress", "run", "analysis", "recipes", "protocol", "errors", "data",
               "record"},
     "slurm": {"run", "recipes", "errors", "record"},  # the cluster side of a sweep
     "progress": set(),  # the sweep's display
     "run": {"recipes", "losses", "data", "metrics", "model", "protocol", "weights", "errors",
             "record"},
-    "analysis": {"errors", "references", "record"},  # reads run folders (through record) only
+    # reads run folders through the record (and the bibliography) only; the metric registry
+    # (benchmark.metrics: labels, units, decimals, better direction) for every table and figure
+    "analysis": {"errors", "references", "record", "metrics"},
     "recipes": {"losses", "errors", "weights", "references", "resources"},
     "losses": {"weights", "errors"},
     "data": {"errors", "resources"},

@@ -177,7 +177,7 @@ def test_evaluate_keys_clamping_and_gt_mean_columns(planted_weights) -> None:
     out = evaluate(pred, ref)
     assert list(out) == ["psnr", "ssim", "psnr_gtmean", "ssim_gtmean"]
     assert out["psnr_gtmean"].item() > out["psnr"].item() + 5
-    with_lpips = evaluate(pred, ref, LPIPSMetric())
+    with_lpips = evaluate(pred, ref, ("psnr", "ssim", "lpips"))
     assert list(with_lpips) == ["psnr", "ssim", "lpips", "psnr_gtmean", "ssim_gtmean"]
     torch.testing.assert_close(with_lpips["psnr"], out["psnr"])
     # predictions are clamped to [0, 1] before scoring
@@ -192,8 +192,8 @@ def test_evaluate_keys_clamping_and_gt_mean_columns(planted_weights) -> None:
 def test_metrics_on_cuda_equal_cpu(planted_weights) -> None:
     ref = _nchw(_photo("chelsea")[:64, :96])
     pred = _nchw(_degrade(_photo("chelsea")[:64, :96], "dark_noisy", 6))
-    cpu = evaluate(pred, ref, LPIPSMetric("cpu"))
-    gpu = evaluate(pred.cuda(), ref.cuda(), LPIPSMetric("cuda"))
+    cpu = evaluate(pred, ref, ("psnr", "ssim", "lpips"))
+    gpu = evaluate(pred.cuda(), ref.cuda(), ("psnr", "ssim", "lpips"))
     for key, value in cpu.items():  # LPIPS: cuDNN may use TF32 convolutions
         tol = 1e-2 if key == "lpips" else 1e-9
         torch.testing.assert_close(gpu[key].cpu(), value, rtol=tol, atol=tol)

@@ -18,7 +18,8 @@ from benchmark.analysis.commands import command_compare, command_report
 from benchmark.analysis.comparisons import markdown_tables
 from benchmark.analysis.frames import compare_frames
 from benchmark.analysis.report import report_markdown_tables
-from benchmark.analysis.tex import latex_tables, write_tables
+from benchmark.analysis.summary_files import write_tables
+from benchmark.analysis.tex import latex_tables
 from benchmark.cli import build_parser
 from benchmark.recipes.schema import recipe_names
 from tests.gfm import parse

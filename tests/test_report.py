@@ -142,7 +142,7 @@ def test_unofficial_weights_are_marked(tmp_path: Path) -> None:
     make_run(tmp_path, "s3net", 0, [25.0, 25.0, 26.0], unofficial=("alexnet", "vgg19"))
     summary = summarize(*load_runs(tmp_path), "l1")
     assert not _row(summary, "l1")["lpips_comparable"]
-    assert _row(summary, "s3net")["unofficial_weights"] == "alexnet,vgg19"
+    assert _row(summary, "s3net")["unofficial_weights"] == ("alexnet", "vgg19")
     md = markdown_tables(summary)
     lines = {line.split(" | ")[0]: line for line in md.splitlines() if line.startswith("| ")}
     assert "| l1" in lines and "| s3net†" in lines  # vgg19 touches training: whole row

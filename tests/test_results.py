@@ -291,7 +291,7 @@ def test_mean_std_and_paired_test_against_scipy(tmp_path: Path) -> None:
     assert (row["psnr_ci_low"], row["psnr_ci_high"]) == pytest.approx(ci, abs=1e-12)
     # the wider interval also counts the spread of the test images
     assert row["psnr_ci_crossed_high"] - row["psnr_ci_crossed_low"] > ci[1] - ci[0]
-    assert row["n_ok"] == 3 and row["seeds_expected"] == "0,1,2" and row["full_seeds"]
+    assert row["n_ok"] == 3 and row["seeds_expected"] == (0, 1, 2) and row["full_seeds"]
     better = _row(summary, "better")
     d = np.array([diffs[s] for s in (0, 1, 2)])
     assert better["psnr_diff"] == pytest.approx(d.mean(), abs=1e-12)
@@ -385,7 +385,7 @@ def test_common_seeds_rank_and_bold_only_full_recipes(tmp_path: Path) -> None:
     make_run(tmp_path, "lucky", 1, status="failed", error="NaN")
     summary = summarize(*load_runs(tmp_path), "l1")
     lucky, mid = _row(summary, "lucky"), _row(summary, "mid")
-    assert not lucky["full_seeds"] and mid["full_seeds"] and lucky["group_seeds"] == "0,1,2"
+    assert not lucky["full_seeds"] and mid["full_seeds"] and lucky["group_seeds"] == (0, 1, 2)
     assert np.isnan(lucky["psnr_rank"]) and (mid["psnr_rank"], _row(summary, "l1")["psnr_rank"]) \
         == (1, 2)
     assert lucky["psnr_n_shared_seeds"] == 1 and lucky["psnr_diff"] == pytest.approx(10.0)
@@ -488,7 +488,7 @@ def test_failed_and_missing_seeds_are_shown(tmp_path: Path) -> None:
     summary = summarize(*load_runs(tmp_path), "l1")
     flw = _row(summary, "flw")
     assert (flw["n_ok"], flw["n_failed"], flw["n_missing"]) == (1, 1, 1)
-    assert (flw["failed_seeds"], flw["missing_seeds"]) == ("1", "2")
+    assert (flw["failed_seeds"], flw["missing_seeds"]) == ((1,), (2,))
     assert flw["errors"] == "seed1: NaN in term flw at iteration 12"  # ok seeds add nothing
     gan = _row(summary, "gan")
     assert gan["n_ok"] == 0 and np.isnan(gan["psnr_mean"]) and np.isnan(gan["psnr_rank"])
@@ -610,7 +610,7 @@ def test_collapsed_runs_are_left_out_and_counted(tmp_path: Path) -> None:
     assert set(runs["outcome"]) == {"ok", "collapsed"}
     summary = summarize(runs, per_image, "l1")
     wild = _row(summary, "wild")
-    assert (wild["n_ok"], wild["n_collapsed"], wild["collapsed_seeds"]) == (3, 1, "3")
+    assert (wild["n_ok"], wild["n_collapsed"], wild["collapsed_seeds"]) == (3, 1, (3,))
     seed_means = [(20.5 + 0.2 * s + 21.5 + 22.5) / 3 for s in range(3)]
     assert wild["psnr_mean"] == pytest.approx(np.mean(seed_means))
     assert wild["psnr_n_shared_seeds"] == 3  # the collapsed seed is not in the test

@@ -8,14 +8,13 @@ nothing here computes a statistic.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import pandas as pd
 
+from benchmark import metrics as metrics_mod
 from benchmark.analysis.inference import MAX_SEEDS
-
-#: metric -> unit, for the cells here (the tables' METRIC_TEXT has labels and decimals)
-UNITS = {"psnr": "dB", "ssim": "", "lpips": "", "psnr_gtmean": "dB"}
-DIFF_METRICS = ("psnr", "ssim", "lpips")
+from benchmark.analysis.stats import seeds_text
 
 
 def collapse_text(row: pd.Series) -> str:
@@ -26,12 +25,28 @@ def collapse_text(row: pd.Series) -> str:
         return ""
     n = int(k + row["n_ok"])
     return (f" (collapsed {int(k)}/{n} [{row['collapse_low']:.2f}, "
-            f"{row['collapse_high']:.2f}]: seeds {row['collapsed_seeds']})")
+            f"{row['collapse_high']:.2f}]: seeds {seeds_text(row['collapsed_seeds'])})")
 
 
-def rank_cell(row: pd.Series, metrics: tuple[str, ...] | list[str] = DIFF_METRICS) -> str:
-    """Tested ranks of ``metrics`` (``compare --all-pairs``: 1 + recipes significantly
-    better), else -."""
+def unofficial(row: pd.Series) -> set[str]:
+    """The pretrained files a summary row's runs used unofficial copies of."""
+    return set(row["unofficial_weights"])
+
+
+def metric_weights() -> set[str]:
+    """Every pretrained file a metric needs (AlexNet for LPIPS); the others are training's."""
+    return {w for m in metrics_mod.METRICS.values() for w in m.needs_weights}
+
+
+def not_comparable(row: pd.Series, metric: str) -> bool:
+    """Whether ``metric``'s value in ``row`` was made with unofficial pretrained weights."""
+    return bool(set(metrics_mod.METRICS[metric].needs_weights) & unofficial(row))
+
+
+def rank_cell(row: pd.Series, metrics: Sequence[str] | None = None) -> str:
+    """Tested ranks of ``metrics`` (default: the headline ones; ``compare --all-pairs``: 1 +
+    recipes significantly better), else -."""
+    metrics = metrics_mod.headline() if metrics is None else metrics
     ranks = [row.get(f"{m}_rank_tested", math.nan) for m in metrics]
     return "/".join(f"{r:.0f}" if math.isfinite(r) else "-" for r in ranks)
 
@@ -58,14 +73,15 @@ def bold_text(group: pd.DataFrame) -> str:
 
 
 def unit_text(metric: str) -> str:
-    unit = UNITS.get(metric, "")
+    """`` dB`` or nothing: the metric's unit after a number."""
+    unit = metrics_mod.METRICS[metric].unit
     return f" {unit}" if unit else ""
 
 
 def mdd_targets(group: pd.DataFrame) -> dict[str, float]:
     """metric -> the difference named with ``compare --mdd`` (none: no such column)."""
     out = {}
-    for metric in DIFF_METRICS:
+    for metric in metrics_mod.headline():
         col = group.get(f"{metric}_mdd_target")
         if col is not None and col.notna().any():
             out[metric] = float(col.dropna().iloc[0])

@@ -20,10 +20,10 @@ from benchmark.analysis.pairs import all_pairs, apply_pairs, pairs_markdown
 from benchmark.analysis.reference import write_reference_check
 from benchmark.analysis.report import compact_markdown, write_report
 from benchmark.analysis.selection import write_selection
-from benchmark.analysis.stats import METRICS
-from benchmark.analysis.tex import write_tables
+from benchmark.analysis.summary_files import write_tables
 from benchmark.analysis.transfer_report import write_transfer
 from benchmark.errors import UserError
+from benchmark.metrics import summarized
 
 
 def _test(args: argparse.Namespace) -> str:
@@ -43,10 +43,10 @@ def parse_mdd(text: str | None) -> dict[str, float] | None:
             number = float(value)
         except ValueError:
             number = math.nan
-        if metric not in METRICS or not math.isfinite(number) or number <= 0:
+        if metric not in summarized() or not math.isfinite(number) or number <= 0:
             raise UserError(
                 f"--mdd {text!r}: expected a positive difference (PSNR, dB) or metric=value "
-                f"pairs with metrics from {', '.join(METRICS)} (e.g. psnr=0.5,ssim=0.01); "
+                f"pairs with metrics from {', '.join(summarized())} (e.g. psnr=0.5,ssim=0.01); "
                 f"{part!r} is not one")
         out[metric] = number
     return out

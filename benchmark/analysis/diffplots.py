@@ -14,6 +14,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from benchmark import metrics as metrics_mod
 from benchmark.analysis.figstyle import (
     STYLE,
     WIDTH,
@@ -24,14 +25,16 @@ from benchmark.analysis.figstyle import (
     styles_for,
 )
 from benchmark.analysis.samples import _empty
-from benchmark.analysis.stats import METRICS, N_BOOT, rank_frequencies
+from benchmark.analysis.stats import N_BOOT, rank_frequencies
 
-LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "lpips": "LPIPS",
-          "psnr_gtmean": "GT-mean PSNR (dB)", "ssim_gtmean": "GT-mean SSIM"}
+
+def _heading(metric: str) -> str:
+    """The axis label: ``PSNR (dB)`` (:attr:`benchmark.metrics.Metric.heading`)."""
+    return metrics_mod.METRICS[metric].heading
 
 
 def _arrow(metric: str) -> str:
-    return "↑" if METRICS.get(metric, True) else "↓"
+    return metrics_mod.METRICS[metric].arrow
 
 
 def _one_group(frame: pd.DataFrame) -> None:
@@ -42,7 +45,7 @@ def _one_group(frame: pd.DataFrame) -> None:
 
 
 def per_image_difference_figure(
-    per_image: pd.DataFrame, baseline: str, metrics: Sequence[str] = ("psnr", "ssim", "lpips"),
+    per_image: pd.DataFrame, baseline: str, metrics: Sequence[str] | None = None,
     styles: dict[str, dict] | None = None,
 ) -> Figure:
     """Per (seed, image) difference from the baseline, one box per recipe, one panel per metric
@@ -50,7 +53,9 @@ def per_image_difference_figure(
 
     Differences are ``recipe - baseline`` on the same seed and test image. Limits come from
     the bulk of the differences; the number of points beyond an edge is written there.
+    ``metrics``: default the headline ones.
     """
+    metrics = metrics_mod.headline() if metrics is None else metrics
     _one_group(per_image)
     recipes = sorted(r for r in per_image["recipe"].unique() if r != baseline)
     styles = styles_for(list(per_image["recipe"].unique()), styles)
@@ -99,7 +104,7 @@ def per_image_difference_figure(
                                     va="bottom")
             ax.set_xlim(*lims)
             ax.axvline(0.0, color="0.3", lw=0.8, ls="--")
-            ax.set_xlabel(f"Δ {LABELS[metric]} vs {baseline} {_arrow(metric)}")
+            ax.set_xlabel(f"Δ {_heading(metric)} vs {baseline} {_arrow(metric)}")
             ax.grid(axis="x", lw=0.3, alpha=0.5)
         axes[0].set_yticks(np.arange(1, len(recipes) + 1), recipes)
         handles = [
@@ -119,9 +124,11 @@ def per_image_difference_figure(
 
 def rank_frequency_frame(
     per_image: pd.DataFrame, summary: pd.DataFrame,
-    metrics: Sequence[str] = ("psnr", "ssim", "lpips"), n_boot: int = N_BOOT,
+    metrics: Sequence[str] | None = None, n_boot: int = N_BOOT,
 ) -> pd.DataFrame:
-    """Long frame (metric, recipe, rank, fraction) of :func:`.stats.rank_frequencies`."""
+    """Long frame (metric, recipe, rank, fraction) of :func:`.stats.rank_frequencies`
+    (``metrics``: default the headline ones)."""
+    metrics = metrics_mod.headline() if metrics is None else metrics
     _one_group(summary)
     rows = []
     for metric in metrics:
@@ -163,11 +170,11 @@ def rank_stability_figure(freqs: pd.DataFrame) -> Figure:
             if ax is not axes[0]:
                 ax.tick_params(labelleft=False)
             ax.set_xlabel("rank")
-            ax.set_title(f"{LABELS[metric].split(' (')[0]} {_arrow(metric)}")
+            ax.set_title(f"{metrics_mod.METRICS[metric].label} {_arrow(metric)}")
         fig.suptitle("Rank stability: % of parametric bootstrap draws (seeds and images "
                      "random) in which each recipe takes each rank")
     return fig
 
 
-__all__ = ["LABELS", "per_image_difference_figure", "rank_frequency_frame",
+__all__ = ["per_image_difference_figure", "rank_frequency_frame",
            "rank_stability_figure"]

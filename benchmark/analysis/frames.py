@@ -29,6 +29,7 @@ from typing import Any
 
 import pandas as pd
 
+from benchmark import metrics as metrics_mod
 from benchmark import record
 from benchmark.analysis.logs import load_train_logs  # noqa: F401 - re-exported
 from benchmark.analysis.selection import run_outcome
@@ -38,9 +39,6 @@ from benchmark.record import config_precision, read_config  # noqa: F401 - re-ex
 
 __all__ = ["compare_frames", "config_precision", "load_runs", "load_train_logs", "read_config",
            "summarize"]
-
-PER_IMAGE_METRICS = ("psnr", "ssim", "lpips", "psnr_gtmean", "ssim_gtmean")
-REQUIRED_TEST = ("psnr", "ssim", "psnr_gtmean", "ssim_gtmean")  # lpips may be null
 
 
 def _fail(path: Path, field: str, problem: str) -> UserError:
@@ -70,7 +68,7 @@ def _one_run(run: record.RunFolder) -> tuple[dict, pd.DataFrame]:
                    config_hash=None)
         missing.append(record.METRICS_FILE)
     else:
-        data = record.read_metrics(run_dir, PER_IMAGE_METRICS, REQUIRED_TEST)
+        data = record.read_metrics(run_dir, metrics_mod.recorded(), metrics_mod.required())
         for field, want in (("recipe", recipe), ("profile", profile), ("seed", seed)):
             if data[field] != want:
                 raise _fail(metrics_path, field, f"is {data[field]!r} but the folder says {want!r}")
@@ -92,14 +90,14 @@ def _one_run(run: record.RunFolder) -> tuple[dict, pd.DataFrame]:
             unofficial_weights=",".join(_unofficial_weights(data)),
             outcome=run_outcome(data, data["status"]),
         )
-        for key in PER_IMAGE_METRICS:
+        for key in metrics_mod.recorded():
             row[key] = record.nan_if_none(test.get(key))
     row["config_key"] = record.config_key(config) if config is not None else row["config_hash"]
     row["precision"] = config_precision(config)
     per_image = pd.DataFrame(columns=["run_id", "image", "metric", "value"])
     if (run_dir / record.PER_IMAGE_FILE).is_file():
-        wide = record.read_per_image(run_dir, PER_IMAGE_METRICS, REQUIRED_TEST)
-        per_image = wide.melt(id_vars="image", value_vars=list(PER_IMAGE_METRICS),
+        wide = record.read_per_image(run_dir, metrics_mod.recorded(), metrics_mod.required())
+        per_image = wide.melt(id_vars="image", value_vars=list(metrics_mod.recorded()),
                               var_name="metric")
         per_image.insert(0, "run_id", run_id)
     else:
@@ -112,10 +110,15 @@ def _one_run(run: record.RunFolder) -> tuple[dict, pd.DataFrame]:
     return row, per_image
 
 
-RUN_COLUMNS = [
+def run_columns() -> list[str]:
+    """The runs frame's columns (one per registered metric)."""
+    return [*_RUN_HEAD, *metrics_mod.recorded(), *_RUN_TAIL]
+
+
+_RUN_HEAD = [
     "run_id", "run_dir", "recipe", "profile", "seed", "status", "outcome", "error", "config_hash",
-    "config_key", "precision", "dataset", "dataset_name", "dataset_root", "dataset_layout",
-    *PER_IMAGE_METRICS,
+    "config_key", "precision", "dataset", "dataset_name", "dataset_root", "dataset_layout"]
+_RUN_TAIL = [
     "train_seconds", "eval_seconds", "iterations", "n_images", "unofficial_weights",
     "git_commit", "git_dirty", "torch", "device", "device_name", "cpu_model", "started_at",
     "finished_at",
@@ -189,7 +192,7 @@ def load_runs(results_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every run folder under ``<results_dir>/runs`` as tidy frames.
 
     Returns:
-        ``(runs, per_image)``: ``runs`` has one row per run folder (columns ``RUN_COLUMNS``;
+        ``(runs, per_image)``: ``runs`` has one row per run folder (columns :func:`run_columns`;
         status ``ok``, ``failed`` or ``incomplete`` when ``metrics.json`` is absent; outcome
         ``ok``, ``collapsed`` or ``failed``, ``ok`` for runs that recorded none, empty for
         incomplete runs);
@@ -204,7 +207,7 @@ def load_runs(results_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         row, per_image = _one_run(run)
         rows.append(row)
         frames.append(per_image)
-    runs = pd.DataFrame(rows).reindex(columns=RUN_COLUMNS)
+    runs = pd.DataFrame(rows).reindex(columns=run_columns())
     runs["unofficial_weights"] = runs["unofficial_weights"].fillna("")
     runs["error"] = runs["error"].where(runs["error"].notna(), None)
     _attach_dataset(runs)

@@ -20,6 +20,7 @@ so the calibration simulations run thousands of matrices at once.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -341,3 +342,21 @@ def rank_stability(
     counts = np.zeros((n_rec, n_rec))
     np.add.at(counts, (np.broadcast_to(np.arange(n_rec), ranks.shape), ranks), 1.0)
     return counts / n_boot
+
+
+def holm(pvalues: Sequence[float]) -> np.ndarray:
+    """Holm step-down adjusted p-values; NaNs stay NaN and are not counted in the family.
+
+    ``p_(i)`` sorted ascending (1-based ``i`` of ``m``) becomes
+    ``min(1, max_{j<=i} (m - j + 1) p_(j))``.
+    """
+    p = np.asarray(pvalues, dtype=np.float64)
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    m = ok.size
+    if m == 0:
+        return out
+    order = ok[np.argsort(p[ok], kind="stable")]
+    scaled = (m - np.arange(m)) * p[order]
+    out[order] = np.minimum(1.0, np.maximum.accumulate(scaled))
+    return out

@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from benchmark import metrics as metrics_mod
 from benchmark.analysis.figstyle import LINESTYLES, MARKERS, PALETTE, STYLE, WIDTH, clamp_height
 from benchmark.analysis.logs import train_logs
 
 SHARE, NORM = "gradshare_", "gradnorm_"
-SENSITIVITY_METRICS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "lpips": "LPIPS"}
 _ASSIGN = re.compile(r"^(?P<key>[A-Za-z_][\w.\[\]]*)=(?P<value>[-+0-9.eE]+)$")
 
 
@@ -136,10 +136,13 @@ def sensitivity_frame(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def sensitivity_figure(frame: pd.DataFrame, metrics: dict[str, str] = SENSITIVITY_METRICS
+def sensitivity_figure(frame: pd.DataFrame, metrics: dict[str, str] | None = None
                        ) -> Figure:
     """Each metric against the swept value (mean and 95% CI over seeds), one row of panels per
-    (base recipe, swept key), one line per value of the other swept keys."""
+    (base recipe, swept key), one line per value of the other swept keys. ``metrics``: metric
+    -> axis title (default: the headline metrics, ``PSNR (dB)``...)."""
+    if metrics is None:
+        metrics = {m: metrics_mod.METRICS[m].heading for m in metrics_mod.headline()}
     groups = sorted(frame.groupby(["base", "key"]).groups) if len(frame) else []
     metrics = {m: t for m, t in metrics.items() if f"{m}_mean" in frame.columns
                and frame[f"{m}_mean"].notna().any()}

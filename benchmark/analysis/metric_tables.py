@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from benchmark import metrics as metrics_mod
 from benchmark.analysis.cells import family_text
-from benchmark.analysis.stats import FEW_SEEDS, METRICS
-from benchmark.analysis.tables import METRIC_TEXT, dataset_words
+from benchmark.analysis.stats import FEW_SEEDS
+from benchmark.analysis.tables import dataset_words
 
 __all__ = ["Prediction", "metric_markdown", "prediction", "prediction_markdown"]
 
@@ -35,7 +36,7 @@ def _seed_values(runs: pd.DataFrame, group: pd.DataFrame, metric: str) -> pd.Dat
 def _num(value: float, metric: str, signed: bool = False) -> str:
     if not math.isfinite(value):
         return "n/a"
-    d = METRIC_TEXT[metric][2]
+    d = metrics_mod.METRICS[metric].decimals
     return f"{value:+.{d}f}" if signed else f"{value:.{d}f}"
 
 
@@ -50,8 +51,8 @@ def metric_markdown(runs: pd.DataFrame, summary: pd.DataFrame, metric: str) -> s
     mean ± SD over seeds, the 95% CI of the mean (Student t over the per-seed means) and the
     paired difference to the baseline with its 95% CI and Holm-adjusted p (the test the summary
     was made with). Rows in the summary's order (the baseline first)."""
-    label, unit, _ = METRIC_TEXT[metric]
-    arrow = "↑" if METRICS[metric] else "↓"
+    m = metrics_mod.METRICS[metric]
+    label, unit, arrow = m.label, m.unit, m.arrow
     out = []
     for (profile, _dataset), group in summary.groupby(["profile", "dataset"], sort=True):
         values = _seed_values(runs, group, metric)
@@ -130,7 +131,7 @@ def prediction(runs: pd.DataFrame, recipe: str, metric: str = "psnr") -> Predict
 
 def prediction_markdown(pred: Prediction, what: str) -> str:
     """One sentence: ``what`` (e.g. "a lite l1 run on LOL-v1") should score within ..."""
-    label, unit, _ = METRIC_TEXT[pred.metric]
+    label, unit = metrics_mod.METRICS[pred.metric].label, metrics_mod.METRICS[pred.metric].unit
     unit = f" {unit}" if unit else ""
     what = what[:1].upper() + what[1:]
     if not math.isfinite(pred.low):

@@ -21,8 +21,9 @@ import math
 import numpy as np
 import pandas as pd
 
-from benchmark.analysis.stats import FEW_SEEDS, METRICS, collect, compare_pair, holm
-from benchmark.analysis.tables import METRIC_TEXT, p_text
+from benchmark import metrics as metrics_mod
+from benchmark.analysis.stats import FEW_SEEDS, collect, compare_pair, higher_is_better, holm
+from benchmark.analysis.tables import p_text
 
 __all__ = ["ALPHA", "all_pairs", "apply_pairs", "pairs_markdown"]
 
@@ -40,7 +41,8 @@ def all_pairs(runs: pd.DataFrame, per_image: pd.DataFrame, summary: pd.DataFrame
     rows = []
     for (profile, dataset), group in summary.groupby(["profile", "dataset"], sort=True):
         recipes = sorted(group.loc[group["n_ok"] > 0, "recipe"])
-        for metric, higher in METRICS.items():
+        for metric in metrics_mod.summarized():
+            higher = higher_is_better(metric)
             for a, b in itertools.combinations(recipes, 2):
                 got = compare_pair(data[(profile, dataset, a)][metric],
                                data[(profile, dataset, b)][metric], higher)
@@ -74,7 +76,7 @@ def apply_pairs(summary: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
     out = summary.copy()
     fixed = bool(len(out)) and out["test"].iloc[0] == "fixed-images"
     out["family"] = "all-pairs"
-    for metric in METRICS:
+    for metric in metrics_mod.summarized():
         out[f"{metric}_rank_tested"] = np.nan
         out[f"{metric}_best"] = False
     for (profile, dataset), idx in out.groupby(["profile", "dataset"]).groups.items():
@@ -88,7 +90,7 @@ def apply_pairs(summary: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
         full = [i for i in idx if out.at[i, "full_seeds"]]
         for i in idx:
             recipe = out.at[i, "recipe"]
-            for metric in METRICS:
+            for metric in metrics_mod.summarized():
                 if recipe != baseline:
                     hit = sub[(sub["metric"] == metric)
                               & (((sub["a"] == recipe) & (sub["b"] == baseline))
@@ -124,7 +126,8 @@ def pairs_markdown(pairs: pd.DataFrame) -> str:
         out.append("| Metric | Better | Worse | Δ (better − worse) [95% CI] | p (Holm) |")
         out.append("|---|---|---|---:|---:|")
         for r in sig.sort_values(["metric", "p_holm"]).itertuples():
-            label, unit, d = METRIC_TEXT[r.metric]
+            m = metrics_mod.METRICS[r.metric]
+            label, unit, d = m.label, m.unit, m.decimals
             sign = 1 if r.a_better else -1
             lo, hi = sorted((sign * r.ci_low, sign * r.ci_high))
             win, lose = (r.a, r.b) if r.a_better else (r.b, r.a)

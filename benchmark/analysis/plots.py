@@ -19,10 +19,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from benchmark import metrics as metrics_mod
+from benchmark.analysis.cells import metric_weights, not_comparable
 from benchmark.analysis.curves import training_curves_figure, validation_curves_figure
 from benchmark.analysis.diffplots import (
-    LABELS,
     _arrow,
+    _heading,
     per_image_difference_figure,
     rank_frequency_frame,
     rank_stability_figure,
@@ -48,14 +50,12 @@ from benchmark.analysis.samples import (  # noqa: F401 - re-exported
     sample_grid_figure,
     sample_table,
 )
-from benchmark.analysis.stats import FEW_SEEDS, METRICS
+from benchmark.analysis.stats import FEW_SEEDS
 
 __all__ = ["FIGURES", "STYLE", "WIDTH", "metrics_figure", "per_image_difference_figure",
            "perception_distortion_figure", "rank_frequency_frame", "rank_stability_figure",
            "recipe_colors", "recipe_label", "recipe_styles", "save", "training_curves_figure",
            "validation_curves_figure", "write_figures"]
-
-DECIMALS = {"psnr": 2, "ssim": 3, "lpips": 3, "psnr_gtmean": 2, "ssim_gtmean": 3}
 
 
 def recipe_colors(recipes: Sequence[str]) -> dict[str, str]:
@@ -64,8 +64,7 @@ def recipe_colors(recipes: Sequence[str]) -> dict[str, str]:
 
 
 def _dagger(row: object) -> bool:
-    unofficial = {w for w in str(getattr(row, "unofficial_weights", "") or "").split(",") if w}
-    return bool(unofficial - {"alexnet"})
+    return bool(set(getattr(row, "unofficial_weights", ())) - metric_weights())
 
 
 def recipe_label(row: object) -> str:
@@ -146,7 +145,7 @@ def _interval(ax, pos: float, mean: float, low: float, high: float, lims: tuple[
     return clipped
 
 
-def metrics_figure(summary: pd.DataFrame, metrics: Sequence[str] = tuple(METRICS),
+def metrics_figure(summary: pd.DataFrame, metrics: Sequence[str] | None = None,
                    styles: dict[str, dict] | None = None, runs: pd.DataFrame | None = None
                    ) -> Figure:
     """Mean and 95% CI per recipe, one panel per metric, recipes on the y axis; with ``runs``
@@ -155,9 +154,10 @@ def metrics_figure(summary: pd.DataFrame, metrics: Sequence[str] = tuple(METRICS
     Axis limits come from the bulk of the values; a point or interval end beyond them is drawn
     at the edge as an outward triangle with its value written beside it (a collapsed run does
     not squeeze the others). Recipe labels carry the table's marks (†, ‡) and n. A dashed line
-    marks the baseline's mean; a hollow marker an LPIPS from unofficial weights. A metric no
-    run computed gets no panel.
+    marks the baseline's mean; a hollow marker a metric from unofficial weights (LPIPS). A
+    metric no run computed gets no panel; ``metrics``: default every summarised one.
     """
+    metrics = metrics_mod.summarized() if metrics is None else metrics
     _one_group(summary)
     metrics = [m for m in metrics if summary[f"{m}_mean"].notna().any()] or list(metrics)
     data = summary.sort_values("recipe", ascending=False).reset_index(drop=True)
@@ -169,12 +169,13 @@ def metrics_figure(summary: pd.DataFrame, metrics: Sequence[str] = tuple(METRICS
         fig = Figure(figsize=(WIDTH, clamp_height(1.5 + 0.22 * len(data))), layout="constrained")
         axes = fig.subplots(1, len(metrics), sharey=True, squeeze=False)[0]
         for ax, metric in zip(axes, metrics, strict=True):
+            decimals = metrics_mod.METRICS[metric].decimals
             seeds = _seed_values(runs, data, metric)
             lims = bulk_limits([*seeds["value"], *data[f"{metric}_mean"]],
                                also=[*data[f"{metric}_ci_low"], *data[f"{metric}_ci_high"]])
             beyond: dict[tuple[int, str], list[str]] = {}
             for i, row in data.iterrows():
-                hollow = metric == "lpips" and not row["lpips_comparable"]
+                hollow = not_comparable(row, metric)
                 mean = float(row[f"{metric}_mean"])
                 if not math.isfinite(mean):
                     continue
@@ -184,7 +185,7 @@ def metrics_figure(summary: pd.DataFrame, metrics: Sequence[str] = tuple(METRICS
                 if edge_position(mean, lims)[1]:
                     side = edge_position(mean, lims)[1]
                     beyond.setdefault((i, side), []).append(
-                        f"mean {mean:.{DECIMALS[metric]}f}")
+                        f"mean {mean:.{decimals}f}")
             sub = seeds.sort_values(["recipe", "seed"])
             for recipe, rsub in sub.groupby("recipe", sort=True):
                 i, n = rows[recipe], len(rsub)
@@ -196,7 +197,7 @@ def metrics_figure(summary: pd.DataFrame, metrics: Sequence[str] = tuple(METRICS
                             color=styles[recipe]["color"], alpha=0.8)
                     if side:
                         beyond.setdefault((i, side), []).append(
-                            f"seed {value:.{DECIMALS[metric]}f}")
+                            f"seed {value:.{decimals}f}")
                 seeds_any = True
             for (i, side), texts in beyond.items():
                 at = edge_position(lims[0] - 1 if side == "low" else lims[1] + 1, lims)[0]
@@ -208,11 +209,11 @@ def metrics_figure(summary: pd.DataFrame, metrics: Sequence[str] = tuple(METRICS
             base = data.loc[data["is_baseline"], f"{metric}_mean"]
             if len(base) and math.isfinite(base.iloc[0]):
                 ax.axvline(edge_position(base.iloc[0], lims)[0], ls="--", lw=0.8, color="0.5")
-            ax.set_xlabel(f"{LABELS[metric]} {_arrow(metric)}")
+            ax.set_xlabel(f"{_heading(metric)} {_arrow(metric)}")
             ax.grid(axis="x", lw=0.3, alpha=0.5)
         axes[0].set_yticks(range(len(data)), [recipe_label(r) for r in data.itertuples()])
         axes[0].set_ylim(-0.6, len(data) - 0.4)
-        hollow = "lpips" in metrics and not data["lpips_comparable"].all()
+        hollow = any(not_comparable(r, m) for m in metrics for _, r in data.iterrows())
         _marker_legend(fig, data, baseline.iloc[0] if len(baseline) else None, bool(hollow),
                        seeds_any, edge_any, WIDTH)
         fig.suptitle("Test metrics: mean over seeds with 95% CI (Student t over the per-seed "

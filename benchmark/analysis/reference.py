@@ -26,6 +26,7 @@ from typing import Any
 
 import pandas as pd
 
+from benchmark import metrics as metrics_mod
 from benchmark.analysis.equivalence import (
     MARGINS,
     MAX_SEEDS,
@@ -47,10 +48,6 @@ from benchmark.record import (
 __all__ = ["MARGINS", "compare_reference", "equivalence", "format_verdicts", "power_exact",
            "seeds_needed"]
 
-#: metrics checked when both sides recorded them (lpips is null without AlexNet)
-METRICS = ("psnr", "ssim", "lpips", "psnr_gtmean")
-LABELS = {"psnr": "PSNR", "ssim": "SSIM", "lpips": "LPIPS", "psnr_gtmean": "PSNR (GT-mean)"}
-UNITS = {"psnr": " dB", "psnr_gtmean": " dB"}
 #: switches that change numbers at rounding level only (CUDA determinism, memory layout): a
 #: rerun that differs in them is compared, since reproducing within the margin is the question
 ROUNDING_FIELDS = ("deterministic", "channels_last")
@@ -160,7 +157,7 @@ def compare_reference(results: str | Path, reference: str | Path) -> tuple[pd.Da
             refused.append((recipe, diffs))
             continue
         pairs = {metric: (ref[metric].dropna().to_numpy(), mine[metric].dropna().to_numpy())
-                 for metric in METRICS}
+                 for metric in checked()}
         pairs = {k: v for k, v in pairs.items() if v[0].size and v[1].size}
         for metric, (r, u) in pairs.items():
             eq = equivalence(r, u, MARGINS[metric], k=len(pairs))
@@ -181,14 +178,29 @@ def compare_reference(results: str | Path, reference: str | Path) -> tuple[pd.Da
     return frame, notes
 
 
+def checked() -> list[str]:
+    """The metrics checked when both sides recorded them (lpips is null without AlexNet): the
+    summarised ones with a declared margin (:data:`.equivalence.MARGINS`)."""
+    return [m for m in metrics_mod.summarized() if m in MARGINS]
+
+
+def _unit(metric: str) -> str:
+    unit = metrics_mod.METRICS[metric].unit
+    return f" {unit}" if unit else ""
+
+
+def _label(metric: str) -> str:
+    return metrics_mod.METRICS[metric].label
+
+
 def _num(value: float, metric: str, sign: bool = False) -> str:
-    digits = 2 if metric in UNITS else 4
+    digits = metrics_mod.METRICS[metric].fine_decimals
     return f"{value:{'+' if sign else ''}.{digits}f}"
 
 
 def _metric_line(r: Any) -> str:
-    unit, m = UNITS.get(r.metric, ""), r.metric
-    label = LABELS.get(m, m)
+    unit, m = _unit(r.metric), r.metric
+    label = _label(m)
     if not math.isfinite(r.sd):
         return (f"{label}: no run-to-run SD from {r.n_ref} reference and {r.n_user} user "
                 "seed(s): too few seeds to tell")
@@ -219,7 +231,7 @@ def _needed(sub: pd.DataFrame) -> str:
 
 def format_verdicts(frame: pd.DataFrame, notes: list[str], reference: str | Path) -> str:
     """The verdicts as Markdown: one bullet per recipe, one sub-bullet per metric."""
-    margins = ", ".join(f"{LABELS[k]} ±{v:g}{UNITS.get(k, '')}" for k, v in MARGINS.items())
+    margins = ", ".join(f"{_label(k)} ±{v:g}{_unit(k)}" for k, v in MARGINS.items())
     lines = [f"Reference: `{Path(reference).as_posix()}`. Equivalence test on the per-seed "
              f"means (two one-sided t-tests, 5% level) within absolute margins ({margins}), "
              "and an F-test that your runs are not much noisier; a recipe differs when any "
@@ -234,8 +246,8 @@ def format_verdicts(frame: pd.DataFrame, notes: list[str], reference: str | Path
             head = "differs: your runs are much noisier than the reference's"
         elif verdict == "differs":
             bad = next(sub[sub["verdict"] == "differs"].itertuples())
-            unit = UNITS.get(bad.metric, "")
-            head = (f"differs: {LABELS.get(bad.metric, bad.metric)} by "
+            unit = _unit(bad.metric)
+            head = (f"differs: {_label(bad.metric)} by "
                     f"{_num(bad.diff, bad.metric, True)}{unit} (95% CI "
                     f"{_num(bad.ci_low, bad.metric, True)} to "
                     f"{_num(bad.ci_high, bad.metric, True)}{unit})")

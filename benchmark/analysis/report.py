@@ -12,25 +12,26 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from benchmark.analysis.comparisons import _details_footnotes, _details_table, _has_details
+from benchmark.analysis.comparisons import details_footnotes, details_table, has_details
 from benchmark.analysis.frames import DEFAULT_BASELINE, compare_frames, read_config
 from benchmark.analysis.instruments import grad_share_sentences, load_grad_shares
 from benchmark.analysis.output import refuse_shipped, write_text_atomic
 from benchmark.analysis.plots import write_figures
 from benchmark.analysis.reference import write_reference_check
-from benchmark.analysis.stats import FEW_SEEDS
+from benchmark.analysis.stats import FEW_SEEDS, seeds_text
+from benchmark.analysis.summary_files import write_tables
 from benchmark.analysis.tables import (
-    _MD,
-    _compact_footnotes,
-    _compact_table,
-    _groups,
-    _intervals_table,
-    _runs_footnote,
-    _runs_table,
+    MARKDOWN,
+    compact_footnotes,
+    compact_table,
     dataset_words,
+    extras_words,
+    groups,
+    intervals_table,
+    runs_footnote,
+    runs_table,
     short_headers,
 )
-from benchmark.analysis.tex import write_tables
 from benchmark.references import bibliography, common_keys, field, short_citation
 
 
@@ -49,16 +50,16 @@ MORE_REPORT = "the tables below"
 
 
 def _compact_section(group: pd.DataFrame, title: str, more: str = MORE_COMPARE) -> list[str]:
-    out = [f"**Summary, {title}**\n"] + _md_table(*_compact_table(group, _MD))
-    return out + [f"{n}  " for n in _compact_footnotes(group, _MD, more)] + [""]
+    out = [f"**Summary, {title}**\n"] + _md_table(*compact_table(group, MARKDOWN))
+    return out + [f"{n}  " for n in compact_footnotes(group, MARKDOWN, more)] + [""]
 
 
 def compact_markdown(summary: pd.DataFrame, more: str = MORE_COMPARE) -> str:
     """The narrow summary table (at most seven columns) and its footnotes per (profile,
     dataset): the report's first table, what ``compare`` prints."""
     out = []
-    for (profile, _), group in _groups(summary):
-        out += _compact_section(group, f"profile {_MD['code'].format(profile)} on "
+    for (profile, _), group in groups(summary):
+        out += _compact_section(group, f"profile {MARKDOWN['code'].format(profile)} on "
                                        f"{dataset_words(group)}", more)
     return "\n".join(out).rstrip() + "\n"
 
@@ -67,22 +68,22 @@ def details_markdown(summary: pd.DataFrame) -> str:
     """Per (profile, dataset): seeds, GT-mean PSNR, time and tested ranks, then the comparisons with
     their footnotes (the report's last two tables)."""
     out = []
-    for (profile, _), group in _groups(summary):
-        title = f"profile {_MD['code'].format(profile)} on {dataset_words(group)}"
+    for (profile, _), group in groups(summary):
+        title = f"profile {MARKDOWN['code'].format(profile)} on {dataset_words(group)}"
         out += _details_section(group, title)
     return "\n".join(out).rstrip() + "\n"
 
 
 def _details_section(group: pd.DataFrame, title: str) -> list[str]:
-    out = [f"Seeds, GT-mean PSNR, training time and tested ranks, {title}:\n"]
-    out += _md_table(*_runs_table(group, _MD)) + [_runs_footnote(_MD), ""]
-    if _has_details(group):
-        header, rows = _details_table(group, _MD)
+    out = [f"Seeds, {extras_words()}, training time and tested ranks, {title}:\n"]
+    out += _md_table(*runs_table(group, MARKDOWN)) + [runs_footnote(MARKDOWN), ""]
+    if has_details(group):
+        header, rows = details_table(group, MARKDOWN)
         out.append(f"Comparisons and ranks, {title}:\n")
         rows = [[re.sub(r" \(no test: \d+ shared seeds?\)", " (no test)", c) for c in r]
                 for r in rows]
         out += _md_table(short_headers(header), rows, left=2)
-        out += [f"{n}  " for n in _details_footnotes(group, _MD)] + [""]
+        out += [f"{n}  " for n in details_footnotes(group, MARKDOWN)] + [""]
     return out
 
 
@@ -91,12 +92,12 @@ def report_markdown_tables(summary: pd.DataFrame) -> str:
     the comparisons in full, each narrow enough to read unwrapped at 1280 px (the single wide
     table of :func:`markdown_tables` is in ``tables/summary.md``)."""
     out = []
-    for (profile, _), group in _groups(summary):
-        title = f"profile {_MD['code'].format(profile)} on {dataset_words(group)}"
+    for (profile, _), group in groups(summary):
+        title = f"profile {MARKDOWN['code'].format(profile)} on {dataset_words(group)}"
         out += _compact_section(group, title, MORE_REPORT)
         out.append(f"95% confidence intervals of the means (Student t over the per-seed "
                    f"means), {title}:\n")
-        out += _md_table(*_intervals_table(group, _MD, "[{}, {}]"))
+        out += _md_table(*intervals_table(group, MARKDOWN, "[{}, {}]"))
         out += _details_section(group, title)
     return "\n".join(out).rstrip() + "\n"
 
@@ -137,7 +138,8 @@ def _warnings(runs: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
     for r in runs[runs["status"] == "incomplete"].itertuples():
         out.append(f"`{r.run_id}` has no metrics.json (still running, or killed).")
     for r in summary[summary["n_missing"] > 0].itertuples():
-        out.append(f"`{r.recipe}` ({r.profile}) has no run for seed(s) {r.missing_seeds}, "
+        out.append(f"`{r.recipe}` ({r.profile}) has no run for seed(s) "
+                   f"{seeds_text(r.missing_seeds)}, "
                    "which other recipes have.")
     for r in summary[summary["n_ok"] == 0].itertuples():
         out.append(f"`{r.recipe}` ({r.profile}) has no finished run: no numbers for it.")
@@ -146,9 +148,9 @@ def _warnings(runs: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
                    f"{FEW_SEEDS}, so it gets no p-value against the baseline and its SD and CI "
                    "rest on too few runs to say much.")
     for r in summary[(summary["n_ok"] > 0) & ~summary["full_seeds"]].itertuples():
-        out.append(f"`{r.recipe}` ({r.profile}) finished seeds {r.ok_seeds} of "
-                   f"{r.group_seeds}: its means are over its own seeds, so it is not ranked or "
-                   "bolded against the recipes that finished all of them.")
+        out.append(f"`{r.recipe}` ({r.profile}) finished seeds {seeds_text(r.ok_seeds)} of "
+                   f"{seeds_text(r.group_seeds)}: its means are over its own seeds, so it is "
+                   "not ranked or bolded against the recipes that finished all of them.")
     commits = runs["git_commit"].dropna().unique()
     if len(commits) > 1:
         out.append(f"the runs come from {len(commits)} different commits "

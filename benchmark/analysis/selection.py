@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmark import metrics as metrics_mod
 from benchmark import record
 from benchmark.analysis.output import write_text_atomic
 from benchmark.errors import UserError
@@ -120,7 +121,7 @@ def selection_markdown(table: pd.DataFrame, decimals: int = 2, unit: str = "dB")
     if table.empty:
         return "No finished runs."
     metric = str(table["metric"].iloc[0])
-    label = {"psnr": "PSNR", "ssim": "SSIM", "psnr_gtmean": "GT-mean PSNR"}.get(metric, metric)
+    label = metrics_mod.METRICS[metric].label if metric in metrics_mod.METRICS else metric
     unit_text = f" ({unit})" if unit else ""
     out = []
     for (profile, dataset), group in table.groupby(["profile", "dataset"], sort=True):
@@ -155,8 +156,8 @@ def write_selection(results: Path, runs: pd.DataFrame, metric: str = "psnr", *,
     """``tables/selection.{md,csv}`` under ``results`` (atomically; nothing with ``write``
     False, e.g. when reading the shipped reference); returns the Markdown and the paths."""
     table = selection_table(load_views(runs), metric)
-    text = selection_markdown(table, 2 if "psnr" in metric else 4, "dB" if "psnr" in metric
-                              else "")
+    m = metrics_mod.METRICS[metric]
+    text = selection_markdown(table, m.fine_decimals, m.unit)
     if not write:
         return text, []
     folder = results / "tables"

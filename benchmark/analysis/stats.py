@@ -42,23 +42,33 @@ every finished seed, collapsed ones included.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from benchmark.analysis import inference, power
-from benchmark.analysis.inference import paired_test
+from benchmark import metrics as metrics_mod
+from benchmark.analysis import inference
+from benchmark.analysis.inference import holm, paired_test
+from benchmark.analysis.scores import (  # noqa: F401 - DIFF_COLUMNS, FEW_SEEDS re-exported
+    DIFF_COLUMNS,
+    FEW_SEEDS,
+    compare_pair,
+    higher_is_better,
+    score_table,
+)
 
-__all__ = ["FEW_SEEDS", "METRICS", "clopper_pearson", "collect", "holm", "holm_family",
-           "compare_pair", "paired_test", "rank_frequencies", "summarize"]
+__all__ = ["FEW_SEEDS", "SEED_LISTS", "clopper_pearson", "collect", "holm", "holm_family",
+           "compare_pair", "higher_is_better", "paired_test", "rank_frequencies", "seeds_text",
+           "summarize"]
 
-# metric -> higher is better?
-METRICS: dict[str, bool] = {"psnr": True, "ssim": True, "lpips": False, "psnr_gtmean": True}
+#: the summary's seed-list columns: each cell a sorted tuple of ints (``summary.csv`` writes
+#: ``0,1,2``: :func:`seeds_text`); ``unofficial_weights`` is a sorted tuple of names too
+SEED_LISTS = ("seeds_expected", "ok_seeds", "failed_seeds", "incomplete_seeds", "missing_seeds",
+              "collapsed_seeds", "group_seeds")
 N_BOOT = 2000
 RNG_SEED = 0
-FEW_SEEDS = 3
 TESTS = ("crossed", "fixed-images")
 
 
@@ -66,24 +76,6 @@ def stable_rng(*key: object, seed: int = RNG_SEED) -> np.random.Generator:
     """A generator seeded from ``seed`` and a key (stable across processes, unlike hash())."""
     text = "\x1f".join(str(k) for k in key)
     return np.random.default_rng([seed, zlib.crc32(text.encode("utf-8"))])
-
-
-def holm(pvalues: Sequence[float]) -> np.ndarray:
-    """Holm step-down adjusted p-values; NaNs stay NaN and are not counted in the family.
-
-    ``p_(i)`` sorted ascending (1-based ``i`` of ``m``) becomes
-    ``min(1, max_{j<=i} (m - j + 1) p_(j))``.
-    """
-    p = np.asarray(pvalues, dtype=np.float64)
-    out = np.full(p.shape, np.nan)
-    ok = np.flatnonzero(np.isfinite(p))
-    m = ok.size
-    if m == 0:
-        return out
-    order = ok[np.argsort(p[ok], kind="stable")]
-    scaled = (m - np.arange(m)) * p[order]
-    out[order] = np.minimum(1.0, np.maximum.accumulate(scaled))
-    return out
 
 
 def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
@@ -96,8 +88,13 @@ def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def _seed_text(seeds: Sequence[int]) -> str:
-    return ",".join(str(s) for s in sorted(seeds))
+def _seeds(seeds: Iterable[int]) -> tuple[int, ...]:
+    return tuple(sorted(int(s) for s in seeds))
+
+
+def seeds_text(seeds: Iterable[int], sep: str = ",") -> str:
+    """A seed list as text: ``0,1,2`` (how ``summary.csv`` and the tables write it)."""
+    return sep.join(str(s) for s in sorted(seeds))
 
 
 def _matrix(per_image: pd.DataFrame, run_ids: Sequence[str], metric: str) -> pd.DataFrame:
@@ -132,17 +129,17 @@ def _one_recipe(
         if "dataset_name" in runs else None,
         "recipe": key[2],
         "config": ",".join(sorted(set(runs["config_key"].dropna()))),
-        "seeds_expected": _seed_text(expected),
+        "seeds_expected": _seeds(expected),
         "n_ok": len(ok),
         "n_failed": int((runs["status"] == "failed").sum()),
         "n_incomplete": int((runs["status"] == "incomplete").sum()),
         "n_missing": len(expected - seen),
-        "ok_seeds": _seed_text(ok["seed"]),
-        "failed_seeds": _seed_text(runs.loc[runs["status"] == "failed", "seed"]),
-        "incomplete_seeds": _seed_text(runs.loc[runs["status"] == "incomplete", "seed"]),
-        "missing_seeds": _seed_text(expected - seen),
+        "ok_seeds": _seeds(ok["seed"]),
+        "failed_seeds": _seeds(runs.loc[runs["status"] == "failed", "seed"]),
+        "incomplete_seeds": _seeds(runs.loc[runs["status"] == "incomplete", "seed"]),
+        "missing_seeds": _seeds(expected - seen),
         "n_collapsed": len(collapsed),
-        "collapsed_seeds": _seed_text(collapsed["seed"]),
+        "collapsed_seeds": _seeds(collapsed["seed"]),
         **dict(zip(("collapse_low", "collapse_high"),
                    clopper_pearson(len(collapsed), len(finished)), strict=True)),
         "errors": " | ".join(
@@ -152,7 +149,7 @@ def _one_recipe(
         ),
     }
     data = {}
-    for metric in METRICS:
+    for metric in metrics_mod.summarized():
         table = _matrix(per_image, list(ok["run_id"]), metric)
         means = _seed_means(ok, table, metric)
         data[metric] = (means, table)
@@ -173,67 +170,21 @@ def _one_recipe(
     row["train_seconds_mean"] = float(t.mean()) if t.notna().any() else np.nan
     row["train_seconds_std"] = float(t.std(ddof=1)) if t.notna().sum() > 1 else np.nan
     unofficial = sorted({w for text in runs["unofficial_weights"] for w in text.split(",") if w})
-    row["unofficial_weights"] = ",".join(unofficial)
+    row["unofficial_weights"] = tuple(unofficial)
     row["lpips_comparable"] = "alexnet" not in unofficial
     return row, data
 
 
-DIFF_COLUMNS = ("diff", "n_shared_seeds", "n_images", "n_pairs", "diff_ci_low", "diff_ci_high",
-                "df", "p", "p_holm", "p_fixed", "p_fixed_holm", "diff_fixed_ci_low",
-                "diff_fixed_ci_high", "mde", "mdd_target", "seeds_for_mdd", "p_improve",
-                "p_improve_low", "p_improve_high")
-
-
-def compare_pair(
-    recipe: tuple[pd.Series, pd.DataFrame], base: tuple[pd.Series, pd.DataFrame],
-    higher: bool, target: float | None = None,
-) -> dict[str, float | str]:
-    """Every ``DIFF_COLUMNS`` value (less the Holm ones) of one recipe against ``base``, and
-    ``test_used``: ``crossed``, or ``seed means`` when no per-image values are shared (the
-    crossed test then cannot be made and the t-test on the per-seed mean differences is)."""
-    out: dict[str, float | str] = dict.fromkeys(DIFF_COLUMNS, np.nan)
-    out["test_used"] = "crossed"
-    shared = sorted(set(recipe[0].index) & set(base[0].index))
-    images = recipe[1].columns.intersection(base[1].columns)
-    seeds = [s for s in shared if s in recipe[1].index and s in base[1].index]
-    diffs = (recipe[1].reindex(index=seeds, columns=images)
-             - base[1].reindex(index=seeds, columns=images)).to_numpy()
-    rows, cols = inference.complete_block(diffs) if diffs.size else ([], [])
-    block = diffs[np.ix_(rows, cols)] if len(rows) and len(cols) else np.empty((0, 0))
-    if block.size == 0:  # no per-image values in common: the per-seed means alone
-        block = (recipe[0].reindex(shared) - base[0].reindex(shared)).to_numpy()[:, None]
-        block = block[np.isfinite(block[:, 0])]
-        out["test_used"] = "seed means"
-    s, n = block.shape
-    out.update(n_shared_seeds=s, n_images=n, n_pairs=s * n)
-    if block.size == 0:
-        return out
-    out["diff"] = float(block.mean())
-    if s < FEW_SEEDS:
-        return out
-    est, fixed = inference.crossed(block), inference.fixed_images(block)
-    out["diff_ci_low"], out["diff_ci_high"] = (float(v) for v in est.interval())
-    out["diff_fixed_ci_low"], out["diff_fixed_ci_high"] = (float(v) for v in fixed.interval())
-    out.update(df=float(est.df), p=float(est.pvalue()), p_fixed=float(fixed.pvalue()))
-    comp = power.components(block)
-    out["mde"] = 0.0 if est.exact() else power.detectable(comp, s, n)
-    if target:
-        out["mdd_target"] = target
-        out["seeds_for_mdd"] = power.seeds_needed(target, comp, n)
-    pi = inference.prob_improvement(recipe[0].reindex(shared).to_numpy(),
-                                    base[0].reindex(shared).to_numpy(), higher=higher)
-    out["p_improve"], out["p_improve_low"], out["p_improve_high"] = pi.estimate, pi.low, pi.high
-    return out
-
-
-def holm_family(summary: pd.DataFrame, metrics: Sequence[str] = tuple(METRICS),
+def holm_family(summary: pd.DataFrame, metrics: Sequence[str] | None = None,
                 column: str = "p") -> None:
     """``<metric>_<column>_holm``: Holm over every (recipe, metric) test of each (profile,
     dataset) table, in place, and ``holm_family`` (the number of tests in it).
 
     One family for every claim a table and its reading print: the recipes' differences to the
-    baseline on every metric that was tested (PSNR, SSIM, LPIPS, GT-mean PSNR).
+    baseline on every metric that was tested (the registry's summarised metrics: PSNR, SSIM,
+    LPIPS, GT-mean PSNR).
     """
+    metrics = metrics_mod.summarized() if metrics is None else metrics
     for _, idx in summary.groupby(["profile", "dataset"]).groups.items():
         cols = [f"{m}_{column}" for m in metrics]
         block = summary.loc[idx, cols].to_numpy(dtype=np.float64)
@@ -245,25 +196,32 @@ def holm_family(summary: pd.DataFrame, metrics: Sequence[str] = tuple(METRICS),
 
 
 def _common_seeds(summary: pd.DataFrame) -> None:
-    """``group_seeds`` (finished by any recipe of the group) and ``full_seeds``, in place.
+    """``group_seeds`` (finished by any recipe of the group, a tuple) and ``full_seeds``, in
+    place.
 
-    Both columns exist with their dtypes (text, bool) before the groups fill them: pandas 3.0
-    refuses booleans set into the float column a missing one would be created as (2.x warned).
+    ``full_seeds`` exists as a bool column before the groups fill it: pandas 3.0 refuses
+    booleans set into the float column a missing one would be created as (2.x warned).
     """
-    summary["group_seeds"] = ""
+    groups: dict = {}
+    summary["group_seeds"] = None
     summary["full_seeds"] = False
     for _, idx in summary.groupby(["profile", "dataset"]).groups.items():
-        done = [set(filter(None, summary.at[i, "ok_seeds"].split(","))) for i in idx]
-        union = set().union(*done)
-        summary.loc[idx, "group_seeds"] = _seed_text(int(s) for s in union)
-        summary.loc[idx, "full_seeds"] = [bool(d) and d == union for d in done]
+        done = [set(summary.at[i, "ok_seeds"]) for i in idx]
+        union = _seeds(set().union(*done))
+        groups.update(dict.fromkeys(idx, union))
+        summary.loc[idx, "full_seeds"] = [bool(d) and d == set(union) for d in done]
+    summary["group_seeds"] = pd.Series([groups[i] for i in summary.index], index=summary.index,
+                                       dtype=object)
 
 
-def _ranks(summary: pd.DataFrame, per_image: pd.DataFrame, n_boot: int) -> None:
-    """Ranks and rank stability among the recipes that finished every seed, in place."""
-    for metric, higher in METRICS.items():
-        summary[f"{metric}_rank"] = np.nan
-        summary[f"{metric}_rank_stability"] = np.nan
+def _ranks(summary: pd.DataFrame, per_image: pd.DataFrame, n_boot: int) -> pd.DataFrame:
+    """``summary`` with the ranks and rank stability among the recipes that finished every
+    seed."""
+    names = [f"{m}_{c}" for m in metrics_mod.summarized() for c in ("rank", "rank_stability")]
+    summary = pd.concat([summary, pd.DataFrame(np.nan, index=summary.index, columns=names)],
+                        axis=1)
+    for metric in metrics_mod.summarized():
+        higher = higher_is_better(metric)
         for _, group in summary.groupby(["profile", "dataset"]):
             full = group[group["full_seeds"] & group[f"{metric}_mean"].notna()]
             summary.loc[full.index, f"{metric}_rank"] = full[f"{metric}_mean"].rank(
@@ -274,6 +232,7 @@ def _ranks(summary: pd.DataFrame, per_image: pd.DataFrame, n_boot: int) -> None:
             for i, recipe in zip(full.index, full["recipe"], strict=True):
                 rank = int(summary.at[i, f"{metric}_rank"])
                 summary.at[i, f"{metric}_rank_stability"] = freq.at[recipe, rank]
+    return summary
 
 
 def rank_frequencies(
@@ -282,12 +241,13 @@ def rank_frequencies(
     """How often each ranked recipe of one (profile, dataset) group takes each rank.
 
     Parametric bootstrap of the crossed design (:func:`.inference.rank_stability`) over the
-    recipes that finished every seed, on the images they all have.
+    recipes that finished every seed, on the images they all have: their :func:`.scores.scores`
+    arrays stacked.
 
     Args:
         per_image: the long per-image frame of :func:`benchmark.analysis.frames.load_runs`.
         group: the summary rows of one (profile, dataset).
-        metric: a key of ``METRICS``.
+        metric: a metric the statistics summarise (:func:`benchmark.metrics.summarized`).
         n_boot: bootstrap replicates.
 
     Returns:
@@ -297,21 +257,14 @@ def rank_frequencies(
     if len(full) < 2:
         return None
     profile, dataset = full["profile"].iloc[0], full["dataset"].iloc[0]
-    seeds = [int(x) for x in full["group_seeds"].iloc[0].split(",")]
+    seeds = list(full["group_seeds"].iloc[0])
     recipes = list(full["recipe"])
-    sub = per_image[(per_image["profile"] == profile) & (per_image["dataset"] == dataset)
-                    & (per_image["metric"] == metric) & per_image["seed"].isin(seeds)
-                    & per_image["recipe"].isin(recipes)]
-    tables = [sub[sub["recipe"] == r].pivot_table(index="seed", columns="image", values="value")
-              for r in recipes]
-    images = tables[0].columns
-    for t in tables[1:]:
-        images = images.intersection(t.columns)
-    cube = np.stack([t.reindex(index=seeds, columns=images).to_numpy() for t in tables])
-    cube = cube[:, :, np.isfinite(cube).all(axis=(0, 1))]
-    if len(seeds) < 2 or cube.shape[2] == 0:
+    sub = per_image[per_image["seed"].isin(seeds)]
+    arrays = score_table(sub, metric, profile=profile, dataset=dataset, recipes=recipes).scores
+    cube = np.stack([arrays[r] for r in recipes]) if len(arrays) == len(recipes) else None
+    if len(seeds) < 2 or cube is None or cube.shape[2] == 0:
         return None
-    freq = inference.rank_stability(cube, METRICS[metric],
+    freq = inference.rank_stability(cube, higher_is_better(metric),
                                     stable_rng(profile, dataset, metric, "ranks"), n_boot=n_boot)
     return pd.DataFrame(freq, index=recipes, columns=range(1, len(recipes) + 1))
 
@@ -369,10 +322,11 @@ def summarize(
     summary["is_baseline"] = summary["recipe"] == baseline
     summary["test"] = test
     _common_seeds(summary)
-    for metric, higher in METRICS.items():
-        for col in DIFF_COLUMNS:
-            summary[f"{metric}_{col}"] = np.nan
-        summary[f"{metric}_test_used"] = None
+    new: dict[str, np.ndarray] = {}  # every metric's columns, added at once (not one by one)
+    for metric in metrics_mod.summarized():
+        higher = higher_is_better(metric)
+        cols = {f"{metric}_{col}": np.full(len(summary), np.nan) for col in DIFF_COLUMNS}
+        cols[f"{metric}_test_used"] = np.full(len(summary), None, dtype=object)
         for (profile, dataset), idx in summary.groupby(["profile", "dataset"]).groups.items():
             base = data.get((profile, dataset, baseline))
             others = [i for i in idx if summary.at[i, "recipe"] != baseline]
@@ -383,8 +337,9 @@ def summarize(
                 got = compare_pair(data[key][metric], base[metric], higher,
                                    (mdd or {}).get(metric))
                 for col, value in got.items():
-                    summary.at[i, f"{metric}_{col}"] = value
+                    cols[f"{metric}_{col}"][summary.index.get_loc(i)] = value
+        new.update(cols)
+    summary = pd.concat([summary, pd.DataFrame(new, index=summary.index)], axis=1)
     holm_family(summary)
     holm_family(summary, column="p_fixed")
-    _ranks(summary, per_image, n_boot)
-    return summary
+    return _ranks(summary, per_image, n_boot)

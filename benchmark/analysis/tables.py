@@ -3,41 +3,56 @@
 Pure formatting: nothing here reads run folders or computes a statistic. The cells are shared:
 the compact table (what ``compare`` prints, at most seven columns), the wide table and the
 comparisons (:mod:`.comparisons`), the report's narrow tables (:mod:`.report`) and the LaTeX
-tables for papers (:mod:`.tex`, which also writes the files). A metric no run computed has no
-column; "±" is always the SD over seeds of the per-seed mean scores, and every interval a 95%
-confidence interval written ``[a, b]``.
+tables for papers (:mod:`.tex`). A metric no run computed has no column; "±" is always the SD
+over seeds of the per-seed mean scores, and every interval a 95% confidence interval written
+``[a, b]``. Labels, units, decimals and directions come from :data:`benchmark.metrics.METRICS`.
+
+The interface the writers use (Markdown in :mod:`.comparisons` and :mod:`.report`, LaTeX in
+:mod:`.tex`):
+
+- :data:`MARKDOWN`, :data:`LATEX`: the symbol sets (``s`` below) a table is written with.
+- :func:`groups`: the summary's (profile, dataset) groups, in table order; one table each.
+- ``*_table(group, s) -> (header, rows)``: :func:`compact_table`, :func:`intervals_table`,
+  :func:`runs_table`, :func:`wide_table` (cells are text, already in ``s``'s symbols).
+- Their notes: :func:`compact_footnotes`, :func:`runs_footnote`, :func:`wide_footnotes`.
+- Titles and words: :func:`group_title`, :func:`dataset_words`, :func:`extras_words`,
+  :func:`tex_label`, :func:`short_headers`; cells: :func:`diff_cell`, :func:`p_text`,
+  :func:`fixed_text`, :func:`number_text`; :func:`tex_escape` for LaTeX text.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator, Sequence
 
 import pandas as pd
 
-from benchmark.analysis.cells import collapse_text, family_text, rank_cell
-from benchmark.analysis.stats import FEW_SEEDS, METRICS
+from benchmark import metrics as metrics_mod
+from benchmark.analysis.cells import (
+    collapse_text,
+    family_text,
+    metric_weights,
+    not_comparable,
+    rank_cell,
+    unofficial,
+)
+from benchmark.analysis.stats import FEW_SEEDS, seeds_text
 
-# metric -> (label, unit, decimals)
-METRIC_TEXT = {
-    "psnr": ("PSNR", "dB", 2),
-    "ssim": ("SSIM", "", 3),
-    "lpips": ("LPIPS", "", 3),
-    "psnr_gtmean": ("GT-mean PSNR", "dB", 2),
-}
-DIFF_METRICS = ("psnr", "ssim", "lpips")
 ALPHA = 0.05
 
-_MD = {"pct": "%", "pm": "±", "lt": "<", "up": "↑", "down": "↓", "delta": "Δ", "dagger": "†",
-       "ddagger": "‡", "section": "§", "bold": "**{}**", "code": "`{}`", "times": "×",
-       "gt": ">"}
-_TEX = {"pct": r"\%", "pm": r"$\pm$", "lt": "$<$", "up": r"$\uparrow$", "down": r"$\downarrow$",
-        "delta": r"$\Delta$", "dagger": r"\textsuperscript{\dag}",
-        "ddagger": r"\textsuperscript{\ddag}", "section": r"\textsuperscript{\S}",
-        "bold": r"\textbf{{{}}}", "code": r"\texttt{{{}}}", "times": r"$\times$", "gt": r"$>$"}
+#: Markdown symbols (GitHub): ``s[...]`` in every table function
+MARKDOWN = {"pct": "%", "pm": "±", "lt": "<", "up": "↑", "down": "↓", "delta": "Δ",
+            "dagger": "†", "ddagger": "‡", "section": "§", "bold": "**{}**", "code": "`{}`",
+            "times": "×", "gt": ">"}
+#: LaTeX symbols (ASCII only, any font encoding)
+LATEX = {"pct": r"\%", "pm": r"$\pm$", "lt": "$<$", "up": r"$\uparrow$", "down": r"$\downarrow$",
+         "delta": r"$\Delta$", "dagger": r"\textsuperscript{\dag}",
+         "ddagger": r"\textsuperscript{\ddag}", "section": r"\textsuperscript{\S}",
+         "bold": r"\textbf{{{}}}", "code": r"\texttt{{{}}}", "times": r"$\times$", "gt": r"$>$"}
 
 
-def _tex_escape(text: str) -> str:
+def tex_escape(text: str) -> str:
     """Plain text for LaTeX: every special character printed as itself (``~`` and ``^``
     too), and ``--`` kept as two hyphens (not an en dash)."""
     text = text.replace("\\", "\x00").replace("~", "\x01").replace("^", "\x02")
@@ -48,9 +63,30 @@ def _tex_escape(text: str) -> str:
             .replace("\x02", r"\textasciicircum{}"))
 
 
-def computed(group: pd.DataFrame, metrics=tuple(METRICS)) -> list[str]:
-    """The metrics of ``metrics`` some run of ``group`` computed (a table shows only these)."""
+def _metric(name: str) -> metrics_mod.Metric:
+    return metrics_mod.METRICS[name]
+
+
+def _heading(metric: str) -> str:
+    """``label (unit)``: ``PSNR (dB)``, ``SSIM``."""
+    return _metric(metric).heading
+
+
+def computed(group: pd.DataFrame, metrics: Sequence[str] | None = None) -> list[str]:
+    """The metrics of ``metrics`` (default: every summarised one) some run of ``group``
+    computed (a table shows only these)."""
+    metrics = metrics_mod.summarized() if metrics is None else metrics
     return [m for m in metrics if group[f"{m}_mean"].notna().any()]
+
+
+def extras() -> list[str]:
+    """The summarised metrics that are not headline ones (GT-mean PSNR): the runs table's."""
+    return [m for m in metrics_mod.summarized() if not _metric(m).headline]
+
+
+def extras_words() -> str:
+    """The extras' labels in words: ``GT-mean PSNR``."""
+    return ", ".join(_metric(m).label for m in extras())
 
 
 def p_text(p: float) -> str:
@@ -60,7 +96,7 @@ def p_text(p: float) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.2g}" if p < 0.01 else f"{p:.2f}"
 
 
-def _fixed(value: float, d: int, sign: str = "") -> str:
+def fixed_text(value: float, d: int, sign: str = "") -> str:
     """``value`` with ``d`` decimals, or with as many as its first two significant digits need
     when it is smaller than that (never e-notation)."""
     if value != 0 and abs(value) < 10**-d:
@@ -71,8 +107,8 @@ def _fixed(value: float, d: int, sign: str = "") -> str:
 def _seeds_cell(row: pd.Series, s: dict[str, str]) -> str:
     total = row["n_ok"] + row["n_failed"] + row["n_incomplete"] + row["n_missing"]
     text = f"{row['n_ok']}" if row["n_ok"] == total else f"{row['n_ok']} of {total}"
-    notes = [f"{what}: {row[f'{what}_seeds']}" for what in ("failed", "incomplete", "missing")
-             if row[f"n_{what}"]]
+    notes = [f"{what}: {seeds_text(row[f'{what}_seeds'])}"
+             for what in ("failed", "incomplete", "missing") if row[f"n_{what}"]]
     if notes:
         text += f" ({'; '.join(notes)})"
     text += collapse_text(row)
@@ -87,7 +123,7 @@ def _metric_cell(row: pd.Series, metric: str, s: dict[str, str]) -> str:
     mean = row[f"{metric}_mean"]
     if not math.isfinite(mean):
         return "n/a"
-    d = METRIC_TEXT[metric][2]
+    d = _metric(metric).decimals
     text = f"{mean:.{d}f}"
     std, low, high = row[f"{metric}_std"], row[f"{metric}_ci_low"], row[f"{metric}_ci_high"]
     if math.isfinite(std):
@@ -98,16 +134,18 @@ def _metric_cell(row: pd.Series, metric: str, s: dict[str, str]) -> str:
 
 
 def _signed(value: float, d: int) -> str:
-    return _fixed(value, d, "+")
+    return fixed_text(value, d, "+")
 
 
-def _diff_cell(row: pd.Series, metric: str, s: dict[str, str]) -> str:
+def diff_cell(row: pd.Series, metric: str, s: dict[str, str]) -> str:
+    """The difference to the baseline in full: ``+0.12 [-0.05, +0.29] (p = 0.21)``, starred
+    when the Holm-adjusted p < :data:`ALPHA`; ``baseline`` or ``n/a`` otherwise."""
     if row["is_baseline"]:
         return "baseline"
     diff, p = row[f"{metric}_diff"], row[f"{metric}_p_holm"]
     if not math.isfinite(diff):
         return "n/a"
-    d = METRIC_TEXT[metric][2]
+    d = _metric(metric).decimals
     text = _signed(diff, d)
     fixed = row.get("test") == "fixed-images"
     if fixed:
@@ -126,7 +164,7 @@ def _diff_cell(row: pd.Series, metric: str, s: dict[str, str]) -> str:
     return f"{text} [{_signed(low, d)}, {_signed(high, d)}] (p {shown}{star}{note})"
 
 
-def _is_best(group: pd.DataFrame, column: str, higher: bool, decimals: int) -> pd.Series:
+def _is_best(group: pd.DataFrame, column: str) -> pd.Series:
     """Bold only where tested: the recipe significantly better than every other one in the
     all-pairs family (``<metric>_best``, ``compare --all-pairs``); nothing otherwise."""
     tested = column.removesuffix("_mean") + "_best"
@@ -135,37 +173,36 @@ def _is_best(group: pd.DataFrame, column: str, higher: bool, decimals: int) -> p
     return group[tested].fillna(False).astype(bool)
 
 
-def _group_table(group: pd.DataFrame, s: dict[str, str]) -> tuple[list[str], list[list[str]]]:
+def wide_table(group: pd.DataFrame, s: dict[str, str]) -> tuple[list[str], list[list[str]]]:
+    """The wide table (``compare --wide``, ``tables/summary.md``): seeds, every computed metric
+    with its SD and interval, the differences to the baseline and the tested ranks."""
     baseline = group["baseline"].iloc[0]
-    shown, diffs = computed(group), computed(group, DIFF_METRICS)
+    shown, diffs = computed(group), computed(group, metrics_mod.headline())
     header = ["Recipe", "Seeds"]
     for metric in shown:
-        label, unit, _ = METRIC_TEXT[metric]
-        header.append(f"{label}{f' ({unit})' if unit else ''} "
-                      f"{s['up' if METRICS[metric] else 'down']}")
+        header.append(f"{_heading(metric)} {_arrow(metric, s)}")
     for metric in diffs:
-        label, unit, _ = METRIC_TEXT[metric]
-        header.append(f"{s['delta']}{label} vs {baseline}{f' ({unit})' if unit else ''}")
-    header.append("Rank " + "/".join(METRIC_TEXT[m][0] for m in diffs))
-    best = {m: _is_best(group, f"{m}_mean", METRICS[m], METRIC_TEXT[m][2]) for m in shown}
+        m = _metric(metric)
+        header.append(f"{s['delta']}{m.label} vs {baseline}{f' ({m.unit})' if m.unit else ''}")
+    header.append("Rank " + "/".join(_metric(m).label for m in diffs))
+    best = {m: _is_best(group, f"{m}_mean") for m in shown}
     rows = []
     for i, row in group.iterrows():
-        unofficial = [w for w in row["unofficial_weights"].split(",") if w]
-        name = row["recipe"] + (s["dagger"] if set(unofficial) - {"alexnet"} else "")
-        cells = [name, _seeds_cell(row, s)]
+        cells = [_recipe_name(row, s), _seeds_cell(row, s)]
         for metric in shown:
             cell = _metric_cell(row, metric, s)
             cell = s["bold"].format(cell) if best[metric][i] else cell
-            if metric == "lpips" and not row["lpips_comparable"] and cell != "n/a":
+            if not_comparable(row, metric) and cell != "n/a":
                 cell += s["dagger"]
             cells.append(cell)
-        cells += [_diff_cell(row, m, s) for m in diffs]
+        cells += [diff_cell(row, m, s) for m in diffs]
         cells.append(rank_cell(row, diffs))
         rows.append(cells)
     return header, rows
 
 
-def _footnotes(group: pd.DataFrame, s: dict[str, str]) -> list[str]:
+def wide_footnotes(group: pd.DataFrame, s: dict[str, str]) -> list[str]:
+    """The wide table's notes (the compact table's reuse all but the first two)."""
     baseline = group["baseline"].iloc[0]
     notes = [
         f"Metric cells: mean {s['pm']} SD over seeds of each run's mean over the test images "
@@ -185,7 +222,7 @@ def _footnotes(group: pd.DataFrame, s: dict[str, str]) -> list[str]:
         "chance of a difference at least this large if both losses had the same expected "
         "score; the adjusted p bounds the chance of any false claim among all those tests.",
     ]
-    if group["unofficial_weights"].str.len().gt(0).any():
+    if group["unofficial_weights"].map(len).gt(0).any():
         notes.append(f"{s['dagger']} made with unofficial pretrained weights (alexnet: LPIPS; "
                      "vgg19: perceptual loss in training): not comparable with published "
                      "numbers.")
@@ -198,8 +235,9 @@ def _footnotes(group: pd.DataFrame, s: dict[str, str]) -> list[str]:
                      "on too few runs to say much.")
     if ((group["n_ok"] > 0) & ~group["full_seeds"]).any():
         notes.append(f"{s['section']} did not finish every seed of this table "
-                     f"({group['group_seeds'].iloc[0]}): shown on its own seeds, not bolded or "
-                     f"ranked; its {s['delta']} uses the seeds it shares with {baseline}.")
+                     f"({seeds_text(group['group_seeds'].iloc[0])}): shown on its own seeds, "
+                     f"not bolded or ranked; its {s['delta']} uses the seeds it shares with "
+                     f"{baseline}.")
     if (group["is_baseline"].any() and (~group["is_baseline"] & group["n_ok"].gt(0)
                                         & group["psnr_p"].isna()).any()):
         notes.append(f"no p-value with fewer than {FEW_SEEDS} seeds shared with {baseline}: "
@@ -212,19 +250,26 @@ def _footnotes(group: pd.DataFrame, s: dict[str, str]) -> list[str]:
     return notes
 
 
-def _fmt(value: float, spec: str, missing: str = "-") -> str:
+def number_text(value: float, spec: str, missing: str = "-") -> str:
+    """``format(value, spec)``, or ``missing`` for NaN and inf."""
     return format(value, spec) if math.isfinite(value) else missing
 
 
-def _group_title(profile: str, group: pd.DataFrame, s: dict[str, str]) -> str:
+def group_title(profile: str, group: pd.DataFrame, s: dict[str, str]) -> str:
+    """``profile `lite`, dataset `LOL-v1``` (the manifest hash when the dataset is unknown)."""
     name = group["dataset_name"].dropna() if "dataset_name" in group else pd.Series([], dtype=str)
     shown = str(name.iloc[0]) if len(name) and str(name.iloc[0]) else str(
         group["dataset"].iloc[0])[:12]
     return f"profile {s['code'].format(profile)}, dataset {s['code'].format(shown)}"
 
 
-def _groups(summary: pd.DataFrame):
-    return summary.groupby(["profile", "dataset"], sort=True)
+def groups(summary: pd.DataFrame) -> Iterator[tuple[tuple[str, str], pd.DataFrame]]:
+    """``((profile, dataset), group)`` per table, sorted: every writer makes one table each."""
+    return iter(summary.groupby(["profile", "dataset"], sort=True))
+
+
+def _arrow(metric: str, s: dict[str, str]) -> str:
+    return s["up" if _metric(metric).higher_is_better else "down"]
 
 
 def _compact_cell(row: pd.Series, metric: str, s: dict[str, str]) -> str:
@@ -232,7 +277,7 @@ def _compact_cell(row: pd.Series, metric: str, s: dict[str, str]) -> str:
     mean = row[f"{metric}_mean"]
     if not math.isfinite(mean):
         return "n/a"
-    d = METRIC_TEXT[metric][2]
+    d = _metric(metric).decimals
     sd = row[f"{metric}_std"]
     return f"{mean:.{d}f} {s['pm']} {sd:.{d}f}" if math.isfinite(sd) else f"{mean:.{d}f}"
 
@@ -248,13 +293,14 @@ def _compact_diff(row: pd.Series, metric: str) -> str:
         return "n/a"
     used = row.get(f"{metric}_test_used")
     note = " (t on seed means)" if isinstance(used, str) and used != "crossed" else ""
-    return (_signed(diff, METRIC_TEXT[metric][2])
+    return (_signed(diff, _metric(metric).decimals)
             + ("*" if math.isfinite(p) and p < ALPHA else "") + note)
 
 
 def _recipe_name(row: pd.Series, s: dict[str, str]) -> str:
-    unofficial = {w for w in row["unofficial_weights"].split(",") if w}
-    return row["recipe"] + (s["dagger"] if unofficial - {"alexnet"} else "")
+    """The recipe, with † when it trained with unofficial backbone weights (a metric's own
+    weights mark only that metric's cells)."""
+    return row["recipe"] + (s["dagger"] if unofficial(row) - metric_weights() else "")
 
 
 def _n_cell(row: pd.Series, s: dict[str, str]) -> str:
@@ -262,24 +308,20 @@ def _n_cell(row: pd.Series, s: dict[str, str]) -> str:
     return text + (s["section"] if row["n_ok"] and not row["full_seeds"] else "")
 
 
-MAIN_METRICS = ("psnr", "ssim", "lpips")  # GT-mean PSNR: extra, never the headline
 MAX_COLUMNS = 7  # the compact table's most columns: what GitHub shows without scrolling
 
 
-def _compact_table(group: pd.DataFrame, s: dict[str, str], fit: bool = True
+def compact_table(group: pd.DataFrame, s: dict[str, str], fit: bool = True
                    ) -> tuple[list[str], list[list[str]]]:
     """The paper table: n, mean ± SD per headline metric some run computed, starred
     differences; with ``fit``, at most :data:`MAX_COLUMNS` columns (n joins the recipe's
     cell when three metrics would need eight)."""
-    shown = computed(group, MAIN_METRICS)
+    shown = computed(group, metrics_mod.headline())
     apart = not fit or 2 + 2 * len(shown) <= MAX_COLUMNS
     header = ["Recipe", "n"] if apart else ["Recipe (n)"]
-    for metric in shown:
-        label, unit, _ = METRIC_TEXT[metric]
-        arrow = s["up" if METRICS[metric] else "down"]
-        header.append(f"{label}{f' ({unit})' if unit else ''} {arrow}")
-    header += [f"{s['delta']} {METRIC_TEXT[m][0]}" for m in shown]
-    best = {m: _is_best(group, f"{m}_mean", METRICS[m], METRIC_TEXT[m][2]) for m in shown}
+    header += [f"{_heading(m)} {_arrow(m, s)}" for m in shown]
+    header += [f"{s['delta']} {_metric(m).label}" for m in shown]
+    best = {m: _is_best(group, f"{m}_mean") for m in shown}
     rows = []
     for i, row in group.iterrows():
         cells = ([_recipe_name(row, s), _n_cell(row, s)] if apart
@@ -287,14 +329,14 @@ def _compact_table(group: pd.DataFrame, s: dict[str, str], fit: bool = True
         for metric in shown:
             cell = _compact_cell(row, metric, s)
             cell = s["bold"].format(cell) if best[metric][i] else cell
-            if metric == "lpips" and not row["lpips_comparable"] and cell != "n/a":
+            if not_comparable(row, metric) and cell != "n/a":
                 cell += s["dagger"]
             cells.append(cell)
         rows.append(cells + [_compact_diff(row, m) for m in shown])
     return header, rows
 
 
-def _compact_footnotes(group: pd.DataFrame, s: dict[str, str], more: str | None = None
+def compact_footnotes(group: pd.DataFrame, s: dict[str, str], more: str | None = None
                        ) -> list[str]:
     """The compact table's notes; ``more`` says where the intervals and tests are."""
     baseline = group["baseline"].iloc[0]
@@ -309,19 +351,19 @@ def _compact_footnotes(group: pd.DataFrame, s: dict[str, str], more: str | None 
         f"* p {s['lt']} 0.05 ({test}), {family_text(group)}."
         + (f" 95{s['pct']} intervals, p-values, power and ranks: {more}." if more else ""),
     ]
-    return notes + [n for n in _footnotes(group, s)[2:] if not n.startswith("no p-value")]
+    return notes + [n for n in wide_footnotes(group, s)[2:] if not n.startswith("no p-value")]
 
 
-def _intervals_table(group: pd.DataFrame, s: dict[str, str], interval: str = "[{}, {}]"
+def intervals_table(group: pd.DataFrame, s: dict[str, str], interval: str = "[{}, {}]"
                      ) -> tuple[list[str], list[list[str]]]:
     """The 95% CI of every computed metric's mean (``interval`` formats the two bounds)."""
     shown = computed(group)
-    header = ["Recipe"] + [f"{METRIC_TEXT[m][0]} 95{s['pct']} CI" for m in shown]
+    header = ["Recipe"] + [f"{_metric(m).label} 95{s['pct']} CI" for m in shown]
     rows = []
     for _, row in group.iterrows():
         cells = [_recipe_name(row, s)]
         for metric in shown:
-            d = METRIC_TEXT[metric][2]
+            d = _metric(metric).decimals
             low, high = row[f"{metric}_ci_low"], row[f"{metric}_ci_high"]
             cells.append(interval.format(f"{low:.{d}f}", f"{high:.{d}f}")
                          if math.isfinite(low) else "n/a")
@@ -329,25 +371,25 @@ def _intervals_table(group: pd.DataFrame, s: dict[str, str], interval: str = "[{
     return header, rows
 
 
-def _runs_table(group: pd.DataFrame, s: dict[str, str]) -> tuple[list[str], list[list[str]]]:
-    """Seeds in full, GT-mean PSNR (mean ± SD), training time (machine-dependent, never
-    bold) and tested ranks."""
-    label, unit, _ = METRIC_TEXT["psnr_gtmean"]
-    ranked = computed(group, MAIN_METRICS)
-    header = ["Recipe", "Seeds", f"{label} ({unit}) {s['up']}", "Train time (s)",
-              "Rank " + "/".join(METRIC_TEXT[m][0][0] for m in ranked)]
+def runs_table(group: pd.DataFrame, s: dict[str, str]) -> tuple[list[str], list[list[str]]]:
+    """Seeds in full, the extra metrics (GT-mean PSNR, mean ± SD), training time
+    (machine-dependent, never bold) and tested ranks."""
+    ranked = computed(group, metrics_mod.headline())
+    header = ["Recipe", "Seeds", *(f"{_heading(m)} {_arrow(m, s)}" for m in extras()),
+              "Train time (s)", "Rank " + "/".join(_metric(m).label[0] for m in ranked)]
     rows = []
     for _, row in group.iterrows():
         t = row["train_seconds_mean"]
         rows.append([_recipe_name(row, s), _seeds_cell(row, s),
-                     _compact_cell(row, "psnr_gtmean", s),
+                     *(_compact_cell(row, m, s) for m in extras()),
                      f"{t:.0f}" if math.isfinite(t) else "n/a",
                      rank_cell(row, ranked)])
     return header, rows
 
 
-def _runs_footnote(s: dict[str, str]) -> str:
-    return (f"GT-mean PSNR: mean {s['pm']} SD over seeds. Train time: mean seconds per run, "
+def runs_footnote(s: dict[str, str]) -> str:
+    """The runs table's note."""
+    return (f"{extras_words()}: mean {s['pm']} SD over seeds. Train time: mean seconds per run, "
             "measured on whatever machine made the runs (machine-dependent: not a property "
             "of the loss, never compared or bolded). Ranks only from the all-pairs tests "
             "(--all-pairs: 1 + recipes significantly better), - untested.")
@@ -361,7 +403,7 @@ def dataset_words(group: pd.DataFrame) -> str:
     return f"a dataset with manifest {str(group['dataset'].iloc[0])[:12]}"
 
 
-def _label(profile: str, group: pd.DataFrame) -> str:
+def tex_label(profile: str, group: pd.DataFrame) -> str:
     """``tab:lossbench-<profile>-<dataset name, or the manifest hash's first 12 characters>``."""
     name = group["dataset_name"].dropna() if "dataset_name" in group else pd.Series([], dtype=str)
     known = len(name) and str(name.iloc[0])

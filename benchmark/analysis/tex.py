@@ -1,4 +1,5 @@
-r"""The summary tables as LaTeX (booktabs), sized for papers, and the files ``compare`` writes.
+r"""The summary tables as LaTeX (booktabs), sized for papers (text only: :mod:`.summary_files`
+writes the files).
 
 Per (profile, dataset): the compact summary (mean ± SD over seeds, starred differences), the
 intervals table, the seeds/GT-mean/time/ranks table and the comparisons in two parts. A table
@@ -15,34 +16,33 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from pathlib import Path
 
 import pandas as pd
 
 from benchmark.analysis.cells import bold_text, family_text
 from benchmark.analysis.comparisons import (
-    _details_footnotes,
-    _details_table,
-    _has_details,
-    markdown_tables,
+    details_footnotes,
+    details_table,
+    has_details,
 )
 from benchmark.analysis.frames import read_config
-from benchmark.analysis.output import write_text_atomic
+from benchmark.analysis.stats import seeds_text
 from benchmark.analysis.tables import (
-    _TEX,
-    _compact_footnotes,
-    _compact_table,
-    _groups,
-    _intervals_table,
-    _label,
-    _runs_footnote,
-    _runs_table,
-    _tex_escape,
+    LATEX,
+    compact_footnotes,
+    compact_table,
     dataset_words,
+    extras_words,
+    groups,
+    intervals_table,
+    runs_footnote,
+    runs_table,
     short_headers,
+    tex_escape,
+    tex_label,
 )
 
-__all__ = ["CAPTION_KINDS", "latex_tables", "parse_captions", "write_tables"]
+__all__ = ["CAPTION_KINDS", "latex_tables", "parse_captions"]
 
 _TEX_SIZE = r"\footnotesize"
 _COLSEP = 4.0  # pt: \tabcolsep
@@ -166,15 +166,15 @@ def _context(group: pd.DataFrame, runs: pd.DataFrame | None, profile: str) -> st
     """The sentence that makes a caption stand alone: network, profile, schedule, seeds, test
     set."""
     network, iters = _network(runs, group)
-    seeds = str(group["group_seeds"].iloc[0]) if "group_seeds" in group else ""
+    seeds = seeds_text(group["group_seeds"].iloc[0], ", ") if "group_seeds" in group else ""
     images = pd.to_numeric(group.get("psnr_n_images"), errors="coerce").max()
     trained = (f"{network or 'The lossbench network'} trained with each loss"
                + (f" for {iters} iterations" if iters else "")
-               + f" (profile {_tex_escape(profile)})")
+               + f" (profile {tex_escape(profile)})")
     trained = trained[:1].upper() + trained[1:]
-    test = (f"{int(images)} test images of {_tex_escape(dataset_words(group))}"
-            if images == images else _tex_escape(dataset_words(group)))
-    return (f"{trained}, seeds {_tex_escape(seeds.replace(',', ', '))}; scores on the {test}."
+    test = (f"{int(images)} test images of {tex_escape(dataset_words(group))}"
+            if images == images else tex_escape(dataset_words(group)))
+    return (f"{trained}, seeds {tex_escape(seeds)}; scores on the {test}."
             if seeds else f"{trained}; scores on the {test}.")
 
 
@@ -183,7 +183,7 @@ def _first(captions: dict[str, str], kind: str, default: str, title: str,
     given = captions.get(kind)
     if not given:
         return default
-    text = _tex_escape(given.strip()).rstrip(".")
+    text = tex_escape(given.strip()).rstrip(".")
     return text + (f" ({title})" if several else "")
 
 
@@ -201,15 +201,15 @@ def latex_tables(summary: pd.DataFrame, caption: str | Iterable[str] | dict | No
     captions = parse_captions(caption)
     out = []
     several = summary[["profile", "dataset"]].drop_duplicates().shape[0] > 1
-    for (profile, _), group in _groups(summary):
-        label = _label(profile, group)
+    for (profile, _), group in groups(summary):
+        label = tex_label(profile, group)
         words = dataset_words(group)
         context = _context(group, runs, profile)
-        group = group.assign(recipe=group["recipe"].map(_tex_escape),
-                             baseline=group["baseline"].map(_tex_escape),
+        group = group.assign(recipe=group["recipe"].map(tex_escape),
+                             baseline=group["baseline"].map(tex_escape),
                              errors=group["errors"].map(
-                                 lambda e: _tex_escape(e) if isinstance(e, str) else e))
-        title = f"the {_tex_escape(profile)} profile of lossbench on {_tex_escape(words)}"
+                                 lambda e: tex_escape(e) if isinstance(e, str) else e))
+        title = f"the {tex_escape(profile)} profile of lossbench on {tex_escape(words)}"
         baseline = group["baseline"].iloc[0]
         test = ("t-test on the per-seed mean differences, these test images held fixed"
                 if group["test"].iloc[0] == "fixed-images" else
@@ -220,31 +220,31 @@ def latex_tables(summary: pd.DataFrame, caption: str | Iterable[str] | dict | No
                        f"Low-light enhancement losses compared with {title}", title, several)
         more = (f"Table~\\ref{{{label}-intervals}}" + (
             f" and Tables~\\ref{{{label}-tests1}}--\\ref{{{label}-tests2}}"
-            if _has_details(group) else ""))
-        notes = _compact_footnotes(group, _TEX, None)[2:]
+            if has_details(group) else ""))
+        notes = compact_footnotes(group, LATEX, None)[2:]
         bold = bold_text(group)
-        out += _tex_table(*_compact(_compact_table(group, _TEX, fit=False)),
+        out += _tex_table(*_compact(compact_table(group, LATEX, fit=False)),
                           f"{first}. {context} n: finished training seeds. Mean {pm}; {bold}; "
                           f"$\\Delta$: mean paired difference to {baseline} on shared seeds and "
                           f"images, * p $<$ 0.05 ({test}), {family_text(group)}. "
                           f"95\\% confidence intervals: {more}.", label, notes)
         first = _first(captions, "intervals",
                        f"95\\% confidence intervals of the mean scores, {title}", title, several)
-        out += _tex_table(*_intervals_table(group, _TEX, "[{}, {}]"),
+        out += _tex_table(*intervals_table(group, LATEX, "[{}, {}]"),
                           f"{first}. {context} Each interval [a, b]: Student t over the "
                           "per-seed mean scores (the expected score on this test set over "
                           f"training runs); the means are in Table~\\ref{{{label}}}.",
                           f"{label}-intervals", [])
-        header, rows = _compact(_runs_table(group, _TEX))
-        first = _first(captions, "runs", f"Seeds, GT-mean PSNR, training time and tested ranks, "
-                       f"{title}", title, several)
+        header, rows = _compact(runs_table(group, LATEX))
+        first = _first(captions, "runs", f"Seeds, {extras_words()}, training time and tested "
+                       f"ranks, {title}", title, several)
         out += _tex_table(header, [[r[0], r[1].replace(" of ", "/"), *r[2:]] for r in rows],
-                          f"{first}. {context} {_runs_footnote(_TEX)}",
+                          f"{first}. {context} {runs_footnote(LATEX)}",
                           f"{label}-runs", [])
-        if _has_details(group):
-            header, rows = _details_table(group, _TEX)
+        if has_details(group):
+            header, rows = details_table(group, LATEX)
             header = short_headers(header)
-            dnotes = _details_footnotes(group, _TEX)
+            dnotes = details_footnotes(group, LATEX)
             for part, (cols, text) in enumerate(
                     (([0, 1, 2, 3, 4], f"Comparisons with {baseline}"),
                      ([0, 1, *range(5, len(header))],
@@ -257,25 +257,3 @@ def latex_tables(summary: pd.DataFrame, caption: str | Iterable[str] | dict | No
                                   f"{label}-tests{part + 1}",
                                   [dnotes[part]] if part == 0 else dnotes[1:], left=2)
     return "\n".join(out)
-
-
-def _csv(summary: pd.DataFrame) -> str:
-    """``summary.csv``: every column; ``lpips_comparable`` left empty where no LPIPS exists."""
-    frame = summary.copy()
-    if "lpips_comparable" in frame and "lpips_mean" in frame:
-        frame["lpips_comparable"] = frame["lpips_comparable"].astype(object).where(
-            frame["lpips_mean"].notna(), None)
-    return frame.to_csv(index=False, float_format="%.6g", lineterminator="\n")
-
-
-def write_tables(summary: pd.DataFrame, out_dir: Path,
-                 caption: str | Iterable[str] | dict | None = None,
-                 runs: pd.DataFrame | None = None) -> list[Path]:
-    """Write ``summary.csv`` (every column), ``summary.md`` and ``summary.tex``, each replaced
-    atomically."""
-    paths = [out_dir / "summary.csv", out_dir / "summary.md", out_dir / "summary.tex"]
-    write_text_atomic(paths[0], _csv(summary))
-    write_text_atomic(paths[1], markdown_tables(summary))
-    write_text_atomic(paths[2], latex_tables(summary, caption, runs))
-    return paths
-

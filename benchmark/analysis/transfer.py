@@ -19,13 +19,14 @@ means at one profile predicts the ranking at the other:
 
 Everything here is a function of plain score arrays ``{recipe: array(seeds x images)}`` per
 profile (a row of NaN is a seed that recipe did not finish; every array of a profile has the
-same rows, every array of both profiles the same image columns); :func:`scores` builds them
-from the frames of :func:`benchmark.analysis.frames.load_runs`, and the formatting comes last.
+same rows, every array of both profiles the same image columns); :func:`.scores.score_table`
+builds them from the frames of :func:`benchmark.analysis.frames.load_runs`, and the formatting
+comes last.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,7 +37,7 @@ from benchmark.analysis import inference
 from benchmark.analysis.stats import holm
 
 __all__ = ["ALPHA", "Agreement", "Transfer", "agreement", "coverage", "kendall_tau",
-           "pair_orders", "scores", "spearman_rho", "transfer"]
+           "pair_orders", "spearman_rho", "transfer"]
 
 ALPHA = 0.05
 N_BOOT = 2000
@@ -262,36 +263,3 @@ def coverage(gap: float, rng: np.random.Generator, *, recipes: int = 6, seeds: i
         got = agreement(*draw, rng, n_boot=n_boot)
         hits += got.tau_low <= true <= got.tau_high
     return hits / reps
-
-
-def scores(
-    runs: pd.DataFrame, per_image: pd.DataFrame, profile: str, metric: str,
-    recipes: Sequence[str] | None = None, images: Sequence[str] | None = None,
-) -> tuple[dict[str, np.ndarray], list[int], list[str]]:
-    """One profile's ``{recipe: seeds x images}`` arrays from the frames of ``load_runs``.
-
-    Only finished runs count (``status`` ok and, where recorded, ``outcome`` ok: a collapsed
-    run is not averaged in). Rows are the seeds any of the recipes finished (NaN where one did
-    not), columns the images given (default: those every run has).
-
-    Returns:
-        ``(scores, seeds, images)``.
-    """
-    ok = runs[(runs["profile"] == profile) & (runs["status"] == "ok")]
-    if "outcome" in ok.columns:
-        ok = ok[ok["outcome"].fillna("ok") == "ok"]
-    if recipes is not None:
-        ok = ok[ok["recipe"].isin(recipes)]
-    sub = per_image[per_image["run_id"].isin(ok["run_id"]) & (per_image["metric"] == metric)]
-    sub = sub.dropna(subset=["value"])
-    seeds = sorted(int(s) for s in sub["seed"].unique())
-    if images is None:
-        per_run = sub.groupby("run_id")["image"].agg(set)
-        images = sorted(set.intersection(*per_run)) if len(per_run) else []
-    out = {}
-    for recipe, part in sub.groupby("recipe", sort=True):
-        table = part.pivot_table(index="seed", columns="image", values="value")
-        arr = table.reindex(index=seeds, columns=list(images)).to_numpy(dtype=float, copy=True)
-        arr[~np.isfinite(arr).all(axis=1)] = np.nan  # a seed missing an image: not finished
-        out[str(recipe)] = arr
-    return out, seeds, list(images)

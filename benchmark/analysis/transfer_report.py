@@ -21,20 +21,26 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from benchmark import metrics as metrics_mod
 from benchmark.analysis import inference
 from benchmark.analysis.figstyle import save
 from benchmark.analysis.frames import load_runs
 from benchmark.analysis.output import write_text_atomic
+from benchmark.analysis.scores import score_table
 from benchmark.analysis.stats import stable_rng
-from benchmark.analysis.transfer import ALPHA, N_BOOT, Transfer, scores, transfer
+from benchmark.analysis.transfer import ALPHA, N_BOOT, Transfer, transfer
 from benchmark.errors import UserError, did_you_mean
 
 __all__ = ["load_pair", "points_frame", "sentence", "study", "transfer_figure",
            "transfer_markdown", "write_transfer"]
 
-METRICS = ("psnr", "ssim", "lpips", "psnr_gtmean")
-TEXT = {"psnr": ("PSNR", " dB", 2), "ssim": ("SSIM", "", 3), "lpips": ("LPIPS", "", 3),
-        "psnr_gtmean": ("GT-mean PSNR", " dB", 2)}
+
+
+def _text(metric: str) -> tuple[str, str, int]:
+    """``(label, " unit" or "", decimals)`` from the registry."""
+    m = metrics_mod.METRICS[metric]
+    return m.label, f" {m.unit}" if m.unit else "", m.decimals
+
 #: Okabe & Ito's colour-blind-safe palette (black last), cycled with the markers
 PALETTE = ("#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#000000",
            "#F0E442")  # the yellow last: faint on white
@@ -124,8 +130,9 @@ def study(runs: pd.DataFrame, per_image: pd.DataFrame, profiles: tuple[str, str]
         raise UserError(f"--transfer: the runs of {a} and {b} share no test image "
                         "(per_image.csv)")
     out = {}
-    for metric in METRICS:
-        got = [scores(keep, sub, p, metric, recipes, images)[0] for p in profiles]
+    for metric in metrics_mod.summarized():
+        got = [score_table(sub, metric, keep, profile=p, recipes=recipes, images=images).scores
+               for p in profiles]
         if all(len(g) == len(recipes) for g in got):
             out[metric] = transfer(*got, stable_rng(a, b, metric, "transfer"), n_boot=n_boot)
     if not out:
@@ -157,7 +164,7 @@ def sentence(results: dict[str, Transfer], profiles: tuple[str, str],
     for metric in metrics:
         if metric not in results:
             continue
-        t, label = results[metric], TEXT[metric][0]
+        t, label = results[metric], _text(metric)[0]
         n = len(t.pairs)
         flips = t.flips()
         text = (f"On {label}, {a} and {b} agree on the order of {t.n_agree} of {n} recipe "
@@ -188,11 +195,11 @@ def transfer_markdown(results: dict[str, Transfer], profiles: tuple[str, str]) -
     a, b = profiles
     lines = [sentence(results, profiles, list(results)), ""]
     for metric, t in results.items():
-        label, unit, dec = TEXT[metric]
+        label, unit, dec = _text(metric)
         lines += [f"**{label}**{f' ({unit.strip()})' if unit else ''}: mean over seeds and "
                   f"test images; rank 1 is the best.", "",
                   f"| Recipe | {a} | rank | {b} | rank |", "|---|---:|---:|---:|---:|"]
-        higher = metric != "lpips"
+        higher = metrics_mod.METRICS[metric].higher_is_better
         sign = -1.0 if higher else 1.0
         ra = pd.Series(sign * t.mean_a).rank(method="min").astype(int)
         rb = pd.Series(sign * t.mean_b).rank(method="min").astype(int)
@@ -271,7 +278,7 @@ def transfer_figure(points: pd.DataFrame) -> Figure:
         axes = fig.subplots(len(metrics), 1, squeeze=False)[:, 0]
         for ax, metric in zip(axes, metrics, strict=True):
             part = points[points["metric"] == metric]
-            label, unit, _ = TEXT[metric]
+            label, unit, _ = _text(metric)
             for r in part.itertuples():
                 color, marker = styles[r.recipe]
                 xerr = np.nan_to_num([[r.mean_a - r.low_a], [r.high_a - r.mean_a]])

@@ -33,7 +33,6 @@ from benchmark.protocol import Protocol, native_bf16
 #: pixels (N x H x W) of one evaluation batch by device type (CUDA: 8 LOL images of 600 x 400;
 #: anything else: one image per batch, see the module docstring)
 EVAL_BATCH_PIXELS = {"cuda": 8 * 600 * 400, "cpu": 1}
-METRIC_NAMES = ("psnr", "ssim", "lpips", "psnr_gtmean", "ssim_gtmean")
 
 
 def size_batches(sizes: Sequence[Hashable], max_pixels: int) -> list[list[int]]:
@@ -161,25 +160,27 @@ def evaluate_test(
     names: Sequence[str],
     device: torch.device,
     protocol: Protocol,
-    lpips_metric: Any,
+    metrics: Sequence[str] | None = None,
 ) -> tuple[list[dict[str, Any]], list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]]:
     """Per-image metrics of the test split (batched by size, see the module docstring).
 
-    Returns ``(rows, samples)``: rows ``{"image", "psnr", "ssim", "lpips", "psnr_gtmean",
-    "ssim_gtmean"}`` in the order of ``names``; samples ``(name, low, output, reference)`` of the
-    first ``protocol.n_samples`` images as HxWx3 uint8 arrays.
+    ``metrics``: the run's ``--metrics`` choice (None: the metrics that need no pretrained
+    weights). Returns ``(rows, samples)``: rows with
+    ``image`` and every metric of :data:`benchmark.metrics.METRICS` (None where not chosen) in
+    the order of ``names``; samples ``(name, low, output, reference)`` of the first
+    ``protocol.n_samples`` images as HxWx3 uint8 arrays.
     """
     if not len(lows) == len(highs) == len(names):
         raise ValueError("evaluate_test: lows, highs and names must have the same length")
     model.eval()
-    keys = [k for k in METRIC_NAMES if k != "lpips" or lpips_metric is not None]
+    keys = metrics_mod.chosen(metrics_mod.always() if metrics is None else metrics)
     order, stashed, samples = [], [], {}
     for group in size_batches([tuple(low.shape[:2]) for low in lows], _budget(device)):
         x = fit_resolution(_stack_chw([lows[i] for i in group]), protocol.eval_resolution)
         y = fit_resolution(_stack_chw([highs[i] for i in group]), protocol.eval_resolution)
         y = y.to(device)
         pred = enhance(model, x, device, protocol).clamp(0.0, 1.0)
-        values = metrics_mod.evaluate(pred, y, lpips_metric)
+        values = metrics_mod.evaluate(pred, y, metrics)
         stashed.append(torch.stack([values[k].to(torch.float64) for k in keys], dim=1))
         order.extend(group)
         for j, i in enumerate(group):
@@ -189,7 +190,7 @@ def evaluate_test(
     by_image = dict(zip(order, table, strict=True))
     rows = []
     for i, name in enumerate(names):
-        row: dict[str, Any] = {"image": name, **dict.fromkeys(METRIC_NAMES)}
+        row: dict[str, Any] = {"image": name, **dict.fromkeys(metrics_mod.recorded())}
         row.update(zip(keys, by_image[i], strict=True))
         rows.append(row)
     return rows, [samples[i] for i in sorted(samples)]

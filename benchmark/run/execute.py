@@ -40,7 +40,6 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from benchmark import metrics as metrics_mod
 from benchmark import record
 from benchmark import weights as weights_mod
 from benchmark.data import pairs as data_mod
@@ -344,11 +343,10 @@ def _evaluate(setup: Setup, trainer: Trainer, base: dict[str, Any],
     names = [p.name for p in setup.dataset.test]
     try:
         with nondeterminism_alerts(determinism["nondeterministic_ops"]):
-            lpips_metric = (metrics_mod.LPIPSMetric(dev)
-                            if "lpips" in setup.config["metrics"] else None)
+            chosen = setup.config["metrics"]  # LPIPS's network is built at its first batch
             scored = views_mod.score_points(
                 trainer.model, folder, setup.config_hash, sorted(val_psnr),
-                lambda model: evaluate_test(model, lows, highs, names, dev, proto, lpips_metric),
+                lambda model: evaluate_test(model, lows, highs, names, dev, proto, chosen),
             )
     except Exception as exc:
         if not is_out_of_memory(exc):

@@ -13,11 +13,12 @@ from typing import Any
 import torch
 from PIL import Image
 
+from benchmark import metrics as metrics_mod
 from benchmark import record
 from benchmark.errors import UserError
 from benchmark.run.environment import environment
 
-METRIC_KEYS = ("psnr", "ssim", "lpips", "psnr_gtmean", "ssim_gtmean")
+METRIC_KEYS = metrics_mod.recorded()  # per_image.csv's columns after "image", in order
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
@@ -141,19 +142,17 @@ def dataset_label(data: dict[str, Any]) -> str:
 def print_table(metrics: dict[str, Any], folder: Path, cached: bool = False) -> None:
     """The short end-of-run table: recipe, profile, seed, metrics, train time, folder."""
     t = metrics.get("test") or {}
-    head = ("recipe", "profile", "seed", "dataset", "PSNR", "SSIM", "LPIPS", "GT-mean PSNR",
-            "train time")
+    shown = [metrics_mod.METRICS[n] for n in metrics_mod.summarized()]
+    head = ("recipe", "profile", "seed", "dataset", *(m.label for m in shown), "train time")
     data = metrics.get("dataset") or {}
-    lpips_off = "lpips" not in (metrics.get("metrics") or ("lpips",))
+    chosen = metrics_mod.chosen(metrics.get("metrics") or metrics_mod.choices())
     cells = (
         metrics["recipe"],
         metrics["profile"],
         str(metrics["seed"]),
         dataset_label(data),
-        _fmt(t.get("psnr"), ".2f"),
-        _fmt(t.get("ssim"), ".4f"),
-        "not computed" if lpips_off else _fmt(t.get("lpips"), ".4f"),
-        _fmt(t.get("psnr_gtmean"), ".2f"),
+        *(_fmt(t.get(m.name), f".{m.fine_decimals}f") if m.name in chosen else "not computed"
+          for m in shown),
         _fmt(metrics.get("train_seconds"), ".1f") + " s",
     )
     widths = [max(len(h), len(c)) for h, c in zip(head, cells, strict=True)]

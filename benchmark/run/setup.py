@@ -32,6 +32,7 @@ from typing import Any
 
 import torch
 
+from benchmark import metrics as metrics_mod
 from benchmark import record
 from benchmark import weights as weights_mod
 from benchmark.data import known as known_mod
@@ -82,7 +83,7 @@ class Setup:
 
 
 #: every test metric, in table order (``--metrics`` chooses; psnr and ssim are always there)
-ALL_METRICS = ("psnr", "ssim", "lpips")
+ALL_METRICS = metrics_mod.choices()
 
 
 def prepare(
@@ -141,16 +142,14 @@ def prepare(
     # every pretrained file the run needs, checked at once: a message names all missing ones
     needed = {b for s in rec.losses if s.custom is None
               for b in getattr(LOSSES[s.name], "backbones", ())}
-    weights_mod.ensure_all(sorted(needed | ({"alexnet"} if "lpips" in metrics else set())))
+    weights_mod.ensure_all(sorted(needed | metrics_mod.backbones(metrics)))
     seed_everything(seed)
     model = UNet(protocol.width, protocol.depth)
     mix = recipes_mod.build_mix(rec)
     recipes_mod.check_recipe_for_protocol(rec, mix, protocol.patch)
     metrics = [m for m in ALL_METRICS if m in metrics]
-    lpips_backbone = {"alexnet"} if "lpips" in metrics else set()
-    backbones = sorted(
-        {b for m in mix.modules() for b in getattr(m, "backbones", ())} | lpips_backbone
-    )
+    backbones = sorted({b for m in mix.modules() for b in getattr(m, "backbones", ())}
+                       | metrics_mod.backbones(metrics))
     for name in backbones:  # LPIPS needs AlexNet at the end: refuse now, not after training
         weights_mod.ensure(name)
     folder = record.run_dir(results_dir, rec.name, protocol.name, seed)
