@@ -649,7 +649,7 @@ def test_cuda_graph_step_matches_the_eager_step(recipe: str) -> None:
     """The captured step (after its eager warm-up) against the eager step on the same batches:
     loss records and final weights within float32 tolerance (the same kernels, the learning
     rate read from a float32 tensor); whether they are bit-identical is recorded."""
-    from benchmark.run.setup import configure_determinism
+    from benchmark.run.determinism import configure_determinism
     from tests.loss_helpers import record_cuda_figure
 
     configure_determinism(torch.device("cuda"), True)

@@ -48,6 +48,7 @@ from benchmark.errors import UserError
 from benchmark.protocol import Protocol, collapse_outcome
 from benchmark.run import state as rs
 from benchmark.run import views as views_mod
+from benchmark.run.determinism import configure_determinism, nondeterminism_alerts
 from benchmark.run.evaluate import (
     evaluate_test,
     finite_or_none,
@@ -67,11 +68,9 @@ from benchmark.run.setup import (
     Setup,
     check_folder,
     check_sizes,
-    configure_determinism,
     crop_seed,
     hashed_part,
     is_out_of_memory,
-    nondeterminism_alerts,
     oom_message,
     prepare,
     run_dir,
