@@ -40,6 +40,7 @@ from benchmark.run.evaluate import (
     validate,
 )
 from benchmark.run.loop import Trainer, sample_batch, to_storage
+from benchmark.run.spec import RunOptions, RunSpec
 
 CPU = torch.device("cpu")
 TINY = Protocol(
@@ -462,13 +463,15 @@ def test_tf32_policy_is_recorded_and_hashed_only_when_on(tmp_path: Path) -> None
     from benchmark.errors import UserError
     from benchmark.run.setup import hashed_part, prepare
 
-    setup = prepare("l1", "smoke", 0, None, tmp_path, "cpu", quiet=True, metrics=("psnr", "ssim"))
+    setup = prepare(RunSpec("l1", "smoke", 0, None, tmp_path,
+                            options=RunOptions(device="cpu", metrics=("psnr", "ssim"))), quiet=True)
     assert setup.config["protocol"]["tf32"] is False
     assert "tf32" not in setup.hashed["protocol"]
     on = {**setup.config, "protocol": {**setup.config["protocol"], "tf32": True}}
     assert hashed_part(on)["protocol"]["tf32"] is True  # a TF32 run is another configuration
     with pytest.raises(UserError, match="--tf32 on: TF32 is a format of NVIDIA tensor cores"):
-        prepare("l1", "smoke", 0, None, tmp_path, "cpu", quiet=True, tf32=True)
+        prepare(RunSpec("l1", "smoke", 0, None, tmp_path,
+                        options=RunOptions(device="cpu", tf32=True)), quiet=True)
 
 
 def test_tf32_settings_set_every_cuda_operator_class_and_restore() -> None:
@@ -707,7 +710,7 @@ def test_checkpoint_of_a_captured_step_resumes_with_a_float_learning_rate() -> N
     saved._step(1)
     for group in saved.opt.param_groups:  # what GraphStep._capture leaves in the optimiser
         group["lr"], group["capturable"] = torch.tensor(5e-4), True
-    ckpt = saved.state_dict(rng={})
+    ckpt = saved.state_dict()
     resumed = trainer()
     resumed.load_state_dict(ckpt)
     group = resumed.opt.param_groups[0]

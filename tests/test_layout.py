@@ -16,7 +16,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "benchmark"
 # layer -> the layers it may import (besides itself). Top to bottom: the pipeline's order.
 ALLOWED = {
     "cli": {"errors"},  # dispatches to command modules by name (importlib), imports none
-    "sweep": {"slurm", "progress", "run", "analysis", "recipes", "protocol", "errors", "data"},
+    "sweep": {"sweep_options", "slurm", "progress", "run", "analysis", "recipes", "protocol",
+              "errors", "data"},
+    "sweep_options": {"slurm", "errors"},  # what a sweep is asked (typed options, sweep.yaml)
     "slurm": {"run", "recipes", "errors"},  # the cluster side of a sweep
     "progress": set(),  # the sweep's display
     "run": {"recipes", "losses", "data", "metrics", "model", "protocol", "weights", "errors"},
