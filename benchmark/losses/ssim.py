@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import pytorch_msssim
 import torch
 
-from benchmark.losses.base import Loss, check_pair
+from benchmark.losses.base import Loss, check_pair, check_reduction, reduce_images
 
 # pytorch_msssim.ms_ssim asserts min(H, W) > (win_size - 1) * 2**4, whatever the number of levels
 _MS_SSIM_ASSERT_DOWNSAMPLINGS = 4
@@ -70,14 +70,19 @@ class SSIMLoss(Loss):
     Args:
         win_size: odd side of the Gaussian window (the reference code: 11).
         win_sigma: its standard deviation (the reference code: 1.5).
+        reduction: ``"mean"`` (the batch mean), ``"sum"`` or ``"none"`` (each image's 1 - SSIM,
+            shape ``(N,)``: ``size_average=False`` of pytorch-msssim); a library keyword.
     """
 
     references = ("wang2004ssim", "zhao2017loss")
     paper = "Wang et al., SSIM, IEEE TIP 2004 (as a loss: Zhao et al., IEEE TCI 2017)"
+    reduces = True
 
-    def __init__(self, win_size: int = 11, win_sigma: float = 1.5) -> None:
+    def __init__(self, win_size: int = 11, win_sigma: float = 1.5, reduction: str = "mean"
+                 ) -> None:
         super().__init__()
         _check_window("ssim", win_size, win_sigma)
+        self.reduction = check_reduction("ssim", reduction)
         self.win_size = win_size
         self.win_sigma = float(win_sigma)
         win = gaussian_kernel_1d(win_size, self.win_sigma).view(1, 1, 1, -1)
@@ -92,6 +97,10 @@ class SSIMLoss(Loss):
         check_pair("ssim", pred, target)
         _check_size("ssim", pred, self.win_size, f"the {self.win_size}x{self.win_size} window")
         win = self.win.to(pred.dtype).repeat(pred.shape[1], 1, 1, 1)
+        if self.reduction != "mean":
+            per_image = pytorch_msssim.ssim(pred, target, data_range=1.0, win=win,
+                                            size_average=False)
+            return reduce_images(1.0 - per_image, self.reduction)
         return 1.0 - pytorch_msssim.ssim(pred, target, data_range=1.0, win=win)
 
 
@@ -116,16 +125,21 @@ class MSSSIMLoss(Loss):
         win_size: odd side of the Gaussian window (11).
         win_sigma: its standard deviation (1.5).
         weights: per-scale exponents, finest first (default: Wang et al.'s five).
+        reduction: ``"mean"`` (the batch mean), ``"sum"`` or ``"none"`` (each image's
+            1 - MS-SSIM, shape ``(N,)``); a library keyword, not a recipe parameter.
     """
 
     references = ("zhao2017loss", "wang2003msssim")
     paper = "Zhao, Gallo, Frosio, Kautz, Loss Functions for Image Restoration..., IEEE TCI 2017"
+    reduces = True
 
     def __init__(
-        self, win_size: int = 11, win_sigma: float = 1.5, weights: Sequence[float] | None = None
+        self, win_size: int = 11, win_sigma: float = 1.5, weights: Sequence[float] | None = None,
+        reduction: str = "mean",
     ) -> None:
         super().__init__()
         _check_window("ms_ssim", win_size, win_sigma)
+        self.reduction = check_reduction("ms_ssim", reduction)
         if weights is None:
             weights = MS_SSIM_WEIGHTS
         if isinstance(weights, (str, bytes)) or not isinstance(weights, Sequence) or not weights:
@@ -169,6 +183,8 @@ class MSSSIMLoss(Loss):
         with warnings.catch_warnings():  # new_tensor(a tensor) advises .clone(): what it does
             warnings.filterwarnings("ignore", "To copy construct from a tensor", UserWarning)
             value = pytorch_msssim.ms_ssim(
-                pred, target, data_range=1.0, win=win, weights=self.weights_tensor
+                pred, target, data_range=1.0, win=win, weights=self.weights_tensor,
+                size_average=self.reduction == "mean",
             )
-        return 1.0 - value
+        return 1.0 - value if self.reduction == "mean" else reduce_images(1.0 - value,
+                                                                            self.reduction)
