@@ -55,7 +55,7 @@ class RunKey:
     profile: str
     seed: int
     #: what the user named: a recipe name or a path to a YAML file
-    spec: str = field(default="", compare=False)
+    named: str = field(default="", compare=False)
 
     def folder(self, results: Path) -> Path:
         return results / "runs" / self.recipe / self.profile / f"seed{self.seed}"
@@ -95,7 +95,7 @@ def expand(recipes: Sequence[str], seeds: Sequence[int], profile: str) -> list[R
     keys = []
     for name in recipes:
         recipe = load_recipe(name)
-        keys.extend(RunKey(recipe.name, profile, int(s), spec=name) for s in seeds)
+        keys.extend(RunKey(recipe.name, profile, int(s), named=name) for s in seeds)
     return keys
 
 
@@ -164,7 +164,7 @@ def job_spec(key: RunKey, opts: SweepOptions, results: Path, threads: int | None
     """The run one job of the sweep does (what submitit pickles for the worker)."""
     options = RunOptions(precision=opts.precision, metrics=opts.metrics, force=opts.force,
                          ckpt_minutes=opts.ckpt_minutes, threads=threads)
-    return RunSpec(key.spec or key.recipe, key.profile, key.seed, opts.data, str(results),
+    return RunSpec(key.named or key.recipe, key.profile, key.seed, opts.data, str(results),
                    options)
 
 
@@ -303,7 +303,7 @@ def _states(keys: list[RunKey], results: Path, opts: SweepOptions) -> list[RunSt
     naming the fields) before anything is submitted: :func:`benchmark.run.reuse.reusable`."""
     from benchmark.run.reuse import reusable
 
-    same = reusable([(k.spec or k.recipe, k.profile, k.seed) for k in keys], results,
+    same = reusable([(k.named or k.recipe, k.profile, k.seed) for k in keys], results,
                     opts.data, opts.precision, opts.metrics)
     states = [run_state(k, results) for k in keys]
     for s in states:

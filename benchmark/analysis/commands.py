@@ -29,7 +29,7 @@ from benchmark.errors import UserError
 
 
 def _test(args: argparse.Namespace) -> str:
-    """``--test``; callers that build their own namespace (``sweep``) get the default."""
+    """``--test``; a namespace without it (a caller's own) gets the default."""
     return getattr(args, "test", "crossed")
 
 

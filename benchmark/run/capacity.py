@@ -135,7 +135,7 @@ def sweep_jobs(todo: list, data: str | None = None, precision: str | None = None
     device = torch.device("cuda" if cuda else "cpu")
     protocol = resolve_precision(resolve_profile(todo[0].profile, device)[0], device,
                                  precision)[0]
-    recipes = sorted({key.spec or key.recipe for key in todo})
+    recipes = sorted({key.named or key.recipe for key in todo})
     backbone = any(term.get("name") == "perceptual"
                    for r in recipes for term in load_recipe(r).to_dict().get("losses", []))
     pixels = train_pixels(data, protocol.n_val)
