@@ -144,7 +144,8 @@ def test_reduction_is_not_a_recipe_parameter(tmp_path: Path) -> None:
     data = {"name": "mine", "losses": [{"name": "l1", "weight": 1.0,
                                         "params": {"reduction": "none"}}]}
     with pytest.raises(UserError, match=r"losses\[0\]\.params\.reduction: loss 'l1' has no "
-                                        r"parameter 'reduction'"):
+                                        r"parameter 'reduction' \(it takes: none\) \('reduction' "
+                                        r"is for library use: a recipe's terms are batch means\)"):
         validate_recipe(data, tmp_path / "mine.yaml")
 
 
