@@ -14,14 +14,13 @@ never submitted, and never submit a second job for a run whose job is still in t
 
 from __future__ import annotations
 
-import argparse
 import math
 import re
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -220,26 +219,28 @@ def clean_submission_files(log_dir: Path) -> None:
             path.unlink(missing_ok=True)
 
 
-def _merged(args: argparse.Namespace, config: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
+def _merged(flags: Mapping[str, Any], config: dict[str, Any]
+            ) -> tuple[dict[str, Any], set[str]]:
     """Slurm settings (sweep.yaml keys): flags > sweep.yaml > defaults; and which were given."""
     merged = dict(SLURM_DEFAULTS)
     given = {k for k in config if k in SLURM_KEYS}
     merged.update({k: config[k] for k in given})
     for key in SLURM_KEYS:
-        value = getattr(args, key, None)
+        value = flags.get(key)
         if value is not None:
             merged[key] = value
             given.add(key)
     return merged, given
 
 
-def slurm_parameters(args: argparse.Namespace, config: dict[str, Any],
+def slurm_parameters(flags: Mapping[str, Any], config: dict[str, Any],
                      partitions: dict[str, Partition] | None = None,
                      notes: list[str] | None = None) -> dict[str, Any]:
-    """The parameters handed to submitit's executor: flags > sweep.yaml > defaults, fitted to
+    """The parameters handed to submitit's executor: ``flags`` (sweep.yaml keys -> the value
+    of the ``--flag``, None when not given) > sweep.yaml > defaults, fitted to
     the cluster's ``partitions`` when given (defaults lowered into ``notes``, requests no node
     can hold refused)."""
-    merged, given = _merged(args, config)
+    merged, given = _merged(flags, config)
     if partitions is not None:
         merged, fitted = check_request(merged, given, partitions)
         if notes is not None:

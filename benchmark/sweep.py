@@ -21,6 +21,7 @@ checkpoint after its current step and stop; on SIGUSR2 submitit then requeues th
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import time
@@ -29,13 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from benchmark import record, slurm
-from benchmark.errors import UserError, did_you_mean
+from benchmark.errors import UserError
 from benchmark.progress import Progress, print_states, print_status
 from benchmark.run.job import SlurmRunJob, error_line, run_job
 from benchmark.run.lock import RunLock
+from benchmark.run.spec import RunOptions, RunSpec
 from benchmark.slurm import (  # noqa: F401 - re-exported: the sweep's settings
     MAX_REQUEUES,
     SLURM_DEFAULTS,
@@ -43,6 +43,7 @@ from benchmark.slurm import (  # noqa: F401 - re-exported: the sweep's settings
     signal_margin,
     slurm_parameters,
 )
+from benchmark.sweep_options import SweepOptions, load_sweep_config  # noqa: F401 - re-exported
 
 #: seconds between two polls of the Slurm queue (LOSSBENCH_SLURM_POLL_S overrides it)
 SLURM_POLL_S = float(os.environ.get("LOSSBENCH_SLURM_POLL_S") or 10.0)
@@ -54,7 +55,7 @@ class RunKey:
     profile: str
     seed: int
     #: what the user named: a recipe name or a path to a YAML file
-    spec: str = field(default="", compare=False)
+    named: str = field(default="", compare=False)
 
     def folder(self, results: Path) -> Path:
         return record.run_dir(results, self.recipe, self.profile, self.seed)
@@ -94,40 +95,8 @@ def expand(recipes: Sequence[str], seeds: Sequence[int], profile: str) -> list[R
     keys = []
     for name in recipes:
         recipe = load_recipe(name)
-        keys.extend(RunKey(recipe.name, profile, int(s), spec=name) for s in seeds)
+        keys.extend(RunKey(recipe.name, profile, int(s), named=name) for s in seeds)
     return keys
-
-
-def load_sweep_config(path: str | None) -> dict[str, Any]:
-    """Executor settings from sweep.yaml: keys of SLURM_KEYS, 'max_requeues', 'ckpt_minutes',
-    'seeds', 'recipes' and 'jobs'."""
-    if path is None:
-        return {}
-    p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except OSError as exc:
-        raise UserError(f"{p}: cannot read sweep config: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise UserError(f"{p}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{p}: expected a mapping of settings, got {type(data).__name__}")
-    allowed = set(SLURM_KEYS) | {"seeds", "recipes", "jobs", "max_requeues", "ckpt_minutes"}
-    for key in data:
-        if key not in allowed:
-            raise UserError(f"{p}: {key}: unknown key{did_you_mean(str(key), allowed)} "
-                            f"(allowed: {', '.join(sorted(allowed))})")
-    for key in ("gpus_per_job", "cpus_per_job", "mem_gb", "time_min", "array_parallelism", "jobs",
-                "max_requeues", "signal_margin_s"):
-        if key in data and (not isinstance(data[key], int) or isinstance(data[key], bool)
-                            or data[key] < 0):
-            raise UserError(f"{p}: {key}: expected a whole number >= 0, got {data[key]!r}")
-    minutes = data.get("ckpt_minutes")
-    if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, int | float)
-                                or not minutes >= 0):
-        raise UserError(f"{p}: ckpt_minutes: expected a number of minutes >= 0 (0: only every "
-                        f"ckpt_every iterations), got {minutes!r}")
-    return data
 
 
 def _make_executor(kind: str, log_dir: Path, params: dict[str, Any], max_requeues: int = 0):
@@ -190,26 +159,33 @@ def _collect(job: Any, key: RunKey, results: Path) -> RunState:
     return RunState(key, "failed", error=(out or {}).get("error") or state.error, log=_job_log(job))
 
 
-def run_local(todo: list[RunKey], args: argparse.Namespace, results: Path, log_dir: Path,
+def job_spec(key: RunKey, opts: SweepOptions, results: Path, threads: int | None = None
+             ) -> RunSpec:
+    """The run one job of the sweep does (what submitit pickles for the worker)."""
+    options = RunOptions(precision=opts.precision, metrics=opts.metrics, force=opts.force,
+                         ckpt_minutes=opts.ckpt_minutes, threads=threads)
+    return RunSpec(key.named or key.recipe, key.profile, key.seed, opts.data, str(results),
+                   options)
+
+
+def run_local(todo: list[RunKey], opts: SweepOptions, jobs: int, results: Path, log_dir: Path,
               progress: Any) -> list[RunState]:
-    """At most ``args.jobs`` submitit local jobs at a time; GPUs shared out round-robin."""
+    """At most ``jobs`` submitit local jobs at a time; GPUs shared out round-robin."""
     gpus = _gpu_count()
-    threads = None if gpus else _threads_per_job(args.jobs)
+    threads = None if gpus else _threads_per_job(jobs)
     executor = _make_executor("local", log_dir, {})
     pending, active, finished = list(todo), {}, []
     free_gpus = list(range(gpus))
     try:
         while pending or active:
-            while pending and len(active) < args.jobs:
+            while pending and len(active) < jobs:
                 key = pending.pop(0)
                 gpu = None
                 if gpus:
                     gpu = free_gpus.pop(0) if free_gpus else len(active) % gpus
                     executor.update_parameters(gpus_per_node=1, visible_gpus=[gpu])
-                job, interrupted = _submit_shielded(
-                    executor, run_job, key.spec or key.recipe, key.profile, key.seed, args.data,
-                    str(results), args.force, threads, getattr(args, "precision", None),
-                    getattr(args, "ckpt_minutes", None), getattr(args, "metrics", None))
+                job, interrupted = _submit_shielded(executor, run_job,
+                                                    job_spec(key, opts, results, threads))
                 active[job] = (key, gpu)
                 if interrupted:
                     raise KeyboardInterrupt
@@ -237,7 +213,7 @@ def run_local(todo: list[RunKey], args: argparse.Namespace, results: Path, log_d
     return finished
 
 
-def run_slurm(todo: list[RunKey], args: argparse.Namespace, results: Path, log_dir: Path,
+def run_slurm(todo: list[RunKey], opts: SweepOptions, results: Path, log_dir: Path,
               progress: Any, params: dict[str, Any], max_requeues: int) -> list[RunState]:
     """One submitit job array, recorded in the results tree; the queue watched with squeue."""
     import submitit
@@ -247,11 +223,7 @@ def run_slurm(todo: list[RunKey], args: argparse.Namespace, results: Path, log_d
     try:
         with executor.batch():
             for key in todo:
-                job = executor.submit(SlurmRunJob(), key.spec or key.recipe, key.profile,
-                                      key.seed, args.data, str(results), args.force, None,
-                                      getattr(args, "precision", None),
-                                      getattr(args, "ckpt_minutes", None),
-                                      getattr(args, "metrics", None))
+                job = executor.submit(SlurmRunJob(), job_spec(key, opts, results))
                 jobs.append((job, key))
     except (submitit.core.utils.FailedJobError, OSError) as exc:
         raise slurm.refusal(str(exc)) from None
@@ -303,41 +275,41 @@ def _slurm_outcome(key: RunKey, rec: dict[str, Any], results: Path) -> RunState:
     return RunState(key, "failed", error=error or data.get("error"), log=rec.get("log"))
 
 
-def _resolve(args: argparse.Namespace) -> tuple[list[RunKey], Path, dict[str, Any]]:
+def _resolve(opts: SweepOptions) -> tuple[list[RunKey], Path, dict[str, Any]]:
     from benchmark.protocol import resolve_profile
     from benchmark.recipes.mix import recipe_names
 
-    config = load_sweep_config(args.config)
-    recipes = list(args.recipes) or list(config.get("recipes") or []) or recipe_names()
-    if getattr(args, "grid", None):  # derived recipes: benchmark.recipes.grid
+    config = load_sweep_config(opts.config)
+    recipes = list(opts.recipes) or list(config.get("recipes") or []) or recipe_names()
+    if opts.grid:  # derived recipes: benchmark.recipes.grid
         from benchmark.recipes.grid import expand_grid
 
-        if not (args.recipes or config.get("recipes")):
+        if not (opts.recipes or config.get("recipes")):
             raise UserError("--grid: name the recipe(s) to derive from, e.g. "
                             "`sweep s3net --grid 'losses[2].weight=0.1,1'`")
-        recipes = expand_grid(recipes, args.grid, Path(args.results))
-    if args.executor == "slurm" and args.profile == "auto":
+        recipes = expand_grid(recipes, list(opts.grid), Path(opts.results))
+    if opts.executor == "slurm" and opts.profile == "auto":
         protocol = resolve_profile("paper")[0]  # the jobs run on the cluster's GPUs
     else:
-        protocol = resolve_profile(args.profile, None)[0]
-    seeds = args.seeds or config.get("seeds") or list(protocol.seeds)
-    return expand(recipes, seeds, protocol.name), Path(args.results), config
+        protocol = resolve_profile(opts.profile, None)[0]
+    seeds = opts.seeds or config.get("seeds") or list(protocol.seeds)
+    return expand(recipes, seeds, protocol.name), Path(opts.results), config
 
 
-def _states(keys: list[RunKey], results: Path, args: argparse.Namespace) -> list[RunState]:
+def _states(keys: list[RunKey], results: Path, opts: SweepOptions) -> list[RunState]:
     """Each run's state; with the Slurm executor a recorded job still in the queue says queued
     or running (or unknown, when squeue fails). A finished run is cached only when its folder
     holds the configuration the job would request; a folder of another one is refused (exit 2,
     naming the fields) before anything is submitted: :func:`benchmark.run.reuse.reusable`."""
     from benchmark.run.reuse import reusable
 
-    same = reusable([(k.spec or k.recipe, k.profile, k.seed) for k in keys], results,
-                    args.data, getattr(args, "precision", None), getattr(args, "metrics", None))
+    same = reusable([(k.named or k.recipe, k.profile, k.seed) for k in keys], results,
+                    opts.data, opts.precision, opts.metrics)
     states = [run_state(k, results) for k in keys]
     for s in states:
         if s.state == "cached" and s.key.folder(results) not in same:
             s.state = "pending"  # finished, but the run itself decides (e.g. no config.yaml)
-    records = slurm.read_records(results) if args.executor == "slurm" else {}
+    records = slurm.read_records(results) if opts.executor == "slurm" else {}
     mine = [s for s in states if str(s.key) in records and s.state != "cached"]
     if not mine:
         return states
@@ -352,16 +324,16 @@ def _states(keys: list[RunKey], results: Path, args: argparse.Namespace) -> list
     return states
 
 
-def _slurm_setup(args: argparse.Namespace, config: dict[str, Any],
+def _slurm_setup(opts: SweepOptions, config: dict[str, Any],
                  results: Path, profile: str) -> tuple[dict[str, Any], int]:
     """Parameters checked against the cluster (sinfo) and the requeue budget."""
     notes: list[str] = []
-    params = slurm_parameters(args, config, slurm.read_partitions(), notes)
-    if args.signal_margin_s is None and "signal_margin_s" not in config:
+    params = slurm_parameters(opts.slurm_flags(), config, slurm.read_partitions(), notes)
+    if opts.signal_margin_s is None and "signal_margin_s" not in config:
         params["slurm_signal_delay_s"] = signal_margin(results, profile)
     for note in notes:
         print(f"lossbench: note: {note}")
-    requeues = args.max_requeues
+    requeues = opts.max_requeues
     if requeues is None:
         requeues = int(config.get("max_requeues", MAX_REQUEUES))
     return params, requeues
@@ -369,21 +341,29 @@ def _slurm_setup(args: argparse.Namespace, config: dict[str, Any],
 
 def command_sweep(args: argparse.Namespace) -> int:
     """``python -m benchmark sweep``: 0 all finished, 1 a run failed, 2 bad input or refusal."""
-    for name in ("ckpt_minutes", "max_requeues", "signal_margin_s"):
-        if not hasattr(args, name):
-            setattr(args, name, None)
-    keys, results, config = _resolve(args)
-    if args.ckpt_minutes is None:
-        args.ckpt_minutes = config.get("ckpt_minutes")
-    states = _states(keys, results, args)
-    if args.status:
+    return run_sweep(SweepOptions.from_mapping(vars(args)))
+
+
+def run_sweep(opts: SweepOptions) -> int:
+    """Run (or, ``opts.status``, show) a sweep; then the comparison of its results folder.
+
+    Returns 0 when every run finished, 1 when a run failed.
+
+    Raises:
+        UserError: bad input, a folder of another configuration, a refusal of the cluster.
+    """
+    keys, results, config = _resolve(opts)
+    if opts.ckpt_minutes is None:
+        opts = dataclasses.replace(opts, ckpt_minutes=config.get("ckpt_minutes"))
+    states = _states(keys, results, opts)
+    if opts.status:
         print_status(states)
         return 0
-    cached = [s for s in states if s.state == "cached" and not args.force]
+    cached = [s for s in states if s.state == "cached" and not opts.force]
     in_queue = [s for s in states if s.state in ("queued", "unknown")
                 or (s.state == "running" and "job" in s.extra)]
     busy = [s for s in states if s.state == "running" and "job" not in s.extra]
-    if args.force:
+    if opts.force:
         in_queue = []
     todo = [s.key for s in states if s not in cached and s not in busy and s not in in_queue]
     for s in busy:
@@ -392,34 +372,35 @@ def command_sweep(args: argparse.Namespace) -> int:
         print(f"  skipping {s.key}: its Slurm job {s.extra['job']} is {s.state} "
               f"(--force submits another)")
     print(f"sweep: {len(keys)} runs ({len(cached)} cached, {len(busy) + len(in_queue)} running "
-          f"elsewhere, {len(todo)} to run) with the {args.executor} executor")
+          f"elsewhere, {len(todo)} to run) with the {opts.executor} executor")
     log_dir = results / "sweeps" / "logs"
-    if args.executor == "slurm" and todo:
-        params, requeues = _slurm_setup(args, config, results, todo[0].profile)
+    if opts.executor == "slurm" and todo:
+        params, requeues = _slurm_setup(opts, config, results, todo[0].profile)
     finished: list[RunState] = []
     if todo:  # else: no bar, no executor (nothing is submitted)
         log_dir.mkdir(parents=True, exist_ok=True)
         progress = Progress(len(cached) + len(todo), len(cached))
         try:
-            if args.executor == "slurm":
-                finished = run_slurm(todo, args, results, log_dir, progress, params, requeues)
+            if opts.executor == "slurm":
+                finished = run_slurm(todo, opts, results, log_dir, progress, params, requeues)
             else:
-                if args.jobs == "auto":  # memory, cores, runs: benchmark/run/capacity.py
+                jobs = opts.jobs
+                if jobs == "auto":  # memory, cores, runs: benchmark/run/capacity.py
                     from benchmark.run.capacity import sweep_jobs
 
-                    args.jobs, line = sweep_jobs(todo, args)
+                    jobs, line = sweep_jobs(todo, opts.data, opts.precision)
                     print(f"sweep: {line}")
-                args.jobs = args.jobs or int(config.get("jobs") or 1)
-                finished = run_local(todo, args, results, log_dir, progress)
+                jobs = int(jobs or config.get("jobs") or 1)
+                finished = run_local(todo, opts, jobs, results, log_dir, progress)
         finally:
             progress.close()
     if cached or finished:
         print_states(cached + finished)
     if any(s.state in ("done", "cached") for s in cached + finished):
-        from benchmark.analysis.commands import command_compare
+        from benchmark.analysis.commands import compare
 
-        command_compare(argparse.Namespace(results=str(results), baseline=None))
-        if getattr(args, "grid", None):
+        compare(results)
+        if opts.grid:
             from benchmark.analysis.commands import write_sensitivity
 
             for path in write_sensitivity(results):

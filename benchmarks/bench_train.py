@@ -76,8 +76,8 @@ from benchmark.protocol import (  # noqa: E402
     resolve_precision,
 )
 from benchmark.recipes import mix as recipes_mod  # noqa: E402
+from benchmark.run.determinism import configure_determinism  # noqa: E402
 from benchmark.run.loop import Trainer, to_storage  # noqa: E402
-from benchmark.run.setup import configure_determinism  # noqa: E402
 
 PARTS = ("data", "forward", "loss", "shares", "backward", "optimiser", "discriminator")
 

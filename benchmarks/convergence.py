@@ -97,8 +97,7 @@ def train_one(job: tuple) -> list[dict]:
     ckpt = Path(out) / "checkpoints" / f"{recipe}_seed{seed}.pt"
     if ckpt.is_file():  # resume: trainer state, crop generator and the rows so far
         saved = torch.load(ckpt, map_location="cpu", weights_only=False)
-        trainer.load_state_dict(saved["trainer"])
-        rng.set_rng_state(saved["trainer"]["rng"], gen)
+        trainer.load_state_dict(saved["trainer"])  # the RNG states and the crop stream too
         rows, start = saved["rows"], start - saved["seconds"]
         print(f"{recipe} seed{seed}: resumed at iteration {trainer.state.iteration}", flush=True)
 
@@ -116,7 +115,7 @@ def train_one(job: tuple) -> list[dict]:
                 rows.append({"recipe": recipe, "seed": seed, "iteration": it, "split": split,
                              "image": pair.name, "psnr": round(value, 4), "seconds": seconds})
         ckpt.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"trainer": trainer.state_dict(rng.rng_state(gen)), "rows": rows,
+        torch.save({"trainer": trainer.state_dict(), "rows": rows,
                     "seconds": time.perf_counter() - start}, ckpt.with_suffix(".tmp"))
         ckpt.with_suffix(".tmp").replace(ckpt)
         val_now = [r["psnr"] for r in rows if r["iteration"] == it and r["split"] == "val"]

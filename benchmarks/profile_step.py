@@ -32,7 +32,7 @@ from benchmark.data import pairs as data_mod  # noqa: E402
 from benchmark.data import synth  # noqa: E402
 from benchmark.protocol import PROFILES, resolve_precision  # noqa: E402
 from benchmark.recipes import mix as recipes_mod  # noqa: E402
-from benchmark.run.setup import configure_determinism  # noqa: E402
+from benchmark.run.determinism import configure_determinism  # noqa: E402
 
 
 def profile_recipe(recipe: str, proto, train: tuple, dev: torch.device, steps: int,

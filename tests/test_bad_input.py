@@ -23,6 +23,7 @@ from PIL import Image
 from test_recipes import BROKEN, BROKEN_MESSAGES
 
 from benchmark.cli import main
+from benchmark.run.spec import RunOptions, RunSpec
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.usefixtures("planted_weights")
@@ -164,7 +165,8 @@ def test_the_good_dataset_is_accepted(good_data: Path, tmp_path: Path) -> None:
     """Guards the corpus: every case above fails because of its one defect."""
     from benchmark.run import setup as runsetup
 
-    setup = runsetup.prepare("l1", "smoke", 0, good_data, tmp_path / "results", "cpu", quiet=True)
+    setup = runsetup.prepare(RunSpec("l1", "smoke", 0, good_data, tmp_path / "results",
+                                     options=RunOptions(device="cpu")), quiet=True)
     assert [p.name for p in setup.dataset.test] == ["5"]
     assert len(setup.train_pairs) == 2 and len(setup.val_pairs) == 2
     assert not (tmp_path / "results").exists()

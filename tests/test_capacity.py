@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 
 import pytest
@@ -82,9 +81,8 @@ def test_two_gpus_add_their_free_memory(monkeypatch: pytest.MonkeyPatch) -> None
 def test_sweep_jobs_reads_the_profile_recipes_and_data(monkeypatch: pytest.MonkeyPatch) -> None:
     _mock_gpus(monkeypatch, [6 * GIB], cores=16)
     todo = [RunKey("l1", "lite", s) for s in range(8)]
-    args = argparse.Namespace(data=None, precision="bf16")
-    plain, line = capacity.sweep_jobs(todo, args)
-    with_vgg, _ = capacity.sweep_jobs([*todo, RunKey("s3net", "lite", 0)], args)
+    plain, line = capacity.sweep_jobs(todo, data=None, precision="bf16")
+    with_vgg, _ = capacity.sweep_jobs([*todo, RunKey("s3net", "lite", 0)], None, "bf16")
     assert 1 <= with_vgg < plain <= 8 and "runs to do: 8" in line
 
 

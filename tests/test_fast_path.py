@@ -40,6 +40,7 @@ from benchmark.run.evaluate import (
     validate,
 )
 from benchmark.run.loop import Trainer, sample_batch, to_storage
+from benchmark.run.spec import RunOptions, RunSpec
 
 CPU = torch.device("cpu")
 TINY = Protocol(
@@ -463,13 +464,15 @@ def test_tf32_policy_is_recorded_and_hashed_only_when_on(tmp_path: Path) -> None
     from benchmark.record import hashed_part
     from benchmark.run.setup import prepare
 
-    setup = prepare("l1", "smoke", 0, None, tmp_path, "cpu", quiet=True, metrics=("psnr", "ssim"))
+    setup = prepare(RunSpec("l1", "smoke", 0, None, tmp_path,
+                            options=RunOptions(device="cpu", metrics=("psnr", "ssim"))), quiet=True)
     assert setup.config["protocol"]["tf32"] is False
     assert "tf32" not in setup.hashed["protocol"]
     on = {**setup.config, "protocol": {**setup.config["protocol"], "tf32": True}}
     assert hashed_part(on)["protocol"]["tf32"] is True  # a TF32 run is another configuration
     with pytest.raises(UserError, match="--tf32 on: TF32 is a format of NVIDIA tensor cores"):
-        prepare("l1", "smoke", 0, None, tmp_path, "cpu", quiet=True, tf32=True)
+        prepare(RunSpec("l1", "smoke", 0, None, tmp_path,
+                        options=RunOptions(device="cpu", tf32=True)), quiet=True)
 
 
 def test_tf32_settings_set_every_cuda_operator_class_and_restore() -> None:
@@ -650,7 +653,7 @@ def test_cuda_graph_step_matches_the_eager_step(recipe: str) -> None:
     """The captured step (after its eager warm-up) against the eager step on the same batches:
     loss records and final weights within float32 tolerance (the same kernels, the learning
     rate read from a float32 tensor); whether they are bit-identical is recorded."""
-    from benchmark.run.setup import configure_determinism
+    from benchmark.run.determinism import configure_determinism
     from tests.loss_helpers import record_cuda_figure
 
     configure_determinism(torch.device("cuda"), True)
@@ -708,7 +711,7 @@ def test_checkpoint_of_a_captured_step_resumes_with_a_float_learning_rate() -> N
     saved._step(1)
     for group in saved.opt.param_groups:  # what GraphStep._capture leaves in the optimiser
         group["lr"], group["capturable"] = torch.tensor(5e-4), True
-    ckpt = saved.state_dict(rng={})
+    ckpt = saved.state_dict()
     resumed = trainer()
     resumed.load_state_dict(ckpt)
     group = resumed.opt.param_groups[0]

@@ -21,7 +21,7 @@ from torch import nn
 from benchmark.losses import build_loss
 from benchmark.protocol import Protocol
 from benchmark.recipes.mix import LossMix, build_mix, load_recipe, recipe_names
-from benchmark.run.evaluate import network_input
+from benchmark.run.forward import network_input
 from benchmark.run.loop import Trainer, sample_batch, to_storage
 
 CPU = torch.device("cpu")

@@ -15,11 +15,14 @@ PACKAGE = Path(__file__).resolve().parents[1] / "benchmark"
 
 # layer -> the layers it may import (besides itself). Top to bottom: the pipeline's order.
 ALLOWED = {
+    # the library's entry points (``import benchmark`` exposes them lazily), beside the CLI
+    "api": {"sweep", "sweep_options", "run", "analysis", "recipes", "losses", "errors", "record"},
     # dispatches to command modules by name (importlib); reads the metric registry (cheap: no
     # torch) for the --metrics choices
     "cli": {"errors", "metrics"},
-    "sweep": {"slurm", "progress", "run", "analysis", "recipes", "protocol", "errors", "data",
-              "record"},
+    "sweep": {"sweep_options", "slurm", "progress", "run", "analysis", "recipes", "protocol",
+              "errors", "data", "record"},
+    "sweep_options": {"slurm", "errors"},  # what a sweep is asked (typed options, sweep.yaml)
     "slurm": {"run", "recipes", "errors", "record"},  # the cluster side of a sweep
     "progress": set(),  # the sweep's display
     "run": {"recipes", "losses", "data", "metrics", "model", "protocol", "weights", "errors",

@@ -16,6 +16,7 @@ from benchmark.protocol import PROFILES
 from benchmark.record import OPERATIONAL_FIELDS
 from benchmark.run import execute as train
 from benchmark.run.loop import StopRequested
+from benchmark.run.spec import RunOptions, RunSpec
 
 pytestmark = pytest.mark.usefixtures("planted_weights")
 
@@ -30,7 +31,8 @@ class _Interrupt(KeyboardInterrupt):
 def reference(tmp_path_factory: pytest.TempPathFactory, planted_weights) -> Path:
     """An uninterrupted l1 smoke run; its folder."""
     results = tmp_path_factory.mktemp("reference")
-    train.run("l1", "smoke", 0, None, results, "cpu", quiet=True)
+    train.run(RunSpec("l1", "smoke", 0, None, results,
+                      options=RunOptions(device="cpu")), quiet=True)
     return results / "runs" / "l1" / "smoke" / "seed0"
 
 
@@ -60,12 +62,15 @@ def test_time_based_checkpoint_then_resume_is_bit_identical(reference: Path, tmp
             raise _Interrupt
 
     with pytest.raises(_Interrupt):
-        train.run("l1", timed, 0, None, tmp_path, "cpu", quiet=True, on_checkpoint=kill_at_7)
+        train.run(RunSpec("l1", timed, 0, None, tmp_path,
+                          options=RunOptions(device="cpu")), quiet=True, on_checkpoint=kill_at_7)
     assert seen == list(range(1, 8))  # one checkpoint per step: the interval is that short
     folder = tmp_path / "runs" / "l1" / "smoke" / "seed0"
     assert torch.load(folder / "checkpoint.pt", weights_only=False)["iteration"] == 7
-    resumed = train.run("l1", "smoke", 0, None, tmp_path, "cpu", quiet=True)
-    ref = train.run("l1", "smoke", 0, None, reference.parents[3], "cpu", quiet=True)  # cached
+    resumed = train.run(RunSpec("l1", "smoke", 0, None, tmp_path,
+                                options=RunOptions(device="cpu")), quiet=True)
+    ref = train.run(RunSpec("l1", "smoke", 0, None, reference.parents[3],
+                            options=RunOptions(device="cpu")), quiet=True)  # cached
     assert resumed["test"] == ref["test"]  # exact
     assert resumed["config_hash"] == ref["config_hash"]  # ckpt settings are not hashed
     _same_as(folder, reference)
@@ -74,7 +79,8 @@ def test_time_based_checkpoint_then_resume_is_bit_identical(reference: Path, tmp
 def test_without_time_checkpoints_only_the_iteration_cadence_counts(tmp_path: Path):
     seen: list[int] = []
     proto = replace(SMOKE, ckpt_every=1000, ckpt_minutes=0, iterations=6)
-    train.run("l1", proto, 0, None, tmp_path, "cpu", quiet=True, on_checkpoint=seen.append)
+    train.run(RunSpec("l1", proto, 0, None, tmp_path,
+                      options=RunOptions(device="cpu")), quiet=True, on_checkpoint=seen.append)
     assert seen == [6]  # the end only
 
 
@@ -88,13 +94,16 @@ def test_stop_request_checkpoints_stops_and_resumes_bit_identically(
         return len(polls) >= 5
 
     with pytest.raises(StopRequested, match="checkpointing iteration 5"):
-        train.run("l1", "smoke", 0, None, tmp_path, "cpu", quiet=True, stop=stop)
+        train.run(RunSpec("l1", "smoke", 0, None, tmp_path,
+                          options=RunOptions(device="cpu")), quiet=True, stop=stop)
     folder = tmp_path / "runs" / "l1" / "smoke" / "seed0"
     assert not (folder / "metrics.json").exists()  # not a failed run: no record of one
     assert not (folder / "run.lock").exists()  # the lock is released
     assert torch.load(folder / "checkpoint.pt", weights_only=False)["iteration"] == 5
-    resumed = train.run("l1", "smoke", 0, None, tmp_path, "cpu", quiet=True)
+    resumed = train.run(RunSpec("l1", "smoke", 0, None, tmp_path,
+                                options=RunOptions(device="cpu")), quiet=True)
     assert resumed["status"] == "ok" and resumed["checkpoint_seconds"] > 0
-    ref = train.run("l1", "smoke", 0, None, reference.parents[3], "cpu", quiet=True)
+    ref = train.run(RunSpec("l1", "smoke", 0, None, reference.parents[3],
+                            options=RunOptions(device="cpu")), quiet=True)
     assert resumed["test"] == ref["test"]
     _same_as(folder, reference)

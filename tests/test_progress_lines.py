@@ -11,6 +11,7 @@ import pytest
 
 from benchmark.protocol import PROFILES
 from benchmark.run.execute import run
+from benchmark.run.spec import RunOptions, RunSpec
 
 pytestmark = pytest.mark.slow  # two short training runs
 
@@ -20,8 +21,8 @@ SHORT = dataclasses.replace(PROFILES["smoke"], iterations=10, val_every=10, ckpt
 def test_a_line_per_log_interval_when_stdout_is_not_a_terminal(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    run("charbonnier", profile=SHORT, seed=0, results_dir=tmp_path / "a", device="cpu",
-        metrics=("psnr", "ssim"))
+    run(RunSpec("charbonnier", SHORT, 0, results=tmp_path / "a",
+                options=RunOptions(device="cpu", metrics=("psnr", "ssim"))))
     out = capsys.readouterr().out  # captured: not a terminal
     lines = re.findall(r"^charbonnier smoke seed0: iteration (\d+)/10 total (\S+) "
                        r"charbonnier (\S+) lr (\S+) \(\d+ s\)$", out, re.M)
@@ -29,6 +30,6 @@ def test_a_line_per_log_interval_when_stdout_is_not_a_terminal(
     for _, total, term, lr in lines:
         assert float(total) == pytest.approx(float(term), rel=1e-3)  # one term of weight 1
         assert 0 < float(lr) <= SHORT.lr
-    run("charbonnier", profile=SHORT, seed=0, results_dir=tmp_path / "b", device="cpu",
-        metrics=("psnr", "ssim"), quiet=True)
+    run(RunSpec("charbonnier", SHORT, 0, results=tmp_path / "b",
+                options=RunOptions(device="cpu", metrics=("psnr", "ssim"))), quiet=True)
     assert "iteration" not in capsys.readouterr().out

@@ -26,6 +26,7 @@ from benchmark import record
 from benchmark.cli import main
 from benchmark.record import LOCK_FILE as LOCK_NAME
 from benchmark.record import config_hash, hashed_part
+from benchmark.run import determinism
 from benchmark.run import setup as runsetup
 from benchmark.run.files import repro_differences
 
@@ -231,7 +232,7 @@ def restore_determinism(monkeypatch: pytest.MonkeyPatch):
 
 def test_cuda_deterministic_setting(restore_determinism) -> None:
     # the settings only touch process-wide flags: a "cuda" device object needs no GPU
-    record = runsetup.configure_determinism(torch.device("cuda"), True)
+    record = determinism.configure_determinism(torch.device("cuda"), True)
     assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
     assert torch.are_deterministic_algorithms_enabled()
     assert torch.is_deterministic_algorithms_warn_only_enabled()
@@ -254,8 +255,8 @@ def test_cuda_deterministic_setting(restore_determinism) -> None:
 
 
 def test_cuda_fast_setting(restore_determinism, monkeypatch: pytest.MonkeyPatch) -> None:
-    runsetup.configure_determinism(torch.device("cuda"), True)
-    record = runsetup.configure_determinism(torch.device("cuda"), False)
+    determinism.configure_determinism(torch.device("cuda"), True)
+    record = determinism.configure_determinism(torch.device("cuda"), False)
     assert not torch.are_deterministic_algorithms_enabled()
     assert torch.backends.cudnn.benchmark and not torch.backends.cudnn.deterministic
     assert record["setting"] == "fast" and record["cudnn_benchmark"] is True
@@ -263,14 +264,14 @@ def test_cuda_fast_setting(restore_determinism, monkeypatch: pytest.MonkeyPatch)
     # a workspace setting the user exported is kept
     monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":16:8")
     assert (
-        runsetup.configure_determinism(torch.device("cuda"), True)["cublas_workspace_config"]
+        determinism.configure_determinism(torch.device("cuda"), True)["cublas_workspace_config"]
         == ":16:8"
     )
 
 
 def test_cpu_setting_changes_nothing(restore_determinism) -> None:
     torch.backends.cudnn.benchmark = True
-    record = runsetup.configure_determinism(torch.device("cpu"), False)
+    record = determinism.configure_determinism(torch.device("cpu"), False)
     assert torch.backends.cudnn.benchmark and "CUBLAS_WORKSPACE_CONFIG" not in os.environ
     assert record["setting"] == "fast" and record["device_type"] == "cpu"
     assert record["guarantee"].startswith("bit-identical reruns on the same CPU type")
@@ -282,7 +283,7 @@ def test_ops_without_a_deterministic_kernel_are_recorded(restore_determinism) ->
     x = torch.zeros(4)
     with warnings.catch_warnings(record=True) as passed:
         warnings.simplefilter("always")
-        with runsetup.nondeterminism_alerts(found):
+        with determinism.nondeterminism_alerts(found):
             for _ in range(3):  # put_ without accumulate alerts on the CPU too
                 x.put_(torch.tensor([1]), torch.tensor([2.0]), accumulate=False)
             warnings.warn("an unrelated warning", UserWarning, stacklevel=1)

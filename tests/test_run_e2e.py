@@ -31,6 +31,7 @@ from benchmark.recipes import mix as recipes
 from benchmark.record import LOCK_FILE as LOCK_NAME
 from benchmark.record import config_hash, hashed_part
 from benchmark.run import execute as train
+from benchmark.run.spec import RunOptions, RunSpec
 
 pytestmark = pytest.mark.usefixtures("planted_weights")
 
@@ -147,12 +148,14 @@ def test_rerun_prints_the_cached_result(l1_run: dict, capsys: pytest.CaptureFixt
 def test_a_different_configuration_is_refused(l1_run: dict) -> None:
     longer = replace(SMOKE, iterations=30)
     with pytest.raises(UserError) as err:
-        train.run("l1", longer, 0, None, l1_run["results"], "cpu", quiet=True)
+        train.run(RunSpec("l1", longer, 0, None, l1_run["results"],
+                          options=RunOptions(device="cpu")), quiet=True)
     text = str(err.value)
     assert "holds a run of a different configuration" in text
     assert "protocol.iterations: 20 -> 30" in text and "use another --results folder" in text
     with pytest.raises(UserError, match="protocol.iterations: 20 -> 30"):  # --force too
-        train.run("l1", longer, 0, None, l1_run["results"], "cpu", force=True, quiet=True)
+        train.run(RunSpec("l1", longer, 0, None, l1_run["results"],
+                          options=RunOptions(device="cpu", force=True)), quiet=True)
     assert json.loads((l1_run["folder"] / "metrics.json").read_text()) == l1_run["metrics"]
 
 
@@ -183,12 +186,13 @@ def test_resume_after_interruption_is_bit_identical(
             raise _StopError
 
     with pytest.raises(_StopError):
-        train.run("l1", "smoke", 0, None, tmp_path, "cpu", quiet=True, on_checkpoint=stop)
+        train.run(RunSpec("l1", "smoke", 0, None, tmp_path,
+                          options=RunOptions(device="cpu")), quiet=True, on_checkpoint=stop)
     folder = tmp_path / "runs" / "l1" / "smoke" / "seed0"
     assert not (folder / "metrics.json").exists() and (folder / "checkpoint.pt").exists()
     assert torch.load(folder / "checkpoint.pt", weights_only=False)["iteration"] == 10
     capsys.readouterr()
-    resumed = train.run("l1", "smoke", 0, None, tmp_path, "cpu")
+    resumed = train.run(RunSpec("l1", "smoke", 0, None, tmp_path, options=RunOptions(device="cpu")))
     assert "resuming" in capsys.readouterr().out
     assert resumed["test"] == l1_run["metrics"]["test"]  # exact, not approximate
     ref = l1_run["folder"]
@@ -197,7 +201,8 @@ def test_resume_after_interruption_is_bit_identical(
     assert (folder / "val_log.csv").read_text() == (ref / "val_log.csv").read_text()
     # --force redoes the finished run from scratch (the checkpoint is not reused)
     capsys.readouterr()
-    again = train.run("l1", "smoke", 0, None, tmp_path, "cpu", force=True)
+    again = train.run(RunSpec("l1", "smoke", 0, None, tmp_path,
+                              options=RunOptions(device="cpu", force=True)))
     out = capsys.readouterr().out
     assert "resuming" not in out and "already finished" not in out
     assert again["started_at"] >= resumed["finished_at"]
@@ -275,7 +280,7 @@ def test_nan_term_fails_the_run_and_keeps_the_checkpoint(
     assert not (folder / LOCK_NAME).exists()
     # the same command again (the fault gone) retries from the kept checkpoint
     monkeypatch.undo()
-    retried = train.run("l1", "smoke", 0, None, tmp_path, "cpu")
+    retried = train.run(RunSpec("l1", "smoke", 0, None, tmp_path, options=RunOptions(device="cpu")))
     assert "resuming" in capsys.readouterr().out
     assert retried["status"] == "ok" and retried["test"] == l1_run["metrics"]["test"]
 
@@ -309,14 +314,16 @@ def test_an_unexpected_error_is_recorded_then_raised(
 ) -> None:
     _poison(monkeypatch, "l1", at_call=3, mode="raise")
     with pytest.raises(RuntimeError, match="boom"):
-        train.run("l1", "smoke", 0, None, tmp_path, "cpu", quiet=True)
+        train.run(RunSpec("l1", "smoke", 0, None, tmp_path,
+                          options=RunOptions(device="cpu")), quiet=True)
     m = json.loads((tmp_path / "runs" / "l1" / "smoke" / "seed0" / "metrics.json").read_text())
     assert m["status"] == "failed" and m["error"].startswith("RuntimeError: boom")
 
 
 def test_nan_gradient_fails_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _poison(monkeypatch, "l1", at_call=2, mode="grad")
-    m = train.run("l1", "smoke", 0, None, tmp_path, "cpu", quiet=True)
+    m = train.run(RunSpec("l1", "smoke", 0, None, tmp_path,
+                          options=RunOptions(device="cpu")), quiet=True)
     assert m["status"] == "failed" and m["failed_iteration"] == 2
     assert "in the gradient of the network at iteration 2" in m["error"]
     assert "no checkpoint was written before it" in m["error"]
@@ -333,7 +340,8 @@ def test_a_locked_folder_is_refused(tmp_path: Path) -> None:
             json.dumps({"pid": holder.pid, "host": socket.gethostname()})
         )
         with pytest.raises(UserError, match=rf"is in use by another run: pid {holder.pid} on"):
-            train.run("l1", "smoke", 0, None, tmp_path, "cpu", quiet=True)
+            train.run(RunSpec("l1", "smoke", 0, None, tmp_path,
+                              options=RunOptions(device="cpu")), quiet=True)
     finally:
         holder.kill()
         holder.wait()
@@ -361,7 +369,8 @@ def test_bad_input_is_refused_before_anything_is_written(
 @pytest.mark.slow
 @pytest.mark.parametrize("recipe", ["s3net", "srgan", "flw"])
 def test_recipe_smoke_end_to_end(recipe: str, tmp_path: Path) -> None:
-    m = train.run(recipe, "smoke", 0, None, tmp_path, "cpu", quiet=True)
+    m = train.run(RunSpec(recipe, "smoke", 0, None, tmp_path,
+                          options=RunOptions(device="cpu")), quiet=True)
     assert m["status"] == "ok", m["error"]
     assert all(isinstance(m["test"][k], float) for k in TEST_KEYS)
     folder = tmp_path / "runs" / recipe / "smoke" / "seed0"
@@ -383,10 +392,11 @@ def test_recipe_smoke_end_to_end(recipe: str, tmp_path: Path) -> None:
 KILL_SCRIPT = """
 import sys, dataclasses
 from benchmark.run import execute as train
+from benchmark.run.spec import RunOptions, RunSpec
 from benchmark.protocol import PROFILES
 proto = dataclasses.replace(PROFILES["smoke"], name="killed", iterations=40, ckpt_every=10,
                             val_every=20, log_every=5)
-train.run("l1", proto, 0, None, sys.argv[1], "cpu", quiet=True)
+train.run(RunSpec("l1", proto, 0, None, sys.argv[1], options=RunOptions(device="cpu")), quiet=True)
 """
 
 
@@ -409,8 +419,10 @@ def test_sigkill_mid_training_then_resume_matches(tmp_path: Path) -> None:
     assert proc.returncode == -signal.SIGKILL
     assert not (folder / "metrics.json").exists()
     assert (folder / LOCK_NAME).exists()  # left behind by the killed process: stale
-    resumed = train.run("l1", proto, 0, None, killed, "cpu", quiet=True)
-    reference = train.run("l1", proto, 0, None, clean, "cpu", quiet=True)
+    resumed = train.run(RunSpec("l1", proto, 0, None, killed,
+                                options=RunOptions(device="cpu")), quiet=True)
+    reference = train.run(RunSpec("l1", proto, 0, None, clean,
+                                  options=RunOptions(device="cpu")), quiet=True)
     assert resumed["status"] == "ok"
     assert resumed["test"] == reference["test"]
     ref_folder = clean / "runs" / "l1" / "killed" / "seed0"
@@ -443,7 +455,8 @@ def test_test_split_is_scored_without_the_training_set(
 
     monkeypatch.setattr(train.data_mod, "load_pairs", load_pairs)
     monkeypatch.setattr(train, "_evaluate", evaluate)
-    metrics = train.run("l1", profile="smoke", results_dir=tmp_path, device="cpu", quiet=True)
+    metrics = train.run(RunSpec("l1", "smoke", results=tmp_path,
+                                options=RunOptions(device="cpu")), quiet=True)
     assert metrics["status"] == "ok"
     assert seen["data"] == (([], []), ([], [])) and len(seen["refs"]) > 0
     assert seen["alive"] == 0, f"{seen['alive']} training/validation images still referenced"

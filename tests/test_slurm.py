@@ -13,6 +13,7 @@ import pytest
 from benchmark import slurm, sweep
 from benchmark.cli import main
 from benchmark.errors import UserError
+from benchmark.run.spec import RunOptions, RunSpec
 from tests.test_results import edit_metrics, make_run
 
 # `sinfo -h -o '%P|%c|%m|%G|%l'` on a cluster with two GPU node types and a CPU partition
@@ -149,7 +150,7 @@ def test_a_run_whose_job_is_queued_or_running_is_not_submitted_again(
     # the job left the queue without finishing the run: it is submitted again
     _fake_squeue(tmp_path, monkeypatch, 'printf "41_0|RUNNING\\n"')
     monkeypatch.setattr(slurm, "read_partitions", lambda: slurm.parse_sinfo(SINFO))
-    monkeypatch.setattr("benchmark.analysis.commands.command_compare", lambda args: 0)
+    monkeypatch.setattr("benchmark.analysis.commands.compare", lambda results, **kw: 0)
     assert sweep.command_sweep(_args(results=str(results))) == 0
     assert [str(k) for k in submitted] == ["l1/smoke/seed1"]
 
@@ -197,29 +198,37 @@ def test_sweep_yaml_takes_the_new_keys_and_checks_them(tmp_path: Path):
 
 
 def test_threads_follow_the_slurm_allocation(monkeypatch: pytest.MonkeyPatch):
+    """A job's torch threads: the spec's, else the Slurm allocation's; ``run`` applies them."""
     import torch
 
     from benchmark.run import job
 
-    seen = {}
-    monkeypatch.setattr("benchmark.run.execute.run",
-                        lambda *a, **k: seen.update(threads=torch.get_num_threads()) or {})
+    seen = []
+
+    def prepare(spec: RunSpec, quiet: bool) -> None:  # the run's first step: look, then stop
+        seen.append((spec.options.threads, torch.get_num_threads()))
+        raise UserError("stop here")
+
+    monkeypatch.setattr("benchmark.run.execute.prepare", prepare)
     before = torch.get_num_threads()
     monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")
     try:
-        job.run_job("l1", "smoke", 0, None, "results", False, None)
+        out = job.run_job(RunSpec("l1", "smoke"))
+        job.run_job(RunSpec("l1", "smoke", options=RunOptions(threads=2)))
     finally:
         torch.set_num_threads(before)
-    assert seen["threads"] == 1
+    assert seen == [(1, 1), (2, 2)]
+    assert out == {"status": "failed", "error": "stop here", "recipe": "l1", "seed": 0}
 
 
-def test_run_job_passes_the_metrics_on(monkeypatch: pytest.MonkeyPatch):
-    """``sweep --metrics psnr,ssim`` reaches ``run`` (no AlexNet needed); without it, ``run``'s
-    default (every metric) applies."""
+def test_run_job_passes_the_spec_on(monkeypatch: pytest.MonkeyPatch):
+    """``sweep --metrics psnr,ssim`` reaches ``run`` in the spec (no AlexNet needed); without
+    it, every metric (None) applies."""
     from benchmark.run import job
 
     calls = []
-    monkeypatch.setattr("benchmark.run.execute.run", lambda *a, **k: calls.append(k) or {})
-    job.run_job("l1", "smoke", 0, None, "results", False, None, None, None, ("psnr", "ssim"))
-    job.run_job("l1", "smoke", 0, None, "results", False, None)
-    assert calls[0]["metrics"] == ("psnr", "ssim") and "metrics" not in calls[1]
+    monkeypatch.setattr("benchmark.run.execute.run", lambda spec, **k: calls.append(spec) or {})
+    job.run_job(RunSpec("l1", "smoke", options=RunOptions(metrics=("psnr", "ssim"))))
+    job.run_job(RunSpec("l1", "smoke"))
+    assert calls[0].options.metrics == ("psnr", "ssim") and calls[1].options.metrics is None
+    assert (calls[1].recipe, calls[1].profile, calls[1].seed) == ("l1", "smoke", 0)

@@ -5,8 +5,8 @@ The local tests run real subprocesses through submitit's LocalExecutor on the sm
 
 from __future__ import annotations
 
-import argparse
 import json
+import pickle
 import shutil
 from pathlib import Path
 
@@ -15,18 +15,10 @@ import pytest
 from benchmark import record, slurm, sweep
 from benchmark.cli import main
 from benchmark.errors import UserError
+from benchmark.run.spec import RunSpec
 from tests.test_results import make_run
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _args(**kw) -> argparse.Namespace:
-    base = dict(recipes=[], seeds=None, profile="smoke", data=None, results="results",
-                executor="local", jobs=None, force=False, status=False, config=None,
-                partition=None, gpus_per_job=None, cpus_per_job=None, mem_gb=None,
-                time_min=None, account=None, array_parallelism=None)
-    base.update(kw)
-    return argparse.Namespace(**base)
 
 
 def test_expand_is_recipes_times_seeds_and_validates_names():
@@ -78,7 +70,8 @@ def test_sweep_config_errors_name_file_and_key(tmp_path: Path):
 
 def test_slurm_parameters_flags_over_config_over_defaults(tmp_path: Path):
     cfg = {"partition": "gpu", "mem_gb": 48, "account": "lab"}
-    params = sweep.slurm_parameters(_args(executor="slurm", mem_gb=64, time_min=90), cfg)
+    flags = sweep.SweepOptions(executor="slurm", mem_gb=64, time_min=90).slurm_flags()
+    params = sweep.slurm_parameters(flags, cfg)
     assert params == {
         "slurm_partition": "gpu", "gpus_per_node": 1, "cpus_per_task": 8, "mem_gb": 64,
         "timeout_min": 90, "slurm_account": "lab", "slurm_array_parallelism": 32,
@@ -140,7 +133,7 @@ def test_slurm_path_hands_submitit_an_array_with_the_parameters(tmp_path, monkey
     monkeypatch.setattr(slurm, "queue", lambda notes: {})  # every job already left the queue
     monkeypatch.setattr(slurm, "read_partitions", lambda: slurm.parse_sinfo(
         "gpu|32|256000|gpu:4|2-00:00:00\ncpu*|64|512000|(null)|infinite\n"))
-    monkeypatch.setattr("benchmark.analysis.commands.command_compare", lambda args: 0)
+    monkeypatch.setattr("benchmark.analysis.commands.compare", lambda results, **kw: 0)
     cfg = tmp_path / "sweep.yaml"
     cfg.write_text("partition: gpu\naccount: lab\narray_parallelism: 4\nseeds: [0, 1, 2]\n")
     code = main(["sweep", "l1", "s3net", "--executor", "slurm", "--profile", "paper",
@@ -155,11 +148,15 @@ def test_slurm_path_hands_submitit_an_array_with_the_parameters(tmp_path, monkey
     assert ex.params["gpus_per_node"] == 2
     assert ex.init == {"slurm_max_num_timeout": sweep.MAX_REQUEUES}
     assert ex.params["slurm_signal_delay_s"] == 90  # no finished run to size it from
-    calls = [(j.args[0], j.args[1], j.args[2]) for j in ex.jobs]
-    assert calls == [(r, "paper", s) for r in ("l1", "s3net") for s in (0, 1, 2)]
+    specs = [j.args[0] for j in ex.jobs]
+    assert all(len(j.args) == 1 and isinstance(j.args[0], RunSpec) for j in ex.jobs)
+    assert [(p.recipe, p.profile, p.seed) for p in specs] == [
+        (r, "paper", s) for r in ("l1", "s3net") for s in (0, 1, 2)]
     assert all(isinstance(j.fn, sweep.SlurmRunJob) for j in ex.jobs)
-    assert all(j.args[7] == "bf16" for j in ex.jobs)  # pinned for every node of the cluster
-    assert all(j.args[9] == ("psnr", "ssim") for j in ex.jobs)  # --metrics reaches every run
+    assert all(p.options.precision == "bf16" for p in specs)  # pinned for every node
+    assert all(p.options.metrics == ("psnr", "ssim") for p in specs)  # --metrics reaches them
+    assert all(p.results == str(tmp_path / "res") and not p.options.force for p in specs)
+    assert pickle.loads(pickle.dumps(specs[0])) == specs[0]  # what submitit sends
     records = slurm.read_records(tmp_path / "res")
     assert records["l1/paper/seed0"]["job_id"] == "77_0"
     assert len(records) == 6
@@ -167,20 +164,19 @@ def test_slurm_path_hands_submitit_an_array_with_the_parameters(tmp_path, monkey
     delayed = ex.jobs[0].fn.checkpoint(*ex.jobs[0].args)
     assert delayed.args == ex.jobs[0].args
     # ... and resumes even when the sweep was started with --force
-    forced = ex.jobs[0].fn.checkpoint("l1", "paper", 0, None, "res", True, None, "bf16", None,
-                                      ("psnr", "ssim"))
-    assert forced.args == ("l1", "paper", 0, None, "res", False, None, "bf16", None,
-                           ("psnr", "ssim"))
+    forced = ex.jobs[0].fn.checkpoint(specs[0].replace(force=True))
+    assert forced.args == (specs[0],) and not forced.args[0].options.force
 
 
 def test_default_recipes_and_seeds_come_from_recipes_dir_and_protocol():
     from benchmark.protocol import PROFILES
     from benchmark.recipes.mix import recipe_names
 
-    keys, _, _ = sweep._resolve(_args(profile="smoke"))
+    keys, _, _ = sweep._resolve(sweep.SweepOptions(profile="smoke"))
     assert sorted({k.recipe for k in keys}) == sorted(recipe_names())
     assert sorted({k.seed for k in keys}) == sorted(PROFILES["smoke"].seeds)
-    keys, _, _ = sweep._resolve(_args(executor="slurm", profile="auto", recipes=["l1"]))
+    keys, _, _ = sweep._resolve(sweep.SweepOptions(executor="slurm", profile="auto",
+                                                   recipes=("l1",)))
     assert [(k.profile, k.seed) for k in keys] == [("paper", s) for s in PROFILES["paper"].seeds]
 
 

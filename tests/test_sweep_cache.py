@@ -24,6 +24,7 @@ from benchmark.run import execute
 from benchmark.run.files import base_metrics
 from benchmark.run.reuse import for_seed, reusable
 from benchmark.run.setup import prepare
+from benchmark.run.spec import RunOptions, RunSpec
 
 pytestmark = pytest.mark.usefixtures("planted_weights")  # LPIPS's AlexNet, when asked for
 
@@ -46,7 +47,8 @@ def _files(results: Path) -> dict[str, int]:
 def _finished(results: Path, metrics: tuple[str, ...]) -> Path:
     """A finished l1 smoke folder as the run writes it (its config.yaml through the run's own
     writer; metrics.json with the run's fields, status ok), without training."""
-    setup = prepare("l1", "smoke", 0, None, results, device="cpu", quiet=True, metrics=metrics)
+    setup = prepare(RunSpec("l1", "smoke", 0, None, results,
+                            options=RunOptions(device="cpu", metrics=metrics)), quiet=True)
     setup.folder.mkdir(parents=True)
     execute._prepare_folder(setup)
     atomic_write_json(setup.folder / "metrics.json",
@@ -56,8 +58,10 @@ def _finished(results: Path, metrics: tuple[str, ...]) -> Path:
 
 def test_one_prepare_per_recipe_serves_every_seed(tmp_path: Path) -> None:
     """:func:`for_seed` relies on the seed being the only hashed field that varies by seed."""
-    zero = prepare("mse", "smoke", 0, None, tmp_path, device="cpu", quiet=True)
-    three = prepare("mse", "smoke", 3, None, tmp_path, device="cpu", quiet=True)
+    zero = prepare(RunSpec("mse", "smoke", 0, None, tmp_path,
+                           options=RunOptions(device="cpu")), quiet=True)
+    three = prepare(RunSpec("mse", "smoke", 3, None, tmp_path,
+                            options=RunOptions(device="cpu")), quiet=True)
     derived = for_seed(zero, 3, three.folder)
     assert derived.hashed == three.hashed
     assert derived.config_hash == three.config_hash != zero.config_hash

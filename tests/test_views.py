@@ -29,6 +29,7 @@ from benchmark.protocol import PROFILES, collapse_outcome, resolve_precision
 from benchmark.run import execute as train
 from benchmark.run.evaluate import enhance, fit_resolution, identity_psnr
 from benchmark.run.loop import Trainer
+from benchmark.run.spec import RunOptions, RunSpec
 
 pytestmark = pytest.mark.usefixtures("planted_weights")
 
@@ -95,7 +96,7 @@ def test_ema_follows_its_recursion_written_out() -> None:
 def test_without_ema_there_is_no_average_and_validation_scores_the_raw_weights() -> None:
     trainer = _tiny_trainer(0.0)
     assert trainer.ema is None and trainer.eval_model is trainer.model
-    assert trainer.state_dict({})["ema"] is None
+    assert trainer.state_dict()["ema"] is None
 
 
 # -- the collapse criterion ---------------------------------------------------------------------
@@ -168,8 +169,9 @@ def views_run(tmp_path_factory: pytest.TempPathFactory, planted_weights) -> dict
         if it == VIEWS_PROTO.iterations:
             shutil.copytree(folder / record.POINTS_DIR, kept, dirs_exist_ok=True)
 
-    metrics = train.run("l1", VIEWS_PROTO, 0, None, results, "cpu", quiet=True,
-                        on_checkpoint=keep, metrics=("psnr", "ssim"))
+    metrics = train.run(RunSpec("l1", VIEWS_PROTO, 0, None, results,
+                                options=RunOptions(device="cpu", metrics=("psnr", "ssim"))),
+                        quiet=True, on_checkpoint=keep)
     return {"metrics": metrics, "folder": folder, "kept": kept}
 
 
@@ -245,15 +247,17 @@ def test_ema_run_resumes_bit_identically_after_an_interruption(
             raise Stop
 
     with pytest.raises(Stop):
-        train.run("l1", VIEWS_PROTO, 0, None, tmp_path, "cpu", quiet=True, on_checkpoint=stop,
-                  metrics=("psnr", "ssim"))
+        train.run(RunSpec("l1", VIEWS_PROTO, 0, None, tmp_path,
+                          options=RunOptions(device="cpu", metrics=("psnr", "ssim"))),
+                  quiet=True, on_checkpoint=stop)
     folder = tmp_path / "runs" / "l1" / "views" / "seed0"
     ckpt = torch.load(folder / "checkpoint.pt", weights_only=False)
     assert ckpt["iteration"] == 10 and ckpt["ema"] is not None
     assert sorted(p.name for p in (folder / record.POINTS_DIR).iterdir()) == [
         "iter_0000005.pt", "iter_0000010.pt"]
-    resumed = train.run("l1", VIEWS_PROTO, 0, None, tmp_path, "cpu", quiet=True,
-                        metrics=("psnr", "ssim"))
+    resumed = train.run(RunSpec("l1", VIEWS_PROTO, 0, None, tmp_path,
+                                options=RunOptions(device="cpu", metrics=("psnr", "ssim"))),
+                        quiet=True)
     ref = views_run["metrics"]
     assert resumed["views"] == ref["views"] and resumed["views_meta"] == ref["views_meta"]
     for name in ("per_image.csv", "per_image_views.csv", "val_log.csv"):
@@ -267,8 +271,8 @@ def test_planted_collapse_is_an_outcome_and_the_run_is_still_scored(tmp_path: Pa
     (tmp_path / "dark.py").write_text(textwrap.dedent(DARK_LOSS))
     recipe = tmp_path / "dark.yaml"
     recipe.write_text("name: dark\nlosses:\n  - {name: dark.py:DarkPull, weight: 1.0}\n")
-    m = train.run(str(recipe), VIEWS_PROTO, 0, None, tmp_path / "results", "cpu", quiet=True,
-                  metrics=("psnr", "ssim"))
+    m = train.run(RunSpec(str(recipe), VIEWS_PROTO, 0, None, tmp_path / "results",
+                          options=RunOptions(device="cpu", metrics=("psnr", "ssim"))), quiet=True)
     assert m["status"] == "ok" and m["outcome"] == "collapsed"
     assert m["final_val_psnr"] < m["identity_val_psnr"]
     assert m["outcome_reason"].startswith(

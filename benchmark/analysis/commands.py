@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -16,7 +17,8 @@ from benchmark.analysis.comparisons import markdown_tables
 from benchmark.analysis.frames import DEFAULT_BASELINE, compare_frames
 from benchmark.analysis.instruments import sensitivity_figure, sensitivity_frame
 from benchmark.analysis.output import is_shipped_reference, refuse_shipped, write_text_atomic
-from benchmark.analysis.pairs import all_pairs, apply_pairs, pairs_markdown
+from benchmark.analysis.pairs import all_pairs as all_pairs_frame
+from benchmark.analysis.pairs import apply_pairs, pairs_markdown
 from benchmark.analysis.reference import write_reference_check
 from benchmark.analysis.report import compact_markdown, write_report
 from benchmark.analysis.selection import write_selection
@@ -27,7 +29,7 @@ from benchmark.metrics import summarized
 
 
 def _test(args: argparse.Namespace) -> str:
-    """``--test``; callers that build their own namespace (``sweep``) get the default."""
+    """``--test``; a namespace without it (a caller's own) gets the default."""
     return getattr(args, "test", "crossed")
 
 
@@ -57,54 +59,75 @@ Frames = tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]
 
 
 def command_compare(args: argparse.Namespace, frames: Frames | None = None) -> int:
-    """``python -m benchmark compare``: write tables/summary.{csv,md,tex}, print the Markdown
-    (the compact table, at most seven columns; ``--wide``: every column and the comparisons).
+    """``python -m benchmark compare``: :func:`compare` with the command's flags."""
+    return compare(
+        Path(args.results), baseline=args.baseline, test=_test(args),
+        mdd=parse_mdd(getattr(args, "mdd", None)), reference=getattr(args, "reference", None),
+        all_pairs=getattr(args, "all_pairs", False), captions=getattr(args, "caption", None),
+        wide=getattr(args, "wide", False), selection=getattr(args, "selection", False),
+        transfer=getattr(args, "transfer", None),
+        transfer_profiles=getattr(args, "transfer_profiles", None), frames=frames)
 
-    With ``--reference DIR`` also one verdict per recipe found in both (exit 0 whatever they
-    say), written to tables/reference_check.{md,csv}. With ``--all-pairs`` every pair of
+
+def compare(
+    results: str | Path,
+    *,
+    baseline: str | None = None,
+    test: str = "crossed",
+    mdd: dict[str, float] | None = None,
+    reference: str | Path | None = None,
+    all_pairs: bool = False,
+    captions: list[str] | None = None,
+    wide: bool = False,
+    selection: bool = False,
+    transfer: str | Path | None = None,
+    transfer_profiles: Sequence[str] | None = None,
+    frames: Frames | None = None,
+) -> int:
+    """Write tables/summary.{csv,md,tex} of ``results`` and print the Markdown (the compact
+    table, at most seven columns; ``wide``: every column and the comparisons); return 0.
+
+    With ``reference`` (a folder) also one verdict per recipe found in both (exit 0 whatever
+    they say), written to tables/reference_check.{md,csv}. With ``all_pairs`` every pair of
     recipes is tested (tables/pairs.{md,csv}) and the tables' claims come from that family.
     Reading the reference shipped with lossbench writes nothing into it.
-    ``frames``: the frames of ``args.results`` already computed (a caller that has them, e.g.
+    ``frames``: the frames of ``results`` already computed (a caller that has them, e.g.
     tests, skips the summary's recomputation).
-    With ``--transfer DIR`` and/or ``--transfer-profiles A B`` also the rank-transfer study
-    between two profiles (:mod:`.transfer_report`), written to tables/ and
+    With ``transfer`` (a folder) and/or ``transfer_profiles`` (two names) also the rank-transfer
+    study between two profiles (:mod:`.transfer_report`), written to tables/ and
     plots/transfer_<a>_<b>.*.
-    With ``--selection`` also the selection-bias table (the three views of every run),
-    written to tables/selection.{md,csv}.
+    With ``selection`` also the selection-bias table (the three views of every run),
+    written to tables/selection.{md,csv}. ``captions``: ``--caption`` values.
     """
-    results = Path(args.results)
-    mdd = parse_mdd(getattr(args, "mdd", None))
-    runs, per_image, summary = frames or compare_frames(results, args.baseline, _test(args), mdd)
-    reference = getattr(args, "reference", None)
+    results = Path(results)
+    runs, per_image, summary = frames or compare_frames(results, baseline, test, mdd)
     shipped = is_shipped_reference(results)
     if reference and shipped:
         refuse_shipped(results, "compare --reference")
     check = write_reference_check(results, reference) if reference else None
     pair_text = None
-    if getattr(args, "all_pairs", False):
-        pair_frame = all_pairs(runs, per_image, summary)
+    if all_pairs:
+        pair_frame = all_pairs_frame(runs, per_image, summary)
         summary = apply_pairs(summary, pair_frame)
         pair_text = pairs_markdown(pair_frame)
     paths = ([] if shipped else
-             write_tables(summary, results / "tables", getattr(args, "caption", None), runs))
-    print(markdown_tables(summary) if getattr(args, "wide", False)
-          else compact_markdown(summary))
+             write_tables(summary, results / "tables", captions, runs))
+    print(markdown_tables(summary) if wide else compact_markdown(summary))
     if pair_text is not None:
         if not shipped:
             paths += [write_text_atomic(results / "tables" / "pairs.md", pair_text),
                       write_text_atomic(results / "tables" / "pairs.csv",
                                         pair_frame.to_csv(index=False))]
         print("\n" + pair_text)
-    if getattr(args, "selection", False):
+    if selection:
         text, written = write_selection(results, runs, write=not shipped)
         print("\n## What checkpoint selection is worth\n\n" + text)
         paths += written
     if check is not None:
         print("\n## Checking against the reference\n\n" + check[0])
         paths += check[1]
-    other, pair = getattr(args, "transfer", None), getattr(args, "transfer_profiles", None)
-    if other or pair:
-        text, written = write_transfer(results, other, pair)
+    if transfer or transfer_profiles:
+        text, written = write_transfer(results, transfer, transfer_profiles)
         print("\n## Does the cheaper profile rank recipes like the longer one?\n\n" + text)
         paths += written
     print(f"\nwrote {', '.join(str(p) for p in paths)}" if paths else

@@ -57,8 +57,18 @@ GTMeanLoss.registry = LOSSES
 
 
 def loss_params(name: str) -> dict[str, inspect.Parameter]:
-    """The keyword parameters a loss accepts (its constructor's signature)."""
-    sig = inspect.signature(LOSSES[name].__init__)
+    """The parameters a recipe may give a loss (its constructor's keywords, less the library's
+    batch ``reduction`` of a loss that :attr:`~benchmark.losses.base.Loss.reduces`: a recipe
+    trains on the batch mean, and its params are hashed)."""
+    cls = LOSSES[name]
+    params = _constructor_params(cls)
+    if getattr(cls, "reduces", False):
+        params.pop("reduction", None)
+    return params
+
+
+def _constructor_params(cls: type) -> dict[str, inspect.Parameter]:
+    sig = inspect.signature(cls.__init__)
     kinds = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     return {k: p for k, p in sig.parameters.items() if k != "self" and p.kind in kinds}
 
@@ -66,13 +76,17 @@ def loss_params(name: str) -> dict[str, inspect.Parameter]:
 def build_loss(name: str, **params: object) -> nn.Module:
     """Build the loss registered under ``name`` with ``params``.
 
+    A loss that :attr:`~benchmark.losses.base.Loss.reduces` also takes ``reduction``
+    (``"mean"``, ``"sum"``, ``"none"``: one value per image), e.g.
+    ``build_loss("ssim", reduction="none")(pred, target)`` has shape ``(N,)``.
+
     Raises:
         KeyError: unknown name (the message suggests the closest one).
         TypeError: a parameter the loss does not take.
     """
     if name not in LOSSES:
         raise KeyError(f"unknown loss '{name}'{did_you_mean(name, LOSSES)}")
-    accepted = loss_params(name)
+    accepted = _constructor_params(LOSSES[name])
     for key in params:
         if key not in accepted:
             raise TypeError(

@@ -32,7 +32,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from benchmark.losses.base import Loss, check_pair
+from benchmark.losses.base import Loss, check_pair, check_reduction, reduce_images
 
 #: the constant the FLW code adds to every cosine denominator
 COS_EPS = 1e-5
@@ -69,28 +69,33 @@ def bounded_acos(c: torch.Tensor) -> torch.Tensor:
     return _BoundedAcos.apply(c)
 
 
-def cosine_terms(product: torch.Tensor, norm_x: torch.Tensor, norm_y: torch.Tensor) -> torch.Tensor:
-    """``mean(1 - c) + mean(acos(c))`` with ``c = product / (norm_x * norm_y + 1e-5)``."""
+def cosine_terms(product: torch.Tensor, norm_x: torch.Tensor, norm_y: torch.Tensor,
+                 per_image: bool = False) -> torch.Tensor:
+    """``mean(1 - c) + mean(acos(c))`` with ``c = product / (norm_x * norm_y + 1e-5)``; the
+    means over everything, or (``per_image``) over each image's values, shape ``(N,)``."""
     c = product / (norm_x * norm_y + COS_EPS)
+    if per_image:
+        return (1 - c).mean(dim=(1, 2, 3)) + bounded_acos(c).mean(dim=(1, 2, 3))
     return (1 - c).mean() + bounded_acos(c).mean()
 
 
-def consistency(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def consistency(x: torch.Tensor, y: torch.Tensor, per_image: bool = False) -> torch.Tensor:
     """FLW's ``gradient_Consistency_loss_patch``: min-shifted cosine per channel + over channels.
 
     Each (image, channel) plane is shifted by ``|its minimum|`` (detached), then
     ``loss1`` = cosine terms of the planes (per image and channel), ``loss2`` = cosine terms of
-    the channel-averaged inner product against the channel-RMS norms; returns ``loss1 + loss2``.
+    the channel-averaged inner product against the channel-RMS norms; returns ``loss1 + loss2``
+    (``per_image``: one value per image, shape ``(N,)``).
     """
     x = x - x.amin(dim=(2, 3), keepdim=True).abs().detach()
     y = y - y.amin(dim=(2, 3), keepdim=True).abs().detach()
     product = (x * y).mean(dim=(2, 3), keepdim=True)
     norm_x = safe_sqrt((x**2).mean(dim=(2, 3), keepdim=True))
     norm_y = safe_sqrt((y**2).mean(dim=(2, 3), keepdim=True))
-    per_channel = cosine_terms(product, norm_x, norm_y)
+    per_channel = cosine_terms(product, norm_x, norm_y, per_image)
     norm_x2 = safe_sqrt((norm_x**2).mean(dim=1, keepdim=True))
     norm_y2 = safe_sqrt((norm_y**2).mean(dim=1, keepdim=True))
-    combined = cosine_terms(product.mean(dim=1, keepdim=True), norm_x2, norm_y2)
+    combined = cosine_terms(product.mean(dim=1, keepdim=True), norm_x2, norm_y2, per_image)
     return per_channel + combined
 
 
@@ -115,10 +120,19 @@ class FLWColorLoss(Loss):
     Source: FLW-Net's official training code (``L_color_zy``). Paper: FLW-Net, arXiv 2023.
     Differences: the bounded acos and the zero-safe square root of the module docstring (same values
     on [0, 1] images).
+
+    Args:
+        reduction: ``"mean"`` (the batch mean), ``"sum"`` or ``"none"`` (one value per image,
+            shape ``(N,)``); a library keyword, not a recipe parameter.
     """
 
     references = ("zhang2023flw",)
     paper = PAPER
+    reduces = True
+
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__()
+        self.reduction = check_reduction("flw_color", reduction)
 
     def forward(
         self, pred: torch.Tensor, target: torch.Tensor, *, low: torch.Tensor | None = None
@@ -127,6 +141,9 @@ class FLWColorLoss(Loss):
         product = (pred * target).mean(dim=1, keepdim=True)
         norm_pred = safe_sqrt((pred**2).mean(dim=1, keepdim=True))
         norm_target = safe_sqrt((target**2).mean(dim=1, keepdim=True))
+        if self.reduction != "mean":
+            return reduce_images(cosine_terms(product, norm_pred, norm_target, True),
+                                 self.reduction)
         return cosine_terms(product, norm_pred, norm_target)
 
 
@@ -141,15 +158,26 @@ class FLWBrightnessLoss(Loss):
     of the source are not used there either). Paper: FLW-Net, arXiv 2023. Differences: the bounded
     acos and the zero-safe square root of the module docstring (a constant channel in ``pred`` has a
     NaN gradient in the source, 0 here).
+
+    Args:
+        reduction: ``"mean"`` (the batch mean), ``"sum"`` or ``"none"`` (one value per image,
+            shape ``(N,)``); a library keyword, not a recipe parameter.
     """
 
     references = ("zhang2023flw",)
     paper = PAPER
+    reduces = True
+
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__()
+        self.reduction = check_reduction("flw_brightness", reduction)
 
     def forward(
         self, pred: torch.Tensor, target: torch.Tensor, *, low: torch.Tensor | None = None
     ) -> torch.Tensor:
         check_pair("flw_brightness", pred, target)
+        if self.reduction != "mean":
+            return reduce_images(consistency(pred, target, True), self.reduction)
         return consistency(pred, target)
 
 
@@ -165,13 +193,25 @@ class FLWStructureLoss(Loss):
     over exactly three channels; here two shifted subtractions cover all channels at once (same
     numbers; for C channels there are 2C maps). Plus the bounded acos and zero-safe square root of
     the module docstring (a black ``pred`` has a NaN gradient in the source, 0 here).
+
+    Args:
+        reduction: ``"mean"`` (the batch mean), ``"sum"`` or ``"none"`` (one value per image,
+            shape ``(N,)``); a library keyword, not a recipe parameter.
     """
 
     references = ("zhang2023flw",)
     paper = PAPER
+    reduces = True
+
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__()
+        self.reduction = check_reduction("flw_structure", reduction)
 
     def forward(
         self, pred: torch.Tensor, target: torch.Tensor, *, low: torch.Tensor | None = None
     ) -> torch.Tensor:
         check_pair("flw_structure", pred, target)
-        return consistency(difference_maps(pred), difference_maps(target))
+        maps = difference_maps(pred), difference_maps(target)
+        if self.reduction != "mean":
+            return reduce_images(consistency(*maps, True), self.reduction)
+        return consistency(*maps)

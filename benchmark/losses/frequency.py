@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from benchmark.losses.base import Loss, check_pair
+from benchmark.losses.base import Loss, check_pair, check_reduction, image_means, reduce_images
 
 _CRITERIA = {"l1": F.l1_loss, "l2": F.mse_loss}
 
@@ -25,13 +25,17 @@ class FrequencyLoss(Loss):
 
     Args:
         criterion: ``'l1'`` (the usual default) or ``'l2'``.
+        reduction: ``"mean"`` (the batch mean), ``"sum"`` or ``"none"`` (one value per image,
+            shape ``(N,)``); a library keyword, not a recipe parameter.
     """
 
     references = ("cho2021mimo",)
     paper = "Fourier amplitude L1 (cf. MIMO-UNet's frequency loss, Cho et al., ICCV 2021)"
+    reduces = True
 
-    def __init__(self, criterion: str = "l1") -> None:
+    def __init__(self, criterion: str = "l1", reduction: str = "mean") -> None:
         super().__init__()
+        self.reduction = check_reduction("frequency", reduction)
         if criterion not in _CRITERIA:
             raise ValueError(f"frequency: criterion must be 'l1' or 'l2', got {criterion!r}")
         self.criterion = criterion
@@ -42,4 +46,7 @@ class FrequencyLoss(Loss):
         check_pair("frequency", pred, target)
         amp_pred = torch.fft.rfft2(pred, norm="backward").abs()
         amp_target = torch.fft.rfft2(target, norm="backward").abs()
+        if self.reduction != "mean":
+            each = _CRITERIA[self.criterion](amp_pred, amp_target, reduction="none")
+            return reduce_images(image_means(each), self.reduction)
         return _CRITERIA[self.criterion](amp_pred, amp_target)

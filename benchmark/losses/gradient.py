@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from benchmark.losses.base import Loss, check_pair
+from benchmark.losses.base import Loss, check_pair, check_reduction, image_means, reduce_images
 
 
 def forward_diffs(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -44,13 +44,17 @@ class EdgeLoss(Loss):
     Differences: the source loops over channels with two convolutions per channel and image;
     here one grouped convolution per image batch computes both gradients of every channel
     (same numbers, about 6x faster on CPU). ``eps`` (default 1e-6, as in the source) is a parameter.
+    ``reduction`` (a library keyword, not a recipe parameter): ``"mean"`` (the batch mean),
+    ``"sum"`` or ``"none"`` (one value per image, shape ``(N,)``).
     """
 
     references = ("sobel1968isotropic",)
     paper = "Sobel gradient-magnitude MSE (Sobel and Feldman 1968 operator)"
+    reduces = True
 
-    def __init__(self, eps: float = 1e-6) -> None:
+    def __init__(self, eps: float = 1e-6, reduction: str = "mean") -> None:
         super().__init__()
+        self.reduction = check_reduction("edge", reduction)
         if not eps > 0:
             raise ValueError(f"edge: eps must be > 0 (sqrt has no gradient at 0), got {eps}")
         self.eps = float(eps)
@@ -71,6 +75,9 @@ class EdgeLoss(Loss):
         self, pred: torch.Tensor, target: torch.Tensor, *, low: torch.Tensor | None = None
     ) -> torch.Tensor:
         check_pair("edge", pred, target)
+        if self.reduction != "mean":
+            squared = F.mse_loss(self.magnitude(pred), self.magnitude(target), reduction="none")
+            return reduce_images(image_means(squared), self.reduction)
         return F.mse_loss(self.magnitude(pred), self.magnitude(target))
 
 
@@ -84,10 +91,17 @@ class GradientLoss(Loss):
     form (cf. Mathieu et al.'s gradient difference loss). The note gives only the formula: the
     difference convention and the mean (not sum) reduction are this project's choices, documented
     above.
+    ``reduction`` (a library keyword, not a recipe parameter): ``"mean"`` (the batch mean),
+    ``"sum"`` or ``"none"`` (one value per image, shape ``(N,)``).
     """
 
     references = ("exposurefusion_losses", "mathieu2016gdl")
     paper = "exposure-fusion gradient L1 (cf. gradient difference loss, Mathieu et al., ICLR 2016)"
+    reduces = True
+
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__()
+        self.reduction = check_reduction("gradient", reduction)
 
     def min_input_size(self) -> int:
         return 2
@@ -99,6 +113,8 @@ class GradientLoss(Loss):
         _check_size("gradient", pred, 2)
         # differences are linear: dx(pred) - dx(target) == dx(pred - target)
         dx, dy = forward_diffs(pred - target)
+        if self.reduction != "mean":
+            return reduce_images(image_means(dx.abs()) + image_means(dy.abs()), self.reduction)
         return dx.abs().mean() + dy.abs().mean()
 
 
@@ -112,10 +128,17 @@ class GradSignLoss(Loss):
     Source: the exposure-fusion note, ``L_gradsign = ReLU(-grad y * grad y*)`` (weight gamma in
     the recipe).
     The note gives no reduction: mean over pixels and channels, x and y terms added.
+    ``reduction`` (a library keyword, not a recipe parameter): ``"mean"`` (the batch mean),
+    ``"sum"`` or ``"none"`` (one value per image, shape ``(N,)``).
     """
 
     references = ("exposurefusion_losses",)
     paper = "exposure-fusion gradient-sign term (technical note, no paper)"
+    reduces = True
+
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__()
+        self.reduction = check_reduction("gradsign", reduction)
 
     def min_input_size(self) -> int:
         return 2
@@ -127,7 +150,10 @@ class GradSignLoss(Loss):
         _check_size("gradsign", pred, 2)
         px, py = forward_diffs(pred)
         tx, ty = forward_diffs(target)
-        return F.relu(-px * tx).mean() + F.relu(-py * ty).mean()
+        sx, sy = F.relu(-px * tx), F.relu(-py * ty)
+        if self.reduction != "mean":
+            return reduce_images(image_means(sx) + image_means(sy), self.reduction)
+        return sx.mean() + sy.mean()
 
 
 class HighSmoothLoss(Loss):
@@ -143,13 +169,17 @@ class HighSmoothLoss(Loss):
     Source: the exposure-fusion note, ``L_highsmooth = ||grad y - grad y*||_1 * I(y*, H_th)``.
     The note gives no value for ``H_th``: the default ``threshold=0.8`` (on [0, 1] images) is this
     project's choice. The mask is a constant (no gradient flows through it).
+    ``reduction`` (a library keyword, not a recipe parameter): ``"mean"`` (the batch mean),
+    ``"sum"`` or ``"none"`` (one value per image, shape ``(N,)``).
     """
 
     references = ("exposurefusion_losses",)
     paper = "exposure-fusion high-light smoothness term (technical note, no paper)"
+    reduces = True
 
-    def __init__(self, threshold: float = 0.8) -> None:
+    def __init__(self, threshold: float = 0.8, reduction: str = "mean") -> None:
         super().__init__()
+        self.reduction = check_reduction("highsmooth", reduction)
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(
                 f"highsmooth: threshold must be in [0, 1] (images are in [0, 1]), got {threshold}"
@@ -166,7 +196,10 @@ class HighSmoothLoss(Loss):
         _check_size("highsmooth", pred, 2)
         mask = (target[..., :-1, :-1] >= self.threshold).to(pred.dtype)
         dx, dy = forward_diffs(pred - target)
-        return (dx.abs() * mask).mean() + (dy.abs() * mask).mean()
+        mx, my = dx.abs() * mask, dy.abs() * mask
+        if self.reduction != "mean":
+            return reduce_images(image_means(mx) + image_means(my), self.reduction)
+        return mx.mean() + my.mean()
 
 
 class LumaGradLoss(Loss):
@@ -181,10 +214,17 @@ class LumaGradLoss(Loss):
     has a ground truth, so the target here is the ground truth (all its channels). As in the source,
     the clamp passes no gradient where a pooled prediction lies outside [0, 1]. Inputs must be at
     least 8x8 (smaller ones would be upsampled by the pooling).
+    ``reduction`` (a library keyword, not a recipe parameter): ``"mean"`` (the batch mean),
+    ``"sum"`` or ``"none"`` (one value per image, shape ``(N,)``).
     """
 
     references = ("exposurefusion_losses",)
     paper = "exposure-fusion LumaGradLoss (technical note, no paper)"
+    reduces = True
+
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__()
+        self.reduction = check_reduction("luma_grad", reduction)
 
     def min_input_size(self) -> int:
         return 8
@@ -196,7 +236,10 @@ class LumaGradLoss(Loss):
         _check_size("luma_grad", pred, 8)
         px, py = forward_diffs(F.adaptive_avg_pool2d(pred, (8, 8)).clamp(0.0, 1.0))
         tx, ty = forward_diffs(F.adaptive_avg_pool2d(target, (8, 8)).clamp(0.0, 1.0))
-        return ((tx - px) ** 2 + (ty - py) ** 2).mean()
+        squared = (tx - px) ** 2 + (ty - py) ** 2
+        if self.reduction != "mean":
+            return reduce_images(image_means(squared), self.reduction)
+        return squared.mean()
 
 
 class TVLoss(Loss):

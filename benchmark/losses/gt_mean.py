@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from benchmark.losses.base import Loss, check_pair
+from benchmark.losses.base import Loss, check_pair, check_reduction, reduce_images
 
 #: luma weights of the grey image whose mean is an image's brightness (torchvision's Grayscale,
 #: which the authors' code uses: ITU-R 601-2)
@@ -70,7 +70,9 @@ class GTMeanLoss(Loss):
     GT-mean-loss, ``GTmeanLoss`` with ``loss_weight: dou_KL_2``, ``reduction: none``, the base
     L1 averaged over every element of both weighted terms, as ``L1Loss`` there). The authors ship
     only the L1 form; here any registered loss is the base, evaluated image by image (for the
-    element-wise means l1, mse and charbonnier this equals the authors' batch mean). Deliberate
+    element-wise means l1, mse and charbonnier this equals the authors' batch mean): in one
+    batched call when the base :attr:`~benchmark.losses.base.Loss.reduces` (its
+    ``reduction="none"``), else one call per image. Deliberate
     difference: mean brightness is floored at 1e-6 before the ratio and the divergence, so an
     all-black prediction gives a finite loss instead of NaN (identical values otherwise).
 
@@ -79,15 +81,18 @@ class GTMeanLoss(Loss):
             ``adversarial`` (its discriminator is trained by the loop only as a recipe term).
         base_params: the base loss's parameters.
         sigma: relative spread of the brightness model (> 0).
+        reduction: ``"mean"`` (the batch mean), ``"sum"`` or ``"none"`` (each image's term,
+            shape ``(N,)``); a library keyword, not a recipe parameter.
     """
 
     references = ("liao2025gtmean",)
     paper = "Liao, Hao, Hong, Wang, GT-Mean Loss, ICCV 2025 (arXiv 2507.20148)"
     #: the registry base names are looked up in; set by ``benchmark.losses`` (its ``LOSSES``)
     registry: ClassVar[dict[str, type[nn.Module]]] = {}
+    reduces = True
 
     def __init__(self, base: str = "l1", base_params: dict[str, Any] | None = None,
-                 sigma: float = 0.1) -> None:
+                 sigma: float = 0.1, reduction: str = "mean") -> None:
         super().__init__()
         if not isinstance(base, str) or base not in self.registry:
             names = ", ".join(n for n in self.registry if n not in ("gt_mean", "adversarial"))
@@ -100,9 +105,15 @@ class GTMeanLoss(Loss):
             math.isfinite(sigma) and sigma > 0
         ):
             raise ValueError(f"gt_mean: sigma must be a finite number > 0, got {sigma!r}")
+        cls = self.registry[base]
+        self.batched = bool(getattr(cls, "reduces", False))  # per-image values in one call
+        if self.batched and "reduction" in (base_params or {}):
+            raise ValueError("gt_mean: base_params: 'reduction' is gt_mean's own keyword, not "
+                             "the base loss's")
         self.base_name = base
-        self.base = self.registry[base](**(base_params or {}))
+        self.base = cls(**(base_params or {}), **({"reduction": "none"} if self.batched else {}))
         self.sigma = float(sigma)
+        self.reduction = check_reduction("gt_mean", reduction)
 
     def min_input_size(self) -> int:
         return int(self.base.min_input_size()) if hasattr(self.base, "min_input_size") else 1
@@ -115,11 +126,20 @@ class GTMeanLoss(Loss):
         mu_y = brightness(target).clamp_min(MIN_MEAN)
         w = mismatch_weight(mu_y, mu_x, self.sigma)
         aligned = (pred * (mu_y / mu_x).view(-1, 1, 1, 1)).clamp(0.0, 1.0)
+        if self.batched:
+            plain = self.base(pred, target, low=low)
+            matched = self.base(aligned, target, low=low)
+        else:  # a base without per-image values: one image at a time
+            plain, matched = (torch.stack([
+                self.base(x[n : n + 1], target[n : n + 1],
+                          low=None if low is None else low[n : n + 1]).reshape(())
+                for n in range(pred.shape[0])]) for x in (pred, aligned))
+        per_image = w * plain + (1 - w) * matched
+        if self.reduction != "mean":
+            return reduce_images(per_image, self.reduction)
+        # the batch mean summed in image order, as training always has (torch.sum may pair
+        # the values otherwise and differ in the last bit)
         total = pred.new_zeros(())
-        for n in range(pred.shape[0]):
-            one = slice(n, n + 1)
-            lo = None if low is None else low[one]
-            plain = self.base(pred[one], target[one], low=lo)
-            matched = self.base(aligned[one], target[one], low=lo)
-            total = total + w[n] * plain + (1 - w[n]) * matched
+        for value in per_image.unbind():
+            total = total + value
         return total / pred.shape[0]

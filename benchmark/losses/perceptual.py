@@ -11,7 +11,7 @@ from torch import nn
 
 from benchmark import weights
 from benchmark.errors import did_you_mean
-from benchmark.losses.base import Loss, check_pair
+from benchmark.losses.base import Loss, check_pair, check_reduction, reduce_images
 
 #: ImageNet statistics of torchvision's VGG19 (EDSR's MeanShift with rgb_range 1)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -78,6 +78,9 @@ class PerceptualLoss(Loss):
     source's ``self.vgg.requires_grad = False`` sets a plain attribute
     and leaves the VGG parameters trainable there; here they are frozen (no effect on the value or
     on the gradient with respect to ``pred``).
+
+    ``reduction`` (a library keyword, not a recipe parameter): ``"mean"`` (the batch mean),
+    ``"sum"`` or ``"none"`` (each image's weighted distance, shape ``(N,)``).
     """
 
     references = ("johnson2016perceptual", "simonyan2015vgg", "ledig2017srgan", "lim2017edsr",
@@ -88,6 +91,7 @@ class PerceptualLoss(Loss):
         "Yang et al., CVPRW 2021 (S3Net)"
     )
     backbones: tuple[str, ...] = ("vgg19",)
+    reduces = True
 
     def __init__(
         self,
@@ -96,8 +100,10 @@ class PerceptualLoss(Loss):
         layer_weights: Sequence[float] | None = None,
         criterion: str | None = None,
         normalize: bool | None = None,
+        reduction: str = "mean",
     ) -> None:
         super().__init__()
+        self.reduction = check_reduction("perceptual", reduction)
         if preset not in PRESETS:
             raise ValueError(
                 f"perceptual: unknown preset '{preset}'{did_you_mean(str(preset), PRESETS)}"
@@ -190,11 +196,19 @@ class PerceptualLoss(Loss):
             )
 
     def distance(
-        self, pred_maps: dict[int, torch.Tensor], target_maps: dict[int, torch.Tensor]
+        self, pred_maps: dict[int, torch.Tensor], target_maps: dict[int, torch.Tensor],
+        per_image: bool = False,
     ) -> torch.Tensor:
-        """The weighted sum of per-layer distances between maps keyed by layer index."""
+        """The weighted sum of per-layer distances between maps keyed by layer index (the
+        batch mean, or ``per_image``: each image's, shape ``(N,)``)."""
         dist = F.l1_loss if self.criterion == "l1" else F.mse_loss
         first = pred_maps[self.layers[0]]
+        if per_image:
+            loss = first.new_zeros(first.shape[0])
+            for w, i in zip(self.layer_weights, self.layers, strict=True):
+                each = dist(pred_maps[i], target_maps[i], reduction="none")
+                loss = loss + w * each.mean(dim=(1, 2, 3))
+            return loss
         loss = first.new_zeros(())
         for w, i in zip(self.layer_weights, self.layers, strict=True):
             loss = loss + w * dist(pred_maps[i], target_maps[i])
@@ -208,6 +222,8 @@ class PerceptualLoss(Loss):
         pred_maps = self.feature_maps(pred, wanted)
         with torch.no_grad():
             target_maps = self.feature_maps(target, wanted)
+        if self.reduction != "mean":
+            return reduce_images(self.distance(pred_maps, target_maps, True), self.reduction)
         return self.distance(pred_maps, target_maps)
 
 

@@ -12,7 +12,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from benchmark.losses.base import Loss, check_pair
+from benchmark.losses.base import Loss, check_pair, check_reduction, reduce_images
 from benchmark.losses.ssim import gaussian_kernel_1d
 
 
@@ -22,15 +22,27 @@ class L1Loss(Loss):
     .. math:: \mathcal{L} = \frac{1}{N}\sum_i |x_i - y_i|
 
     Source: ``nn.L1Loss``, the usual LLIE code. No deviation.
+
+    Args:
+        reduction: ``"mean"`` (the batch mean), ``"sum"`` or ``"none"`` (each image's mean
+            absolute error, shape ``(N,)``); a library keyword, not a recipe parameter.
     """
 
     references = ("zhao2017loss",)
     paper = "L1 / MAE (as a restoration loss: Zhao et al., IEEE TCI 2017)"
+    reduces = True
+
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__()
+        self.reduction = check_reduction("l1", reduction)
 
     def forward(
         self, pred: torch.Tensor, target: torch.Tensor, *, low: torch.Tensor | None = None
     ) -> torch.Tensor:
         check_pair("l1", pred, target)
+        if self.reduction != "mean":
+            per_image = F.l1_loss(pred, target, reduction="none").mean(dim=(1, 2, 3))
+            return reduce_images(per_image, self.reduction)
         return F.l1_loss(pred, target)
 
 
@@ -40,15 +52,27 @@ class MSELoss(Loss):
     .. math:: \mathcal{L} = \frac{1}{N}\sum_i (x_i - y_i)^2
 
     Source: ``nn.MSELoss()``. No deviation.
+
+    Args:
+        reduction: ``"mean"`` (the batch mean), ``"sum"`` or ``"none"`` (each image's mean
+            squared error, shape ``(N,)``); a library keyword, not a recipe parameter.
     """
 
     references = ("zhao2017loss",)
     paper = "L2 / MSE (as a restoration loss: Zhao et al., IEEE TCI 2017)"
+    reduces = True
+
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__()
+        self.reduction = check_reduction("mse", reduction)
 
     def forward(
         self, pred: torch.Tensor, target: torch.Tensor, *, low: torch.Tensor | None = None
     ) -> torch.Tensor:
         check_pair("mse", pred, target)
+        if self.reduction != "mean":
+            per_image = F.mse_loss(pred, target, reduction="none").mean(dim=(1, 2, 3))
+            return reduce_images(per_image, self.reduction)
         return F.mse_loss(pred, target)
 
 
@@ -64,23 +88,30 @@ class CharbonnierLoss(Loss):
 
     Args:
         eps: the constant under the square root (> 0; it also keeps the gradient finite at 0).
+        reduction: ``"mean"`` (the batch mean), ``"sum"`` or ``"none"`` (one value per image,
+            shape ``(N,)``); a library keyword, not a recipe parameter.
     """
 
     references = ("charbonnier1994two", "lai2017lapsrn")
     paper = "Charbonnier et al., ICIP 1994; as a loss: LapSRN, Lai et al., CVPR 2017"
+    reduces = True
 
-    def __init__(self, eps: float = 1e-6) -> None:
+    def __init__(self, eps: float = 1e-6, reduction: str = "mean") -> None:
         super().__init__()
         if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
             raise ValueError(f"charbonnier: eps must be a finite number > 0, got {eps!r}")
         self.eps = float(eps)
+        self.reduction = check_reduction("charbonnier", reduction)
 
     def forward(
         self, pred: torch.Tensor, target: torch.Tensor, *, low: torch.Tensor | None = None
     ) -> torch.Tensor:
         check_pair("charbonnier", pred, target)
         diff = pred - target
-        return torch.sqrt(diff * diff + self.eps).mean()
+        values = torch.sqrt(diff * diff + self.eps)
+        if self.reduction != "mean":
+            return reduce_images(values.mean(dim=(1, 2, 3)), self.reduction)
+        return values.mean()
 
 
 class GaussianL1Loss(Loss):
@@ -110,12 +141,15 @@ class GaussianL1Loss(Loss):
     Args:
         sigma: standard deviation of the Gaussian, in pixels (> 0; the paper's coarsest scale 8).
         win_size: odd side of the Gaussian window (>= 1); also the smallest input side accepted.
+        reduction: ``"mean"`` (the batch mean), ``"sum"`` or ``"none"`` (one value per image,
+            shape ``(N,)``); a library keyword, not a recipe parameter.
     """
 
     references = ("zhao2017loss",)
     paper = "Zhao, Gallo, Frosio, Kautz, Loss Functions for Image Restoration..., IEEE TCI 2017"
+    reduces = True
 
-    def __init__(self, sigma: float = 8.0, win_size: int = 49) -> None:
+    def __init__(self, sigma: float = 8.0, win_size: int = 49, reduction: str = "mean") -> None:
         super().__init__()
         if not (isinstance(sigma, (int, float)) and math.isfinite(sigma) and sigma > 0):
             raise ValueError(f"gaussian_l1: sigma must be a finite number > 0, got {sigma!r}")
@@ -125,6 +159,7 @@ class GaussianL1Loss(Loss):
             raise ValueError(f"gaussian_l1: win_size must be odd, got {win_size}")
         self.sigma = float(sigma)
         self.win_size = win_size
+        self.reduction = check_reduction("gaussian_l1", reduction)
         self.register_buffer("win", gaussian_kernel_1d(win_size, self.sigma), persistent=False)
 
     def min_input_size(self) -> int:
@@ -150,4 +185,7 @@ class GaussianL1Loss(Loss):
             )
         weight = self._axis_weights(h, pred).view(h, 1) * self._axis_weights(w, pred).view(1, w)
         n, c = pred.shape[:2]
-        return ((pred - target).abs() * weight).sum() / (n * c)
+        weighted = (pred - target).abs() * weight
+        if self.reduction != "mean":
+            return reduce_images(weighted.sum(dim=(1, 2, 3)) / c, self.reduction)
+        return weighted.sum() / (n * c)

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from pytorch_msssim.ssim import _ssim as _library_ssim
 
-from benchmark.losses.base import Loss, check_pair
+from benchmark.losses.base import Loss, check_pair, check_reduction, reduce_images
 
 # pytorch_msssim.ms_ssim asserts min(H, W) > (win_size - 1) * 2**4, whatever the number of levels
 _MS_SSIM_ASSERT_DOWNSAMPLINGS = 4
@@ -71,14 +71,19 @@ class SSIMLoss(Loss):
     Args:
         win_size: odd side of the Gaussian window (the reference code: 11).
         win_sigma: its standard deviation (the reference code: 1.5).
+        reduction: ``"mean"`` (the batch mean), ``"sum"`` or ``"none"`` (each image's 1 - SSIM,
+            shape ``(N,)``: ``size_average=False`` of pytorch-msssim); a library keyword.
     """
 
     references = ("wang2004ssim", "zhao2017loss")
     paper = "Wang et al., SSIM, IEEE TIP 2004 (as a loss: Zhao et al., IEEE TCI 2017)"
+    reduces = True
 
-    def __init__(self, win_size: int = 11, win_sigma: float = 1.5) -> None:
+    def __init__(self, win_size: int = 11, win_sigma: float = 1.5, reduction: str = "mean"
+                 ) -> None:
         super().__init__()
         _check_window("ssim", win_size, win_sigma)
+        self.reduction = check_reduction("ssim", reduction)
         self.win_size = win_size
         self.win_sigma = float(win_sigma)
         win = gaussian_kernel_1d(win_size, self.win_sigma).view(1, 1, 1, -1)
@@ -93,6 +98,10 @@ class SSIMLoss(Loss):
         check_pair("ssim", pred, target)
         _check_size("ssim", pred, self.win_size, f"the {self.win_size}x{self.win_size} window")
         win = self.win.to(pred.dtype).repeat(pred.shape[1], 1, 1, 1)
+        if self.reduction != "mean":
+            per_image = pytorch_msssim.ssim(pred, target, data_range=1.0, win=win,
+                                            size_average=False)
+            return reduce_images(1.0 - per_image, self.reduction)
         return 1.0 - pytorch_msssim.ssim(pred, target, data_range=1.0, win=win)
 
 
@@ -117,16 +126,21 @@ class MSSSIMLoss(Loss):
         win_size: odd side of the Gaussian window (11).
         win_sigma: its standard deviation (1.5).
         weights: per-scale exponents, finest first (default: Wang et al.'s five).
+        reduction: ``"mean"`` (the batch mean), ``"sum"`` or ``"none"`` (each image's
+            1 - MS-SSIM, shape ``(N,)``); a library keyword, not a recipe parameter.
     """
 
     references = ("zhao2017loss", "wang2003msssim")
     paper = "Zhao, Gallo, Frosio, Kautz, Loss Functions for Image Restoration..., IEEE TCI 2017"
+    reduces = True
 
     def __init__(
-        self, win_size: int = 11, win_sigma: float = 1.5, weights: Sequence[float] | None = None
+        self, win_size: int = 11, win_sigma: float = 1.5, weights: Sequence[float] | None = None,
+        reduction: str = "mean",
     ) -> None:
         super().__init__()
         _check_window("ms_ssim", win_size, win_sigma)
+        self.reduction = check_reduction("ms_ssim", reduction)
         if weights is None:
             weights = MS_SSIM_WEIGHTS
         if isinstance(weights, (str, bytes)) or not isinstance(weights, Sequence) or not weights:
@@ -160,14 +174,17 @@ class MSSSIMLoss(Loss):
             f"MS-SSIM with {len(self.weights)} scales and a {self.win_size}x{self.win_size} window",
         )
         win = self.win.to(pred.dtype).repeat(pred.shape[1], 1, 1, 1)
-        return 1.0 - ms_ssim_value(pred, target, win, self.weights)
+        values = ms_ssim_per_channel(pred, target, win, self.weights)
+        if self.reduction == "mean":
+            return 1.0 - values.mean()
+        return reduce_images(1.0 - values.mean(dim=1), self.reduction)
 
 
-def ms_ssim_value(
+def ms_ssim_per_channel(
     pred: torch.Tensor, target: torch.Tensor, win: torch.Tensor, weights: Sequence[float]
 ) -> torch.Tensor:
-    """MS-SSIM of ``pytorch_msssim.ms_ssim(pred, target, data_range=1, win=win,
-    weights=weights)``, mean over images and channels, computed without a host round trip.
+    """MS-SSIM per image and channel, shape ``(N, C)``: ``pytorch_msssim.ms_ssim(pred, target,
+    data_range=1, win=win, weights=weights)`` before its mean, computed without a host round trip.
 
     The same pyramid (its ``_ssim`` at every scale, 2x average pooling with odd sides padded,
     negative cs/SSIM clamped at 0), but the scales are combined by multiplying one factor
@@ -189,4 +206,4 @@ def ms_ssim_value(
             x = F.avg_pool2d(x, kernel_size=2, padding=padding)
             y = F.avg_pool2d(y, kernel_size=2, padding=padding)
     assert value is not None  # weights is never empty (checked in __init__)
-    return value.mean()
+    return value

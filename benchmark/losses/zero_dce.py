@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from benchmark.losses.base import Loss, check_pair
+from benchmark.losses.base import Loss, check_pair, check_reduction, reduce_images
 
 
 def safe_sqrt(x: torch.Tensor) -> torch.Tensor:
@@ -33,10 +33,17 @@ class ColorConstancyLoss(Loss):
     checked) and otherwise ignored. Deliberate difference: the square root is a safe one whose
     gradient at exactly 0 (an image with equal channel means, e.g. a grey image) is 0; the
     source's ``pow(., 0.5)`` gives an infinite/NaN gradient there. Values are identical.
+    ``reduction`` (a library keyword, not a recipe parameter): ``"mean"`` (the batch mean),
+    ``"sum"`` or ``"none"`` (one value per image, shape ``(N,)``).
     """
 
     references = ("guo2020zerodce",)
     paper = "Guo et al., Zero-DCE, CVPR 2020"
+    reduces = True
+
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__()
+        self.reduction = check_reduction("color_constancy", reduction)
 
     def forward(
         self, pred: torch.Tensor, target: torch.Tensor, *, low: torch.Tensor | None = None
@@ -46,4 +53,7 @@ class ColorConstancyLoss(Loss):
         d_rg = (mean_r - mean_g) ** 2
         d_rb = (mean_r - mean_b) ** 2
         d_gb = (mean_b - mean_g) ** 2
-        return safe_sqrt(d_rg**2 + d_rb**2 + d_gb**2).mean()
+        per_image = safe_sqrt(d_rg**2 + d_rb**2 + d_gb**2)
+        if self.reduction != "mean":
+            return reduce_images(per_image, self.reduction)
+        return per_image.mean()

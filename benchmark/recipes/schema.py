@@ -366,9 +366,12 @@ def _check_losses(losses: Any, problems: list[str], base_dir: Path) -> list[Loss
             for key in params if accepted is not None else ():
                 if key not in accepted:
                     takes = ", ".join(accepted) or "none"
+                    library = (" ('reduction' is for library use: a recipe's terms are batch "
+                               "means)" if key == "reduction" and known
+                               and getattr(LOSSES[name], "reduces", False) else "")
                     problems.append(
                         f"{at}.params.{key}: loss '{name}' has no parameter '{key}'"
-                        f"{did_you_mean(str(key), accepted)} (it takes: {takes})"
+                        f"{did_you_mean(str(key), accepted)} (it takes: {takes}){library}"
                     )
         label = entry.get("label")
         if label is not None and not (isinstance(label, str) and _LABEL_RE.match(label)):

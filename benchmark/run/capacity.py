@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
 
 import torch
 
@@ -125,7 +124,8 @@ def train_pixels(data_dir: str | None, n_val: int) -> int:
     return total
 
 
-def sweep_jobs(todo: list, args: Any, cuda: bool | None = None) -> tuple[int, str]:
+def sweep_jobs(todo: list, data: str | None = None, precision: str | None = None,
+               cuda: bool | None = None) -> tuple[int, str]:
     """``sweep --jobs auto``: :func:`choose_jobs` for the sweep's runs (``RunKey``s), profile,
     data and precision; a perceptual recipe among them sizes every run with a VGG19 trunk."""
     from benchmark.protocol import resolve_precision, resolve_profile
@@ -134,11 +134,11 @@ def sweep_jobs(todo: list, args: Any, cuda: bool | None = None) -> tuple[int, st
     cuda = torch.cuda.is_available() if cuda is None else cuda
     device = torch.device("cuda" if cuda else "cpu")
     protocol = resolve_precision(resolve_profile(todo[0].profile, device)[0], device,
-                                 getattr(args, "precision", None))[0]
-    recipes = sorted({key.spec or key.recipe for key in todo})
+                                 precision)[0]
+    recipes = sorted({key.named or key.recipe for key in todo})
     backbone = any(term.get("name") == "perceptual"
                    for r in recipes for term in load_recipe(r).to_dict().get("losses", []))
-    pixels = train_pixels(getattr(args, "data", None), protocol.n_val)
+    pixels = train_pixels(data, protocol.n_val)
     return choose_jobs(protocol, len(todo), pixels, backbone, cuda)
 
 

@@ -8,36 +8,24 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-from collections.abc import Sequence
 
 from benchmark import record
 from benchmark.errors import UserError
 from benchmark.run.execute import run
 from benchmark.run.files import METRIC_KEYS, repro_differences
-from benchmark.run.setup import ALL_METRICS, check_folder, prepare
+from benchmark.run.setup import check_folder, prepare
+from benchmark.run.spec import RunOptions, RunSpec
 
 
-def check_repro(
-    recipe: str,
-    profile: str,
-    seed: int,
-    data_dir: str | None,
-    results_dir: str,
-    device: str | None,
-    deterministic: bool | None,
-    precision: str | None = None,
-    metrics: Sequence[str] = ALL_METRICS,
-) -> int:
-    """Rerun a finished run in a scratch folder and compare; 0 reproduced, 1 differs.
+def check_repro(spec: RunSpec) -> int:
+    """Rerun the finished run of ``spec`` in a scratch folder and compare; 0 reproduced, 1
+    differs.
 
     The run folder is only read. The comparison is exact: every ``test`` metric and every
     per-image value; a difference is reported with the metric, its size and the images, and
     the environment fields that differ from the stored run's (the usual explanation).
     """
-    setup = prepare(
-        recipe, profile, seed, data_dir, results_dir, device, deterministic, precision=precision,
-        metrics=metrics,
-    )
+    setup = prepare(spec)
     done = check_folder(setup)
     if done is None:
         raise UserError(
@@ -50,9 +38,11 @@ def check_repro(
         f"(the original took {took:.0f} s to train; its folder is not touched)"
     )
     with tempfile.TemporaryDirectory(prefix="lossbench-repro-") as scratch:
-        again = run(recipe, setup.protocol, seed, data_dir, scratch, device, quiet=True,
-                    precision=setup.protocol.precision, metrics=setup.config["metrics"])
-        new_path = (record.run_dir(scratch, setup.recipe.name, setup.protocol.name, seed)
+        rerun = spec.replace(recipe=setup.recipe, profile=setup.protocol, results=scratch,
+                             precision=setup.protocol.precision,
+                             metrics=tuple(setup.config["metrics"]), force=False)
+        again = run(rerun, quiet=True)
+        new_path = (record.run_dir(scratch, setup.recipe.name, setup.protocol.name, spec.seed)
                     / record.PER_IMAGE_FILE)
         new_rows = new_path.read_text(encoding="utf-8") if new_path.is_file() else ""
     differences = repro_differences(done, again, old_rows, new_rows)
@@ -104,31 +94,32 @@ def command_profiles(args: argparse.Namespace) -> int:
     return 0
 
 
+def spec_from_args(args: argparse.Namespace) -> RunSpec:
+    """The run the ``run`` sub-command's flags ask for."""
+    def on_off(value: str | None) -> bool | None:
+        return None if value is None else value == "on"
+
+    options = RunOptions(
+        device=args.device,
+        precision=args.precision,
+        tf32=on_off(getattr(args, "tf32", None)),
+        deterministic=on_off(args.deterministic),
+        compile=bool(getattr(args, "compile", False)),
+        cuda_graphs=bool(getattr(args, "cuda_graphs", False)),
+        metrics=tuple(args.metrics),
+        grad_shares=False if getattr(args, "no_grad_shares", False) else None,
+        force=bool(getattr(args, "force", False)),
+    )
+    return RunSpec(args.recipe, args.profile, args.seed, args.data, args.results, options)
+
+
 def command_run(args: argparse.Namespace) -> int:
     """``python -m benchmark run RECIPE ...``: exit 0 ok (or cached), 1 failed run, 2 bad input."""
-    det = None if args.deterministic is None else args.deterministic == "on"
+    spec = spec_from_args(args)
     if args.check_repro:
-        return check_repro(
-            args.recipe, args.profile, args.seed, args.data, args.results, args.device, det,
-            args.precision, args.metrics,
-        )
-    metrics = run(
-        args.recipe,
-        args.profile,
-        args.seed,
-        args.data,
-        args.results,
-        args.device,
-        force=args.force,
-        deterministic=det,
-        compile=args.compile,
-        precision=args.precision,
-        metrics=args.metrics,
-        grad_shares=False if getattr(args, "no_grad_shares", False) else None,
-        tf32=None if getattr(args, "tf32", None) is None else args.tf32 == "on",
-        cuda_graphs=bool(getattr(args, "cuda_graphs", False)),
-    )
+        return check_repro(spec)
+    metrics = run(spec)
     return 0 if metrics["status"] == "ok" else 1
 
 
-__all__ = ["check_repro", "command_run"]
+__all__ = ["check_repro", "command_run", "spec_from_args"]

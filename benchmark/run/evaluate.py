@@ -28,7 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark import metrics as metrics_mod
-from benchmark.protocol import Protocol, native_bf16
+from benchmark.protocol import Protocol
+from benchmark.run.forward import autocast, network_input
 
 #: pixels (N x H x W) of one evaluation batch by device type (CUDA: 8 LOL images of 600 x 400;
 #: anything else: one image per batch, see the module docstring)
@@ -70,26 +71,6 @@ def fit_resolution(img: torch.Tensor, resolution: str | int) -> torch.Tensor:
     scale = int(resolution) / max(h, w)
     size = (max(1, round(h * scale)), max(1, round(w * scale)))
     return F.interpolate(img, size=size, mode="bilinear", antialias=True, align_corners=False)
-
-
-def uses_bf16(device: torch.device, protocol: Protocol) -> bool:
-    """Whether the network's forward pass runs under bf16 autocast (an unresolved ``auto``
-    protocol resolves as :func:`benchmark.protocol.resolve_precision` would)."""
-    if protocol.precision == "auto":
-        return native_bf16(device)
-    return protocol.precision == "bf16"
-
-
-def autocast(device: torch.device, protocol: Protocol) -> Any:
-    """bf16 autocast when the protocol's precision says so, else a no-op context."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=uses_bf16(device, protocol))
-
-
-def network_input(x: torch.Tensor, protocol: Protocol) -> torch.Tensor:
-    """``x`` in the protocol's memory format (channels_last or contiguous NCHW)."""
-    if protocol.channels_last:
-        return x.contiguous(memory_format=torch.channels_last)
-    return x
 
 
 @torch.no_grad()
@@ -237,10 +218,7 @@ def release_freed_memory() -> None:
 __all__ = [
     "EVAL_BATCH_PIXELS",
     "as_float",
-    "autocast",
-    "network_input",
     "release_freed_memory",
-    "uses_bf16",
     "enhance",
     "evaluate_test",
     "finite_or_none",

@@ -33,7 +33,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +44,10 @@ from benchmark import record
 from benchmark import weights as weights_mod
 from benchmark.data import pairs as data_mod
 from benchmark.errors import UserError
-from benchmark.protocol import Protocol, collapse_outcome
+from benchmark.protocol import collapse_outcome
 from benchmark.run import views as views_mod
+from benchmark.run.checkpoint import Checkpoint
+from benchmark.run.determinism import configure_determinism, nondeterminism_alerts
 from benchmark.run.evaluate import (
     evaluate_test,
     finite_or_none,
@@ -55,57 +57,36 @@ from benchmark.run.evaluate import (
 from benchmark.run.files import atomic_torch_save, base_metrics, print_table, write_samples
 from benchmark.run.lock import RunLock
 from benchmark.run.loop import NonFiniteError, StopRequested, Trainer, to_storage
-from benchmark.run.rng import rng_state, set_rng_state
 from benchmark.run.setup import (
-    ALL_METRICS,
     Setup,
     check_folder,
     check_sizes,
-    configure_determinism,
     crop_seed,
     is_out_of_memory,
-    nondeterminism_alerts,
     oom_message,
     prepare,
 )
+from benchmark.run.spec import RunSpec
 
 
 def run(
-    recipe: str,
-    profile: str | Protocol = "auto",
-    seed: int = 0,
-    data_dir: str | Path | None = None,
-    results_dir: str | Path = "results",
-    device: str | None = None,
-    force: bool = False,
-    deterministic: bool | None = None,
-    compile: bool = False,
+    spec: RunSpec,
+    *,
     quiet: bool = False,
-    on_checkpoint: Callable[[int], None] | None = None,
-    precision: str | None = None,
-    metrics: Sequence[str] = ALL_METRICS,
     stop: Callable[[], bool] | None = None,
-    grad_shares: bool | None = None,
-    tf32: bool | None = None,
-    cuda_graphs: bool = False,
+    on_checkpoint: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """Train and evaluate one (recipe, profile, seed); return the run's ``metrics.json`` dict.
+    """Train and evaluate the run ``spec`` describes; return the run's ``metrics.json`` dict.
 
-    ``profile`` may be a :class:`Protocol` (tests). ``on_checkpoint(iteration)`` is called after
-    every checkpoint write (tests use it to simulate an interruption). ``precision``
-    (``--precision``) overrides the profile's ``auto``. ``metrics`` (``--metrics``) leaves LPIPS
-    out when it lacks ``lpips``: no AlexNet file is needed then, and LPIPS is null. ``stop()``
-    is polled after every training step: True writes a checkpoint and raises
+    ``stop()`` is polled after every training step: True writes a checkpoint and raises
     :class:`StopRequested` (a Slurm job about to be preempted or requeued); the same call later
-    resumes from it.
-    ``grad_shares=False`` (``--no-grad-shares``) skips the gradient-share columns of
-    ``train_log.csv``. ``tf32`` (``--tf32``) and ``cuda_graphs`` (``--cuda-graphs``): see
-    :func:`benchmark.run.setup.prepare` and :mod:`benchmark.run.graphs`.
+    resumes from it. ``on_checkpoint(iteration)`` is called after every checkpoint write
+    (tests use it to simulate an interruption). ``quiet`` prints nothing but errors.
     """
-    setup = prepare(
-        recipe, profile, seed, data_dir, results_dir, device, deterministic, compile, quiet,
-        precision, metrics, grad_shares, tf32, cuda_graphs,
-    )
+    if spec.options.threads:
+        torch.set_num_threads(spec.options.threads)
+    force = spec.options.force
+    setup = prepare(spec, quiet)
     if not force:
         done = check_folder(setup)
         if done is not None:
@@ -173,10 +154,10 @@ def _execute(
     _prepare_folder(setup)
     determinism = configure_determinism(setup.device, setup.protocol.deterministic,
                                         setup.protocol.tf32)
-    trainer, gen = _build_trainer(setup, data.pop("train"), data.pop("val"), quiet)
+    trainer = _build_trainer(setup, data.pop("train"), data.pop("val"), quiet)
     trainer.stop = stop
     base = base_metrics(setup, started, determinism)
-    failed = _train(setup, trainer, gen, lock, quiet, on_checkpoint, base, determinism)
+    failed = _train(setup, trainer, lock, quiet, on_checkpoint, base, determinism)
     if trainer.graph is not None:  # --cuda-graphs: captured where, or why the step stayed eager
         base["cuda_graphs"] = trainer.graph.note
     if failed is not None:
@@ -198,9 +179,7 @@ def _prepare_folder(setup: Setup) -> None:
     record.write_config(folder, setup.config)
 
 
-def _build_trainer(
-    setup: Setup, train: tuple, val: tuple, quiet: bool
-) -> tuple[Trainer, torch.Generator]:
+def _build_trainer(setup: Setup, train: tuple, val: tuple, quiet: bool) -> Trainer:
     """The model, mix and crop generator on the device; resumed from ``checkpoint.pt`` if any."""
     folder, proto, dev = setup.folder, setup.protocol, setup.device
     model = setup.model.to(dev)
@@ -222,26 +201,16 @@ def _build_trainer(
     )
     trainer.on_point = lambda it, weights: views_mod.save_point(
         folder, setup.config_hash, it, weights)
-    ckpt_path = folder / record.CHECKPOINT_FILE
-    if ckpt_path.is_file():
-        # on the CPU: RNG states must stay CPU tensors; load_state_dict moves the rest
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        if ckpt.get("config_hash") != setup.config_hash:
-            raise UserError(
-                f"{ckpt_path} belongs to another configuration; delete it to start over"
-            )
-        trainer.load_state_dict(ckpt)
-        set_rng_state(ckpt["rng"], gen)
-        if not quiet:
-            print(f"lossbench: resuming {folder} from iteration {trainer.state.iteration}")
+    trainer.checkpoint = Checkpoint(folder / record.CHECKPOINT_FILE, setup.config_hash)
+    if trainer.checkpoint.restore(trainer) and not quiet:
+        print(f"lossbench: resuming {folder} from iteration {trainer.state.iteration}")
     _write_logs(folder, trainer)
-    return trainer, gen
+    return trainer
 
 
 def _train(
     setup: Setup,
     trainer: Trainer,
-    gen: torch.Generator,
     lock: RunLock,
     quiet: bool,
     on_checkpoint: Callable[[int], None] | None,
@@ -252,13 +221,12 @@ def _train(
     folder, proto = setup.folder, setup.protocol
     ckpt_path = folder / record.CHECKPOINT_FILE
 
-    def save(it: int) -> None:
+    def saved(it: int) -> None:  # checkpoint.pt was just written (Trainer.run_steps)
         began = time.perf_counter()
-        state = trainer.state_dict(rng_state(gen))
-        atomic_torch_save({"config_hash": setup.config_hash, **state}, ckpt_path)
         _write_logs(folder, trainer)
         lock.heartbeat()
-        took = time.perf_counter() - began  # the sweep sizes Slurm's signal margin from it
+        # the whole checkpoint's cost: the sweep sizes Slurm's signal margin from it
+        took = trainer.checkpoint.last_seconds + time.perf_counter() - began
         base["checkpoint_seconds"] = max(base.get("checkpoint_seconds") or 0.0, round(took, 3))
         if on_checkpoint is not None:
             on_checkpoint(it)
@@ -295,7 +263,7 @@ def _train(
 
     try:
         with nondeterminism_alerts(determinism["nondeterministic_ops"]):
-            trainer.run_steps(on_log, save, on_step, lock.heartbeat)
+            trainer.run_steps(on_log, saved, on_step, lock.heartbeat)
     except StopRequested:
         raise  # checkpointed on request: not a failure
     except NonFiniteError as exc:

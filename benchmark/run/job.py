@@ -12,38 +12,29 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.errors import UserError
-from benchmark.recipes.mix import load_recipe
+from benchmark.recipes.schema import Recipe
+from benchmark.run.spec import RunSpec
 
 
-def run_job(recipe: str, profile: str, seed: int, data: str | None, results: str,
-            force: bool, threads: int | None, precision: str | None = None,
-            ckpt_minutes: float | None = None, metrics: tuple[str, ...] | None = None,
-            stop: Callable[[], bool] | None = None,
+def run_job(spec: RunSpec, stop: Callable[[], bool] | None = None,
             on_checkpoint: Callable[[int], None] | None = None) -> dict[str, Any]:
     """One job (runs in the worker process). Returns the run's metrics dict, never raises for a
-    failed run so one failure cannot stop the sweep. Torch threads: ``threads``, else the
-    Slurm allocation (``SLURM_CPUS_PER_TASK``), else torch's default. ``metrics``: the test
-    metrics (``sweep --metrics``; None: all of them)."""
-    import dataclasses
-
-    import torch
-
-    from benchmark.protocol import resolve_profile
+    failed run so one failure cannot stop the sweep. Torch threads: ``spec.options.threads``,
+    else the Slurm allocation (``SLURM_CPUS_PER_TASK``), else torch's default."""
     from benchmark.run.execute import run
 
-    threads = threads or int(os.environ.get("SLURM_CPUS_PER_TASK") or 0) or None
-    if threads:
-        torch.set_num_threads(threads)
+    threads = spec.options.threads or int(os.environ.get("SLURM_CPUS_PER_TASK") or 0) or None
     try:
-        protocol: Any = profile
-        if ckpt_minutes is not None:
-            protocol = dataclasses.replace(resolve_profile(profile)[0], ckpt_minutes=ckpt_minutes)
-        extra = {"metrics": tuple(metrics)} if metrics else {}
-        return run(recipe, profile=protocol, seed=seed, data_dir=data, results_dir=results,
-                   force=force, quiet=True, precision=precision, stop=stop,
-                   on_checkpoint=on_checkpoint, **extra)
+        return run(spec.replace(threads=threads), quiet=True, stop=stop,
+                   on_checkpoint=on_checkpoint)
     except UserError as exc:
-        return {"status": "failed", "error": str(exc), "recipe": recipe, "seed": seed}
+        return {"status": "failed", "error": str(exc), "recipe": _named(spec),
+                "seed": spec.seed}
+
+
+def _named(spec: RunSpec) -> str:
+    """How the job's recipe was named (a name or a path), for a failure's record."""
+    return spec.recipe.name if isinstance(spec.recipe, Recipe) else str(spec.recipe)
 
 
 #: a Python exception line (``ModuleNotFoundError: No module named 'x'``, ``MemoryError``)
@@ -89,7 +80,7 @@ class SlurmRunJob:
     (stdout and stderr in one file).
     """
 
-    def __call__(self, *args: Any) -> dict[str, Any]:
+    def __call__(self, spec: RunSpec) -> dict[str, Any]:
         import submitit
 
         from benchmark import record
@@ -112,15 +103,16 @@ class SlurmRunJob:
         def link(_: int = 0) -> None:  # once the run folder exists (its first checkpoint)
             if not names:
                 try:
-                    names.append(load_recipe(args[0]).name)
+                    names.append(spec.load_recipe().name)
                 except UserError:
                     return  # the run itself reports it
-            folder = record.run_dir(args[4], names[0], args[1], args[2])
+            profile = getattr(spec.profile, "name", spec.profile)
+            folder = record.run_dir(spec.results, names[0], profile, spec.seed)
             if (folder / record.CONFIG_FILE).is_file():
                 link_log(folder, str(env.job_id), str(env.paths.stdout))
 
         try:
-            out = run_job(*args, stop=lambda: bool(caught), on_checkpoint=link)
+            out = run_job(spec, stop=lambda: bool(caught), on_checkpoint=link)
         except StopRequested as stopped:
             print(f"lossbench: {stopped}", file=sys.stderr, flush=True)
             if caught[0] == signal.SIGUSR2 and callable(requeue):
@@ -129,13 +121,12 @@ class SlurmRunJob:
         link()
         return out
 
-    def checkpoint(self, *args: Any) -> Any:
+    def checkpoint(self, spec: RunSpec) -> Any:
         """The call submitit resubmits on requeue (the run resumes from its checkpoint)."""
         import submitit
 
         # a requeued job resumes; it must not redo from scratch even if the sweep had --force
-        args = (*args[:5], False, *args[6:])
-        return submitit.helpers.DelayedSubmission(self, *args)
+        return submitit.helpers.DelayedSubmission(self, spec.replace(force=False))
 
 
 __all__ = ["SlurmRunJob", "error_line", "link_log", "run_job"]

@@ -34,8 +34,11 @@ from torch import nn
 
 from benchmark.protocol import Protocol
 from benchmark.run.batches import sample_batch, to_storage  # noqa: F401 - re-exported
-from benchmark.run.evaluate import as_float, network_input, uses_bf16, validate
+from benchmark.run.checkpoint import Checkpoint
+from benchmark.run.evaluate import as_float, validate
+from benchmark.run.forward import autocast, network_input
 from benchmark.run.graphs import GraphStep
+from benchmark.run.rng import rng_state, set_rng_state
 from benchmark.run.shares import _share_columns, term_gradient_norms
 
 
@@ -97,6 +100,8 @@ class Trainer:
     #: called after every validation with the iteration and a CPU copy of the weights just
     #: scored (the run keeps them to score the test-selected view after training)
     on_point: Callable[[int, dict[str, torch.Tensor]], None] | None = None
+    #: where :meth:`run_steps` writes the state it decided to checkpoint (None: nowhere)
+    checkpoint: Checkpoint | None = None
 
     def __post_init__(self) -> None:
         p, cuda = self.protocol, self.device.type == "cuda"
@@ -171,7 +176,9 @@ class Trainer:
 
     # -- checkpoints -------------------------------------------------------------------------
 
-    def state_dict(self, rng: dict[str, Any]) -> dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed run needs: modules, optimisers, loop state and every RNG state
+        (Python, NumPy, torch, CUDA and the crop generator ``gen``)."""
         s = self.state
         return {
             "iteration": s.iteration,
@@ -187,10 +194,11 @@ class Trainer:
                 lb: loss.discriminator.state_dict() for lb, loss in self.adversarial
             },
             "d_opts": {lb: opt.state_dict() for lb, opt in self.d_opts.items()},
-            "rng": rng,
+            "rng": rng_state(self.gen),
         }
 
     def load_state_dict(self, ckpt: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned; training then continues bit-identically."""
         self.model.load_state_dict(ckpt["model"])
         if self.ema is not None:
             if ckpt.get("ema") is None:
@@ -211,6 +219,7 @@ class Trainer:
             best=ckpt["best"],
             window=ckpt["window"],
         )
+        set_rng_state(ckpt["rng"], self.gen)
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -237,9 +246,7 @@ class Trainer:
         step's record (terms, total, discriminator losses, gradient norms) on the device."""
         p, mark = self.protocol, self.mark or _no_mark
         network = self.model if self.forward is None else self.forward
-        # autocast's cast cache cannot outlive a captured region (torch.cuda.graphs docs)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16,
-                            enabled=uses_bf16(self.device, p), cache_enabled=not capturing):
+        with autocast(self.device, p, cache_enabled=not capturing):
             pred = network(network_input(low, p))
         pred = pred.float().contiguous()  # the losses get float32 NCHW, whatever the network ran
         mark("forward")
@@ -336,9 +343,10 @@ class Trainer:
     ) -> None:
         """Train to ``protocol.iterations``; raise :class:`NonFiniteError` on a NaN/Inf.
 
-        A checkpoint is written every ``ckpt_every`` iterations, at the end, whenever
-        ``ckpt_minutes`` passed since the last one, and when ``stop()`` answers True (then
-        :class:`StopRequested` ends training; resuming is bit-identical from any iteration).
+        A checkpoint is written (to :attr:`checkpoint`; then ``on_checkpoint(it)``) every
+        ``ckpt_every`` iterations, at the end, whenever ``ckpt_minutes`` passed since the last
+        one, and when ``stop()`` answers True (then :class:`StopRequested` ends training;
+        resuming is bit-identical from any iteration).
         """
         p = self.protocol
         self.model.train()
@@ -381,6 +389,8 @@ class Trainer:
             if at_ckpt:
                 self.state.iteration = it
                 self.state.train_seconds = start_seconds + time.perf_counter() - start_clock
+                if self.checkpoint is not None:
+                    self.checkpoint.save(self)
                 on_checkpoint(it)
                 last_ckpt = self.clock()
             if stop and not last:

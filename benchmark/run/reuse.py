@@ -20,6 +20,7 @@ from benchmark import record
 from benchmark.errors import UserError
 from benchmark.recipes import mix as recipes_mod
 from benchmark.run.setup import ALL_METRICS, Setup, check_folder, prepare
+from benchmark.run.spec import RunOptions, RunSpec
 
 #: how many refused folders a message lists by name (the first one in full)
 LISTED = 5
@@ -68,8 +69,8 @@ def reusable(planned: Sequence[tuple[str, str, int]], results: str | Path,
             wanted = recorded
         key = (spec, profile, wanted)
         if key not in prepared:
-            setup = prepare(spec, profile, seed, data, results, quiet=True, precision=wanted,
-                            metrics=tuple(metrics or ALL_METRICS))
+            options = RunOptions(precision=wanted, metrics=tuple(metrics or ALL_METRICS))
+            setup = prepare(RunSpec(spec, profile, seed, data, results, options), quiet=True)
             prepared[key] = for_seed(setup, setup.seed, setup.folder)
         try:
             done = check_folder(for_seed(prepared[key], seed, folder))

@@ -9,23 +9,14 @@ initialisation), and assembles the resolved configuration and its hash. Every pr
 The config hash covers what changes numbers (:func:`benchmark.record.hashed_part`): the recipe's
 name and losses (not its description or source), the protocol less its operational fields, the
 model, the data's layout, manifest sha256 and validation names, and the seed. Not hashed, but
-recorded: dataset root, device, compile.
-
-:func:`configure_determinism` applies the protocol's CUDA determinism setting (deterministic:
-``torch.use_deterministic_algorithms(True, warn_only=True)``, ``CUBLAS_WORKSPACE_CONFIG=:4096:8``,
-cuDNN deterministic and no cuDNN benchmark; fast: cuDNN autotuning, non-deterministic kernels
-allowed) and returns what ``metrics.json`` records under ``determinism``;
-:func:`nondeterminism_alerts` collects the operations torch reports as lacking a deterministic
-implementation (they void the CUDA guarantee and are recorded). docs/REPRODUCIBILITY.md says what
-is guaranteed where.
+recorded: dataset root, device, compile. The CUDA determinism policy is
+:mod:`benchmark.run.determinism`'s.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -37,7 +28,7 @@ from benchmark import record
 from benchmark import weights as weights_mod
 from benchmark.data import known as known_mod
 from benchmark.data import pairs as data_mod
-from benchmark.errors import UserError
+from benchmark.errors import UserError, did_you_mean
 from benchmark.losses import LOSSES
 from benchmark.model import UNet, count_parameters
 from benchmark.protocol import (
@@ -45,10 +36,10 @@ from benchmark.protocol import (
     Protocol,
     resolve_precision,
     resolve_profile,
-    tf32_settings,
 )
 from benchmark.recipes import mix as recipes_mod
 from benchmark.run.rng import seed_everything
+from benchmark.run.spec import RunSpec
 
 
 def resolve_device(device: str | None) -> torch.device:
@@ -86,42 +77,34 @@ class Setup:
 ALL_METRICS = metrics_mod.choices()
 
 
-def prepare(
-    recipe: str,
-    profile: str | Protocol,
-    seed: int,
-    data_dir: str | Path | None,
-    results_dir: str | Path,
-    device: str | None = None,
-    deterministic: bool | None = None,
-    compile: bool = False,
-    quiet: bool = False,
-    precision: str | None = None,
-    metrics: Sequence[str] = ALL_METRICS,
-    grad_shares: bool | None = None,
-    tf32: bool | None = None,
-    cuda_graphs: bool = False,
-) -> Setup:
-    """Validate every input and build the model and losses; write nothing but the dataset cache.
+def prepare(spec: RunSpec, quiet: bool = False) -> Setup:
+    """Validate every input of ``spec`` and build the model and losses; write nothing but the
+    dataset cache.
 
-    ``tf32`` (``--tf32 on|off``) overrides the profile's TF32 policy (CUDA only; hashed when
-    on); ``cuda_graphs`` (``--cuda-graphs``) is recorded, not hashed, like ``compile``.
+    ``spec.options.tf32`` overrides the profile's TF32 policy (CUDA only; hashed when on);
+    ``cuda_graphs`` is recorded, not hashed, like ``compile``; ``ckpt_minutes`` and
+    ``grad_shares`` are operational (recorded, not hashed).
 
     Raises:
         UserError: unknown recipe/profile, bad dataset, missing weights, CUDA unavailable, ...
     """
-    dev = resolve_device(device)
-    if isinstance(profile, Protocol):
-        protocol, message = profile, f"profile {profile.name} (custom)"
+    opts = spec.options
+    seed = spec.seed
+    metrics = check_metrics(opts.metrics)
+    dev = resolve_device(opts.device)
+    if isinstance(spec.profile, Protocol):
+        protocol, message = spec.profile, f"profile {spec.profile.name} (custom)"
     else:
-        protocol, message = resolve_profile(profile, dev)
-    if deterministic is not None:
-        protocol = replace(protocol, deterministic=deterministic)
-    if grad_shares is not None:  # operational: recorded, not hashed
-        protocol = replace(protocol, grad_shares=grad_shares)
-    protocol, precision_line = resolve_precision(protocol, dev, precision)
-    if tf32 is not None:
-        protocol = replace(protocol, tf32=tf32)
+        protocol, message = resolve_profile(spec.profile, dev)
+    if opts.deterministic is not None:
+        protocol = replace(protocol, deterministic=opts.deterministic)
+    if opts.grad_shares is not None:  # operational: recorded, not hashed
+        protocol = replace(protocol, grad_shares=opts.grad_shares)
+    if opts.ckpt_minutes is not None:  # operational: recorded, not hashed
+        protocol = replace(protocol, ckpt_minutes=opts.ckpt_minutes)
+    protocol, precision_line = resolve_precision(protocol, dev, opts.precision)
+    if opts.tf32 is not None:
+        protocol = replace(protocol, tf32=opts.tf32)
     if protocol.tf32 and dev.type != "cuda":
         raise UserError(f"--tf32 on: TF32 is a format of NVIDIA tensor cores and this run is on "
                         f"{dev.type}; leave it off (float32 is IEEE float32 there anyway)")
@@ -129,7 +112,8 @@ def prepare(
         precision_line += "; TF32 on for float32 convolutions and matmuls (--tf32)"
     if not quiet:
         print(f"lossbench: {message}; {precision_line}")
-    rec = recipes_mod.load_recipe(recipe)
+    rec = spec.load_recipe()
+    data_dir = spec.data
     if data_dir is None:
         from benchmark.data import synth  # noqa: PLC0415 - only needed for the default data
 
@@ -147,12 +131,11 @@ def prepare(
     model = UNet(protocol.width, protocol.depth)
     mix = recipes_mod.build_mix(rec)
     recipes_mod.check_recipe_for_protocol(rec, mix, protocol.patch)
-    metrics = [m for m in ALL_METRICS if m in metrics]
     backbones = sorted({b for m in mix.modules() for b in getattr(m, "backbones", ())}
                        | metrics_mod.backbones(metrics))
     for name in backbones:  # LPIPS needs AlexNet at the end: refuse now, not after training
         weights_mod.ensure(name)
-    folder = record.run_dir(results_dir, rec.name, protocol.name, seed)
+    folder = record.run_dir(spec.results, rec.name, protocol.name, seed)
     check_writable(folder)
     recipe_dict = rec.to_dict()
     config = {
@@ -178,8 +161,8 @@ def prepare(
         "seed": seed,
         "crop_seed": crop_seed(seed),
         "device": str(dev),
-        "compile": bool(compile),
-        "cuda_graphs": bool(cuda_graphs),
+        "compile": bool(opts.compile),
+        "cuda_graphs": bool(opts.cuda_graphs),
         "backbones": backbones,
         "metrics": metrics,
     }
@@ -202,6 +185,27 @@ def prepare(
         folder,
         backbones,
     )
+
+
+def check_metrics(metrics: Sequence[str] | None) -> list[str]:
+    """The test metrics in table order (None: all of them).
+
+    Raises:
+        UserError: an unknown metric, or psnr/ssim left out (they are always computed).
+    """
+    if metrics is None:
+        return list(ALL_METRICS)
+    names = [str(m).strip().lower() for m in metrics]
+    unknown = [m for m in names if m not in ALL_METRICS]
+    if unknown:
+        raise UserError(f"metrics: unknown metric {unknown[0]!r}"
+                        f"{did_you_mean(unknown[0], ALL_METRICS)} (choose from "
+                        f"{', '.join(ALL_METRICS)})")
+    if not set(metrics_mod.always()) <= set(names):
+        raise UserError(f"metrics: {', '.join(names) or 'none'}: psnr and ssim are always "
+                        f"computed; use psnr,ssim (no pretrained weights needed) or "
+                        f"psnr,ssim,lpips")
+    return [m for m in ALL_METRICS if m in names]
 
 
 def check_writable(folder: Path) -> None:
@@ -241,67 +245,6 @@ def check_sizes(setup: Setup, images: list) -> None:
             f"dataset {setup.dataset.root}: {len(small)} training image(s) are smaller than the "
             f"profile's {patch}x{patch} patches: {listed}"
         )
-
-
-def configure_determinism(device: torch.device, deterministic: bool, tf32: bool = False
-                          ) -> dict[str, Any]:
-    """Apply the CUDA determinism setting and TF32 policy (nothing changes on the CPU); return
-    the record (``tf32``: :func:`benchmark.protocol.tf32_settings`).
-
-    ``CUBLAS_WORKSPACE_CONFIG`` is read when cuBLAS starts, so it is set here, before the run's
-    first CUDA operation; a value the user already exported is kept.
-    """
-    if device.type == "cuda":
-        if deterministic:
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.backends.cudnn.benchmark = not deterministic
-        torch.backends.cudnn.deterministic = deterministic
-        torch.use_deterministic_algorithms(deterministic, warn_only=True)
-        guarantee = (
-            "bit-identical reruns on the same GPU model, driver, CUDA/cuDNN and package versions"
-            if deterministic
-            else "not bit-identical: cuDNN autotuning and atomic-add kernels vary between runs"
-        )
-    else:
-        guarantee = "bit-identical reruns on the same CPU type, thread count and package versions"
-    tf32_record = tf32_settings(tf32) if device.type == "cuda" else {"tf32": False}
-    return {
-        "tf32": tf32_record,
-        "setting": "deterministic" if deterministic else "fast",
-        "device_type": device.type,
-        "guarantee": guarantee,
-        "use_deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
-        "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
-        "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
-        "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
-        "threads": torch.get_num_threads(),
-        "nondeterministic_ops": [],
-    }
-
-
-_ALERT = "does not have a deterministic implementation"
-
-
-@contextlib.contextmanager
-def nondeterminism_alerts(found: list[str]) -> Iterator[None]:
-    """Collect into ``found`` (once each) the ops torch warns have no deterministic kernel.
-
-    Such a warning only appears under ``use_deterministic_algorithms(True, warn_only=True)``;
-    it is recorded in the run instead of being printed at every step. Other warnings pass.
-    """
-    with warnings.catch_warnings():
-        shown = warnings.showwarning
-
-        def show(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
-            text = str(message)
-            if _ALERT not in text:
-                shown(message, category, filename, lineno, file, line)
-            elif (op := text.split(_ALERT)[0].strip()) not in found:
-                found.append(op)
-
-        warnings.filterwarnings("always", message=f".*{_ALERT}")
-        warnings.showwarning = show
-        yield
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -367,12 +310,11 @@ __all__ = [
     "ALL_METRICS",
     "Setup",
     "check_folder",
+    "check_metrics",
     "check_sizes",
     "check_writable",
-    "configure_determinism",
     "crop_seed",
     "is_out_of_memory",
-    "nondeterminism_alerts",
     "oom_message",
     "prepare",
     "resolve_device",
