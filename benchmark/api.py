@@ -57,8 +57,8 @@ def train(spec: RunSpec, *, quiet: bool = True) -> RunResult:
     Raises:
         UserError: bad input (recipe, data, options), checked before anything is written.
     """
-    from benchmark.run.execute import run
     from benchmark.record import run_dir
+    from benchmark.run.execute import run
 
     metrics = run(spec, quiet=quiet)
     folder = run_dir(spec.results, metrics["recipe"], metrics["profile"], metrics["seed"])
