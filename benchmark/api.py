@@ -84,41 +84,57 @@ def scores(per_image: pd.DataFrame, metric: str = "psnr", *, runs: pd.DataFrame 
            profile: str | None = None, dataset: str | None = None) -> dict[str, np.ndarray]:
     """One metric's per-image values as ``{recipe: array of shape (seeds, images)}``.
 
-    Rows are the recipe's seeds in increasing order, columns the test images in name order
-    (the same for every recipe); a cell no run computed is NaN. This is the layout
-    ``rliable`` and :mod:`benchmark.analysis.inference` take.
+    Rows are the seeds in increasing order (the same for every recipe), columns the test
+    images every kept run has a value for, in name order; a seed a recipe has no finished run
+    for is a row of NaN. This is the layout ``rliable`` and the crossed test take.
 
     Args:
         per_image: the long frame of :func:`load_results`.
         metric: ``psnr``, ``ssim``, ``lpips``, ``psnr_gtmean`` or ``ssim_gtmean``.
-        runs: the run frame of :func:`load_results`; given, collapsed runs are left out (as
-            the summary's means leave them out); else every finished run counts.
+        runs: the run frame of :func:`load_results`; given, only finished runs count and
+            collapsed ones are left out (as the summary leaves them out of its means).
         profile: which profile, when the frame holds several.
         dataset: which dataset, when the frame holds several.
 
     Raises:
         UserError: an unknown metric, or several profiles/datasets and none chosen.
     """
-    frame = per_image
-    if runs is not None and "outcome" in runs:
-        frame = frame[frame["run_id"].isin(runs.loc[runs["outcome"] != "collapsed", "run_id"])]
-    for column, wanted in (("profile", profile), ("dataset", dataset)):
-        if wanted is not None:
-            frame = frame[frame[column] == wanted]
-        values = sorted(frame[column].dropna().unique())
-        if len(values) > 1:
-            raise UserError(f"scores: the results hold several {column}s ({', '.join(values)}); "
-                            f"choose one with {column}=...")
     known = sorted(per_image["metric"].unique())
     if metric not in known:
         raise UserError(f"scores: no per-image values of {metric!r} (the runs hold "
                         f"{', '.join(known) or 'none'})")
-    frame = frame[frame["metric"] == metric]
-    images = sorted(frame["image"].unique())
+    where = {"profile": profile, "dataset": dataset}
+    for column, wanted in where.items():
+        values = per_image[column] if wanted is None else per_image.loc[
+            per_image[column] == wanted, column]
+        if len(found := sorted(values.dropna().unique())) > 1:
+            raise UserError(f"scores: the results hold several {column}s ({', '.join(found)}); "
+                            f"choose one with {column}=...")
+    return _arrays(per_image, metric, runs, **where)
+
+
+def _arrays(per_image: pd.DataFrame, metric: str, runs: pd.DataFrame | None,
+            profile: str | None, dataset: str | None) -> dict[str, np.ndarray]:
+    """The arrays (what ``benchmark.analysis.scores.scores`` computes where it exists)."""
+    sub = per_image[per_image["metric"] == metric]
+    for key, value in (("profile", profile), ("dataset", dataset)):
+        if value is not None:
+            sub = sub[sub[key] == value]
+    if runs is not None:
+        ok = runs[runs["status"] == "ok"]
+        if "outcome" in ok.columns:
+            ok = ok[ok["outcome"].fillna("ok") == "ok"]
+        sub = sub[sub["run_id"].isin(ok["run_id"])]
+    sub = sub[np.isfinite(sub["value"].to_numpy(dtype=float))]
+    seeds = sorted(int(s) for s in sub["seed"].unique())
+    per_run = sub.groupby("run_id")["image"].agg(set)
+    images = sorted(set.intersection(*per_run)) if len(per_run) else []
     out = {}
-    for recipe, sub in frame.groupby("recipe", sort=True):
-        table = sub.pivot_table(index="seed", columns="image", values="value", aggfunc="mean")
-        out[str(recipe)] = table.reindex(columns=images).sort_index().to_numpy(dtype=float)
+    for recipe, part in sub.groupby("recipe", sort=True):
+        table = part.pivot_table(index="seed", columns="image", values="value")
+        arr = table.reindex(index=seeds, columns=images).to_numpy(dtype=float, copy=True)
+        arr[~np.isfinite(arr).all(axis=1)] = np.nan  # a seed missing an image: not finished
+        out[str(recipe)] = arr
     return out
 
 

@@ -123,23 +123,30 @@ def test_scores_are_seeds_by_images_in_order() -> None:
     np.testing.assert_allclose(benchmark.scores(per_image, "ssim")["mse"],
                                [[0.2025, 0.205], [0.2225, 0.225]], rtol=1e-12)
     # a collapsed run is left out when the run frame is given
-    runs = pd.DataFrame({"run_id": ["l1/smoke/seed0", "l1/smoke/seed2"],
-                         "outcome": ["ok", "collapsed"]})
-    assert benchmark.scores(per_image, "psnr", runs=runs)["l1"].shape == (1, 2)
+    runs = pd.DataFrame({"run_id": ["l1/smoke/seed0", "l1/smoke/seed2", "mse/smoke/seed0",
+                                    "mse/smoke/seed2"],
+                         "status": "ok", "outcome": ["ok", "collapsed", "ok", "ok"]})
+    kept = benchmark.scores(per_image, "psnr", runs=runs)
+    np.testing.assert_array_equal(kept["l1"], [[10.25, 10.5], [np.nan, np.nan]])
+    np.testing.assert_array_equal(kept["mse"], psnr["mse"])
     with pytest.raises(UserError, match="no per-image values of 'lpips'"):
         benchmark.scores(per_image, "lpips")
 
 
-def test_scores_mark_a_missing_cell_and_ask_for_one_profile() -> None:
+def test_scores_keep_the_shared_images_and_ask_for_one_profile() -> None:
     per_image = _per_image([("l1", 0, "a.png", "psnr", 1.0), ("l1", 0, "b.png", "psnr", 2.0),
-                            ("mse", 0, "a.png", "psnr", 3.0)])
+                            ("l1", 1, "a.png", "psnr", 5.0), ("l1", 1, "b.png", "psnr", 6.0),
+                            ("mse", 0, "a.png", "psnr", 3.0), ("mse", 0, "b.png", "psnr", 4.0),
+                            ("mse", 1, "a.png", "psnr", 7.0)])
     got = benchmark.scores(per_image, "psnr")
-    np.testing.assert_array_equal(got["mse"], [[3.0, np.nan]])
+    # the columns are the images every run has (mse's seed 1 lacks b.png): pairs stay paired
+    np.testing.assert_array_equal(got["l1"], [[1.0], [5.0]])
+    np.testing.assert_array_equal(got["mse"], [[3.0], [7.0]])
     other = per_image.assign(profile="quick")
     both = pd.concat([per_image, other])
     with pytest.raises(UserError, match=r"several profiles \(quick, smoke\)"):
         benchmark.scores(both, "psnr")
-    assert benchmark.scores(both, "psnr", profile="quick")["l1"].shape == (1, 2)
+    assert benchmark.scores(both, "psnr", profile="quick")["l1"].shape == (2, 1)
 
 
 def test_build_loss_reduction_none_gives_one_value_per_image() -> None:
