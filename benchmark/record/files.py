@@ -222,12 +222,21 @@ def write_logs(folder: str | Path, train_log: list[dict[str, Any]], columns: lis
     atomic_write_text(Path(folder) / VAL_LOG_FILE, csv_text(val_log, VAL_COLUMNS))
 
 
-def _numeric(path: Path, frame: pd.DataFrame, columns: Sequence[str]) -> None:
+def _read_log(folder: str | Path, name: str, required: Sequence[str]) -> pd.DataFrame | None:
+    """The log ``name`` of a run (None when absent), its ``required`` columns present and
+    numeric."""
     import pandas as pd  # noqa: PLC0415
 
-    for col in columns:
-        if not pd.api.types.is_numeric_dtype(frame[col]):
+    path = Path(folder) / name
+    if not path.is_file():
+        return None
+    log = read_csv(path)
+    for col in required:
+        if col not in log.columns:
+            raise UserError(f"{path}: {col}: missing column (has {list(log.columns)})")
+        if not pd.api.types.is_numeric_dtype(log[col]):
             raise UserError(f"{path}: {col}: column holds values that are not numbers")
+    return log
 
 
 def read_train_log(folder: str | Path) -> pd.DataFrame | None:
@@ -236,15 +245,7 @@ def read_train_log(folder: str | Path) -> pd.DataFrame | None:
     Raises:
         UserError: naming the file and the column that is missing or not numeric.
     """
-    path = Path(folder) / TRAIN_LOG_FILE
-    if not path.is_file():
-        return None
-    log = read_csv(path)
-    for col in TRAIN_REQUIRED:
-        if col not in log.columns:
-            raise UserError(f"{path}: {col}: missing column (has {list(log.columns)})")
-    _numeric(path, log, TRAIN_REQUIRED)
-    return log
+    return _read_log(folder, TRAIN_LOG_FILE, TRAIN_REQUIRED)
 
 
 def read_val_log(folder: str | Path) -> pd.DataFrame | None:
@@ -253,16 +254,7 @@ def read_val_log(folder: str | Path) -> pd.DataFrame | None:
     Raises:
         UserError: naming the file and the column that is missing or not numeric.
     """
-    import pandas as pd  # noqa: PLC0415
-
-    path = Path(folder) / VAL_LOG_FILE
-    if not path.is_file():
-        return None
-    log = read_csv(path)
-    for col in VAL_COLUMNS[:2]:
-        if col not in log.columns or not pd.api.types.is_numeric_dtype(log[col]):
-            raise UserError(f"{path}: column {col!r} missing or not numeric")
-    return log
+    return _read_log(folder, VAL_LOG_FILE, VAL_COLUMNS[:2])
 
 
 def nan_if_none(value: Any) -> float:
