@@ -193,11 +193,16 @@ def report(out: Path, doc: Path, sizes: list[int], short: Path | None = None) ->
                          f"of validation PSNR and {m.test_gain:+.2f} dB of test PSNR."
                          for recipe, m in means.iterrows()]
     lines += ["", END]
+    _fill_block(doc, BEGIN, END, lines)
+
+
+def _fill_block(doc: Path, begin: str, end: str, lines: list[str]) -> None:
+    """Replace ``doc``'s block from ``begin`` to ``end`` (markers included) by ``lines``."""
     text = doc.read_text(encoding="utf-8")
-    if BEGIN not in text or END not in text:
-        raise SystemExit(f"{doc}: no {BEGIN} ... {END} markers to fill")
-    head, rest = text.split(BEGIN, 1)
-    doc.write_text(head + "\n".join(lines) + rest.split(END, 1)[1], encoding="utf-8")
+    if begin not in text or end not in text:
+        raise SystemExit(f"{doc}: no {begin} ... {end} markers to fill")
+    head, rest = text.split(begin, 1)
+    doc.write_text(head + "\n".join(lines) + rest.split(end, 1)[1], encoding="utf-8")
     print(f"updated {doc}")
 
 
@@ -325,12 +330,7 @@ def protocol_report(doc: Path, befores: list[Path], afters: list[Path], recipes:
                      f"{cell(m.final_val)} | {cell(m.max_drop)} | {cell(m.sd_last)} | "
                      f"{cell(m.test_final)} | {cell(m.test_at_best)} |")
     lines += ["", PEND]
-    text = doc.read_text(encoding="utf-8")
-    if PBEGIN not in text or PEND not in text:
-        raise SystemExit(f"{doc}: no {PBEGIN} ... {PEND} markers to fill")
-    head, rest = text.split(PBEGIN, 1)
-    doc.write_text(head + "\n".join(lines) + rest.split(PEND, 1)[1], encoding="utf-8")
-    print(f"updated {doc}")
+    _fill_block(doc, PBEGIN, PEND, lines)
 
 
 def main(argv: list[str] | None = None) -> int:
