@@ -78,27 +78,11 @@ def _jobs(text: str) -> int | str:
     return "auto" if text == "auto" else _pos_int(text)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    installed = Path(sys.argv[0]).name == "lossbench"  # the console script of `pip install`
-    parser = argparse.ArgumentParser(
-        prog="lossbench" if installed else "python -m benchmark",
-        description="lossbench: train one fixed UNet per loss recipe and compare PSNR/SSIM/LPIPS.",
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    p = sub.add_parser("run", help="train and evaluate one recipe with one seed")
-    p.add_argument("recipe", help="a recipe name from recipes/ or a path to a YAML file")
-    p.add_argument("--profile", choices=PROFILES, default="auto")
-    p.add_argument("--seed", type=_nonneg_int, default=0)
-    p.add_argument("--data", default=None, help="LOL-style dataset folder (default: synthetic)")
-    p.add_argument("--results", default="results", help="results folder (default: results)")
-    p.add_argument("--device", choices=("cpu", "cuda"), default=None)
-    p.add_argument("--force", action="store_true", help="redo a run that already finished")
-    p.add_argument(
-        "--check-repro",
-        action="store_true",
-        help="rerun a finished run in a scratch folder and report whether it reproduced",
-    )
+def _execution_flags(p: argparse.ArgumentParser) -> None:
+    """How a run is carried out (:class:`benchmark.run.spec.RunOptions`): the same flags, with
+    the same meaning, on ``run`` and on ``sweep`` (where they apply to every run)."""
+    p.add_argument("--device", choices=("cpu", "cuda"), default=None,
+                   help="default: CUDA when available, else the CPU")
     p.add_argument(
         "--deterministic",
         choices=("on", "off"),
@@ -120,17 +104,40 @@ def build_parser() -> argparse.ArgumentParser:
         "log says when it does not, and why); off by default",
     )
     p.add_argument(
+        "--no-grad-shares",
+        action="store_true",
+        help="do not log each loss term's gradient share (train_log.csv; saves a few %% of a "
+        "step at logged iterations; never changes the numbers)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    installed = Path(sys.argv[0]).name == "lossbench"  # the console script of `pip install`
+    parser = argparse.ArgumentParser(
+        prog="lossbench" if installed else "python -m benchmark",
+        description="lossbench: train one fixed UNet per loss recipe and compare PSNR/SSIM/LPIPS.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("run", help="train and evaluate one recipe with one seed")
+    p.add_argument("recipe", help="a recipe name from recipes/ or a path to a YAML file")
+    p.add_argument("--profile", choices=PROFILES, default="auto")
+    p.add_argument("--seed", type=_nonneg_int, default=0)
+    p.add_argument("--data", default=None, help="LOL-style dataset folder (default: synthetic)")
+    p.add_argument("--results", default="results", help="results folder (default: results)")
+    _execution_flags(p)
+    p.add_argument("--force", action="store_true", help="redo a run that already finished")
+    p.add_argument(
+        "--check-repro",
+        action="store_true",
+        help="rerun a finished run in a scratch folder and report whether it reproduced",
+    )
+    p.add_argument(
         "--metrics",
         type=_metrics,
         default=METRICS,
         help=f"test metrics: {_ALL} (default) or {_ALWAYS}, which needs no pretrained "
         "weights for backbone-free recipes (LPIPS is then absent, not zero, everywhere)",
-    )
-    p.add_argument(
-        "--no-grad-shares",
-        action="store_true",
-        help="do not log each loss term's gradient share (train_log.csv; saves a few %% of a "
-        "step at logged iterations; never changes the numbers)",
     )
     p.add_argument(
         "--precision",
@@ -151,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="parallel local jobs (default 1), or auto: as many as the GPU's (or "
                    "host's) free memory and the CPU cores allow (benchmark/run/capacity.py)")
     p.add_argument("--force", action="store_true")
+    _execution_flags(p)
     p.add_argument(
         "--precision",
         choices=PRECISIONS,

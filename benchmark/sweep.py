@@ -162,8 +162,11 @@ def _collect(job: Any, key: RunKey, results: Path) -> RunState:
 def job_spec(key: RunKey, opts: SweepOptions, results: Path, threads: int | None = None
              ) -> RunSpec:
     """The run one job of the sweep does (what submitit pickles for the worker)."""
-    options = RunOptions(precision=opts.precision, metrics=opts.metrics, force=opts.force,
-                         ckpt_minutes=opts.ckpt_minutes, threads=threads)
+    options = RunOptions(device=opts.device, precision=opts.precision, tf32=opts.tf32,
+                         deterministic=opts.deterministic, compile=opts.compile,
+                         cuda_graphs=opts.cuda_graphs, metrics=opts.metrics,
+                         grad_shares=opts.grad_shares, ckpt_minutes=opts.ckpt_minutes,
+                         force=opts.force, threads=threads)
     return RunSpec(key.named or key.recipe, key.profile, key.seed, opts.data, str(results),
                    options)
 
@@ -171,7 +174,7 @@ def job_spec(key: RunKey, opts: SweepOptions, results: Path, threads: int | None
 def run_local(todo: list[RunKey], opts: SweepOptions, jobs: int, results: Path, log_dir: Path,
               progress: Any) -> list[RunState]:
     """At most ``jobs`` submitit local jobs at a time; GPUs shared out round-robin."""
-    gpus = _gpu_count()
+    gpus = 0 if opts.device == "cpu" else _gpu_count()
     threads = None if gpus else _threads_per_job(jobs)
     executor = _make_executor("local", log_dir, {})
     pending, active, finished = list(todo), {}, []
@@ -353,6 +356,10 @@ def run_sweep(opts: SweepOptions) -> int:
         UserError: bad input, a folder of another configuration, a refusal of the cluster.
     """
     keys, results, config = _resolve(opts)
+    if opts.executor == "local" and opts.device is not None:
+        from benchmark.run.setup import resolve_device
+
+        resolve_device(opts.device)  # `--device cuda` without CUDA: refused before any run
     if opts.ckpt_minutes is None:
         opts = dataclasses.replace(opts, ckpt_minutes=config.get("ckpt_minutes"))
     states = _states(keys, results, opts)
@@ -388,7 +395,8 @@ def run_sweep(opts: SweepOptions) -> int:
                 if jobs == "auto":  # memory, cores, runs: benchmark/run/capacity.py
                     from benchmark.run.capacity import sweep_jobs
 
-                    jobs, line = sweep_jobs(todo, opts.data, opts.precision)
+                    cuda = None if opts.device is None else opts.device == "cuda"
+                    jobs, line = sweep_jobs(todo, opts.data, opts.precision, cuda)
                     print(f"sweep: {line}")
                 jobs = int(jobs or config.get("jobs") or 1)
                 finished = run_local(todo, opts, jobs, results, log_dir, progress)

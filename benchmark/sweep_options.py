@@ -25,7 +25,9 @@ class SweepOptions:
     ``None`` means "from ``sweep.yaml``, else the default": every recipe, the profile's seeds,
     one local job, the profile's precision, every metric. The Slurm fields (``partition`` to
     ``signal_margin_s``, the keys of :data:`benchmark.slurm.SLURM_KEYS`) are the ``--flags`` of
-    the same names.
+    the same names. ``device`` to ``grad_shares`` are every run's
+    :class:`~benchmark.run.spec.RunOptions` of the same names (the ``run`` flags ``--device``,
+    ``--tf32``, ``--deterministic``, ``--compile``, ``--cuda-graphs``, ``--no-grad-shares``).
     """
 
     recipes: tuple[str, ...] = ()
@@ -51,6 +53,12 @@ class SweepOptions:
     signal_margin_s: int | None = None
     max_requeues: int | None = None
     ckpt_minutes: float | None = None
+    device: str | None = None
+    tf32: bool | None = None
+    deterministic: bool | None = None
+    compile: bool = False
+    cuda_graphs: bool = False
+    grad_shares: bool | None = None
 
     def slurm_flags(self) -> dict[str, Any]:
         """The Slurm settings given as flags (sweep.yaml keys -> value; None: not given)."""
@@ -59,9 +67,16 @@ class SweepOptions:
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> SweepOptions:
         """The options among ``values`` (e.g. ``vars(args)`` of the ``sweep`` parser); other
-        keys are ignored, missing ones take the defaults, lists become tuples."""
+        keys are ignored, missing ones take the defaults, lists become tuples, the ``on``/``off``
+        of ``--tf32`` and ``--deterministic`` booleans, and ``no_grad_shares`` (the flag
+        ``--no-grad-shares``) ``grad_shares=False``."""
         known = {f.name for f in dataclasses.fields(cls)}
         picked = {k: v for k, v in values.items() if k in known}
+        for key in ("tf32", "deterministic"):
+            if isinstance(picked.get(key), str):
+                picked[key] = picked[key] == "on"
+        if values.get("no_grad_shares"):
+            picked["grad_shares"] = False
         for key in ("recipes", "seeds", "metrics", "grid"):
             if picked.get(key) is not None:
                 picked[key] = tuple(picked[key])

@@ -168,6 +168,43 @@ def test_slurm_path_hands_submitit_an_array_with_the_parameters(tmp_path, monkey
     assert forced.args == (specs[0],) and not forced.args[0].options.force
 
 
+EXECUTION_FLAGS = [
+    [],
+    ["--device", "cpu", "--no-grad-shares"],
+    ["--device", "cuda", "--tf32", "on", "--deterministic", "off", "--cuda-graphs"],
+    ["--tf32", "off", "--deterministic", "on", "--compile", "--no-grad-shares", "--cuda-graphs"],
+]
+
+
+@pytest.mark.parametrize("flags", EXECUTION_FLAGS, ids=lambda f: " ".join(f) or "none")
+def test_sweep_hands_every_run_the_execution_flags_run_takes(flags, tmp_path):
+    """`sweep ... FLAGS` gives each run the RunOptions that `run ... FLAGS` gives one run."""
+    from benchmark.cli import build_parser
+    from benchmark.run.command import spec_from_args
+
+    parser = build_parser()
+    one = spec_from_args(parser.parse_args(["run", "l1", "--profile", "smoke", *flags])).options
+    args = parser.parse_args(["sweep", "l1", "--profile", "smoke", *flags])
+    opts = sweep.SweepOptions.from_mapping(vars(args))
+    key = sweep.expand(["l1"], [0], "smoke")[0]
+    each = sweep.job_spec(key, opts, tmp_path).options
+    fields = ("device", "tf32", "deterministic", "compile", "cuda_graphs", "grad_shares")
+    assert {f: getattr(each, f) for f in fields} == {f: getattr(one, f) for f in fields}
+    if flags:  # the flags were not all lost on the way (both sides at their defaults)
+        assert {f: getattr(each, f) for f in fields} != {
+            f: getattr(sweep.RunOptions(), f) for f in fields}
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
+def test_sweep_device_cuda_without_cuda_is_refused_before_any_run(tmp_path, capsys):
+    code = main(["sweep", "l1", "--profile", "smoke", "--seeds", "0", "--device", "cuda",
+                 "--results", str(tmp_path / "res")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--device cuda" in err and "CUDA is not available" in err
+    assert not (tmp_path / "res").exists()  # nothing was started
+
+
 def test_default_recipes_and_seeds_come_from_recipes_dir_and_protocol():
     from benchmark.protocol import PROFILES
     from benchmark.recipes.mix import recipe_names
