@@ -99,7 +99,7 @@ reference-long: $(STAMP)
 
 reference-long-gpu: $(STAMP)
 	$(PY) benchmarks/reference.py run --profile long --data $(DATA) --work $(WORK) \
-		--device cuda --jobs $(LONG_JOBS)
+		--device cuda --jobs $(LONG_JOBS) --cuda-graphs --no-grad-shares
 	$(PY) benchmarks/reference.py export --profile long --work $(WORK)
 	$(PY) benchmarks/reference.py docs --work $(WORK)
 

@@ -6,7 +6,8 @@
 
 ``--profile long`` (``run`` and ``export``) does the same at the ``long`` profile (lite trained
 10x longer) for the rank-transfer study; ``--device cuda --jobs N`` runs N runs at once sharing
-one GPU (``make reference-long`` and ``make reference-long-gpu``). Exported to
+one GPU (``make reference-long`` and ``make reference-long-gpu``, which adds ``--cuda-graphs
+--no-grad-shares``); on the CPU, ``--jobs N`` gives each run ``cores // N`` threads. Exported to
 ``results/reference/LOL-v1/long``, it adds the study's sentence to the generated reading and
 its figure to docs/RESULTS.md (``docs``; nothing changes while that folder does not exist).
 
@@ -35,6 +36,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -60,9 +62,21 @@ def _status(work: Path, recipe: str, seed: int, profile: str = "lite") -> str | 
 
 
 def _command(args: argparse.Namespace, recipe: str, seed: int) -> list[str]:
+    extra = [flag for flag, on in (("--cuda-graphs", getattr(args, "cuda_graphs", False)),
+                                   ("--no-grad-shares", getattr(args, "no_grad_shares", False)))
+             if on]
     return [sys.executable, "-m", "benchmark", "run", recipe, "--profile", args.profile,
             "--seed", str(seed), "--data", str(args.data), "--results", str(args.work),
-            "--metrics", "psnr,ssim", "--device", args.device]
+            "--metrics", "psnr,ssim", "--device", args.device, *extra]
+
+
+def _environment(args: argparse.Namespace) -> dict[str, str]:
+    """The runs' environment: on the CPU, ``--jobs`` processes share the cores (``cores //
+    jobs`` torch threads each, as ``sweep`` gives its jobs) instead of each taking them all."""
+    env = dict(os.environ)
+    if args.device == "cpu":
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // max(1, args.jobs)))
+    return env
 
 
 def run(args: argparse.Namespace) -> int:
@@ -83,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"reference: {recipe} seed {seed} at {args.profile} "
                   f"({dt.datetime.now():%H:%M:%S})", flush=True)
             running.append((recipe, seed, subprocess.Popen(_command(args, recipe, seed),
-                                                            cwd=ROOT)))
+                                                            cwd=ROOT, env=_environment(args))))
         if not running:
             break
         for item in list(running):
@@ -364,7 +378,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--until", default=None, help="HH:MM: start no new run after this time")
     p.add_argument("--profile", choices=("lite", "long"), default="lite")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    p.add_argument("--jobs", type=int, default=1, help="runs at once (several share one GPU)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="runs at once (several share one GPU; on the CPU, cores // jobs "
+                   "threads each)")
+    p.add_argument("--cuda-graphs", action="store_true",
+                   help="the runs' `run --cuda-graphs` (operational: the numbers do not change)")
+    p.add_argument("--no-grad-shares", action="store_true",
+                   help="the runs' `run --no-grad-shares` (lets multi-term steps be captured)")
     p = sub.add_parser("export")
     p.add_argument("--work", type=Path, required=True)
     p.add_argument("--profile", choices=("lite", "long"), default="lite")

@@ -171,6 +171,32 @@ def test_the_sweep_runs_every_backbone_free_recipe() -> None:
     assert {"s3net", "srgan", "srgan_tv"}.isdisjoint(free)
 
 
+@pytest.mark.parametrize("device, jobs, extra", [
+    ("cpu", 1, []), ("cpu", 2, ["--no-grad-shares"]),
+    ("cuda", 8, ["--cuda-graphs", "--no-grad-shares"])])
+def test_the_sweep_hands_its_runs_the_flags_and_shares_the_cores(device, jobs, extra, monkeypatch):
+    import argparse
+    import os
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    args = argparse.Namespace(profile="long", data=Path("/d"), work=Path("/w"), device=device,
+                              jobs=jobs, cuda_graphs="--cuda-graphs" in extra,
+                              no_grad_shares="--no-grad-shares" in extra)
+    cmd = reference_script._command(args, "l1", 3)
+    assert cmd[1:] == ["-m", "benchmark", "run", "l1", "--profile", "long", "--seed", "3",
+                       "--data", "/d", "--results", "/w", "--metrics", "psnr,ssim",
+                       "--device", device, *extra]
+    # the run command accepts every flag the sweep passes
+    from benchmark.cli import build_parser
+
+    parsed = build_parser().parse_args(cmd[3:])
+    assert parsed.cuda_graphs == ("--cuda-graphs" in extra)
+    env = reference_script._environment(args)
+    # two one-thread runs on 2 cores, not two runs of 2 threads each; a GPU's runs keep it
+    assert env["OMP_NUM_THREADS"] == {("cpu", 1): "2", ("cpu", 2): "1"}.get((device, jobs), "7")
+
+
 def test_reading_states_what_the_test_found_and_no_more(tmp_path: Path) -> None:
     """The README's sentences under the table come from the summary: a large difference is
     reported with its interval and direction, a null one as "cannot tell" (with the detectable
