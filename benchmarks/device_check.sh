@@ -11,8 +11,9 @@
 # the log, nvidia-smi's report and the raw bench_train/throughput JSON when they were made.
 # Whole script: about 8 minutes at most (TOTAL_S, default 470 s, for gpu_check; ~20 s before).
 # --dry-run: the same steps on the CPU at smoke sizes (checks this script; measures nothing).
-# --quick: a short second look (TOTAL_S default 160 s; ~125 s expected on an H200): the CUDA
-# tests, the step benchmark of l1/charbonnier/ms_ssim/s3net and the l1 lite run pair, into
+# --quick: a short second look (TOTAL_S default 200 s; ~150 s expected on an H200): the CUDA
+# tests, the step benchmark of l1/charbonnier/ms_ssim/s3net, the l1 lite run pair and the
+# check of five lite l1 seeds against the CPU reference (carry datasets/synth), into
 # gpu_check_quick.json/.md (and bench_train_quick.json, device_check_log_quick.txt, a separate
 # WORK folder): a full check's files stay as they are.
 set -u
@@ -30,7 +31,7 @@ for arg in "$@"; do
   esac
 done
 if [ -n "$QUICK" ]; then
-  TOTAL_S=${TOTAL_S:-160}; RESERVE=8; STEM=gpu_check_quick; SUFFIX=_quick
+  TOTAL_S=${TOTAL_S:-200}; RESERVE=8; STEM=gpu_check_quick; SUFFIX=_quick
 else
   TOTAL_S=${TOTAL_S:-470}; RESERVE=25; STEM=gpu_check; SUFFIX=""
 fi

@@ -15,6 +15,10 @@ budget, so a hang or crash in one still leaves the others' figures; ``OUT/gpu_ch
 3. A ``lite`` l1 run (2 000 iterations) on the synthetic data, eager, then the same run with
    ``--cuda-graphs``: wall and training time, test PSNR/SSIM, and whether the two runs'
    ``train_log.csv`` and test metrics are bit-identical.
+   Then seeds 1-4 of the same run on the device (one ``sweep --jobs 4 --cuda-graphs``) and
+   ``compare --reference`` of the five seeds against :data:`SYNTH_REFERENCE`, the same five
+   runs made on a CPU: does the GPU reproduce the CPU's numbers (issue 26: it must say
+   "reproduced" on PSNR)?
 4. ``throughput.py``: aggregate steps/s of 1, 2, 4, 8, 16 concurrent lite l1 runs.
 5. A small lite sweep (``sweep l1 charbonnier mse --seeds 0 1 --jobs auto``) timed.
 6. ``profile_step.py``: the kernels with the most device time in the paper step of l1 and s3net.
@@ -25,8 +29,8 @@ here with :func:`make_pairs` when not given). ``--dry-run`` runs the same steps 
 ``smoke`` sizes (CUDA steps are skipped by pytest): a check of the script, not a measurement.
 ``--docs`` writes the Markdown of an existing JSON into docs/PERFORMANCE.md's GPU section.
 
-``--quick`` (a short second look, about 2 minutes on an H200: give it a budget >= 115 s):
-steps 1-3 only, the step benchmark for :data:`QUICK_RECIPES`, written as
+``--quick`` (a short second look, about 2.5 minutes on an H200: give it a budget >= 150 s):
+steps 1-3 only (the reference check included), the step benchmark for :data:`QUICK_RECIPES`, written as
 ``gpu_check_quick.json`` / ``.md`` (and ``bench_train_quick.json``) so a full check's files in
 the same folder stay as they are.
 """
@@ -52,6 +56,12 @@ from gpu_report import markdown, markers, replace_section  # noqa: E402
 
 #: the measured dense bf16 peak of the H200 the issue was measured on (TFLOP/s)
 PEAK_TFLOPS = 790.0
+#: the CPU reference the device's lite l1 runs are checked against (``compare --reference``):
+#: l1 x seeds 0-4 at ``lite`` on the synthetic data, made on a CPU with
+#: ``benchmarks/reference.py run --data datasets/synth --recipes l1`` and exported there
+SYNTH_REFERENCE = ROOT / "results" / "reference" / "synth" / "lite"
+#: the seeds run on the device beside the eager run's seed 0
+REFERENCE_SEEDS = ("1", "2", "3", "4")
 #: --quick: the recipes whose capture the first H200 check questioned, and the costliest one
 QUICK_RECIPES = ["l1", "charbonnier", "ms_ssim", "s3net"]
 
@@ -172,6 +182,38 @@ def run_pair(py: str, work: Path, data: str, profile: str, budget: Budget, dry: 
     return out
 
 
+def reference_check(py: str, work: Path, data: str, profile: str, budget: Budget, dry: bool,
+                    cap: int = 60) -> dict:
+    """Seeds 1-4 of lite l1 on the device beside the eager run's seed 0 (one sweep, the four
+    runs sharing the GPU, steps captured), then ``compare --reference`` of the five against
+    :data:`SYNTH_REFERENCE`, the same runs made on a CPU: the verdict and its rows."""
+    results = work / "run-eager"  # run_pair's eager seed 0 is the first of the five
+    dev = "cpu" if dry else "cuda"
+    sweep_cmd = [py, "-m", "benchmark", "sweep", "l1", "--seeds", *REFERENCE_SEEDS,
+                 "--profile", profile, "--jobs", str(len(REFERENCE_SEEDS)), "--device", dev,
+                 "--cuda-graphs", "--data", data, "--metrics", "psnr,ssim",
+                 "--results", str(results)]
+    out: dict = {"reference": str(SYNTH_REFERENCE.relative_to(ROOT)),
+                 "sweep": step(f"l1 {profile} seeds {','.join(REFERENCE_SEEDS)} (sweep, "
+                               "--cuda-graphs)", sweep_cmd, budget.limit(cap))}
+    cmp_cmd = [py, "-m", "benchmark", "compare", "--results", str(results),
+               "--reference", str(SYNTH_REFERENCE)]
+    out["compare"] = step("compare --reference (CPU reference)", cmp_cmd,
+                          budget.limit(30, reserve=3))
+    table = results / "tables" / "reference_check.csv"
+    if out["compare"]["exit"] == 0 and table.is_file():
+        import pandas as pd
+
+        frame = pd.read_csv(table)
+        out["verdict"] = str(frame["recipe_verdict"].iloc[0]) if len(frame) else None
+        out["rows"] = frame[["metric", "n_ref", "n_user", "ref_mean", "user_mean", "diff",
+                             "ci_low", "ci_high", "margin", "verdict"]].to_dict("records")
+    else:  # refused (a dry run's smoke runs against the lite reference) or failed: say why
+        out["verdict"] = None
+        out["why"] = out["compare"]["tail"].strip().splitlines()[-1:] or [""]
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=None, help="lite-sized data (default: datasets/synth)")
@@ -267,6 +309,12 @@ def main(argv: list[str] | None = None) -> int:
     for mode in ("eager", "graphs"):
         summary["steps"].append({k: v for k, v in summary["lite_run"][mode].items()
                                  if k in ("name", "command", "exit", "seconds", "limit_s")})
+    save()
+    check = reference_check(py, work, data, "smoke" if dry else "lite", budget, dry,
+                            cap=45 if quick else 60)
+    for name in ("sweep", "compare"):
+        add(check.pop(name))
+    summary["reference_check"] = check
     save()
     if quick:
         return finish(summary, out, stem)

@@ -106,6 +106,23 @@ def markdown(summary: dict) -> str:
                   f"{run.get('identical_train_log', 'n/a')}, test metrics "
                   f"{run.get('identical_test', 'n/a')}. "
                   f"{(run.get('graphs') or {}).get('cuda_graphs') or ''}"]
+    check = summary.get("reference_check")
+    if check:
+        lines += ["", f"The device's lite l1 runs (seed 0 eager, seeds 1-4 in one `sweep --jobs 4 "
+                  f"--cuda-graphs`) against the same runs made on a CPU (`compare --reference "
+                  f"{check.get('reference')}`): **{check.get('verdict') or 'not compared'}**"
+                  + (f" ({' '.join(check.get('why') or [])})" if not check.get("verdict") else "")
+                  + "."]
+        if check.get("rows"):
+            lines += ["", "| metric | CPU mean (n) | GPU mean (n) | difference [95% CI] | margin "
+                      "| verdict |", "|---|---:|---:|---:|---:|---|"]
+            for r in check["rows"]:
+                fmt = ".2f" if r["metric"].startswith("psnr") else ".4f"
+                lines.append(f"| {r['metric']} | {_f(r['ref_mean'], fmt)} ({r['n_ref']}) | "
+                             f"{_f(r['user_mean'], fmt)} ({r['n_user']}) | "
+                             f"{_f(r['diff'], '+' + fmt)} [{_f(r['ci_low'], fmt)}, "
+                             f"{_f(r['ci_high'], fmt)}] | {_f(r['margin'], fmt)} | "
+                             f"{r['verdict']} |")
     curve = summary.get("throughput") or []
     if curve:
         lines += ["", "Concurrent lite l1 runs on the one device (`throughput.py`, steps only):",

@@ -113,13 +113,22 @@ def test_gpu_check_quick_runs_three_steps_into_its_own_files(
     assert code == 0
     assert [name for name, _ in calls] == [
         "pytest -m cuda", "bench_train lite + paper, eager and graphs", "l1 smoke run (eager)",
-        "l1 smoke run (graphs)"]
+        "l1 smoke run (graphs)", "l1 smoke seeds 1,2,3,4 (sweep, --cuda-graphs)",
+        "compare --reference (CPU reference)"]
+    sweep_cmd, compare_cmd = calls[4][1], calls[5][1]
+    # the four seeds go into the eager run's folder, which compare then checks (five seeds)
+    results = sweep_cmd[sweep_cmd.index("--results") + 1]
+    assert results.endswith("run-eager") and compare_cmd[compare_cmd.index("--results") + 1] \
+        == results
+    assert "--cuda-graphs" in sweep_cmd and sweep_cmd[sweep_cmd.index("--device") + 1] == "cpu"
+    assert Path(compare_cmd[compare_cmd.index("--reference") + 1]) == gpu_check.SYNTH_REFERENCE
     bench = calls[1][1]
     assert bench[bench.index("--recipes") + 1:bench.index("--graphs")] == \
         gpu_check.QUICK_RECIPES[:2]  # a dry run benchmarks two of them
     assert bench[bench.index("--json") + 1].endswith("bench_train_quick.json")
     summary = json.loads((out / "gpu_check_quick.json").read_text())
-    assert summary["quick"] is True and len(summary["steps"]) == 4
+    assert summary["quick"] is True and len(summary["steps"]) == 6
+    assert summary["reference_check"]["verdict"] is None  # the stub compare wrote no table
     assert "Quick check" in (out / "gpu_check_quick.md").read_text()
     assert (out / "gpu_check.json").read_text() == '{"first": true}\n'
     assert "wrote" in capsys.readouterr().out
@@ -155,6 +164,16 @@ def test_gpu_report_tables_and_targets_come_from_the_json() -> None:
     assert "| 2 | 300.0 | 150.0 | 1.50 |" in md
     assert "| paper-shape l1 step <= 3.5 ms | 2.50 ms | yes |" in md
     assert "| lite l1 step <= 1.5 ms | n/a ms | n/a |" in md
+    check = {"reference": "results/reference/synth/lite", "verdict": "reproduced",
+             "rows": [{"metric": "psnr", "n_ref": 5, "n_user": 5, "ref_mean": 24.1234,
+                       "user_mean": 24.2, "diff": 0.0766, "ci_low": -0.1, "ci_high": 0.25,
+                       "margin": 0.5, "verdict": "reproduced"}]}
+    md = gpu_report.markdown({**summary, "reference_check": check})
+    assert "(`compare --reference results/reference/synth/lite`): **reproduced**." in md
+    assert "| psnr | 24.12 (5) | 24.20 (5) | +0.08 [-0.10, 0.25] | 0.50 | reproduced |" in md
+    refused = gpu_report.markdown({**summary, "reference_check": {
+        "reference": "r", "verdict": None, "why": ["lossbench: error: profile differs"]}})
+    assert "**not compared** (lossbench: error: profile differs)." in refused
     dry = gpu_report.markdown({**summary, "dry_run": True})
     assert "| paper-shape l1 step <= 3.5 ms | 2.50 ms | n/a |" in dry and "Dry run" in dry
     doc = f"intro\n{gpu_report.BEGIN}\nold\n{gpu_report.END}\nrest\n"
