@@ -153,9 +153,10 @@ def test_compare_transfer_on_one_results_tree(tmp_path: Path,
     out = capsys.readouterr().out
     assert ("On PSNR, lite and long agree on the order of 5 of 6 recipe pairs (4 recipes); "
             "Kendall's τ = 0.67 [") in out
-    # 3 seeds 1 dB apart at lite: significant; 2 seeds at long: the test has 1 df
+    # 3 seeds 1 dB apart at lite: significant; 2 seeds at long: no test (it would have 1 df)
     assert ("this pair flips: flw/ssim (flw higher at lite, significant; ssim higher at long, "
-            "not significant)") in out
+            "untested)") in out
+    assert "with 2 seeds at long no order there is tested" in out
     assert "(Means over 3 seeds at lite and 2 at long and the same 15 test images" in out
     for name in ("tables/transfer_lite_long.md", "tables/transfer_lite_long.csv",
                  "plots/transfer_lite_long.png", "plots/transfer_lite_long.pdf"):
@@ -278,6 +279,25 @@ def test_sentence_without_flips_and_for_a_missing_metric() -> None:
     assert sentence({}, ("lite", "long")) == ""
 
 
+def test_two_seeds_at_a_profile_leave_its_orders_untested_and_say_so(recwarn) -> None:
+    """With 2 seeds at long (the CPU measurement) the crossed test has no p-value: a flip is
+    "untested" there, never "not significant", and no warning per pair floods the output."""
+    rng = np.random.default_rng(12)
+    images = rng.normal(18, 2, N_IMAGES)
+    long = dict(MEANS)
+    long["r1"], long["r2"] = MEANS["r2"], MEANS["r1"]
+    t = transfer(_profile(rng, MEANS, images, 3, sd_cell=0.05),
+                 _profile(rng, long, images, 2, sd_cell=0.05), np.random.default_rng(1),
+                 n_boot=100)
+    assert t.pairs["p_b"].isna().all() and not t.pairs["sig_b"].any()
+    assert t.pairs["p_a"].notna().all()
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+    text = sentence({"psnr": t}, ("lite", "long"))
+    assert "r1/r2 (r2 higher at lite, significant; r1 higher at long, untested)" in text
+    assert "with 2 seeds at long no order there is tested (the test needs 3)" in text
+    assert "at lite no order" not in text
+
+
 def test_the_two_profiles_are_ordered_by_iterations(tmp_path: Path) -> None:
     """Without --transfer-profiles the cheaper profile comes first, whatever the names."""
     import json
@@ -369,7 +389,7 @@ def test_reference_run_is_resumable_at_long_and_runs_jobs_at_once(
     class FakeRun:
         returncode = 0
 
-        def __init__(self, cmd: list[str], cwd: Path) -> None:
+        def __init__(self, cmd: list[str], cwd: Path, env: dict | None = None) -> None:
             started.append(cmd)
 
         def poll(self) -> int:

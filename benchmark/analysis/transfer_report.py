@@ -146,10 +146,11 @@ def _pairs(frame: pd.DataFrame, a: str, b: str) -> str:
     cells = []
     for r in frame.itertuples():
         said = []
-        for profile, diff, sig in ((a, r.diff_a, r.sig_a), (b, r.diff_b, r.sig_b)):
+        for profile, diff, sig, p in ((a, r.diff_a, r.sig_a, r.p_a), (b, r.diff_b, r.sig_b, r.p_b)):
             who = r.first if diff > 0 else r.second
-            said.append(f"{who} higher at {profile}, {'significant' if sig else 'not significant'}"
-                        if diff != 0 else f"equal at {profile}")
+            verdict = "untested" if p != p else "significant" if sig else "not significant"
+            said.append(f"{who} higher at {profile}, {verdict}" if diff != 0
+                        else f"equal at {profile}")
         cells.append(f"{r.first}/{r.second} ({'; '.join(said)})")
     return _listing(cells)
 
@@ -181,8 +182,21 @@ def sentence(results: dict[str, Transfer], profiles: tuple[str, str],
             f"(Means over {_seed_text(first.seeds_a)} seeds at {a} and "
             f"{_seed_text(first.seeds_b)} at {b} and the same {first.n_images} test images; "
             "95% intervals from a bootstrap over seeds and test images; \"significant\": the "
-            f"crossed seed × image test, Holm-adjusted p < {ALPHA:g} over the pairs.)")
+            f"crossed seed × image test, Holm-adjusted p < {ALPHA:g} over the pairs"
+            + "".join(_untested(profile, counts)
+                      for profile, counts in ((a, first.seeds_a), (b, first.seeds_b))) + ".)")
     return " ".join(out)
+
+
+def _untested(profile: str, counts: Sequence[int]) -> str:
+    """The clause for a profile with too few seeds for the pair test (``counts``: per recipe)."""
+    need = inference.MIN_SEEDS
+    if max(counts) < need:
+        return (f"; with {max(counts)} seeds at {profile} no order there is tested (the test "
+                f"needs {need})")
+    if min(counts) < need:
+        return f"; at {profile} an order of a recipe with fewer than {need} seeds is not tested"
+    return ""
 
 
 def _seed_text(seeds: Sequence[int]) -> str:
