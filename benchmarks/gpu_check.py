@@ -30,9 +30,9 @@ here with :func:`make_pairs` when not given). ``--dry-run`` runs the same steps 
 ``--docs`` writes the Markdown of an existing JSON into docs/PERFORMANCE.md's GPU section.
 
 ``--quick`` (a short second look, about 2.5 minutes on an H200: give it a budget >= 150 s):
-steps 1-3 only (the reference check included), the step benchmark for :data:`QUICK_RECIPES`, written as
-``gpu_check_quick.json`` / ``.md`` (and ``bench_train_quick.json``) so a full check's files in
-the same folder stay as they are.
+steps 1-3 only (the reference check included), the step benchmark for
+:data:`QUICK_RECIPES`, written as ``gpu_check_quick.json`` / ``.md`` (and
+``bench_train_quick.json``) so a full check's files in the same folder stay as they are.
 """
 
 from __future__ import annotations
