@@ -236,6 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
                            help="a reference results folder (e.g. results/reference/LOL-v1/lite):"
                                 " say per recipe whether your runs reproduce it")
         if name == "compare":
+            p.add_argument("--paired", action="store_true",
+                           help="with --reference: your seed s against the reference's seed s "
+                                "(a rerun of the reference's seeds on other hardware: the seed "
+                                "fixes the initial weights and crops, so only the arithmetic "
+                                "differs; far fewer seeds needed than the unpaired check)")
             p.add_argument("--transfer", default=None, metavar="DIR",
                            help="a second results folder with the same recipes at another "
                                 "profile (e.g. results/reference/LOL-v1/lite beside a long "

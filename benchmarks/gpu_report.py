@@ -109,13 +109,14 @@ def markdown(summary: dict) -> str:
     check = summary.get("reference_check")
     if check:
         lines += ["", f"The device's lite l1 runs (seed 0 eager, seeds 1-4 in one `sweep --jobs 4 "
-                  f"--cuda-graphs`) against the same runs made on a CPU (`compare --reference "
-                  f"{check.get('reference')}`): **{check.get('verdict') or 'not compared'}**"
+                  f"--cuda-graphs`) against the same seeds run on a CPU (`compare --reference "
+                  f"{check.get('reference')} --paired`): "
+                  f"**{check.get('verdict') or 'not compared'}**"
                   + (f" ({' '.join(check.get('why') or [])})" if not check.get("verdict") else "")
                   + "."]
         if check.get("rows"):
-            lines += ["", "| metric | CPU mean (n) | GPU mean (n) | difference [95% CI] | margin "
-                      "| verdict |", "|---|---:|---:|---:|---:|---|"]
+            lines += ["", "| metric | CPU mean (n) | GPU mean (n) | paired difference [95% CI] "
+                      "| margin | verdict |", "|---|---:|---:|---:|---:|---|"]
             for r in check["rows"]:
                 fmt = ".2f" if r["metric"].startswith("psnr") else ".4f"
                 lines.append(f"| {r['metric']} | {_f(r['ref_mean'], fmt)} ({r['n_ref']}) | "

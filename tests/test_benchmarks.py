@@ -114,7 +114,7 @@ def test_gpu_check_quick_runs_three_steps_into_its_own_files(
     assert [name for name, _ in calls] == [
         "pytest -m cuda", "bench_train lite + paper, eager and graphs", "l1 smoke run (eager)",
         "l1 smoke run (graphs)", "l1 smoke seeds 1,2,3,4 (sweep, --cuda-graphs)",
-        "compare --reference (CPU reference)"]
+        "compare --reference --paired (CPU reference)"]
     sweep_cmd, compare_cmd = calls[4][1], calls[5][1]
     # the four seeds go into the eager run's folder, which compare then checks (five seeds)
     results = sweep_cmd[sweep_cmd.index("--results") + 1]
@@ -122,6 +122,7 @@ def test_gpu_check_quick_runs_three_steps_into_its_own_files(
         == results
     assert "--cuda-graphs" in sweep_cmd and sweep_cmd[sweep_cmd.index("--device") + 1] == "cpu"
     assert Path(compare_cmd[compare_cmd.index("--reference") + 1]) == gpu_check.SYNTH_REFERENCE
+    assert compare_cmd[-1] == "--paired"
     bench = calls[1][1]
     assert bench[bench.index("--recipes") + 1:bench.index("--graphs")] == \
         gpu_check.QUICK_RECIPES[:2]  # a dry run benchmarks two of them
@@ -169,7 +170,7 @@ def test_gpu_report_tables_and_targets_come_from_the_json() -> None:
                        "user_mean": 24.2, "diff": 0.0766, "ci_low": -0.1, "ci_high": 0.25,
                        "margin": 0.5, "verdict": "reproduced"}]}
     md = gpu_report.markdown({**summary, "reference_check": check})
-    assert "(`compare --reference results/reference/synth/lite`): **reproduced**." in md
+    assert "(`compare --reference results/reference/synth/lite --paired`): **reproduced**." in md
     assert "| psnr | 24.12 (5) | 24.20 (5) | +0.08 [-0.10, 0.25] | 0.50 | reproduced |" in md
     refused = gpu_report.markdown({**summary, "reference_check": {
         "reference": "r", "verdict": None, "why": ["lossbench: error: profile differs"]}})

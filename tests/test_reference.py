@@ -16,6 +16,7 @@ from scipy import stats as sps
 
 from benchmark import record
 from benchmark.analysis import reference as ref_mod
+from benchmark.analysis.equivalence import paired_equivalence, pairs_needed, power_paired
 from benchmark.analysis.reference import (
     compare_reference,
     equivalence,
@@ -134,6 +135,88 @@ def test_identical_runs() -> None:
     assert eq.verdict == "too few seeds"
 
 
+# ---------------------------------------------------------------- paired by seed
+
+
+def _paired_sample(rng: np.random.Generator, n: int, shift: float, sd_seed: float,
+                   sd_pair: float) -> tuple[np.ndarray, np.ndarray]:
+    """n seeds: a seed effect shared by both sides (SD ``sd_seed``) plus what the arithmetic
+    adds to the rerun (SD ``sd_pair``) and a true shift."""
+    seed = rng.normal(25.0, sd_seed, n)
+    return seed, seed + shift + rng.normal(0.0, sd_pair, n)
+
+
+def test_paired_is_scipy_paired_tost() -> None:
+    """The paired verdict is two one-sided paired t-tests (scipy's ttest_rel) within the
+    margin, and its interval is ttest_rel's."""
+    rng = np.random.default_rng(21)
+    for _ in range(200):
+        r, u = _paired_sample(rng, 5, rng.uniform(-0.6, 0.6), 1.5, 0.2)
+        eq = paired_equivalence(r, u, 0.5, with_power=False)
+        tost = (sps.ttest_rel(u + 0.5, r, alternative="greater").pvalue < 0.05
+                and sps.ttest_rel(u - 0.5, r, alternative="less").pvalue < 0.05)
+        assert (eq.verdict == "reproduced") == tost
+    ci = sps.ttest_rel(u, r).confidence_interval(0.95)
+    assert (eq.ci_low, eq.ci_high) == pytest.approx((ci.low, ci.high), rel=1e-12)
+    with pytest.raises(ValueError, match="3 reference and 2 user"):
+        paired_equivalence(np.ones(3), np.ones(2), 0.5)
+
+
+@pytest.mark.parametrize(("n", "sd_pair"), [(2, 0.1), (5, 0.2), (5, 0.5), (12, 0.3)])
+def test_paired_false_reproduced_rate_at_the_margin(n: int, sd_pair: float) -> None:
+    """A rerun shifted by exactly the margin is called reproduced at most ~5% of the time,
+    however large the seed-to-seed spread the pairing removes (1.6 dB, as on the synthetic
+    data)."""
+    rng = np.random.default_rng(100 + n)
+    reps = REPS // 2
+    hits = sum(paired_equivalence(*_paired_sample(rng, n, 0.5, 1.6, sd_pair), 0.5,
+                                  with_power=False).verdict == "reproduced" for _ in range(reps))
+    assert hits / reps <= 0.065, hits / reps
+
+
+def test_paired_exact_reproduction_differs_at_most_5_percent_and_power() -> None:
+    """No shift, three metrics: "differs" at most ~5%; power_paired is the simulated rate of
+    "reproduced", and pairs_needed gives 80%. The unpaired test, at the same data, almost
+    never says reproduced: the pairing is what makes five seeds enough."""
+    rng = np.random.default_rng(7)
+    reps = REPS // 2
+    differs = reproduced = unpaired = 0
+    for _ in range(reps):
+        verdicts = []
+        for _k in range(3):
+            r, u = _paired_sample(rng, 5, 0.0, 1.6, 0.2)
+            verdicts.append(paired_equivalence(r, u, 0.5, k=3, with_power=False).verdict)
+        differs += ref_mod.recipe_verdict(verdicts) == "differs"
+        reproduced += verdicts[0] == "reproduced"
+        unpaired += equivalence(r, u, 0.5, with_power=False).verdict == "reproduced"
+    assert differs / reps <= 0.065
+    assert reproduced / reps == pytest.approx(power_paired(5, 2.5), abs=0.03)
+    assert unpaired / reps < 0.01
+    need = pairs_needed(2.5)
+    assert power_paired(need, 2.5) >= 0.8 > power_paired(need - 1, 2.5)
+    assert power_paired(1, 2.5) == 0.0
+
+
+def test_paired_coverage_of_the_interval() -> None:
+    rng = np.random.default_rng(9)
+    reps = REPS // 2
+    covered = 0
+    for _ in range(reps):
+        eq = paired_equivalence(*_paired_sample(rng, 4, 0.3, 1.0, 0.25), 0.5,
+                                with_power=False)
+        covered += eq.ci_low <= 0.3 <= eq.ci_high
+    assert covered / reps == pytest.approx(0.95, abs=0.011)
+
+
+def test_paired_identical_and_too_few() -> None:
+    same = paired_equivalence(np.array([20.0, 22.0]), np.array([20.0, 22.0]), 0.5)
+    assert same.verdict == "reproduced" and same.diff == 0.0
+    off = paired_equivalence(np.array([20.0, 22.0]), np.array([20.6, 22.6]), 0.5)
+    assert off.verdict == "differs"
+    assert paired_equivalence(np.array([20.0]), np.array([20.0]), 0.5).verdict == \
+        "too few seeds"
+
+
 # ---------------------------------------------------------------- on run folders
 
 
@@ -197,6 +280,39 @@ def test_differs_and_too_few(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "- **l1**: differs: PSNR by +2.00 dB (95% CI +1.50 to +2.50 dB)" in out
     assert ("- **mse**: too few seeds to tell: 2 seed(s) of yours give an 80% chance of "
             "'reproduced' if the rerun matches (you have 1)") in out
+
+
+def test_paired_check_on_run_folders(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                     ) -> None:
+    """Reference seeds spread 2 dB apart, reruns of the same seeds 0.02-0.06 dB off: unpaired
+    that is "too few seeds"; --paired says reproduced, on the seeds both have."""
+    ref = {0: -1.0, 1: 0.0, 2: 1.0, 3: 0.5}
+    _runs(tmp_path / "ref", "l1", ref)
+    _runs(tmp_path / "mine", "l1", {0: -0.98, 1: 0.04, 2: 1.03, 7: 5.0})
+    code, out, _ = _compare(tmp_path, capsys)
+    assert code == 0 and "- **l1**: too few seeds to tell" in out
+    code, out, _ = _compare(tmp_path, capsys, "--paired")
+    assert code == 0
+    assert "paired by seed: your seed s against the reference's seed s" in out
+    assert "- **l1**: reproduced (3 seed(s) of yours (0,1,2) vs 3 of the reference" in out
+    assert "PSNR: yours 21.03 dB vs 21.00 dB, Δ +0.03 dB" in out
+    assert "SD of the seed-paired differences 0.01 dB (run SD of the reference 1.00 dB)" in out
+    frame = (tmp_path / "mine" / "tables" / "reference_check.csv").read_text()
+    assert ",True," in frame.splitlines()[1]  # the paired column
+
+
+def test_paired_needs_two_common_seeds_and_a_reference(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    _runs(tmp_path / "ref", "l1", REF)
+    _runs(tmp_path / "mine", "l1", {2: 0.0, 5: 0.0})
+    code, _, err = _compare(tmp_path, capsys, "--paired")
+    assert code == 2
+    assert ("nothing to compare: `l1` not compared: paired by seed needs at least 2 seeds in "
+            "both (yours 2, 5, the reference's 0, 1, 2)") in err
+    assert main(["compare", "--results", str(tmp_path / "mine"), "--paired"]) == 2
+    assert "--paired: compares your seeds with the reference's same seeds" in \
+        capsys.readouterr().err
 
 
 def test_report_carries_the_verdicts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

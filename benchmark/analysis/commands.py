@@ -63,6 +63,7 @@ def command_compare(args: argparse.Namespace, frames: Frames | None = None) -> i
     return compare(
         Path(args.results), baseline=args.baseline, test=_test(args),
         mdd=parse_mdd(getattr(args, "mdd", None)), reference=getattr(args, "reference", None),
+        paired=getattr(args, "paired", False),
         all_pairs=getattr(args, "all_pairs", False), captions=getattr(args, "caption", None),
         wide=getattr(args, "wide", False), selection=getattr(args, "selection", False),
         transfer=getattr(args, "transfer", None),
@@ -76,6 +77,7 @@ def compare(
     test: str = "crossed",
     mdd: dict[str, float] | None = None,
     reference: str | Path | None = None,
+    paired: bool = False,
     all_pairs: bool = False,
     captions: list[str] | None = None,
     wide: bool = False,
@@ -88,7 +90,8 @@ def compare(
     table, at most seven columns; ``wide``: every column and the comparisons); return 0.
 
     With ``reference`` (a folder) also one verdict per recipe found in both (exit 0 whatever
-    they say), written to tables/reference_check.{md,csv}. With ``all_pairs`` every pair of
+    they say), written to tables/reference_check.{md,csv}; ``paired``: seed s against the
+    reference's seed s (a rerun of its seeds on other hardware). With ``all_pairs`` every pair of
     recipes is tested (tables/pairs.{md,csv}) and the tables' claims come from that family.
     Reading the reference shipped with lossbench writes nothing into it.
     ``frames``: the frames of ``results`` already computed (a caller that has them, e.g.
@@ -100,11 +103,14 @@ def compare(
     written to tables/selection.{md,csv}. ``captions``: ``--caption`` values.
     """
     results = Path(results)
+    if paired and not reference:
+        raise UserError("--paired: compares your seeds with the reference's same seeds; give "
+                        "the reference folder with --reference DIR")
     runs, per_image, summary = frames or compare_frames(results, baseline, test, mdd)
     shipped = is_shipped_reference(results)
     if reference and shipped:
         refuse_shipped(results, "compare --reference")
-    check = write_reference_check(results, reference) if reference else None
+    check = write_reference_check(results, reference, paired) if reference else None
     pair_text = None
     if all_pairs:
         pair_frame = all_pairs_frame(runs, per_image, summary)

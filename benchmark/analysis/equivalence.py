@@ -43,7 +43,8 @@ import numpy as np
 from scipy import integrate
 from scipy import stats as sps
 
-__all__ = ["ALPHA", "MARGINS", "Equivalence", "equivalence", "power_exact", "seeds_needed"]
+__all__ = ["ALPHA", "MARGINS", "Equivalence", "equivalence", "paired_equivalence", "pairs_needed",
+           "power_exact", "power_paired", "seeds_needed"]
 
 #: metric -> absolute equivalence margin in the metric's units. Kept here, keyed by the
 #: registry's names (benchmark.metrics.METRICS), not in the registry: a margin is a choice of
@@ -86,7 +87,21 @@ def power_exact(m: int, n: int, margin_sds: float, alpha: float = ALPHA) -> floa
     df = _df(m, n)
     if m < 1 or n < 1 or df < 1 or not math.isfinite(margin_sds):
         return 0.0
-    c, t = math.sqrt(1 / m + 1 / n), float(sps.t.ppf(1 - alpha, df))
+    return _tost_power(math.sqrt(1 / m + 1 / n), df, margin_sds, alpha)
+
+
+@lru_cache(maxsize=4096)
+def power_paired(n: int, margin_sds: float, alpha: float = ALPHA) -> float:
+    """P("reproduced") of the paired test with ``n`` seed pairs when the expected difference
+    is zero and the SD of a pair's difference is ``1 / margin_sds`` of the margin."""
+    if n < 2 or not math.isfinite(margin_sds):
+        return 0.0
+    return _tost_power(math.sqrt(1 / n), n - 1, margin_sds, alpha)
+
+
+def _tost_power(c: float, df: int, margin_sds: float, alpha: float) -> float:
+    """P(|d| + t * s * c < margin) for d ~ N(0, c^2), s^2 ~ chi2(df) / df, in SD units."""
+    t = float(sps.t.ppf(1 - alpha, df))
 
     def given(x: float) -> float:  # x = s^2 / sigma^2 ~ chi2(df) / df
         room = margin_sds - t * math.sqrt(x) * c  # in run SDs
@@ -142,6 +157,56 @@ def equivalence(ref: np.ndarray, user: np.ndarray, margin: float, *, k: int = 1,
     else:
         verdict = "too few seeds"
     return Equivalence(m, n, diff, diff - half, diff + half, sd, margin, sd_ref, sd_user, sd_p,
+                       verdict, power, needed)
+
+
+@lru_cache(maxsize=1024)
+def pairs_needed(margin_sds: float, power: float = POWER) -> int | None:
+    """Fewest seed pairs giving ``power`` to the paired test (None: more than MAX)."""
+    for n in range(2, MAX_SEEDS + 1):
+        if power_paired(n, round(margin_sds, 3)) >= power:
+            return n
+    return None
+
+
+def paired_equivalence(ref: np.ndarray, user: np.ndarray, margin: float, *, k: int = 1,
+                       alpha: float = ALPHA, with_power: bool = True) -> Equivalence:
+    """Equivalence within ``±margin`` of seed-paired runs (``ref[i]`` and ``user[i]`` share
+    the seed): the same two one-sided t-tests on the ``n`` differences (``n - 1`` df).
+
+    For a rerun of the reference's own seeds that differs only in arithmetic (another device,
+    library or thread count): the seed fixes the initial weights and the crop stream on every
+    device, so the run-to-run spread that the unpaired test must beat cancels and only what
+    the arithmetic changes is left. ``sd`` is the SD of the differences; ``power`` and
+    ``seeds_needed`` (pairs) are plug-in values at that observed SD. No SD-ratio test (the two
+    sides are correlated); ``sd_p`` is NaN.
+    """
+    r, u = np.asarray(ref, dtype=np.float64), np.asarray(user, dtype=np.float64)
+    if r.shape != u.shape:
+        raise ValueError(f"paired_equivalence: {r.size} reference and {u.size} user values")
+    n, nan = r.size, math.nan
+    d = u - r
+    diff = float(d.mean()) if n else nan
+    sd_ref = float(r.std(ddof=1)) if n > 1 else nan
+    sd_user = float(u.std(ddof=1)) if n > 1 else nan
+    if n < 2:
+        return Equivalence(n, n, diff, nan, nan, nan, margin, sd_ref, sd_user, nan,
+                           "too few seeds", 0.0, None)
+    sd, c, df, t = float(d.std(ddof=1)), math.sqrt(1 / n), n - 1, sps.t.ppf
+    half = t((1 + CI_LEVEL) / 2, df) * sd * c
+    margin_sds = round(margin / sd, 3) if sd > 0 else math.inf
+    power = (1.0 if sd == 0 else power_paired(n, margin_sds, alpha)) if with_power else nan
+    needed = (2 if sd == 0 else pairs_needed(margin_sds)) if with_power else None
+    split = alpha / (2 * k)
+    if sd == 0.0:  # every pair differs by the same amount (bit-identical reruns: 0)
+        verdict = "reproduced" if abs(diff) < margin else "differs"
+    elif abs(diff) + t(1 - alpha, df) * sd * c < margin:
+        verdict = "reproduced"
+    elif abs(diff) > t(1 - split / 2, df) * sd * c:
+        verdict = "differs"
+    else:
+        verdict = "too few seeds"
+    return Equivalence(n, n, diff, diff - half, diff + half, sd, margin, sd_ref, sd_user, nan,
                        verdict, power, needed)
 
 

@@ -31,6 +31,7 @@ from benchmark.analysis.equivalence import (
     MARGINS,
     MAX_SEEDS,
     equivalence,
+    paired_equivalence,
     power_exact,
     recipe_verdict,
     seeds_needed,
@@ -115,11 +116,16 @@ def _ok(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[runs["status"] == "ok"]
 
 
-def compare_reference(results: str | Path, reference: str | Path) -> tuple[pd.DataFrame, list[str]]:
+def compare_reference(results: str | Path, reference: str | Path, paired: bool = False,
+                      ) -> tuple[pd.DataFrame, list[str]]:
     """Test every recipe found in both folders; ``(verdicts, notes)``.
 
     ``verdicts`` has one row per (recipe, metric) with the :class:`Equivalence` fields, plus the
     recipe's overall verdict; ``notes`` lists recipes that could not be compared and why.
+    ``paired``: your seed ``s`` against the reference's seed ``s``, for the seeds both have
+    (:func:`.equivalence.paired_equivalence`: a rerun of the reference's seeds on other
+    hardware, where only the arithmetic differs); a recipe with fewer than 2 common seeds is
+    not compared.
 
     Raises:
         UserError: the reference folder has no runs, no recipe is in both, or none of the
@@ -156,26 +162,47 @@ def compare_reference(results: str | Path, reference: str | Path) -> tuple[pd.Da
         if diffs:
             refused.append((recipe, diffs))
             continue
-        pairs = {metric: (ref[metric].dropna().to_numpy(), mine[metric].dropna().to_numpy())
+        if paired:
+            common_seeds = sorted(set(ref["seed"]) & set(mine["seed"]))
+            if len(common_seeds) < 2:
+                notes.append(f"`{recipe}` not compared: paired by seed needs at least 2 seeds in "
+                             f"both (yours {_seeds(mine)}, the reference's {_seeds(ref)}).")
+                continue
+            ref = ref[ref["seed"].isin(common_seeds)].sort_values("seed")
+            mine = mine[mine["seed"].isin(common_seeds)].sort_values("seed")
+        pairs = {metric: (ref[metric].to_numpy(), mine[metric].to_numpy())
                  for metric in checked()}
+        pairs = {k: (r[_finite(r, u)], u[_finite(r, u)]) if paired
+                 else (r[r == r], u[u == u]) for k, (r, u) in pairs.items()}
         pairs = {k: v for k, v in pairs.items() if v[0].size and v[1].size}
         for metric, (r, u) in pairs.items():
-            eq = equivalence(r, u, MARGINS[metric], k=len(pairs))
+            test = paired_equivalence if paired else equivalence
+            eq = test(r, u, MARGINS[metric], k=len(pairs))
             rows.append({"recipe": recipe, "profile": mine["profile"].iloc[0], "metric": metric,
                          "ref_mean": float(r.mean()), "user_mean": float(u.mean()),
                          "user_seeds": ",".join(str(s) for s in sorted(mine["seed"])),
+                         "paired": paired,
                          **eq.__dict__})
     for recipe, why in refused:
         notes.append(f"`{recipe}` not compared: " + "; ".join(why) + ".")
     if not rows:
-        raise UserError(
-            f"--reference {reference}: comparing is meaningless, the runs differ from the "
-            "reference's in what changes the numbers: " + " ".join(notes)
-        )
+        why = ("comparing is meaningless, the runs differ from the reference's in what changes "
+               "the numbers: " if refused else "nothing to compare: ")
+        raise UserError(f"--reference {reference}{' --paired' if paired else ''}: {why}"
+                        + " ".join(notes))
     frame = pd.DataFrame(rows)
     frame["recipe_verdict"] = frame.groupby("recipe")["verdict"].transform(
         lambda v: recipe_verdict(list(v)))
     return frame, notes
+
+
+def _seeds(runs: pd.DataFrame) -> str:
+    return ", ".join(str(int(x)) for x in sorted(runs["seed"])) or "none"
+
+
+def _finite(r: Any, u: Any) -> Any:
+    """The seed pairs with the metric on both sides."""
+    return (r == r) & (u == u)
 
 
 def checked() -> list[str]:
@@ -204,9 +231,14 @@ def _metric_line(r: Any) -> str:
     if not math.isfinite(r.sd):
         return (f"{label}: no run-to-run SD from {r.n_ref} reference and {r.n_user} user "
                 "seed(s): too few seeds to tell")
-    spread = (f"run SD yours {_num(r.sd_user, m)}{unit} vs {_num(r.sd_ref, m)}{unit} "
-              f"(ratio {r.sd_user / r.sd_ref:.2f}, F-test p={r.sd_p:.2g})"
-              if math.isfinite(r.sd_p) else f"reference run SD {_num(r.sd_ref, m)}{unit}")
+    if getattr(r, "paired", False):
+        spread = (f"SD of the seed-paired differences {_num(r.sd, m)}{unit} (run SD of the "
+                  f"reference {_num(r.sd_ref, m)}{unit})")
+    elif math.isfinite(r.sd_p):
+        spread = (f"run SD yours {_num(r.sd_user, m)}{unit} vs {_num(r.sd_ref, m)}{unit} "
+                  f"(ratio {r.sd_user / r.sd_ref:.2f}, F-test p={r.sd_p:.2g})")
+    else:
+        spread = f"reference run SD {_num(r.sd_ref, m)}{unit}"
     text = (f"{label}: yours {_num(r.user_mean, m)}{unit} vs {_num(r.ref_mean, m)}{unit}, "
             f"Δ {_num(r.diff, m, True)}{unit} (95% CI {_num(r.ci_low, m, True)} to "
             f"{_num(r.ci_high, m, True)}), margin ±{_num(r.margin, m)}{unit}; {spread}: ")
@@ -221,6 +253,12 @@ def _metric_line(r: Any) -> str:
 
 def _needed(sub: pd.DataFrame) -> str:
     need = sub["seeds_needed"]
+    if bool(sub["paired"].iloc[0]) if "paired" in sub else False:
+        if need.isna().any():
+            return (f"even {MAX_SEEDS} seed pairs would not be enough at the spread of these "
+                    "differences")
+        return (f"about {int(need.max())} seed pairs give an 80% chance of 'reproduced' at the "
+                f"spread of these differences (you have {int(sub['n_user'].iloc[0])})")
     if need.isna().any():
         return (f"even {MAX_SEEDS} seeds of yours would not be enough against this reference "
                 f"(with its {int(sub['n_ref'].iloc[0])} seeds and their spread the interval "
@@ -232,11 +270,19 @@ def _needed(sub: pd.DataFrame) -> str:
 def format_verdicts(frame: pd.DataFrame, notes: list[str], reference: str | Path) -> str:
     """The verdicts as Markdown: one bullet per recipe, one sub-bullet per metric."""
     margins = ", ".join(f"{_label(k)} ±{v:g}{_unit(k)}" for k, v in MARGINS.items())
-    lines = [f"Reference: `{Path(reference).as_posix()}`. Equivalence test on the per-seed "
-             f"means (two one-sided t-tests, 5% level) within absolute margins ({margins}), "
-             "and an F-test that your runs are not much noisier; a recipe differs when any "
-             "metric does (Bonferroni: at most 5% under exact reproduction; "
-             "docs/STATISTICS.md).", ""]
+    paired = bool(frame["paired"].any()) if "paired" in frame else False
+    if paired:
+        lines = [f"Reference: `{Path(reference).as_posix()}`, paired by seed: your seed s "
+                 "against the reference's seed s (the same initial weights and crops, so only "
+                 "the arithmetic differs). Equivalence test on the per-seed differences (two "
+                 f"one-sided paired t-tests, 5% level) within absolute margins ({margins}); a "
+                 "recipe differs when any metric does (Bonferroni; docs/STATISTICS.md).", ""]
+    else:
+        lines = [f"Reference: `{Path(reference).as_posix()}`. Equivalence test on the per-seed "
+                 f"means (two one-sided t-tests, 5% level) within absolute margins ({margins}), "
+                 "and an F-test that your runs are not much noisier; a recipe differs when any "
+                 "metric does (Bonferroni: at most 5% under exact reproduction; "
+                 "docs/STATISTICS.md).", ""]
     for recipe, sub in frame.groupby("recipe", sort=True):
         verdict = sub["recipe_verdict"].iloc[0]
         seeds = (f"{int(sub['n_user'].iloc[0])} seed(s) of yours ({sub['user_seeds'].iloc[0]}) "
@@ -261,9 +307,10 @@ def format_verdicts(frame: pd.DataFrame, notes: list[str], reference: str | Path
     return "\n".join(lines) + "\n"
 
 
-def write_reference_check(results: Path, reference: str | Path) -> tuple[str, list[Path]]:
+def write_reference_check(results: Path, reference: str | Path, paired: bool = False,
+                          ) -> tuple[str, list[Path]]:
     """Compare, then write ``tables/reference_check.{md,csv}``; ``(markdown, paths)``."""
-    frame, notes = compare_reference(results, reference)
+    frame, notes = compare_reference(results, reference, paired)
     text = format_verdicts(frame, notes, reference)
     out = results / "tables"
     out.mkdir(parents=True, exist_ok=True)
