@@ -78,7 +78,7 @@ bench-train: $(STAMP)
 
 # The lite reference results on the full LOL-v1 (every backbone-free recipe x seeds 0-4,
 # resumable; WORK is the results tree, outside the repository), then the small text files of the
-# finished runs into results/reference/LOL-v1/lite (replacing runs of an earlier protocol), then
+# finished runs into results/reference/LOL-v1/lite (runs of an earlier protocol move to lite-v<N>), then
 # the docs made from them (below).
 WORK ?= $(HOME)/lossbench-work/reference
 reference: $(STAMP)

@@ -24,7 +24,9 @@ after that time of day.
 ``python -m benchmark compare --results DIR`` reads it like any results tree. No checkpoints and
 no images are copied. Runs of another protocol are never mixed in: when ``--to`` holds runs
 whose protocol differs from the exported ones (an earlier ``lite``), ``export`` refuses unless
-``--replace`` is given, which first removes ``--to``'s ``runs/`` (the old runs stay in git).
+``--replace`` is given, which first moves the runs of the other protocol into a sibling folder
+named after their protocol version (``results/reference/LOL-v1/lite-v1``): nothing is deleted,
+and the old runs stay readable beside the new (docs/PROTOCOL.md compares them).
 
 ``docs`` fills the generated blocks of README.md ("Comparing recipes"), docs/RESULTS.md and
 docs/PROTOCOL.md ("What a rerun should get") and draws docs/figures/reference/ from the exported
@@ -118,6 +120,13 @@ def _protocol(folder: Path) -> str:
     return json.dumps(proto, sort_keys=True, default=str)
 
 
+def _version(folder: Path) -> int:
+    """The protocol version of a run (lite v1 runs predate the field: 1)."""
+    config = record.peek_config(folder)[1]
+    proto = config.get("protocol") if isinstance(config, dict) else None
+    return int((proto if isinstance(proto, dict) else {}).get("version", 1))
+
+
 def export(args: argparse.Namespace) -> int:
     if args.to is None:
         args.to = ROOT / "results" / "reference" / "LOL-v1" / args.profile
@@ -129,12 +138,30 @@ def export(args: argparse.Namespace) -> int:
     if old - new and finished:
         if not args.replace:
             print(f"reference: {args.to} holds runs of another protocol than the ones in "
-                  f"{args.work}; exporting would mix them. Pass --replace to remove "
-                  f"{record.runs_root(args.to)} first (its files stay in git history).",
-                  file=sys.stderr)
+                  f"{args.work}; exporting would mix them. Pass --replace to move "
+                  "those runs to a folder named after their protocol version first "
+                  f"({args.to.name}-v<N>).", file=sys.stderr)
             return 2
-        shutil.rmtree(record.runs_root(args.to))
-        print(f"reference: removed {record.runs_root(args.to)} (runs of another protocol)")
+        others = [run.path for run in record.find_runs(args.to, args.profile)
+                  if (run.path / record.CONFIG_FILE).is_file() and _protocol(run.path) not in new]
+        versions = sorted({_version(folder) for folder in others})
+        keep = args.to.with_name(f"{args.to.name}-v{versions[0]}")
+        if len(versions) > 1 or record.runs_root(keep).exists():
+            why = (f"its runs are of several protocol versions ({', '.join(map(str, versions))})"
+                   if len(versions) > 1 else f"{record.runs_root(keep)} exists already")
+            print(f"reference: --replace: cannot move the runs of {args.to} aside: {why}; "
+                  "move them yourself first.", file=sys.stderr)
+            return 2
+        for folder in others:  # the runs of the other protocol only; the same protocol's stay
+            dest = keep / folder.relative_to(args.to)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(folder, dest)
+            for parent in folder.parents:  # the emptied runs/<recipe>/<profile>/ folders
+                if parent == args.to or any(parent.iterdir()):
+                    break
+                parent.rmdir()
+        print(f"reference: moved {len(others)} run(s) of protocol version {versions[0]} from "
+              f"{args.to} to {keep}")
     copied = 0
     for folder in finished:
         dest = args.to / folder.relative_to(args.work)
@@ -391,7 +418,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--to", type=Path, default=None,
                    help="default: results/reference/LOL-v1/<profile>")
     p.add_argument("--replace", action="store_true",
-                   help="remove --to's runs/ first when it holds runs of another protocol")
+                   help="when --to holds runs of another protocol, move them to "
+                   "<to>-v<version> first")
     p = sub.add_parser("docs")
     p.add_argument("--results", type=Path, default=REFERENCE)
     p.add_argument("--work", type=Path, default=None,

@@ -246,20 +246,36 @@ def test_reference_export_never_mixes_two_protocols(tmp_path: Path,
     """Runs of an earlier lite in the destination: refused, or replaced with --replace."""
     import reference
 
-    def run(root: Path, recipe: str, seed: int, lr: float) -> None:
+    def run(root: Path, recipe: str, seed: int, lr: float, version: int = 2) -> None:
         make_run(root, recipe, seed, profile="lite", extra_files=False, per_image=False,
-                 protocol={"lr": lr, "ckpt_every": 7 * seed + 1})  # ckpt_every: operational
+                 protocol={"lr": lr, "ckpt_every": 7 * seed + 1,  # ckpt_every: operational
+                           "version": version})
 
     work, out = tmp_path / "work", tmp_path / "ref"
     run(work, "l1", 0, 3e-4)
     run(out, "l1", 1, 3e-4)
     assert reference.main(["export", "--work", str(work), "--to", str(out)]) == 0
     assert (out / "runs/l1/lite/seed1/config.yaml").is_file()  # same protocol: kept
-    run(out, "mse", 2, 1e-3)
+    run(out, "mse", 2, 1e-3, version=1)
+    run(out, "mse", 3, 1e-3, version=1)
     capsys.readouterr()
     assert reference.main(["export", "--work", str(work), "--to", str(out)]) == 2
     assert "holds runs of another protocol" in capsys.readouterr().err
     assert (out / "runs/mse/lite/seed2/config.yaml").is_file()  # nothing touched
+    # a folder of the old version's name already in the way: refused, nothing moved
+    blocker = tmp_path / "ref-v1" / "runs"
+    blocker.mkdir(parents=True)
+    assert reference.main(["export", "--work", str(work), "--to", str(out), "--replace"]) == 2
+    assert "ref-v1/runs exists already" in capsys.readouterr().err
+    assert (out / "runs/mse/lite/seed2/config.yaml").is_file()
+    blocker.rmdir()
     assert reference.main(["export", "--work", str(work), "--to", str(out), "--replace"]) == 0
-    copied = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    assert copied == ["runs/l1/lite/seed0/config.yaml", "runs/l1/lite/seed0/metrics.json"]
+    copied = sorted(p.relative_to(out).as_posix() for p in out.rglob("config.yaml"))
+    # the new protocol's runs: the exported one and the one that was there already
+    assert copied == ["runs/l1/lite/seed0/config.yaml", "runs/l1/lite/seed1/config.yaml"]
+    assert not (out / "runs/mse").exists()  # no empty folders left behind
+    # the old protocol's runs are kept beside, under their protocol version, not deleted
+    kept = sorted(p.relative_to(tmp_path / "ref-v1").as_posix()
+                  for p in (tmp_path / "ref-v1").rglob("*") if p.is_file())
+    assert kept == ["runs/mse/lite/seed2/config.yaml", "runs/mse/lite/seed2/metrics.json",
+                    "runs/mse/lite/seed3/config.yaml", "runs/mse/lite/seed3/metrics.json"]
