@@ -57,7 +57,8 @@ def test_operational_fields_leave_the_hash_alone_and_hashed_fields_change_it() -
     for name, value in (("root", "/elsewhere"), ("name", "LOL-v2"), ("n_test", 99)):
         changed = {**config, "data": {**config["data"], name: value}}
         assert record.hash_config(changed) == base, name  # recorded, not hashed
-    for top, value in (("device", "cuda:0"), ("compile", True), ("crop_seed", 1)):
+    for top, value in (("device", "cuda:0"), ("compile", True), ("cuda_graphs", True),
+                       ("crop_seed", 1)):
         assert record.hash_config({**config, top: value}) == base, top
     assert record.hash_config({**config, "recipe": {**config["recipe"],
                                                     "description": "other words"}}) == base
@@ -88,6 +89,10 @@ def test_the_config_key_groups_the_seeds_of_one_configuration() -> None:
     assert record.shared_differences(a, other) == [("recipe.losses[0].weight", 1.0, 0.5)]
     log_more = {**a, "protocol": {**a["protocol"], "log_every": 1}}
     assert record.config_key(log_more) == record.config_key(a)
+    # how a seed was executed (eager or a captured step, compiled or not, which device) does
+    # not make it another configuration: the GPU check's seeds mix eager and captured runs
+    captured = {**b, "cuda_graphs": True, "compile": True, "device": "cuda:0"}
+    assert record.config_key(captured) == record.config_key({**a, "cuda_graphs": False})
 
 
 def test_flatten_and_diff_configs() -> None:

@@ -4,8 +4,8 @@
   the configuration that changes numbers (:func:`hashed_part`): the recipe's name and losses (not
   its description or source), the protocol less its operational fields
   (:data:`OPERATIONAL_FIELDS`), the model, the data's layout, manifest sha256 and validation
-  names, the seed, and the metrics when some are left out. Paths, the device, ``compile`` and
-  the recipe's description are recorded but not hashed. A run is reused only when the hash it
+  names, the seed, and the metrics when some are left out. Paths, the device, ``compile``,
+  ``cuda_graphs`` and the recipe's description are recorded but not hashed. A run is reused only when the hash it
   stored equals the one requested; so this function fixes which finished runs stay valid and
   must not change for existing runs.
 - The **config key** (:func:`config_key`) groups the seeds of one configuration: the config
@@ -43,7 +43,7 @@ DATA_FIELDS = ("layout", "manifest_sha256", "val_images")
 UNHASHED_METRICS = ("psnr", "ssim", "lpips")
 #: config.yaml fields that legitimately differ between the seeds of one configuration
 #: (``""``: top level), left out of :func:`config_key`
-RUN_SPECIFIC = {"": ("config_hash", "seed", "crop_seed", "device", "compile"),
+RUN_SPECIFIC = {"": ("config_hash", "seed", "crop_seed", "device", "compile", "cuda_graphs"),
                 "data": ("root",),
                 "recipe": ("description", "source", "references", "loss_references",
                            "resolved_params")}
