@@ -108,8 +108,9 @@ def markdown(summary: dict) -> str:
                   f"{(run.get('graphs') or {}).get('cuda_graphs') or ''}"]
     check = summary.get("reference_check")
     if check:
-        lines += ["", f"The device's lite l1 runs (seed 0 eager, seeds 1-4 in one `sweep --jobs 4 "
-                  f"--cuda-graphs`) against the same seeds run on a CPU (`compare --reference "
+        prof = (summary.get("lite_run") or {}).get("profile", "lite")
+        lines += ["", f"The device's {prof} l1 runs (seed 0 eager, seeds 1-4 in one `sweep "
+                  f"--jobs 4 --cuda-graphs`) against the same seeds run on a CPU (`compare --reference "
                   f"{check.get('reference')} --paired`): "
                   f"**{check.get('verdict') or 'not compared'}**"
                   + (f" ({' '.join(check.get('why') or [])})" if not check.get("verdict") else "")
