@@ -110,8 +110,8 @@ def markdown(summary: dict) -> str:
     if check:
         prof = (summary.get("lite_run") or {}).get("profile", "lite")
         lines += ["", f"The device's {prof} l1 runs (seed 0 eager, seeds 1-4 in one `sweep "
-                  f"--jobs 4 --cuda-graphs`) against the same seeds run on a CPU (`compare --reference "
-                  f"{check.get('reference')} --paired`): "
+                  "--jobs 4 --cuda-graphs`) against the same seeds run on a CPU (`compare "
+                  f"--reference {check.get('reference')} --paired`): "
                   f"**{check.get('verdict') or 'not compared'}**"
                   + (f" ({' '.join(check.get('why') or [])})" if not check.get("verdict") else "")
                   + "."]
