@@ -138,26 +138,33 @@ def equivalence(ref: np.ndarray, user: np.ndarray, margin: float, *, k: int = 1,
     ss = ((r - r.mean()) ** 2).sum() + (((u - u.mean()) ** 2).sum() if n > 1 else 0.0)
     sd = math.sqrt(ss / df)
     c = math.sqrt(1 / m + 1 / n)
-    t = sps.t.ppf
-    half = t((1 + CI_LEVEL) / 2, df) * sd * c
+    half = sps.t.ppf((1 + CI_LEVEL) / 2, df) * sd * c
     sd_p = (float(sps.f.sf(sd_user**2 / sd_ref**2, n - 1, m - 1))
             if n > 1 and sd_ref > 0 else nan)
     margin_sds = round(margin / sd_ref, 3) if sd_ref > 0 else math.inf
     power = power_exact(m, n, margin_sds, alpha) if with_power else nan
     needed = seeds_needed(m, margin_sds) if with_power else None
-    split = alpha / (2 * k)
-    if sd == 0.0:  # every run identical: equal or not, nothing in between
-        verdict = "reproduced" if abs(diff) < margin else "differs"
-    elif np.isfinite(sd_p) and sd_p < split:
-        verdict = "differs (noisier)"
-    elif abs(diff) + t(1 - alpha, df) * sd * c < margin:
-        verdict = "reproduced"
-    elif abs(diff) > t(1 - split / 2, df) * sd * c:
-        verdict = "differs"
-    else:
-        verdict = "too few seeds"
+    verdict = _verdict(diff, sd * c, df, margin, alpha, k, sd_p)
     return Equivalence(m, n, diff, diff - half, diff + half, sd, margin, sd_ref, sd_user, sd_p,
                        verdict, power, needed)
+
+
+def _verdict(diff: float, se: float, df: int, margin: float, alpha: float, k: int,
+             sd_p: float = math.nan) -> str:
+    """One metric's verdict from the difference, its standard error and df (both tests).
+
+    ``se == 0``: every run (or pair) identical, so equal or not, nothing in between; ``sd_p``:
+    the SD-ratio test's p (NaN: none), "differs (noisier)" below ``alpha / (2 k)``."""
+    split = alpha / (2 * k)
+    if se == 0.0:
+        return "reproduced" if abs(diff) < margin else "differs"
+    if np.isfinite(sd_p) and sd_p < split:
+        return "differs (noisier)"
+    if abs(diff) + sps.t.ppf(1 - alpha, df) * se < margin:
+        return "reproduced"
+    if abs(diff) > sps.t.ppf(1 - split / 2, df) * se:
+        return "differs"
+    return "too few seeds"
 
 
 @lru_cache(maxsize=1024)
@@ -192,20 +199,12 @@ def paired_equivalence(ref: np.ndarray, user: np.ndarray, margin: float, *, k: i
     if n < 2:
         return Equivalence(n, n, diff, nan, nan, nan, margin, sd_ref, sd_user, nan,
                            "too few seeds", 0.0, None)
-    sd, c, df, t = float(d.std(ddof=1)), math.sqrt(1 / n), n - 1, sps.t.ppf
-    half = t((1 + CI_LEVEL) / 2, df) * sd * c
+    sd, c, df = float(d.std(ddof=1)), math.sqrt(1 / n), n - 1
+    half = sps.t.ppf((1 + CI_LEVEL) / 2, df) * sd * c
     margin_sds = round(margin / sd, 3) if sd > 0 else math.inf
     power = (1.0 if sd == 0 else power_paired(n, margin_sds, alpha)) if with_power else nan
     needed = (2 if sd == 0 else pairs_needed(margin_sds)) if with_power else None
-    split = alpha / (2 * k)
-    if sd == 0.0:  # every pair differs by the same amount (bit-identical reruns: 0)
-        verdict = "reproduced" if abs(diff) < margin else "differs"
-    elif abs(diff) + t(1 - alpha, df) * sd * c < margin:
-        verdict = "reproduced"
-    elif abs(diff) > t(1 - split / 2, df) * sd * c:
-        verdict = "differs"
-    else:
-        verdict = "too few seeds"
+    verdict = _verdict(diff, sd * c, df, margin, alpha, k)  # no SD-ratio test when paired
     return Equivalence(n, n, diff, diff - half, diff + half, sd, margin, sd_ref, sd_user, nan,
                        verdict, power, needed)
 

@@ -5,9 +5,9 @@
   its description or source), the protocol less its operational fields
   (:data:`OPERATIONAL_FIELDS`), the model, the data's layout, manifest sha256 and validation
   names, the seed, and the metrics when some are left out. Paths, the device, ``compile``,
-  ``cuda_graphs`` and the recipe's description are recorded but not hashed. A run is reused only when the hash it
-  stored equals the one requested; so this function fixes which finished runs stay valid and
-  must not change for existing runs.
+  ``cuda_graphs`` and the recipe's description are recorded but not hashed. A run is reused
+  only when the hash it stored equals the one requested; so this function fixes which finished
+  runs stay valid and must not change for existing runs.
 - The **config key** (:func:`config_key`) groups the seeds of one configuration: the config
   hash covers the seed, so it differs between seeds by design; the key is the sha256 of the
   configuration without the fields that differ between seeds or machines
