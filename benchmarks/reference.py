@@ -111,20 +111,23 @@ def run(args: argparse.Namespace) -> int:
     return code
 
 
-def _protocol(folder: Path) -> str:
-    """The protocol part of a run's ``config.yaml`` that changes numbers, as canonical JSON."""
+def _protocol_section(folder: Path) -> dict:
+    """The ``protocol`` section of a run's ``config.yaml`` ({} when unreadable)."""
     config = record.peek_config(folder)[1]
     proto = config.get("protocol") if isinstance(config, dict) else None
-    proto = {k: v for k, v in (proto if isinstance(proto, dict) else {}).items()
+    return proto if isinstance(proto, dict) else {}
+
+
+def _protocol(folder: Path) -> str:
+    """The protocol part of a run's ``config.yaml`` that changes numbers, as canonical JSON."""
+    proto = {k: v for k, v in _protocol_section(folder).items()
              if k not in record.OPERATIONAL_FIELDS}
     return json.dumps(proto, sort_keys=True, default=str)
 
 
 def _version(folder: Path) -> int:
     """The protocol version of a run (lite v1 runs predate the field: 1)."""
-    config = record.peek_config(folder)[1]
-    proto = config.get("protocol") if isinstance(config, dict) else None
-    return int((proto if isinstance(proto, dict) else {}).get("version", 1))
+    return int(_protocol_section(folder).get("version", 1))
 
 
 def export(args: argparse.Namespace) -> int:
