@@ -31,6 +31,9 @@ and the old runs stay readable beside the new (docs/PROTOCOL.md compares them).
 ``docs`` fills the generated blocks of README.md ("Comparing recipes"), docs/RESULTS.md and
 docs/PROTOCOL.md ("What a rerun should get") and draws docs/figures/reference/ from the exported
 folder (``make reference-docs``); a test checks that the committed documents equal its output.
+When the runs of an earlier protocol sit beside it (``lite-v1``, kept by ``export --replace``),
+it also fills docs/PROTOCOL.md's ``protocol-rerun`` block and draws
+docs/figures/protocol_rerun.{png,pdf}: l1, flw and ms_ssim under each protocol, every seed.
 """
 
 from __future__ import annotations
@@ -184,6 +187,40 @@ BLOCKS = (("README.md", "reference-table"), ("README.md", "reference-reading"),
           ("docs/RESULTS.md", "reference-reading"), ("docs/RESULTS.md", "reference-results"),
           ("docs/RESULTS.md", "selection-bias"), ("docs/PROTOCOL.md", "reference-prediction"))
 COMPARE = "python -m benchmark compare --results results/reference/LOL-v1/lite"
+#: docs/PROTOCOL.md's block comparing the reference runs of earlier protocols (the
+#: ``<reference>-v<N>`` folders ``export --replace`` keeps) with the current ones, and its figure
+RERUN_BLOCK = ("docs/PROTOCOL.md", "protocol-rerun")
+RERUN_FIGURE = Path("docs", "figures", "protocol_rerun")  # .png and .pdf
+RERUN_RECIPES = ("l1", "flw", "ms_ssim")
+
+
+def earlier_versions(results: Path) -> list[Path]:
+    """The folders of the reference's earlier protocols beside ``results``
+    (``results/reference/LOL-v1/lite-v1``, ...), oldest first."""
+    found = [p for p in results.parent.glob(f"{results.name}-v*")
+             if p.name[len(results.name) + 2:].isdigit() and (p / "runs").is_dir()]
+    return sorted(found, key=lambda p: int(p.name[len(results.name) + 2:]))
+
+
+def rerun_means(results: Path):  # noqa: ANN201
+    """The validation curves and test scores of :data:`RERUN_RECIPES` under every protocol
+    the reference has been run with (``convergence.protocol_means``), or ``None`` when there
+    is no earlier protocol's folder."""
+    older = earlier_versions(results)
+    if not older:
+        return None
+    import convergence  # benchmarks/convergence.py, beside this script
+
+    return convergence.protocol_means([*older, results], [], list(RERUN_RECIPES))
+
+
+def rerun_block(found: tuple) -> str:
+    """The body of :data:`RERUN_BLOCK` from :func:`rerun_means`' output."""
+    import convergence
+
+    lines = convergence.protocol_lines(*found, block=RERUN_BLOCK[1],
+                                       command="make reference-docs")
+    return "\n".join(lines[2:-2])
 
 
 def _listing(names: list[str]) -> str:
@@ -338,9 +375,13 @@ def blocks(results: Path, frames: tuple | None = None) -> dict[str, str]:
             "(figures/reference/transfer.png)\n\nGenerated from `results/reference/LOL-v1/lite`"
             " and `results/reference/LOL-v1/long` by `python -m benchmark compare --results "
             "results/reference/LOL-v1/long --transfer results/reference/LOL-v1/lite`.\n")
-    return {"reference-table": readme, "reference-reading": said,
-            "reference-results": "\n".join(results_md),
-            "selection-bias": selection, "reference-prediction": protocol}
+    bodies = {"reference-table": readme, "reference-reading": said,
+              "reference-results": "\n".join(results_md),
+              "selection-bias": selection, "reference-prediction": protocol}
+    rerun = rerun_means(results)
+    if rerun is not None:
+        bodies[RERUN_BLOCK[1]] = rerun_block(rerun)
+    return bodies
 
 
 def fill(text: str, name: str, body: str, where: str) -> str:
@@ -365,7 +406,9 @@ def docs(args: argparse.Namespace) -> int:
     root = args.root
     runs, per_image, summary = frames = compare_frames(args.results, "l1")
     bodies = blocks(args.results, frames)
-    for doc, name in BLOCKS:
+    for doc, name in (*BLOCKS, RERUN_BLOCK):
+        if name not in bodies:  # no earlier protocol's runs: the rerun block stays as it is
+            continue
         path = root / doc
         body = bodies[name]
         path.write_text(fill(path.read_text(encoding="utf-8"), name, body, doc), encoding="utf-8")
@@ -389,6 +432,13 @@ def docs(args: argparse.Namespace) -> int:
         work_runs, _ = load_runs(args.work)
         samples = sample_table(work_runs[work_runs["profile"] == "lite"], "l1")
         figures["samples"] = sample_grid_figure(samples, hide=("low", "reference"))
+    rerun = rerun_means(args.results)
+    if rerun is not None:
+        from benchmark.analysis.convergence import protocol_change_figure
+        from benchmark.analysis.figstyle import save
+
+        for path in save(protocol_change_figure(*rerun), root / RERUN_FIGURE):
+            print(f"reference: wrote {path.relative_to(root)}")
     folder = root / FIGURES
     folder.mkdir(parents=True, exist_ok=True)
     for kind, fig in figures.items():

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -101,22 +104,17 @@ def test_protocol_change_table_on_known_curves() -> None:
     assert len(fig.axes) == 1
 
 
-def test_protocol_report_fills_a_named_block_from_two_reference_trees(tmp_path) -> None:
-    """The rerun's block: lite v1 runs (raw weights, one kept checkpoint) against lite v2 runs
-    (EMA, the final and validation-selected views) from two results trees; another block in
-    the same document is left as it is."""
-    import sys
-    from pathlib import Path
-
+def protocol_trees(v1: Path, v2: Path) -> None:
+    """Reference runs of l1 and flw x seeds 0 1 under lite v1 (raw weights, one kept
+    checkpoint) in ``v1`` and lite v2 (EMA, the final and validation-selected views) in ``v2``;
+    per-image PSNR 16 + seed and 17, so a v1 run's kept score is 16.5 + seed, v2's final
+    17 + seed."""
     from tests.test_results import edit_metrics, make_run
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    import convergence
-
-    for tree, version, lr, ema in (("v1", 1, 1e-3, 0.0), ("v2", 2, 3e-4, 0.999)):
+    for tree, version, lr, ema in ((v1, 1, 1e-3, 0.0), (v2, 2, 3e-4, 0.999)):
         for recipe in ("l1", "flw"):
             for seed in (0, 1):
-                run = make_run(tmp_path / tree, recipe, seed, (16.0 + seed, 17.0),
+                run = make_run(tree, recipe, seed, (16.0 + seed, 17.0),
                                profile="lite", protocol={"version": version, "lr": lr,
                                                          "ema_decay": ema})
                 if version == 1:
@@ -126,6 +124,16 @@ def test_protocol_report_fills_a_named_block_from_two_reference_trees(tmp_path) 
                                              "val_selected": {"psnr": 16.9 + seed}},
                                  views_meta={"final": {"iteration": 2000},
                                              "val_selected": {"iteration": 2000}})
+
+
+def test_protocol_report_fills_a_named_block_from_two_reference_trees(tmp_path: Path) -> None:
+    """The rerun's block: lite v1 runs (raw weights, one kept checkpoint) against lite v2 runs
+    (EMA, the final and validation-selected views) from two results trees; another block in
+    the same document is left as it is."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import convergence
+
+    protocol_trees(tmp_path / "v1", tmp_path / "v2")
     doc = tmp_path / "PROTOCOL.md"
     doc.write_text("a\n<!-- protocol-change:begin -->\nKEEP\n<!-- protocol-change:end -->\n"
                    "<!-- protocol-rerun:begin -->\nold\n<!-- protocol-rerun:end -->\nz\n")
