@@ -227,12 +227,30 @@ def _listing(names: list[str]) -> str:
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
-def reading(summary, baseline: str = "l1", alpha: float = 0.05) -> str:
+def collapse_sentence(summary) -> str:
+    """The runs that collapsed under the protocol's criterion, per recipe ``k/n`` with their
+    seeds, or that none did (``summary``: ``compare_frames``' third frame)."""
+    from benchmark.analysis.stats import seeds_text
+
+    hit = summary[summary["n_collapsed"].fillna(0) > 0].sort_values("recipe")
+    criterion = "the protocol's collapse criterion, fixed before any run (docs/PROTOCOL.md)"
+    if hit.empty:
+        return f"No run collapsed under {criterion}."
+    cells = [f"{r.recipe} {int(r.n_collapsed)}/{int(r.n_collapsed + r.n_ok)} (seed"
+             f"{'s' if r.n_collapsed > 1 else ''} {seeds_text(r.collapsed_seeds)})"
+             for r in hit.itertuples()]
+    return (f"Collapsed under {criterion}: {_listing(cells)}; a collapsed run is counted in "
+            "the table and left out of its recipe's mean, SD and tests.")
+
+
+def reading(summary, baseline: str = "l1", alpha: float = 0.05, judged: bool = True) -> str:
     """What the table says, in sentences made from ``summary`` (``compare_frames``' third
     frame) alone: per metric, the recipes the crossed seed x image test finds above or below
     the baseline (Holm-adjusted p < ``alpha``, with the difference and its 95% interval), the
-    ones it cannot tell apart and the smallest difference it would detect, then the recipes
-    with too few seeds for a test. Generated, so it cannot drift from the table."""
+    ones it cannot tell apart and the smallest difference it would detect, then the runs that
+    collapsed (``judged``: the runs were made under a protocol with the collapse criterion,
+    lite v2 on) and the recipes with too few seeds for a test. Generated, so it cannot drift
+    from the table."""
     from benchmark.metrics import METRICS, summarized
     from benchmark.protocol import PROFILES
 
@@ -280,6 +298,8 @@ def reading(summary, baseline: str = "l1", alpha: float = 0.05) -> str:
                      f"{mde.iloc[-1]:.{dec}f}{unit} ({mde.index[-1]}), median "
                      f"{mde.median():.{dec}f}{unit}")
         sentences.append(text + ".")
+    if judged:
+        sentences.append(collapse_sentence(summary))
     sentences.append("No recipe is called best: only the differences to "
                      f"{baseline} were tested (`compare --all-pairs` tests every pair).")
     untested = sorted(others[others["psnr_p_holm"].isna()]["recipe"])
@@ -367,7 +387,7 @@ def blocks(results: Path, frames: tuple | None = None) -> dict[str, str]:
                  + "\n".join(selection_markdown(selection_table(views, m), dec, unit)
                              for m, dec, unit in (("psnr", 2, "dB"), ("ssim", 4, ""))))
     found = transfer_study(results)
-    said = reading(summary)
+    said = reading(summary, judged=all(_version(Path(d)) >= 2 for d in ok["run_dir"]))
     if found is not None:
         said += "\n\n" + transfer_reading(results, found)
         results_md.append(

@@ -255,3 +255,24 @@ def test_reading_states_what_the_test_found_and_no_more(tmp_path: Path) -> None:
     flw = summary.set_index("recipe").loc["flw"]
     assert f"flw (+{flw['psnr_diff']:.2f} dB [+{flw['psnr_diff_ci_low']:.2f}, " in text
     assert "mse (" not in text  # no difference is quoted for what the test could not tell
+    assert "No run collapsed under the protocol's collapse criterion" in text
+    assert "collapse" not in reference_script.reading(summary, judged=False)  # lite v1 runs
+
+
+def test_reading_counts_the_collapsed_runs(tmp_path: Path) -> None:
+    """A collapsed run is named with its recipe's k/n and seeds, not averaged in."""
+    from tests.test_results import edit_metrics, make_run
+
+    for seed in range(4):
+        make_run(tmp_path, "l1", seed, [20.0 + 0.1 * seed, 21.0, 22.0], profile="lite")
+        for recipe in ("ms_ssim", "wild"):
+            run = make_run(tmp_path, recipe, seed, [20.5 + 0.2 * seed, 21.5, 22.5]
+                           if seed < 2 + (recipe == "ms_ssim") else [5.0, 6.0, 7.0],
+                           profile="lite")
+            if seed >= 2 + (recipe == "ms_ssim"):
+                edit_metrics(run, outcome="collapsed", outcome_reason="below the identity")
+    _, _, summary = compare_frames(tmp_path, "l1")
+    text = reference_script.reading(summary)
+    assert ("Collapsed under the protocol's collapse criterion, fixed before any run "
+            "(docs/PROTOCOL.md): ms_ssim 1/4 (seed 3) and wild 2/4 (seeds 2,3); a collapsed "
+            "run is counted in the table and left out of its recipe's mean, SD and tests.") in text
