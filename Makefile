@@ -24,7 +24,7 @@ DATA_ARG := $(if $(DATA),--data $(DATA),)
 PRECISION_ARG := $(if $(PRECISION),--precision $(PRECISION),)
 METRICS_ARG := $(if $(METRICS),--metrics $(METRICS),)
 
-.PHONY: reference reference-docs reference-long reference-long-gpu gpu-check venv test test-fast bench sweep compare plots report data list weights lint bench-losses bench-train clean
+.PHONY: reference reference-docs reference-long reference-long-gpu gpu-check gpu-wheels venv test test-fast bench sweep compare plots report data list weights lint bench-losses bench-train clean
 
 venv: $(STAMP)
 
@@ -117,6 +117,15 @@ reference-docs: $(STAMP)
 gpu-check: $(STAMP)
 	$(PY) -m benchmark data synth
 	$(PY) benchmarks/gpu_check.py $(DATA_ARG)
+
+# What a bare GPU machine without the network lacks, for device_check.sh to install there: the
+# wheels (pure Python, any CPython 3) of lpips, pytorch-msssim and submitit (+ cloudpickle) at
+# the lock's versions, into .whl/ (ignored by git; carry it with the checkout).
+GPU_WHEELS := lpips pytorch-msssim submitit cloudpickle
+gpu-wheels: $(STAMP)
+	$(PY) -m pip download --quiet --no-deps --only-binary=:all: --dest .whl \
+	  $(foreach w,$(GPU_WHEELS),$(shell grep -i '^$(w)==' requirements.lock | cut -d' ' -f1))
+	@ls .whl
 
 clean:
 	rm -rf $(VENV) .pytest_cache
