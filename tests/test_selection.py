@@ -88,6 +88,9 @@ def test_selection_table_against_hand_computed_values(planted: Path) -> None:
     assert "| flw | 3 | 1/3 | 18.80 | 18.95 | 19.45 | +0.65 | +0.80 | 19.50 |" in text
     assert "| mse | 2 | 0/2 | – | 17.50 | – | – | – | – |" in text
     assert "optimistic" in text and "mean over the runs that did not collapse" in text
+    assert "chosen by PSNR" not in text  # PSNR's own table: no caveat
+    ssim = selection_markdown(selection_table(load_views(runs), "ssim"), 4, "")
+    assert "both points are chosen by PSNR, so the SSIM inflation can be negative" in ssim
 
 
 def test_compare_selection_prints_and_writes_the_table(planted: Path,

@@ -129,9 +129,12 @@ def selection_markdown(table: pd.DataFrame, decimals: int = 2, unit: str = "dB")
             f"Test {label}{unit_text} of the three views of each run, profile {profile} "
             f"(dataset {str(dataset)[:12]}). Each column is the mean over the runs that did not "
             "collapse; *final* is the headline (the protocol's last weights), *val-selected* "
-            "the best validation point, *test-selected* the point with the best test score "
-            "(optimistic: chosen on the test split, as a paper that selects on its test set "
-            "does). *Inflation* is test-selected − final per run: its mean and its largest "
+            "the validation point with the best validation PSNR, *test-selected* the one with "
+            "the best test PSNR (optimistic: chosen on the test split, as a paper that "
+            "selects on its test set does)"
+            + ("" if metric == "psnr" else
+               f"; both points are chosen by PSNR, so the {label} inflation can be negative")
+            + ". *Inflation* is test-selected − final per run: its mean and its largest "
             "value; *luckiest* is the largest test-selected score over seeds, what the "
             "luckiest paper would print. – : not recorded (runs made before the views "
             "existed record the validation-selected weights only).", "",
