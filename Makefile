@@ -24,7 +24,7 @@ DATA_ARG := $(if $(DATA),--data $(DATA),)
 PRECISION_ARG := $(if $(PRECISION),--precision $(PRECISION),)
 METRICS_ARG := $(if $(METRICS),--metrics $(METRICS),)
 
-.PHONY: reference reference-docs reference-long reference-long-gpu gpu-check gpu-wheels venv test test-fast bench sweep compare plots report data list weights lint bench-losses bench-train clean
+.PHONY: reference reference-status reference-docs reference-long reference-long-gpu gpu-check gpu-wheels venv test test-fast bench sweep compare plots report data list weights lint bench-losses bench-train clean
 
 venv: $(STAMP)
 
@@ -82,9 +82,13 @@ bench-train: $(STAMP)
 # the docs made from them (below).
 WORK ?= $(HOME)/lossbench-work/reference
 reference: $(STAMP)
-	$(PY) benchmarks/reference.py run --data $(DATA) --work $(WORK)
+	$(PY) benchmarks/reference.py run --data $(DATA) --work $(WORK) $(if $(JOBS),--jobs $(JOBS),)
 	$(PY) benchmarks/reference.py export --work $(WORK) --replace
 	$(PY) benchmarks/reference.py docs --work $(WORK)
+
+# How far the reference run in WORK has got, and the time left (reads only).
+reference-status: $(STAMP)
+	$(PY) benchmarks/reference.py status --work $(WORK) $(if $(JOBS),--jobs $(JOBS),)
 
 # The long profile (lite trained 10x longer) for the rank-transfer study, resumable in the same
 # WORK tree: on 2 CPU cores l1, ssim and flw x seeds 0 1 (docs/PROTOCOL.md has the measured

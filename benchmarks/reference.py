@@ -18,6 +18,9 @@ run is cached, an interrupted one resumes from its checkpoint, so stopping and s
 (even in another session) carries on where it was. ``--until HH:MM`` stops starting new runs
 after that time of day.
 
+``status`` says how far ``run`` has got (finished, started, not started, and the time left at
+the finished runs' median), reading only.
+
 ``export`` copies the small text files of every finished run (``config.yaml``,
 ``metrics.json``, ``per_image.csv``, ``per_image_views.csv``, ``train_log.csv``,
 ``val_log.csv``) into ``--to`` in the run-folder layout ``runs/<recipe>/lite/seed<N>/``, so
@@ -112,6 +115,41 @@ def run(args: argparse.Namespace) -> int:
                     code, todo = 2, []
         time.sleep(1)
     return code
+
+
+def status(args: argparse.Namespace) -> int:
+    """How far ``run`` has got in ``--work``: the finished runs, the ones started (a folder
+    without a finished ``metrics.json``: they resume from their checkpoint), the ones not
+    started, and the time left at the finished runs' median (training + evaluation) with
+    ``--jobs`` at once. Reads only; a rerun spread over sessions plans with it."""
+    import statistics
+
+    pairs = [(recipe, seed) for seed in args.seeds for recipe in args.recipes]
+    done, started, todo, seconds = [], [], [], []
+    for recipe, seed in pairs:
+        folder = record.run_dir(args.work, recipe, args.profile, seed)
+        data = record.peek_metrics(folder) or {}
+        if data.get("status") == "ok":
+            done.append((recipe, seed))
+            seconds.append(float(data.get("train_seconds") or 0)
+                           + float(data.get("eval_seconds") or 0))
+        else:
+            (started if folder.is_dir() else todo).append((recipe, seed))
+    print(f"reference: {args.work} at {args.profile}: {len(done)} of {len(pairs)} runs "
+          f"finished, {len(started)} started, {len(todo)} not started")
+    for what, items in (("started", started), ("not started", todo)):
+        if items:
+            seeds = sorted({s for _, s in items})
+            listing = "; ".join(f"seed {s}: {' '.join(r for r, t in items if t == s)}"
+                                for s in seeds)
+            print(f"  {what}: {listing}")
+    left = len(started) + len(todo)
+    if seconds and left:
+        median = statistics.median(seconds)
+        hours = median * -(-left // max(1, args.jobs)) / 3600
+        print(f"  left: about {hours:.1f} h with {args.jobs} at once (median finished run "
+              f"{median / 60:.0f} min, on the machine that made them)")
+    return 0
 
 
 def _protocol_section(folder: Path) -> dict:
@@ -485,6 +523,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="the runs' `run --cuda-graphs` (operational: the numbers do not change)")
     p.add_argument("--no-grad-shares", action="store_true",
                    help="the runs' `run --no-grad-shares` (lets multi-term steps be captured)")
+    p = sub.add_parser("status")
+    p.add_argument("--work", type=Path, required=True)
+    p.add_argument("--recipes", nargs="+", default=list(RECIPES))
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    p.add_argument("--profile", choices=("lite", "long"), default="lite")
+    p.add_argument("--jobs", type=int, default=1, help="runs at once, for the time left")
     p = sub.add_parser("export")
     p.add_argument("--work", type=Path, required=True)
     p.add_argument("--profile", choices=("lite", "long"), default="lite")
@@ -499,7 +543,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="the results tree (for the sample grid's images)")
     p.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)  # tests
     args = parser.parse_args(argv)
-    return {"run": run, "export": export, "docs": docs}[args.action](args)
+    return {"run": run, "status": status, "export": export, "docs": docs}[args.action](args)
 
 
 if __name__ == "__main__":

@@ -276,3 +276,28 @@ def test_reading_counts_the_collapsed_runs(tmp_path: Path) -> None:
     assert ("Collapsed under the protocol's collapse criterion, fixed before any run "
             "(docs/PROTOCOL.md): ms_ssim 1/4 (seed 3) and wild 2/4 (seeds 2,3); a collapsed "
             "run is counted in the table and left out of its recipe's mean, SD and tests.") in text
+
+
+def test_status_counts_finished_started_and_missing_runs(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`reference.py status` reads the rerun's tree only: finished runs, started ones (a
+    folder without a finished metrics.json) and missing ones, and the time left at the
+    finished runs' median with --jobs at once."""
+    from benchmark import record
+    from tests.test_results import edit_metrics, make_run
+
+    work = tmp_path / "work"
+    for seed, minutes in ((0, 20), (1, 30), (2, 50)):  # median 30 min with the evaluation
+        edit_metrics(make_run(work, "l1", seed, profile="lite"),
+                     train_seconds=minutes * 60 - 60, eval_seconds=60)
+    record.run_dir(work, "flw", "lite", 0).mkdir(parents=True)  # killed before it finished
+    before = sorted(work.rglob("*"))
+    assert reference_script.main(["status", "--work", str(work), "--recipes", "l1", "flw",
+                                  "--seeds", "0", "1", "2", "--jobs", "2"]) == 0
+    out = capsys.readouterr().out
+    assert f"{work} at lite: 3 of 6 runs finished, 1 started, 2 not started" in out
+    assert "started: seed 0: flw\n" in out
+    assert "not started: seed 1: flw; seed 2: flw" in out
+    # 3 runs left, 2 at once: 2 rounds of the 30 min median
+    assert "left: about 1.0 h with 2 at once (median finished run 30 min" in out
+    assert sorted(work.rglob("*")) == before
