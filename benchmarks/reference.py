@@ -382,9 +382,18 @@ def transfer_reading(results: Path, found: tuple | None = None) -> str:
             + sentence(found[1], found[2]))
 
 
-def blocks(results: Path, frames: tuple | None = None) -> dict[str, str]:
+def studies(results: Path) -> tuple:
+    """``(transfer_study(results), rerun_means(results))``: the two studies beside the
+    reference folder (each None while its other folder is missing), computed once for the
+    blocks and the figures."""
+    return transfer_study(results), rerun_means(results)
+
+
+def blocks(results: Path, frames: tuple | None = None,
+           both: tuple | None = None) -> dict[str, str]:
     """The generated Markdown of every ``BLOCKS`` marker, from the reference folder alone
-    (``frames``: its ``compare_frames(results, "l1")``, when the caller already has them)."""
+    (``frames``: its ``compare_frames(results, "l1")``, ``both``: its :func:`studies`, when
+    the caller already has them)."""
     from benchmark.analysis.frames import compare_frames
     from benchmark.analysis.metric_tables import metric_markdown, prediction, prediction_markdown
     from benchmark.analysis.report import compact_markdown, details_markdown
@@ -424,7 +433,7 @@ def blocks(results: Path, frames: tuple | None = None) -> dict[str, str]:
                  "--selection` prints it).\n\n"
                  + "\n".join(selection_markdown(selection_table(views, m), dec, unit)
                              for m, dec, unit in (("psnr", 2, "dB"), ("ssim", 4, ""))))
-    found = transfer_study(results)
+    found, rerun = both or studies(results)
     said = reading(summary, judged=all(_version(Path(d)) >= 2 for d in ok["run_dir"]))
     if found is not None:
         said += "\n\n" + transfer_reading(results, found)
@@ -436,7 +445,6 @@ def blocks(results: Path, frames: tuple | None = None) -> dict[str, str]:
     bodies = {"reference-table": readme, "reference-reading": said,
               "reference-results": "\n".join(results_md),
               "selection-bias": selection, "reference-prediction": protocol}
-    rerun = rerun_means(results)
     if rerun is not None:
         bodies[RERUN_BLOCK[1]] = rerun_block(rerun)
     return bodies
@@ -463,7 +471,8 @@ def docs(args: argparse.Namespace) -> int:
 
     root = args.root
     runs, per_image, summary = frames = compare_frames(args.results, "l1")
-    bodies = blocks(args.results, frames)
+    found, rerun = both = studies(args.results)
+    bodies = blocks(args.results, frames, both)
     for doc, name in (*BLOCKS, RERUN_BLOCK):
         if name not in bodies:  # no earlier protocol's runs: the rerun block stays as it is
             continue
@@ -481,7 +490,6 @@ def docs(args: argparse.Namespace) -> int:
         "rank_stability": plots.rank_stability_figure(
             plots.rank_frequency_frame(per_image, summary)),
     }
-    found = transfer_study(args.results)
     if found is not None:
         from benchmark.analysis.transfer_report import points_frame, transfer_figure
 
@@ -490,7 +498,6 @@ def docs(args: argparse.Namespace) -> int:
         work_runs, _ = load_runs(args.work)
         samples = sample_table(work_runs[work_runs["profile"] == "lite"], "l1")
         figures["samples"] = sample_grid_figure(samples, hide=("low", "reference"))
-    rerun = rerun_means(args.results)
     if rerun is not None:
         from benchmark.analysis.convergence import protocol_change_figure
         from benchmark.analysis.figstyle import save
