@@ -28,7 +28,7 @@ candidate protocols (``--after`` folders; with EMA each holds the average's curv
 weights' curve), as a figure and a table made from the files alone:
 
     python benchmarks/convergence.py --out /root/lossbench-work/protocol/lr3e-4_ema \\
-        --protocol-report docs/PROTOCOL.md --before results/reference/LOL-v1/lite \\
+        --protocol-report docs/PROTOCOL.md --before results/reference/LOL-v1/lite-v1 \\
         --after /root/lossbench-work/protocol/lr3e-4_ema --plot docs/figures/protocol_change.png
 """
 
