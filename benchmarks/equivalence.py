@@ -63,10 +63,14 @@ def reference_means() -> dict[str, dict[str, np.ndarray]]:
     return {r: {m: np.array(v) for m, v in d.items()} for r, d in out.items()}
 
 
+def _seeds(means: dict) -> str:
+    """The reference's seed counts per recipe, e.g. "5" or "3/5"."""
+    return "/".join(map(str, sorted({len(d[METRICS[0]]) for d in means.values()})))
+
+
 def margins_table(means: dict) -> str:
     """Per metric: the run SDs over the reference's recipes and the declared margin."""
-    seeds = sorted({len(d[METRICS[0]]) for d in means.values()})
-    lines = [f"| metric | run SD over {'/'.join(map(str, seeds))} seeds: min / median / max "
+    lines = [f"| metric | run SD over {_seeds(means)} seeds: min / median / max "
              f"({len(means)} recipes) | declared margin | margin / median SD |",
              "|---|---:|---:|---:|"]
     for metric in METRICS:
@@ -118,10 +122,9 @@ def cross_recipe(means: dict) -> str:
         if recipe_verdict(verdicts) == "reproduced":
             called.append(f"{a} as {b}")
     pairs = len(names) * (len(names) - 1)
-    seeds = "/".join(map(str, sorted({len(d[METRICS[0]]) for d in means.values()})))
-    return (f"Of the {pairs} ordered pairs of different recipes in the reference ({seeds} seeds "
-            f"each; PSNR, SSIM and GT-mean PSNR), {len(called)} would be called "
-            "\"reproduced\" if the configuration check did not refuse them"
+    return (f"Of the {pairs} ordered pairs of different recipes in the reference "
+            f"({_seeds(means)} seeds each; PSNR, SSIM and GT-mean PSNR), {len(called)} would be "
+            "called \"reproduced\" if the configuration check did not refuse them"
             + (f": {', '.join(called)}." if called else "."))
 
 
