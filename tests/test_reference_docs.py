@@ -19,7 +19,7 @@ from scipy import stats as sps
 from benchmark.analysis.frames import compare_frames, load_runs
 from benchmark.analysis.metric_tables import metric_markdown, prediction, prediction_markdown
 from benchmark.cli import main
-from tests.test_reference import _runs
+from tests.test_reference import _edit, _runs
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -93,9 +93,11 @@ def test_docs_blocks_are_generated_from_the_shipped_folder() -> None:
     makes from results/reference/LOL-v1/lite: nothing in them is typed by hand."""
     assert any(SHIPPED.glob("runs/*/lite/seed*/metrics.json")), "no shipped reference runs"
     bodies = reference_script.blocks(SHIPPED)
-    for doc, name in (*reference_script.BLOCKS, reference_script.RERUN_BLOCK):
-        if name not in bodies:  # the rerun block: only once an earlier protocol's runs exist
-            assert not reference_script.earlier_versions(SHIPPED)
+    for doc, name in (*reference_script.BLOCKS, reference_script.RERUN_BLOCK,
+                      reference_script.COST_BLOCK):
+        if name not in bodies:  # the rerun and cost blocks: once their folders have runs
+            assert (not reference_script.earlier_versions(SHIPPED) if name == "protocol-rerun"
+                    else reference_script.cost_block(SHIPPED) is None)
             continue
         text = (ROOT / doc).read_text(encoding="utf-8")
         expected = reference_script.fill(text, name, bodies[name], doc)
@@ -185,6 +187,49 @@ def test_docs_compares_the_runs_of_an_earlier_protocol_kept_beside_the_reference
     assert {p.name for p in (tmp_path / "docs" / "figures").glob("protocol_rerun.*")} == {
         "protocol_rerun.png", "protocol_rerun.pdf"}
     assert reference_script.earlier_versions(tmp_path / "ref-v1") == []
+
+
+def test_docs_adds_the_transfer_study_and_the_long_runs_cost_once_long_runs_exist(
+        tmp_path: Path) -> None:
+    """With `long` runs beside the reference, `docs` writes every long run's cost (machine and
+    threads named, lite's time per iteration beside it) into PROTOCOL.md's long-cost block, and
+    the transfer sentence and figure where tests/test_transfer.py checks their wording."""
+    blocks = (*reference_script.BLOCKS, reference_script.COST_BLOCK)
+    for doc, name in blocks:
+        path = tmp_path / doc
+        path.parent.mkdir(parents=True, exist_ok=True)
+        head = path.read_text() if path.exists() else "# t\n"
+        path.write_text(f"{head}\n<!-- {name}:begin -->\nold\n<!-- {name}:end -->\nafter\n")
+    threads = {"env": {"threads": 1, "cpu_model": "AMD EPYC", "device_name": "AMD EPYC"}}
+    for recipe, off in (("l1", 0.0), ("ssim", 0.5), ("flw", 1.0)):
+        for run in _runs(tmp_path / "LOL-v1" / "lite", recipe,
+                         {s: off + 0.05 * s for s in range(3)}):
+            _edit(run, metrics=threads)
+    long_env = {"env": {"threads": 2, "cpu_model": "Intel Xeon", "device_name": "Intel Xeon"}}
+    # long reverses ssim and flw
+    for recipe, off in (("l1", 0.0), ("ssim", 1.0), ("flw", 0.5)):
+        for run in _runs(tmp_path / "LOL-v1" / "long", recipe,
+                         {s: off + 0.05 * s for s in range(2)}, profile="long"):
+            _edit(run, metrics=long_env)
+    assert reference_script.main(["docs", "--results", str(tmp_path / "LOL-v1" / "lite"),
+                                  "--root", str(tmp_path)]) == 0
+    said = "Does lite rank the losses the way 10x longer training (`long`) does?"
+    assert said in (tmp_path / "README.md").read_text()
+    results_md = (tmp_path / "docs/RESULTS.md").read_text()
+    assert said in results_md and "(figures/reference/transfer.png)" in results_md
+    assert (tmp_path / reference_script.FIGURES / "transfer.png").is_file()
+    block = (tmp_path / "docs/PROTOCOL.md").read_text().split(
+        "<!-- long-cost:begin -->")[1].split("<!-- long-cost:end -->")[0]
+    rows = [line for line in block.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) == 1 + 6  # header and every long run
+    iters = {profile: json.loads(next((tmp_path / "LOL-v1" / profile).glob(
+        "runs/ssim/*/seed1/metrics.json")).read_text())["iterations"]
+        for profile in ("lite", "long")}
+    # make_run records 10 + seed training seconds: seed 1 is also lite's median over seeds 0-2
+    assert (f"| ssim | 1 | Intel Xeon, 2 threads | {iters['long']:,} | {11 / 60:.1f} | "
+            f"{11 / iters['long'] * 1000:.0f} | 1 | {11 / iters['lite'] * 1000:.0f} "
+            "(AMD EPYC, 1 thread) |") in block
+    assert "their ratio is not the cost ratio" in block
 
 
 def test_the_sweep_runs_every_backbone_free_recipe() -> None:

@@ -369,7 +369,7 @@ def test_reference_docs_say_the_transfer_only_when_long_runs_exist(tmp_path: Pat
             "τ = 0.33 [") in text
     assert "this pair flips: flw/ssim (ssim higher at lite" in text
     assert "(figures/reference/transfer.png)" in after["reference-results"]
-    for doc, name in ref.BLOCKS:
+    for doc, name in (*ref.BLOCKS, ref.COST_BLOCK):
         path = tmp_path / "root" / doc
         path.parent.mkdir(parents=True, exist_ok=True)
         old = path.read_text() if path.exists() else "# t\n"

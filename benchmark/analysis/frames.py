@@ -86,6 +86,8 @@ def _one_run(run: record.RunFolder) -> tuple[dict, pd.DataFrame]:
             git_commit=env.get("git_commit"), git_dirty=env.get("git_dirty"),
             torch=env.get("torch"), device=env.get("device"),
             device_name=env.get("device_name"), cpu_model=env.get("cpu_model"),
+            threads=(float(env["threads"]) if isinstance(env.get("threads"), int)
+                     else float("nan")),
             started_at=data.get("started_at"), finished_at=data.get("finished_at"),
             unofficial_weights=",".join(_unofficial_weights(data)),
             outcome=run_outcome(data, data["status"]),
@@ -120,8 +122,8 @@ _RUN_HEAD = [
     "config_key", "precision", "dataset", "dataset_name", "dataset_root", "dataset_layout"]
 _RUN_TAIL = [
     "train_seconds", "eval_seconds", "iterations", "n_images", "unofficial_weights",
-    "git_commit", "git_dirty", "torch", "device", "device_name", "cpu_model", "started_at",
-    "finished_at",
+    "git_commit", "git_dirty", "torch", "device", "device_name", "cpu_model", "threads",
+    "started_at", "finished_at",
     "missing_files",
 ]
 
