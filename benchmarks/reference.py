@@ -364,12 +364,16 @@ def long_folder(results: Path) -> Path:
 
 def transfer_study(results: Path, n_boot: int = 2000) -> tuple | None:
     """``(runs, study, profiles)`` of lite (``results``) against the long folder beside it,
-    or None while that folder has no runs."""
+    or None while fewer than two recipes have finished runs there (no ranking to compare; the
+    long folder fills up run by run, across sessions)."""
     from benchmark.analysis.transfer_report import load_pair, study
 
     if not any(long_folder(results).glob("runs/*/long/seed*/metrics.json")):
         return None
     runs, per_image, pair = load_pair(long_folder(results), results, ("lite", "long"))
+    done = runs[(runs["status"] == "ok") & (runs["profile"] == "long")]
+    if done["recipe"].nunique() < 2:
+        return None
     return runs, study(runs, per_image, pair, n_boot), pair
 
 

@@ -359,7 +359,11 @@ def test_reference_docs_say_the_transfer_only_when_long_runs_exist(tmp_path: Pat
     before = ref.blocks(tmp_path / "lite")
     assert "Does lite rank" not in before["reference-reading"]
     assert "transfer.png" not in before["reference-results"]
-    for recipe, off in (("l1", 0.0), ("flw", 2.0), ("ssim", 1.0)):  # flw and ssim swap
+    _runs(tmp_path / "long", "l1", {0: 0.0}, profile="long")  # one recipe: no ranking yet
+    assert ref.transfer_study(tmp_path / "lite") is None
+    assert "Does lite rank" not in ref.blocks(tmp_path / "lite")["reference-reading"]
+    _runs(tmp_path / "long", "l1", {1: 0.01}, profile="long")
+    for recipe, off in (("flw", 2.0), ("ssim", 1.0)):  # flw and ssim swap
         _runs(tmp_path / "long", recipe, {s: off + 0.01 * s for s in (0, 1)}, profile="long")
     after = ref.blocks(tmp_path / "lite")
     text = after["reference-reading"]
