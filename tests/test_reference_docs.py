@@ -120,13 +120,16 @@ def test_readme_table_is_what_compare_prints(capsys: pytest.CaptureFixture[str])
 
 
 def test_shipped_runs_are_text_only_and_complete() -> None:
-    """Only the small text files; each run finished, on the official LOL-v1, at lite."""
+    """Only the small text files; each run finished, on the official LOL-v1, at lite (and, in
+    the long folder beside it, at long)."""
     allowed = set(reference_script.TEXT_FILES)
-    for run in SHIPPED.glob("runs/*/lite/seed*"):
+    long = reference_script.long_folder(SHIPPED)
+    for run, profile in [*((r, "lite") for r in SHIPPED.glob("runs/*/*/seed*")),
+                         *((r, "long") for r in long.glob("runs/*/*/seed*"))]:
         names = {p.name for p in run.iterdir()}
         assert names <= allowed and {"config.yaml", "metrics.json", "per_image.csv"} <= names
         data = json.loads((run / "metrics.json").read_text())
-        assert data["status"] == "ok" and data["profile"] == "lite"
+        assert data["status"] == "ok" and data["profile"] == profile == run.parent.name
         assert data["dataset"]["name"] == "LOL-v1" and data["dataset"]["identity"] == "official"
         assert data["metrics"] == ["psnr", "ssim"] and data["test"]["lpips"] is None
 
