@@ -175,7 +175,7 @@ def sentence(results: dict[str, Transfer], profiles: tuple[str, str],
         text += ("; no pair flips" if flips.empty else
                  f"; {'this pair flips' if len(flips) == 1 else 'these pairs flip'}: "
                  + _pairs(flips, a, b))
-        out.append(text + ".")
+        out.append(text + "." + _kept(t, a, b))
     if out:
         first = next(iter(results.values()))
         out.append(
@@ -186,6 +186,20 @@ def sentence(results: dict[str, Transfer], profiles: tuple[str, str],
             + "".join(_untested(profile, counts)
                       for profile, counts in ((a, first.seeds_a), (b, first.seeds_b))) + ".)")
     return " ".join(out)
+
+
+def _kept(t: Transfer, a: str, b: str) -> str:
+    """The plain answer for the claims ``a`` makes: how many of the pairs whose order is
+    significant at ``a`` keep that order at ``b`` ("" when none is significant at ``a``)."""
+    sig = t.pairs[t.pairs["sig_a"].astype("boolean").fillna(False).astype(bool)]
+    if sig.empty:
+        return ""
+    kept, n = int(sig["agree"].sum()), len(sig)
+    said = ("it keeps it" if n == 1 and kept else "it does not keep it" if n == 1 else
+            f"all {n} keep it" if kept == n else "none keeps it" if kept == 0 else
+            f"{kept} keep{'s' if kept == 1 else ''} it")
+    return (f" Of the {n} pair{'s' if n != 1 else ''} whose order is significant at {a}, "
+            f"{said} at {b}.")
 
 
 def _untested(profile: str, counts: Sequence[int]) -> str:
