@@ -437,6 +437,8 @@ def test_runs_without_per_image_values_are_a_user_error(tmp_path: Path,
      " Of the 3 pairs whose order is significant at lite, 1 keeps it at long."),
     ([True, True, False], [False, False, True],
      " Of the 2 pairs whose order is significant at lite, none keeps it at long."),
+    ([True, True, False], [True, True, False],
+     " Of the 2 pairs whose order is significant at lite, both keep it at long."),
 ])
 def test_the_plain_answer_counts_only_the_orders_significant_at_the_cheap_profile(
         sig_a: list, agree: list, said: str) -> None:

@@ -196,6 +196,7 @@ def _kept(t: Transfer, a: str, b: str) -> str:
         return ""
     kept, n = int(sig["agree"].sum()), len(sig)
     said = ("it keeps it" if n == 1 and kept else "it does not keep it" if n == 1 else
+            "both keep it" if n == kept == 2 else
             f"all {n} keep it" if kept == n else "none keeps it" if kept == 0 else
             f"{kept} keep{'s' if kept == 1 else ''} it")
     return (f" Of the {n} pair{'s' if n != 1 else ''} whose order is significant at {a}, "
