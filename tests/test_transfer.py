@@ -159,7 +159,7 @@ def test_compare_transfer_on_one_results_tree(tmp_path: Path,
             "untested)") in out
     assert "with 2 seeds at long no order there is tested" in out
     # the plain answer for lite's claims: every pair is 1 dB apart over 3 seeds at lite
-    assert "Of the 6 pairs whose order is significant at lite, 5 keep it at long." in out
+    assert "Of the 6 PSNR pairs whose order is significant at lite, 5 keep it at long." in out
     assert "(Means over 3 seeds at lite and 2 at long and the same 15 test images" in out
     for name in ("tables/transfer_lite_long.md", "tables/transfer_lite_long.csv",
                  "plots/transfer_lite_long.png", "plots/transfer_lite_long.pdf"):
@@ -176,7 +176,7 @@ def test_compare_transfer_with_a_second_folder(tmp_path: Path,
                  str(tmp_path / "lite")]) == 0
     out = capsys.readouterr().out
     assert "lite and long agree on the order of 6 of 6 recipe pairs" in out
-    assert "Of the 6 pairs whose order is significant at lite, all 6 keep it at long." in out
+    assert "Of the 6 PSNR pairs whose order is significant at lite, all 6 keep it at long." in out
     assert "Kendall's τ = 1.00 [1.00, 1.00]" in out and "no pair flips" in out
 
 
@@ -428,17 +428,18 @@ def test_runs_without_per_image_values_are_a_user_error(tmp_path: Path,
 
 
 @pytest.mark.parametrize(("sig_a", "agree", "said"), [
-    ([False, False, float("nan")], [True, False, True], ""),
+    ([False, False, float("nan")], [True, False, True],
+     " No PSNR order is significant at lite."),
     ([True, False, False], [True, False, False],
-     " Of the 1 pair whose order is significant at lite, it keeps it at long."),
+     " Of the 1 PSNR pair whose order is significant at lite, it keeps it at long."),
     ([True, False, False], [False, True, True],
-     " Of the 1 pair whose order is significant at lite, it does not keep it at long."),
+     " Of the 1 PSNR pair whose order is significant at lite, it does not keep it at long."),
     ([True, True, True], [False, False, True],
-     " Of the 3 pairs whose order is significant at lite, 1 keeps it at long."),
+     " Of the 3 PSNR pairs whose order is significant at lite, 1 keeps it at long."),
     ([True, True, False], [False, False, True],
-     " Of the 2 pairs whose order is significant at lite, none keeps it at long."),
+     " Of the 2 PSNR pairs whose order is significant at lite, none keeps it at long."),
     ([True, True, False], [True, True, False],
-     " Of the 2 pairs whose order is significant at lite, both keep it at long."),
+     " Of the 2 PSNR pairs whose order is significant at lite, both keep it at long."),
 ])
 def test_the_plain_answer_counts_only_the_orders_significant_at_the_cheap_profile(
         sig_a: list, agree: list, said: str) -> None:
@@ -447,4 +448,4 @@ def test_the_plain_answer_counts_only_the_orders_significant_at_the_cheap_profil
     from benchmark.analysis.transfer_report import _kept
 
     pairs = pd.DataFrame({"sig_a": sig_a, "agree": agree})
-    assert _kept(SimpleNamespace(pairs=pairs), "lite", "long") == said
+    assert _kept(SimpleNamespace(pairs=pairs), "lite", "long", "PSNR") == said

@@ -175,7 +175,7 @@ def sentence(results: dict[str, Transfer], profiles: tuple[str, str],
         text += ("; no pair flips" if flips.empty else
                  f"; {'this pair flips' if len(flips) == 1 else 'these pairs flip'}: "
                  + _pairs(flips, a, b))
-        out.append(text + "." + _kept(t, a, b))
+        out.append(text + "." + _kept(t, a, b, label))
     if out:
         first = next(iter(results.values()))
         out.append(
@@ -188,19 +188,19 @@ def sentence(results: dict[str, Transfer], profiles: tuple[str, str],
     return " ".join(out)
 
 
-def _kept(t: Transfer, a: str, b: str) -> str:
-    """The plain answer for the claims ``a`` makes: how many of the pairs whose order is
-    significant at ``a`` keep that order at ``b`` ("" when none is significant at ``a``)."""
+def _kept(t: Transfer, a: str, b: str, label: str) -> str:
+    """The plain answer for the claims ``a`` makes on the metric ``label``: how many of the
+    pairs whose order is significant at ``a`` keep that order at ``b``."""
     sig = t.pairs[t.pairs["sig_a"].astype("boolean").fillna(False).astype(bool)]
     if sig.empty:
-        return ""
+        return f" No {label} order is significant at {a}."
     kept, n = int(sig["agree"].sum()), len(sig)
     said = ("it keeps it" if n == 1 and kept else "it does not keep it" if n == 1 else
             "both keep it" if n == kept == 2 else
             f"all {n} keep it" if kept == n else "none keeps it" if kept == 0 else
             f"{kept} keep{'s' if kept == 1 else ''} it")
-    return (f" Of the {n} pair{'s' if n != 1 else ''} whose order is significant at {a}, "
-            f"{said} at {b}.")
+    return (f" Of the {n} {label} pair{'s' if n != 1 else ''} whose order is significant at "
+            f"{a}, {said} at {b}.")
 
 
 def _untested(profile: str, counts: Sequence[int]) -> str:
