@@ -16,6 +16,7 @@ from scipy import stats as sps
 
 from benchmark.analysis.transfer import coverage, kendall_tau, spearman_rho, transfer
 from benchmark.analysis.transfer_report import (
+    ARROWS,
     load_pair,
     points_frame,
     sentence,
@@ -267,9 +268,39 @@ def test_figure_conventions(tmp_path: Path) -> None:
     for (t1, b1), (t2, b2) in itertools.combinations(zip(texts, boxes, strict=True), 2):
         assert not _boxes_overlap(b1, b2), (t1.get_text(), t2.get_text())
     styles = {(line.get_color(), line.get_marker()) for line in fig.legends[0].get_lines()}
-    assert len(styles) == 14  # 13 recipes + the per-seed mark, each its own colour x marker
+    # 13 recipes + the per-seed mark (+ the arrowhead of a cut bar), each its own colour x marker
+    assert len(styles) in (14, 15)
     empty = transfer_figure(points.iloc[:0])
     assert "no recipe finished at both profiles" in [t.get_text() for t in empty.findobj(Text)]
+
+
+def test_a_bar_cut_by_the_axes_ends_in_an_arrowhead() -> None:
+    """The axes span the means and per-seed means; a bar running past them is marked at the
+    edge, on the side it runs on, and the legend names the mark; an uncut figure has none."""
+    def points(wide: float) -> pd.DataFrame:
+        rows = []
+        for recipe, centre in (("l1", 17.0), ("ssim", 18.0)):
+            seeds = (centre - 0.1, centre + 0.1)
+            half = wide if recipe == "l1" else 0.1
+            rows.append({"metric": "psnr", "recipe": recipe, "profile_a": "lite",
+                         "profile_b": "long", "tau": 1.0, "tau_low": 1.0, "tau_high": 1.0,
+                         "mean_a": centre, "low_a": centre - 0.1, "high_a": centre + 0.1,
+                         "seeds_a": seeds, "mean_b": centre, "low_b": centre - half,
+                         "high_b": centre + half, "seeds_b": seeds})
+        return pd.DataFrame(rows)
+
+    def arrows(fig) -> list[tuple[str, float, float]]:
+        return [(line.get_marker(), float(line.get_xdata()[0]), float(line.get_ydata()[0]))
+                for line in fig.axes[0].get_lines() if line.get_marker() in ARROWS]
+
+    cut = transfer_figure(points(5.0))
+    y0, y1 = cut.axes[0].get_ylim()
+    assert y0 > 17.0 - 5.0 and y1 < 17.0 + 5.0  # the l1 bar is wider than the axes
+    assert sorted(arrows(cut)) == sorted([(ARROWS[1], 17.0, y1), (ARROWS[0], 17.0, y0)])
+    assert "interval runs on" in [t.get_text() for t in cut.legends[0].get_texts()]
+    whole = transfer_figure(points(0.1))
+    assert arrows(whole) == []
+    assert "interval runs on" not in [t.get_text() for t in whole.legends[0].get_texts()]
 
 
 def test_sentence_without_flips_and_for_a_missing_metric() -> None:

@@ -45,6 +45,8 @@ def _text(metric: str) -> tuple[str, str, int]:
 PALETTE = ("#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#000000",
            "#F0E442")  # the yellow last: faint on white
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")  # 7 markers x 8 colours: 56 distinct styles
+# a bar cut by the axes (down, up, left, right): glyphs no recipe marker looks like
+ARROWS = (r"$\downarrow$", r"$\uparrow$", r"$\leftarrow$", r"$\rightarrow$")
 STYLE = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "xtick.labelsize": 7,
          "ytick.labelsize": 7, "legend.fontsize": 7, "pdf.fonttype": 42, "ps.fonttype": 42,
          "axes.spines.top": False, "axes.spines.right": False}
@@ -276,7 +278,8 @@ def recipe_styles(recipes: Sequence[str]) -> dict[str, tuple[str, str]]:
 
 def _bulk(part: pd.DataFrame, side: str) -> tuple[float, float]:
     """Axis limits around the means and per-seed values (not the intervals: with 2 seeds a t
-    interval is 12.7 SDs wide and would flatten the rest; a cut bar runs to the edge)."""
+    interval is 12.7 SDs wide and would flatten the rest; a cut bar ends in an arrow at the
+    edge)."""
     values = np.concatenate([part[f"mean_{side}"].to_numpy(dtype=float),
                              *[np.asarray(v, dtype=float) for v in part[f"seeds_{side}"]]])
     low, high = float(np.nanmin(values)), float(np.nanmax(values))
@@ -288,7 +291,8 @@ def transfer_figure(points: pd.DataFrame) -> Figure:
     """Each recipe's mean at the cheap profile (x) against the long one (y), a panel per metric.
 
     Bars: 95% t intervals over the per-seed means at each profile (NaN with one seed: no bar;
-    the axes span the means and per-seed means, and a longer bar runs to the edge); small
+    the axes span the means and per-seed means; a longer bar, 12.7 SDs wide with 2 seeds, runs
+    to the edge and ends in an arrowhead there, named in the legend); small
     marks: the per-seed means. The title gives Kendall's tau with its bootstrap
     interval. One column wide (3.5 in); the recipes are named in a legend under the panels.
     """
@@ -305,6 +309,7 @@ def transfer_figure(points: pd.DataFrame) -> Figure:
             return fig
         a, b = points["profile_a"].iloc[0], points["profile_b"].iloc[0]
         axes = fig.subplots(len(metrics), 1, squeeze=False)[:, 0]
+        cut_any = False
         for ax, metric in zip(axes, metrics, strict=True):
             part = points[points["metric"] == metric]
             label, unit, _ = _text(metric)
@@ -318,8 +323,19 @@ def transfer_figure(points: pd.DataFrame) -> Figure:
                         color=color, alpha=0.7)
                 ax.plot([r.mean_a] * len(r.seeds_b), r.seeds_b, ls="", marker="_", ms=4,
                         color=color, alpha=0.7)
-            for side, setter in (("a", ax.set_xlim), ("b", ax.set_ylim)):
-                setter(*_bulk(part, side))
+            (x0, x1), (y0, y1) = _bulk(part, "a"), _bulk(part, "b")
+            ax.set_xlim(x0, x1)
+            ax.set_ylim(y0, y1)
+            for r in part.itertuples():  # an arrowhead where a bar runs past the axes
+                color = styles[r.recipe][0]
+                for x, y, m, beyond in ((r.mean_a, y0, ARROWS[0], r.low_b < y0),
+                                        (r.mean_a, y1, ARROWS[1], r.high_b > y1),
+                                        (x0, r.mean_b, ARROWS[2], r.low_a < x0),
+                                        (x1, r.mean_b, ARROWS[3], r.high_a > x1)):
+                    if beyond:
+                        ax.plot([x], [y], ls="", marker=m, ms=7, color=color, clip_on=False,
+                                zorder=4)
+                        cut_any = True
             t = part.iloc[0]
             ax.set_title(f"{label}: Kendall's τ = {t.tau:.2f} [{t.tau_low:.2f}, "
                          f"{t.tau_high:.2f}]")
@@ -330,6 +346,9 @@ def transfer_figure(points: pd.DataFrame) -> Figure:
                    for r, (c, m) in styles.items()]
         handles.append(Line2D([], [], ls="", marker="|", color="0.3", ms=4,
                               label="per-seed means"))
+        if cut_any:
+            handles.append(Line2D([], [], ls="", marker=ARROWS[1], color="0.3", ms=7,
+                                  label="interval runs on"))
         fig.legend(handles=handles, loc="outside lower center", ncols=3, frameon=False)
         fig.suptitle(f"{a} vs {b}: mean, 95% CI over seeds")
     return fig
