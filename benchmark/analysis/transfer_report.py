@@ -291,8 +291,8 @@ def transfer_figure(points: pd.DataFrame) -> Figure:
     """Each recipe's mean at the cheap profile (x) against the long one (y), a panel per metric.
 
     Bars: 95% t intervals over the per-seed means at each profile (NaN with one seed: no bar;
-    the axes span the means and per-seed means; a longer bar, 12.7 SDs wide with 2 seeds, runs
-    to the edge and ends in an arrowhead there, named in the legend); small
+    the axes span the means and per-seed means; a longer bar runs to the edge and ends in an
+    arrow there, named in the legend); small
     marks: the per-seed means. The title gives Kendall's tau with its bootstrap
     interval. One column wide (3.5 in); the recipes are named in a legend under the panels.
     """
@@ -326,7 +326,7 @@ def transfer_figure(points: pd.DataFrame) -> Figure:
             (x0, x1), (y0, y1) = _bulk(part, "a"), _bulk(part, "b")
             ax.set_xlim(x0, x1)
             ax.set_ylim(y0, y1)
-            for r in part.itertuples():  # an arrowhead where a bar runs past the axes
+            for r in part.itertuples():  # an arrow where a bar runs past the axes
                 color = styles[r.recipe][0]
                 for x, y, m, beyond in ((r.mean_a, y0, ARROWS[0], r.low_b < y0),
                                         (r.mean_a, y1, ARROWS[1], r.high_b > y1),
